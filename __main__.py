@@ -1,0 +1,50 @@
+"""vaultfleet's Pulumi program: stack config -> validated settings -> components -> outputs.
+
+Nothing is registered unless the whole stack config is valid; errors name the stack file and field.
+"""
+
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_vault as vault
+from pulumi.runtime.config import get_config_env
+
+from components import ClusterOnboarding, SharedVault
+from vaultfleet import config, program
+from vaultfleet.kubeconfig import KubeconfigError
+from vaultfleet.policy import PolicyError
+
+stack_name = pulumi.get_stack()
+stack_file = config.stack_file(Path("."), stack_name)
+try:
+    settings = config.parse(config.decode_engine_config(get_config_env()), stack_name, str(stack_file))
+    args = program.shared_args(settings) if settings.kind == "shared" else program.cluster_args(settings)
+except (config.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
+    raise pulumi.RunError(f"invalid configuration, nothing was changed:\n{exc}") from None
+
+# Explicit providers only (default providers are disabled in Pulumi.yaml): a stack can reach the
+# Vault and the cluster its stack file names, nothing else. The Vault token comes from VAULT_TOKEN
+# (never from config), so it is not stored in state; no child token, so the provisioner policy
+# needs no auth/token/create.
+vault_provider = vault.Provider("vault", address=settings.fleet.vault_address, skip_child_token=True)
+
+if settings.kind == "shared":
+    shared = SharedVault("fleet", args, opts=pulumi.ResourceOptions(providers=[vault_provider]))
+    pulumi.export("kv_mount", shared.kv_mount)
+    pulumi.export("provisioner_policy", shared.provisioner_policy)
+else:
+    kube_provider = k8s.Provider("kubernetes", context=settings.cluster.kube_context)
+    cluster = ClusterOnboarding(
+        settings.name, args, opts=pulumi.ResourceOptions(providers=[vault_provider, kube_provider])
+    )
+    pulumi.export("mount_path", cluster.mount_path)
+    pulumi.export("mount_accessor", cluster.mount_accessor)
+    pulumi.export("policy_names", cluster.policy_names)
+    pulumi.export("role_names", cluster.role_names)
+    pulumi.export(
+        "login_hint",
+        cluster.mount_path.apply(
+            lambda path: f"vault write auth/{path}/login role=<role> jwt=<ServiceAccount token>"
+        ),
+    )

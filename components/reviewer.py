@@ -1,0 +1,70 @@
+"""The identity Vault uses to review ServiceAccount tokens: `vault-auth` in the cluster."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+@dataclass
+class ReviewerIdentityArgs:
+    namespace: str
+    """Namespace of the reviewer ServiceAccount (it must exist; kube-system by default)."""
+    service_account_name: str = "vault-auth"
+    """Name of the reviewer ServiceAccount."""
+    binding_name: str | None = None
+    """ClusterRoleBinding name; default `<service account>-<namespace>-auth-delegator`."""
+
+
+class ReviewerIdentity(pulumi.ComponentResource):
+    """ServiceAccount + ClusterRoleBinding to `system:auth-delegator` + a long-lived token Secret.
+
+    Outputs:
+        service_account_name: the ServiceAccount's name.
+        token: the reviewer JWT (secret), filled in by the cluster's token controller.
+    """
+
+    service_account_name: pulumi.Output[str]
+    token: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ReviewerIdentityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vaultfleet:cluster:ReviewerIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": args.service_account_name, "namespace": args.namespace},
+            opts=child,
+        )
+        # system:auth-delegator lets the reviewer call TokenReview (and SubjectAccessReview).
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-auth-delegator",
+            metadata={"name": args.binding_name or f"{args.service_account_name}-{args.namespace}-auth-delegator"},
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            subjects=[{"kind": "ServiceAccount", "name": args.service_account_name, "namespace": args.namespace}],
+            opts=child,
+        )
+        # Clusters >= 1.24 create no token Secret by themselves; the token controller fills this one
+        # asynchronously, so the provider waits until .data.token exists before Vault is configured.
+        secret = k8s.core.v1.Secret(
+            f"{name}-token",
+            metadata={
+                "name": f"{args.service_account_name}-token",
+                "namespace": args.namespace,
+                "annotations": {
+                    "kubernetes.io/service-account.name": args.service_account_name,
+                    "pulumi.com/waitFor": "jsonpath={.data.token}",
+                },
+            },
+            type="kubernetes.io/service-account-token",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+        )
+
+        self.service_account_name = account.metadata.apply(lambda m: m["name"])
+        self.token = pulumi.Output.secret(
+            secret.data.apply(lambda d: base64.b64decode(d["token"]).decode())
+        )
+        self.register_outputs({"service_account_name": self.service_account_name, "token": self.token})

@@ -1,0 +1,48 @@
+"""Vault objects the whole fleet shares; owned by the one shared stack, never by a cluster stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_vault as vault
+
+
+@dataclass
+class SharedVaultArgs:
+    kv_mount: str
+    """Path of the fleet's KV v2 mount; clusters get subtrees kv/data/clusters/<cluster>/..."""
+    provisioner_policy: str
+    """Rendered HCL of the vaultfleet-provisioner policy."""
+
+
+class SharedVault(pulumi.ComponentResource):
+    """KV v2 mount and the least-privilege policy for the token that provisions cluster stacks.
+
+    Outputs:
+        kv_mount: the KV v2 mount path.
+        provisioner_policy: the provisioner policy's name.
+    """
+
+    kv_mount: pulumi.Output[str]
+    provisioner_policy: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SharedVaultArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vaultfleet:vault:SharedVault", name, None, opts)
+        kv = vault.Mount(
+            f"{name}-kv",
+            path=args.kv_mount,
+            type="kv",
+            options={"version": "2"},
+            description="vaultfleet: KV v2 shared by the fleet",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        policy = vault.Policy(
+            f"{name}-provisioner",
+            name="vaultfleet-provisioner",
+            policy=args.provisioner_policy,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.kv_mount = kv.path
+        self.provisioner_policy = policy.name
+        self.register_outputs({"kv_mount": self.kv_mount, "provisioner_policy": self.provisioner_policy})

@@ -1,0 +1,48 @@
+# vaultfleet-provisioner: what the token running `pulumi up` / `vaultfleet up` for cluster stacks
+# needs, and no more. It manages only objects named for the fleet (${mount_prefix}-*) and cannot
+# read any secret. The shared stack writes this policy, so the shared stack itself runs with an
+# admin token once; cluster stacks then run with a token holding only this policy:
+#   vault token create -policy=vaultfleet-provisioner -ttl=1h
+# Note: a provisioner can write ${mount_prefix}-* policies and roles, which is the job; guard who
+# holds this token as you guard the pipeline that runs it.
+
+# Enable, tune, read and disable the per-cluster kubernetes auth mounts (sys/auth needs sudo).
+path "sys/auth/${mount_prefix}-*" {
+  capabilities = ["create", "read", "update", "delete", "sudo"]
+}
+
+# List auth mounts (the provider reads the mount's accessor and settings from here).
+path "sys/auth" {
+  capabilities = ["read"]
+}
+
+path "sys/mounts/auth/${mount_prefix}-*" {
+  capabilities = ["read", "update"]
+}
+
+# The mounts' config (API host, CA, reviewer JWT) and roles.
+path "auth/${mount_prefix}-*/config" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+path "auth/${mount_prefix}-*/role/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+path "auth/${mount_prefix}-*/role" {
+  capabilities = ["list"]
+}
+
+# The clusters' policies, all named ${mount_prefix}-<cluster>-<template>.
+path "sys/policies/acl/${mount_prefix}-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+path "sys/policy/${mount_prefix}-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+# Answer `vaultfleet access` / `verify` checks of what a policy grants.
+path "sys/capabilities" {
+  capabilities = ["update"]
+}

@@ -1,0 +1,141 @@
+"""Components under Pulumi mocks: what each registers, with which inputs, under which parent."""
+
+import base64
+import unittest
+
+import pulumi
+from pulumi.runtime import rpc
+
+REVIEWER_JWT = "reviewer.jwt.value"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.resources: list[pulumi.runtime.MockResourceArgs] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(args)
+        state = dict(args.inputs)
+        if args.typ == "kubernetes:core/v1:Secret":
+            # What the token controller does in a real cluster.
+            state["data"] = {"token": base64.b64encode(REVIEWER_JWT.encode()).decode()}
+        if args.typ == "vault:index/authBackend:AuthBackend":
+            state["accessor"] = f"auth_kubernetes_{args.name}"
+        return [f"{args.name}_id", state]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+    def of_type(self, typ):
+        return [r for r in self.resources if r.typ == typ]
+
+
+class ComponentTest(unittest.TestCase):
+    def setUp(self):
+        self.mocks = Mocks()
+        pulumi.runtime.set_mocks(self.mocks, preview=False)
+
+
+def cluster_args():
+    from components import ClusterOnboardingArgs, RoleSpec
+
+    return ClusterOnboardingArgs(
+        cluster="lab-a",
+        mount_path="k8s-lab-a",
+        kubernetes_host="https://127.0.0.1:16443",
+        kubernetes_ca_cert="-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+        policies={"k8s-lab-a-kv-read": 'path "kv/data/clusters/lab-a/*" { capabilities = ["read"] }'},
+        roles=[RoleSpec("app", ["app"], ["app"], ["k8s-lab-a-kv-read"], 3600, 7200, "vault")],
+    )
+
+
+class TestReviewerIdentity(ComponentTest):
+    @pulumi.runtime.test
+    def test_service_account_binding_and_token_secret(self):
+        from components import ReviewerIdentity, ReviewerIdentityArgs
+
+        reviewer = ReviewerIdentity("r", ReviewerIdentityArgs(namespace="kube-system"))
+
+        def check(args):
+            token, sa_name = args
+            (binding,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+            self.assertEqual(binding.inputs["roleRef"]["name"], "system:auth-delegator", binding.name)
+            self.assertEqual(binding.inputs["subjects"][0]["name"], "vault-auth")
+            (secret,) = self.mocks.of_type("kubernetes:core/v1:Secret")
+            self.assertEqual(secret.inputs["type"], "kubernetes.io/service-account-token")
+            annotations = secret.inputs["metadata"]["annotations"]
+            self.assertEqual(annotations["kubernetes.io/service-account.name"], "vault-auth")
+            self.assertEqual(annotations["pulumi.com/waitFor"], "jsonpath={.data.token}")
+            self.assertEqual(token, REVIEWER_JWT)
+            self.assertEqual(sa_name, "vault-auth")
+
+        return pulumi.Output.all(reviewer.token, reviewer.service_account_name).apply(check)
+
+    @pulumi.runtime.test
+    def test_token_output_is_secret(self):
+        from components import ReviewerIdentity, ReviewerIdentityArgs
+
+        reviewer = ReviewerIdentity("r", ReviewerIdentityArgs(namespace="kube-system"))
+        return pulumi.Output.from_input(reviewer.token.is_secret()).apply(self.assertTrue)
+
+
+class TestClusterOnboarding(ComponentTest):
+    def test_mount_config_policies_roles(self):
+        from components import ClusterOnboarding
+
+        @pulumi.runtime.test
+        def program():
+            cluster = ClusterOnboarding("lab-a", cluster_args())
+
+            def check_outputs(args):
+                mount_path, accessor, policy_names, role_names = args
+                self.assertEqual(mount_path, "k8s-lab-a")
+                self.assertTrue(accessor.startswith("auth_kubernetes_"))
+                self.assertEqual(policy_names, ["k8s-lab-a-kv-read"])
+                self.assertEqual(role_names, ["app"])
+
+            return pulumi.Output.all(
+                cluster.mount_path, cluster.mount_accessor, cluster.policy_names, cluster.role_names
+            ).apply(check_outputs)
+
+        # The test decorator returns once every registration has finished: check them all.
+        program()
+        (backend,) = self.mocks.of_type("vault:index/authBackend:AuthBackend")
+        self.assertEqual(backend.inputs["type"], "kubernetes", backend.name)
+        (config,) = self.mocks.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+        self.assertEqual(config.inputs["backend"], "k8s-lab-a")
+        self.assertEqual(config.inputs["kubernetesHost"], "https://127.0.0.1:16443")
+        # The reviewer JWT reaches the provider marked secret (encrypted in state).
+        jwt = config.inputs["tokenReviewerJwt"]
+        self.assertEqual(jwt[rpc._special_sig_key], rpc._special_secret_sig)
+        self.assertEqual(jwt["value"], REVIEWER_JWT)
+        self.assertTrue(config.inputs["disableIssValidation"])
+        (role,) = self.mocks.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")
+        self.assertEqual(role.inputs["boundServiceAccountNames"], ["app"], role.name)
+        self.assertEqual(role.inputs["boundServiceAccountNamespaces"], ["app"])
+        self.assertEqual(role.inputs["tokenPolicies"], ["k8s-lab-a-kv-read"])
+        self.assertEqual((role.inputs["tokenTtl"], role.inputs["tokenMaxTtl"]), (3600, 7200))
+        self.assertEqual(role.inputs["audience"], "vault")
+        (policy,) = self.mocks.of_type("vault:index/policy:Policy")
+        self.assertIn("clusters/lab-a", policy.inputs["policy"])
+        # Every child hangs under the component, so one alias covers a rename.
+        components = {r.name for r in self.mocks.resources if r.typ.startswith("vaultfleet:")}
+        self.assertIn("lab-a-reviewer", components)
+        self.assertIn("lab-a-auth", components)
+
+
+class TestSharedVault(ComponentTest):
+    @pulumi.runtime.test
+    def test_kv_v2_and_provisioner_policy(self):
+        from components import SharedVault, SharedVaultArgs
+
+        shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv", provisioner_policy='path "a" {}'))
+
+        def check(args):
+            (mount,) = self.mocks.of_type("vault:index/mount:Mount")
+            self.assertEqual(mount.inputs["type"], "kv")
+            self.assertEqual(mount.inputs["options"], {"version": "2"})
+            (policy,) = self.mocks.of_type("vault:index/policy:Policy")
+            self.assertEqual(policy.inputs["name"], "vaultfleet-provisioner")
+
+        return pulumi.Output.all(shared.kv_mount, shared.provisioner_policy).apply(check)

@@ -1,0 +1,61 @@
+"""Policy templates render per cluster and are checked before anything reaches Vault."""
+
+from pathlib import Path
+
+import pytest
+
+from vaultfleet.config import parse
+from vaultfleet.policy import POLICY_DIR, PolicyError, parse_rules, render
+from vaultfleet.program import render_policies
+
+VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv"}
+
+
+def test_shipped_templates_render_with_cluster_values():
+    for template in sorted(POLICY_DIR.glob("*.hcl")):
+        body = render(template.stem, VARS)
+        assert "${" not in body
+        assert all("lab-a" in r.path for r in parse_rules(body, str(template)))
+
+
+def test_two_clusters_never_share_a_policy_name_or_path():
+    fleet = {"vaultAddress": "http://v:8200"}
+    a = parse({**fleet, "cluster": {"kubeContext": "a"}}, "lab-a", "a")
+    b = parse({**fleet, "cluster": {"kubeContext": "b"}}, "lab-b", "b")
+    pa, pb = render_policies(a), render_policies(b)
+    assert not set(pa) & set(pb)
+    assert "clusters/lab-a/" in pa["k8s-lab-a-kv-read"] and "lab-b" not in pa["k8s-lab-a-kv-read"]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "t.hcl").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('path "x/*" { capabilities = ["read"] ', "does not parse"),
+        ('path "x/*" { capabilities = ["reed"] }', "unknown capabilities ['reed']"),
+        ('path "" { capabilities = ["read"] }', "empty path"),
+        ('path "x" { }', "non-empty list"),
+        ('# nothing here\n', "no `path` block"),
+        ('path "${nope}/x" { capabilities = ["read"] }', "unknown or malformed placeholder"),
+        ('key "x" { capabilities = ["read"] }', "unknown top-level block"),
+    ],
+)
+def test_bad_templates_are_rejected_naming_the_file(tmp_path, text, fragment):
+    with pytest.raises(PolicyError) as info:
+        render("t", VARS, write(tmp_path, text))
+    assert fragment in str(info.value)
+    assert str(tmp_path / "t.hcl") in str(info.value)
+
+
+def test_missing_template(tmp_path):
+    with pytest.raises(PolicyError, match="no policy template named 'kv-admin'"):
+        render("kv-admin", VARS, tmp_path)
+
+
+def test_vault_identity_templating_passes_through(tmp_path):
+    text = 'path "kv/data/{{identity.entity.aliases.${mount}.metadata.service_account_namespace}}/*" { capabilities = ["read"] }'
+    assert "{{identity.entity.aliases.k8s-lab-a.metadata" in render("t", VARS, write(tmp_path, text))

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build a Vault-compatible server into the tool cache (see lib.sh), without the web UI:
+#   openbao  -> bao    OpenBao (MPL), the default server of the tests
+#   vault    -> vault  HashiCorp Vault 1.14.8 (last MPL release), a second server to test against
+# Both have the dev server (`server -dev`), the kubernetes auth method, kv-v2, the `agent`
+# subcommand and the built-in PostgreSQL database plugin.
+# Usage: tools/build-vault-server.sh [openbao] [vault]   (default: both)
+source "$(dirname "$0")/lib.sh"
+
+# --- version pins -------------------------------------------------------------------------------
+# OpenBao 2.4.0. The root module github.com/openbao/openbao has no /v2 suffix and no v0/v1 tag, so
+# it is only reachable by pseudo-version; of every v2.x release tag and release branch head, only
+# the commit of tag v2.4.0 is served by the module proxy (the others answer 403 "not available").
+OPENBAO_VERSION=2.4.0
+OPENBAO_MOD=github.com/openbao/openbao
+OPENBAO_COMMIT=f9407a27fbee45f62ba521bba2bf1e2360c61031
+OPENBAO_PSEUDO=v0.0.0-20250828202315-f9407a27fbee
+OPENBAO_DATE=2025-08-28T20:23:15Z
+# Nested modules that go.mod replaces with local directories, at tags the proxy serves:
+# api/v2 and sdk/v2 at v2.4.0 (same code as the v2.4.0 tree; api differs only in go.mod bumps);
+# api/auth/*/v2 have no v2.4.0 tag: v2.5.0 has the same code as the v2.4.0 tree (only used by tests).
+OPENBAO_NESTED=(
+  "api=$OPENBAO_MOD/api/v2@v2.4.0"
+  "sdk=$OPENBAO_MOD/sdk/v2@v2.4.0"
+  "api/auth/approle=$OPENBAO_MOD/api/auth/approle/v2@v2.5.0"
+  "api/auth/kubernetes=$OPENBAO_MOD/api/auth/kubernetes/v2@v2.5.0"
+  "api/auth/userpass=$OPENBAO_MOD/api/auth/userpass/v2@v2.5.0"
+)
+
+# HashiCorp Vault 1.14.8: the last release under the MPL; a tagged v1 module, so no pseudo-version.
+# Its version string comes from the embedded version/VERSION file ("1.14.8").
+VAULT_VERSION=1.14.8
+VAULT_MOD=github.com/hashicorp/vault
+VAULT_DATE=2023-12-05T21:14:34Z
+# Nested modules replaced with local directories, at the versions its go.mod requires.
+VAULT_NESTED=(
+  "api=$VAULT_MOD/api@v1.9.2"
+  "sdk=$VAULT_MOD/sdk@v0.9.2"
+  "api/auth/approle=$VAULT_MOD/api/auth/approle@v0.1.0"
+  "api/auth/kubernetes=$VAULT_MOD/api/auth/kubernetes@v0.4.1"
+  "api/auth/userpass=$VAULT_MOD/api/auth/userpass@v0.1.0"
+)
+
+# stage_tree SRC ROOT_MODULE@VERSION "DIR=MODULE@VERSION"...: rebuild the upstream repo layout in
+# SRC: the root module, with each nested module (absent from the root zip) copied into DIR.
+stage_tree() {
+  local src=$1 root=$2; shift 2
+  log "$CURRENT_TOOL: downloading $root"
+  copy_module "$root" "$src"
+  local spec
+  for spec in "$@"; do
+    log "$CURRENT_TOOL: downloading ${spec#*=} into ${spec%%=*}/"
+    copy_module "${spec#*=}" "$src/${spec%%=*}"
+  done
+}
+
+build_openbao() {
+  CURRENT_TOOL=openbao
+  local tool=openbao ver=$OPENBAO_VERSION
+  if already_built "$tool" "$ver"; then
+    link_built "$tool" "$ver"; log "$tool $ver already built"; return 0
+  fi
+  local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver" src="$VAULTFLEET_TOOLS/src/$tool-$ver"
+  stage_tree "$src" "$OPENBAO_MOD@$OPENBAO_PSEUDO" "${OPENBAO_NESTED[@]}"
+  # Later OpenBao releases replace github.com/boltdb/bolt with ./helper/stubbolt; drop it if present.
+  if grep -q '^replace github.com/boltdb/bolt' "$src/go.mod"; then
+    (cd "$src" && go mod edit -dropreplace github.com/boltdb/bolt) || die "go mod edit failed"
+  fi
+  log "$tool $ver: go build ./ (no UI; about 10 minutes on 2 cores)"
+  mkdir -p "$out/bin"
+  ( cd "$src" && go build -trimpath -o "$out/bin/bao" -ldflags "-s -w \
+      -X $OPENBAO_MOD/version.fullVersion=$ver \
+      -X $OPENBAO_MOD/version.GitCommit=$OPENBAO_COMMIT \
+      -X $OPENBAO_MOD/version.BuildDate=$OPENBAO_DATE" . ) || die "go build failed"
+  "$out/bin/bao" version | grep -q "OpenBao v$ver" || die "bao version does not print v$ver"
+  mark_built "$tool" "$ver"
+  rm -rf "$src"
+  log "$tool $ver built in $((SECONDS - t0))s"
+}
+
+build_vault() {
+  CURRENT_TOOL=vault
+  local tool=vault ver=$VAULT_VERSION
+  if already_built "$tool" "$ver"; then
+    link_built "$tool" "$ver"; log "$tool $ver already built"; return 0
+  fi
+  local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver" src="$VAULTFLEET_TOOLS/src/$tool-$ver"
+  stage_tree "$src" "$VAULT_MOD@v$ver" "${VAULT_NESTED[@]}"
+  log "$tool $ver: go build ./ (no UI; about 10 minutes on 2 cores)"
+  mkdir -p "$out/bin"
+  ( cd "$src" && go build -trimpath -o "$out/bin/vault" -ldflags "-s -w \
+      -X $VAULT_MOD/version.GitCommit=v$ver \
+      -X $VAULT_MOD/version.BuildDate=$VAULT_DATE" . ) || die "go build failed"
+  "$out/bin/vault" version | grep -q "Vault v$ver" || die "vault version does not print v$ver"
+  mark_built "$tool" "$ver"
+  rm -rf "$src"
+  log "$tool $ver built in $((SECONDS - t0))s"
+}
+
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(openbao vault)
+for t in "${targets[@]}"; do
+  case "$t" in
+    openbao) build_openbao ;;
+    vault) build_vault ;;
+    *) CURRENT_TOOL=vault-server die "unknown target $t (openbao|vault)" ;;
+  esac
+done

@@ -1,0 +1,15 @@
+"""The `vaultfleet` command line. Heavy modules (Pulumi, hvac, kubernetes) are imported inside
+commands so that `--help` and `validate` start fast."""
+
+from __future__ import annotations
+
+import typer
+
+from vaultfleet import cli_lab
+
+app = typer.Typer(
+    help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens: keep them out of tracebacks
+)
+app.add_typer(cli_lab.app, name="lab")

@@ -1,0 +1,87 @@
+"""`vaultfleet lab ...`: start, inspect and stop the local lab."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Annotated
+
+import typer
+
+from vaultfleet.console import err, out
+
+app = typer.Typer(help="Local lab: a Vault-compatible dev server and Kubernetes control planes on 127.0.0.1.")
+
+
+@app.command()
+def up(
+    clusters: Annotated[int, typer.Option("--clusters", "-n", help="Number of Kubernetes clusters (lab-a, lab-b, ...).")] = 2,
+) -> None:
+    """Start the lab and wait until every part is healthy."""
+    from vaultfleet.lab import lab
+    from vaultfleet.lab.tools import MissingTool
+
+    try:
+        state = lab.up(clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"))
+    except (lab.LabError, MissingTool, ValueError) as exc:
+        err.print(f"[red]lab up failed:[/] {exc}")
+        raise typer.Exit(code=2) from None
+    except (RuntimeError, TimeoutError) as exc:
+        err.print(f"[red]lab up failed, everything it started was stopped:[/] {exc}")
+        raise typer.Exit(code=1) from None
+    out.print(f"lab up in {state.startup_seconds:.1f}s: {state.vault_server} at {state.vault_addr}")
+    for c in state.clusters:
+        out.print(f"  context {c.name}: kube-apiserver {c.server}")
+    out.print(f"  kubeconfig {state.kubeconfig}, Pulumi backend {state.backend_url}")
+    out.print('prepare a shell with: eval "$(vaultfleet lab env)"')
+
+
+@app.command()
+def down() -> None:
+    """Stop exactly the processes the lab started (by PID) and remove its state."""
+    from vaultfleet.lab import lab
+
+    stopped = lab.down(echo=None)
+    out.print(f"lab down: stopped {len(stopped)} processes" + (": " + ", ".join(stopped) if stopped else ""))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Health of each lab component. Exit 1 when the lab is not running or a part is unhealthy."""
+    from rich.table import Table
+
+    from vaultfleet.lab import lab
+
+    rows = lab.status()
+    if as_json:
+        out.print_json(json.dumps(rows))
+    elif not rows:
+        out.print("no lab running (start one with `vaultfleet lab up`)")
+    else:
+        table = Table("component", "pid", "running", "healthy")
+        for r in rows:
+            table.add_row(r["component"], str(r["pid"]), _yes(r["running"]), _yes(r["healthy"]))
+        out.print(table)
+    if not rows or not all(r["healthy"] for r in rows):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def env() -> None:
+    """Shell exports for the lab: eval "$(vaultfleet lab env)". Secrets are read from files, never printed."""
+    from vaultfleet.lab import lab
+
+    state = lab.LabState.load()
+    if state is None:
+        err.print("no lab running: start one with `vaultfleet lab up`")
+        raise typer.Exit(code=1)
+    for key, value in state.env().items():
+        print(f"export {key}={shlex.quote(value)}")
+    # The token is read when the shell evaluates this line, so it never appears in this output.
+    print(f'export VAULT_TOKEN="$(cat {shlex.quote(str(state.token_file))})"')
+
+
+def _yes(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[red]no[/]"

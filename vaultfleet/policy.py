@@ -1,0 +1,78 @@
+"""Vault policy templates: policies/<name>.hcl rendered per cluster and checked before any write.
+
+Templates use ${cluster}, ${mount} (the cluster's auth mount path) and ${kv_mount}. Vault's own
+ACL templating ({{identity...}}) passes through untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import hcl
+
+# Every capability Vault (and OpenBao) accepts in an ACL policy.
+CAPABILITIES = frozenset({"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"})
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+class PolicyError(ValueError):
+    def __init__(self, source: str, message: str):
+        self.source = source
+        super().__init__(f"{source}: {message}")
+
+
+@dataclass(frozen=True)
+class PathRule:
+    path: str
+    capabilities: tuple[str, ...]
+
+
+def template_path(name: str, policy_dir: Path = POLICY_DIR) -> Path:
+    return policy_dir / f"{name}.hcl"
+
+
+def render(name: str, variables: dict[str, str], policy_dir: Path = POLICY_DIR) -> str:
+    """Render policies/<name>.hcl and check it; raises PolicyError naming the file."""
+    path = template_path(name, policy_dir)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise PolicyError(str(path), f"no policy template named '{name}'") from None
+    try:
+        body = Template(text).substitute(variables)
+    except (KeyError, ValueError) as exc:
+        known = ", ".join("${%s}" % k for k in sorted(variables))
+        raise PolicyError(str(path), f"unknown or malformed placeholder {exc} (known: {known})") from None
+    parse_rules(body, str(path))
+    return body
+
+
+def parse_rules(body: str, source: str) -> list[PathRule]:
+    """Parse a policy body as Vault does (HCL), checking paths and capabilities."""
+    try:
+        document = hcl.loads(body)
+    except Exception as exc:  # pyhcl raises ValueError subclasses with line/column in the text
+        raise PolicyError(source, f"HCL does not parse: {exc}") from None
+    unknown_blocks = sorted(set(document) - {"path"})
+    if unknown_blocks:
+        raise PolicyError(source, f"unknown top-level block(s) {unknown_blocks}; a policy holds `path` blocks")
+    paths = document.get("path")
+    if not paths:
+        raise PolicyError(source, "no `path` block: the policy would grant nothing")
+    if isinstance(paths, list):  # pyhcl yields a list when the same path appears twice
+        raise PolicyError(source, "a path is declared more than once")
+    rules = []
+    for path, block in paths.items():
+        if not path.strip():
+            raise PolicyError(source, "empty path")
+        caps = block.get("capabilities") if isinstance(block, dict) else None
+        if not caps or not isinstance(caps, list):
+            raise PolicyError(source, f'path "{path}": `capabilities` must be a non-empty list')
+        bad = sorted(set(caps) - CAPABILITIES)
+        if bad:
+            raise PolicyError(source, f'path "{path}": unknown capabilities {bad} (known: {sorted(CAPABILITIES)})')
+        rules.append(PathRule(path, tuple(caps)))
+    return rules

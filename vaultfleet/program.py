@@ -1,0 +1,65 @@
+"""From a validated stack config to component Args: the edge between config and components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.cluster import ClusterOnboardingArgs
+from components.roles import RoleSpec
+from components.shared import SharedVaultArgs
+from vaultfleet import policy
+from vaultfleet.config import ClusterStack, SharedStack
+from vaultfleet.kubeconfig import read_context
+
+
+def policy_variables(stack: ClusterStack) -> dict[str, str]:
+    return {"cluster": stack.name, "mount": stack.mount_path, "kv_mount": stack.fleet.kv_mount}
+
+
+def render_policies(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> dict[str, str]:
+    """Policy name -> rendered body, every one checked to parse before anything is written."""
+    variables = policy_variables(stack)
+    return {stack.policy_name(t): policy.render(t, variables, policy_dir) for t in stack.policies}
+
+
+def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
+    host, ca = stack.cluster.api_host, stack.cluster.ca_cert
+    if host is None or ca is None:
+        endpoint = read_context(stack.cluster.kube_context)
+        host = host or endpoint.server
+        ca = ca or endpoint.ca_pem
+        if ca is None:
+            raise ValueError(
+                f"kube context '{stack.cluster.kube_context}' has no CA; set vaultfleet:cluster.caCert"
+            )
+    return ClusterOnboardingArgs(
+        cluster=stack.name,
+        mount_path=stack.mount_path,
+        kubernetes_host=host,
+        kubernetes_ca_cert=ca,
+        policies=render_policies(stack, policy_dir),
+        roles=[
+            RoleSpec(
+                name=r.name,
+                service_accounts=list(r.service_accounts),
+                namespaces=list(r.namespaces),
+                policies=[stack.policy_name(p) for p in r.policies],
+                ttl_seconds=r.ttl,
+                max_ttl_seconds=r.max_ttl,
+                audience=r.audience,
+            )
+            for r in stack.roles
+        ],
+        reviewer_namespace=stack.cluster.reviewer_namespace,
+        reviewer_service_account=stack.cluster.reviewer_service_account,
+        issuer=stack.cluster.issuer,
+    )
+
+
+def shared_args(stack: SharedStack, policy_dir: Path = policy.POLICY_DIR) -> SharedVaultArgs:
+    body = policy.render(
+        "fleet/vaultfleet-provisioner",
+        {"mount_prefix": stack.fleet.mount_prefix, "kv_mount": stack.fleet.kv_mount},
+        policy_dir,
+    )
+    return SharedVaultArgs(kv_mount=stack.fleet.kv_mount, provisioner_policy=body)
