@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from vaultfleet import cli_lab
+from vaultfleet import cli_lab, cli_validate
 
 app = typer.Typer(
     help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
@@ -13,3 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold tokens: keep them out of tracebacks
 )
 app.add_typer(cli_lab.app, name="lab")
+app.command()(cli_validate.validate)
+
+if __name__ == "__main__":
+    app()

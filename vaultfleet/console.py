@@ -2,5 +2,6 @@
 
 from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: never break a message (a path, a URL, an error) across lines; let the terminal wrap.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)

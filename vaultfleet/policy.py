@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 import hcl
+
+if TYPE_CHECKING:
+    from vaultfleet.config import ClusterStack, SharedStack
 
 # Every capability Vault (and OpenBao) accepts in an ACL policy.
 CAPABILITIES = frozenset({"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"})
@@ -76,3 +80,15 @@ def parse_rules(body: str, source: str) -> list[PathRule]:
             raise PolicyError(source, f'path "{path}": unknown capabilities {bad} (known: {sorted(CAPABILITIES)})')
         rules.append(PathRule(path, tuple(caps)))
     return rules
+
+
+def render_cluster_policies(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -> dict[str, str]:
+    """Policy name -> rendered body for a cluster stack, every one checked before anything is written."""
+    variables = {"cluster": stack.name, "mount": stack.mount_path, "kv_mount": stack.fleet.kv_mount}
+    return {stack.policy_name(t): render(t, variables, policy_dir) for t in stack.policies}
+
+
+def render_provisioner(stack: "SharedStack", policy_dir: Path = POLICY_DIR) -> str:
+    """The least-privilege policy for the token that provisions cluster stacks."""
+    variables = {"mount_prefix": stack.fleet.mount_prefix, "kv_mount": stack.fleet.kv_mount}
+    return render("fleet/vaultfleet-provisioner", variables, policy_dir)

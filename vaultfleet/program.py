@@ -12,16 +12,6 @@ from vaultfleet.config import ClusterStack, SharedStack
 from vaultfleet.kubeconfig import read_context
 
 
-def policy_variables(stack: ClusterStack) -> dict[str, str]:
-    return {"cluster": stack.name, "mount": stack.mount_path, "kv_mount": stack.fleet.kv_mount}
-
-
-def render_policies(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> dict[str, str]:
-    """Policy name -> rendered body, every one checked to parse before anything is written."""
-    variables = policy_variables(stack)
-    return {stack.policy_name(t): policy.render(t, variables, policy_dir) for t in stack.policies}
-
-
 def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
     host, ca = stack.cluster.api_host, stack.cluster.ca_cert
     if host is None or ca is None:
@@ -37,7 +27,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         mount_path=stack.mount_path,
         kubernetes_host=host,
         kubernetes_ca_cert=ca,
-        policies=render_policies(stack, policy_dir),
+        policies=policy.render_cluster_policies(stack, policy_dir),
         roles=[
             RoleSpec(
                 name=r.name,
@@ -57,9 +47,5 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
 
 
 def shared_args(stack: SharedStack, policy_dir: Path = policy.POLICY_DIR) -> SharedVaultArgs:
-    body = policy.render(
-        "fleet/vaultfleet-provisioner",
-        {"mount_prefix": stack.fleet.mount_prefix, "kv_mount": stack.fleet.kv_mount},
-        policy_dir,
-    )
+    body = policy.render_provisioner(stack, policy_dir)
     return SharedVaultArgs(kv_mount=stack.fleet.kv_mount, provisioner_policy=body)

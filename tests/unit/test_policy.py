@@ -6,7 +6,7 @@ import pytest
 
 from vaultfleet.config import parse
 from vaultfleet.policy import POLICY_DIR, PolicyError, parse_rules, render
-from vaultfleet.program import render_policies
+from vaultfleet.policy import render_cluster_policies as render_policies
 
 VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv"}
 

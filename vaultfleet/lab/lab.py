@@ -5,7 +5,6 @@ Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLE
                         `down` and `status` use
     kubeconfig          one context per cluster (lab-a, lab-b, ...), admin by client certificate
     vault-token         root token of the dev server (0600; never printed)
-    passphrase          Pulumi secrets passphrase (0600; never printed)
     pulumi/             local Pulumi backend (file://)
     pki/<cluster>/      CA, serving cert, admin cert, ServiceAccount signing key
     etcd/               data directory of the one etcd all clusters share (one key prefix each)
@@ -33,11 +32,14 @@ from vaultfleet.lab.pki import ClusterPki, create_cluster_pki
 from vaultfleet.lab.processes import Tracked
 from vaultfleet.lab.tools import find_tool, search_path, tools_bin_dir
 
-VAULT_PORT = 18200
-ETCD_PORT = 18379
-ETCD_PEER_PORT = 18380
-APISERVER_BASE_PORT = 16443  # cluster i listens on 16443 + i
-CONTROLLER_MANAGER_BASE_PORT = 17443
+# Fixed ports, so Pulumi.yaml can name the lab's Vault; $VAULTFLEET_LAB_PORT_OFFSET shifts them all
+# (a second lab beside a running one, as the lab lifecycle test does).
+_OFFSET = int(os.environ.get("VAULTFLEET_LAB_PORT_OFFSET", "0"))
+VAULT_PORT = 18200 + _OFFSET
+ETCD_PORT = 18379 + _OFFSET
+ETCD_PEER_PORT = 18380 + _OFFSET
+APISERVER_BASE_PORT = 16443 + _OFFSET  # cluster i listens on 16443 + i
+CONTROLLER_MANAGER_BASE_PORT = 17443 + _OFFSET
 MAX_CLUSTERS = 26
 
 # The controllers a lab cluster needs: tokens for kubernetes.io/service-account-token Secrets,
@@ -55,6 +57,16 @@ CONTROLLERS = ",".join(
 
 def lab_dir() -> Path:
     return Path(os.environ.get("VAULTFLEET_LAB_DIR") or Path.home() / ".local/state/vaultfleet/lab")
+
+
+def passphrase_file() -> Path:
+    """The lab's Pulumi secrets passphrase (0600, never printed).
+
+    It outlives `lab down` on purpose: `pulumi stack init` writes an encryption salt derived from it
+    into the stack file, and a new passphrase per lab would make that committed file unusable.
+    """
+    base = Path(os.environ.get("VAULTFLEET_CONFIG_DIR") or Path.home() / ".config" / "vaultfleet")
+    return base / "lab-passphrase"
 
 
 def cluster_names(count: int) -> list[str]:
@@ -101,7 +113,7 @@ class LabState:
 
     @property
     def passphrase_file(self) -> Path:
-        return self.directory / "passphrase"
+        return passphrase_file()
 
     @property
     def backend_url(self) -> str:
@@ -205,7 +217,9 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState
         started_at=time.time(),
     )
     _write_secret(state.token_file, "lab-" + secrets.token_urlsafe(24))
-    _write_secret(state.passphrase_file, secrets.token_urlsafe(32))
+    if not state.passphrase_file.exists():
+        state.passphrase_file.parent.mkdir(parents=True, exist_ok=True)
+        _write_secret(state.passphrase_file, secrets.token_urlsafe(32))
     (directory / "pulumi").mkdir()
     try:
         _start_vault(state, binaries["vault"], echo)

@@ -1,0 +1,55 @@
+"""Lab fixtures: one lab for the whole session (reused if one is already running)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vaultfleet.lab import lab as lab_module
+from vaultfleet.lab import processes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def lab():
+    state = lab_module.LabState.load()
+    started_here = False
+    if state is None or not all(processes.is_running(p) for p in state.processes):
+        state = lab_module.up(2, echo=print)
+        started_here = True
+    yield state
+    if started_here:
+        lab_module.down(echo=None)
+
+
+@pytest.fixture(scope="session")
+def lab_env(lab) -> dict[str, str]:
+    """Environment for the engine and its plugins: the lab's, with the root token, offline."""
+    env = {
+        **lab.env(),
+        "VAULT_TOKEN": lab.vault_token(),
+        "HOME": os.environ.get("HOME", "/root"),
+        # Any HTTP(S) client that tried to leave the machine would hit this closed port;
+        # loopback stays direct. The lab tests pass only if nothing needed the network.
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    return env
+
+
+@pytest.fixture()
+def project_copy(tmp_path) -> Path:
+    """A copy of the Pulumi project, so tests can edit stack files without touching the repo."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    for name in ["Pulumi.yaml", "__main__.py"]:
+        shutil.copy(REPO / name, dest / name)
+    for name in ["components", "policies", "stacks", "vaultfleet"]:
+        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    return dest

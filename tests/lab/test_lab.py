@@ -1,0 +1,131 @@
+"""The lab itself: real kube-apiservers, controller managers and a Vault-compatible server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import hvac
+import pytest
+from kubernetes import client
+
+from tests.lab import k8s
+from vaultfleet.lab import processes
+
+pytestmark = pytest.mark.lab
+
+
+def _reviewer(api, namespace="kube-system", name=None) -> str:
+    """A ServiceAccount bound to system:auth-delegator and its long-lived token (from a Secret)."""
+    name = name or f"reviewer-{uuid.uuid4().hex[:6]}"
+    k8s.ensure_service_account(api, namespace, name)
+    client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=name),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)],
+        )
+    )
+    client.CoreV1Api(api).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, annotations={"kubernetes.io/service-account.name": name}),
+            type="kubernetes.io/service-account-token",
+        ),
+    )
+    return k8s.wait_for_secret_token(api, namespace, name)
+
+
+def test_token_secret_is_filled_by_the_controller_manager(lab):
+    api = k8s.api_client(str(lab.kubeconfig), "lab-a")
+    token = _reviewer(api)
+    assert token.count(".") == 2  # a JWT, signed by lab-a's key
+
+
+def test_token_of_one_cluster_is_accepted_by_its_mount_and_rejected_by_the_other(lab):
+    vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+    suffix = uuid.uuid4().hex[:6]
+    mounts = {}
+    for cluster in ("lab-a", "lab-b"):
+        api = k8s.api_client(str(lab.kubeconfig), cluster)
+        info = next(c for c in lab.clusters if c.name == cluster)
+        mount = f"hand-{cluster}-{suffix}"
+        vault.sys.enable_auth_method("kubernetes", path=mount)
+        vault.auth.kubernetes.configure(
+            kubernetes_host=info.server,
+            kubernetes_ca_cert=lab.pki(cluster).ca_cert.read_text(),
+            token_reviewer_jwt=_reviewer(api),
+            mount_point=mount,
+        )
+        vault.auth.kubernetes.create_role(
+            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["hand"],
+            policies=["default"], mount_point=mount, audience="vault",
+        )
+        mounts[cluster] = mount
+    try:
+        api_a = k8s.api_client(str(lab.kubeconfig), "lab-a")
+        k8s.ensure_service_account(api_a, "hand", "app")
+        jwt = k8s.request_token(api_a, "hand", "app", audience="vault")
+
+        login = hvac.Client(url=lab.vault_addr).auth.kubernetes.login("app", jwt, mount_point=mounts["lab-a"])
+        assert login["auth"]["metadata"]["service_account_name"] == "app"
+
+        with pytest.raises(hvac.exceptions.Forbidden):
+            hvac.Client(url=lab.vault_addr).auth.kubernetes.login("app", jwt, mount_point=mounts["lab-b"])
+    finally:
+        for mount in mounts.values():
+            vault.sys.disable_auth_method(mount)
+
+
+def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
+    """A second, one-cluster lab beside the session's, on shifted ports, brought up and down."""
+    env = {
+        **os.environ,
+        "VAULTFLEET_LAB_DIR": str(tmp_path / "lab2"),
+        "VAULTFLEET_LAB_PORT_OFFSET": "100",
+        "VAULTFLEET_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    code = (
+        "import json; from vaultfleet.lab import lab; s = lab.up(1, echo=None); "
+        "print(json.dumps({'procs': [p.to_json() for p in s.processes], "
+        "'ports': [18300, 18479, 18480, 16543, 17543]}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    started = json.loads(out.stdout.strip().splitlines()[-1])
+    procs = [processes.Tracked(**p) for p in started["procs"]]
+    assert len(procs) == 4 and all(processes.is_running(p) for p in procs)
+    assert not any(processes.port_is_free(port) for port in started["ports"])
+
+    down = subprocess.run(
+        [sys.executable, "-m", "vaultfleet.cli", "lab", "down"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert down.returncode == 0, down.stderr
+    assert not any(processes.is_running(p) for p in procs)
+    assert all(processes.port_is_free(port) for port in started["ports"])
+    assert not (tmp_path / "lab2").exists()
+
+
+def test_lab_up_refuses_a_taken_port_and_starts_nothing(tmp_path):
+    import socket
+
+    env = {
+        **os.environ,
+        "VAULTFLEET_LAB_DIR": str(tmp_path / "lab3"),
+        "VAULTFLEET_LAB_PORT_OFFSET": "200",
+        "VAULTFLEET_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 18400))  # the shifted Vault port
+        blocker.listen()
+        out = subprocess.run(
+            [sys.executable, "-m", "vaultfleet.cli", "lab", "up", "--clusters", "1"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+    assert out.returncode == 2
+    assert "127.0.0.1:18400 (vault)" in out.stderr
+    assert not (tmp_path / "lab3" / "lab.json").exists()

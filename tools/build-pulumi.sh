@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build the Pulumi CLI and the Python language host into the tool cache (see lib.sh):
+#   pulumi                          github.com/pulumi/pulumi/pkg/v3 ./cmd/pulumi (+ sdk/v3)
+#   pulumi-language-python          github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
+#   pulumi-language-python-exec     script from the sdk/v3 zip (python/cmd/), needed beside the host
+#   pulumi-analyzer-policy-python,  scripts from the sdk/v3 zip (python/dist/), shipped beside the
+#   pulumi-resource-pulumi-python   host in upstream releases too
+# Usage: tools/build-pulumi.sh
+source "$(dirname "$0")/lib.sh"
+CURRENT_TOOL=pulumi
+
+# --- version pins -------------------------------------------------------------------------------
+# Pulumi 3.184.0: the newest release for which the module proxy serves all three modules. The
+# language host module is untagged, so it is fetched at a pseudo-version; the only tag commits the
+# proxy serves it at are v3.184.0 (a8f88047ab64, the commit of tags v3.184.0 and sdk/v3.184.0)
+# and pkg/v3.163.0. Every later release's pseudo-version (tag or pkg/ tag commit) answers 403.
+# The pip package `pulumi` must be pinned to the same version (pulumi==3.184.0).
+PULUMI_VERSION=3.184.0
+PKG_MOD=github.com/pulumi/pulumi/pkg/v3          # go.mod: replace sdk/v3 => ../sdk
+SDK_MOD=github.com/pulumi/pulumi/sdk/v3
+LANGHOST_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
+LANGHOST_PSEUDO=v3.0.0-20250718110245-a8f88047ab64  # go.mod: pkg => ../../../../pkg, sdk => ../../..
+# The Automation API runs `pulumi version` and rejects a non-semver answer; the language host
+# reports the same variable.
+VERSION_LDFLAG="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_VERSION"
+
+tool=pulumi ver=$PULUMI_VERSION
+if already_built "$tool" "$ver"; then
+  link_built "$tool" "$ver"; log "$tool $ver already built"; exit 0
+fi
+
+t0=$SECONDS
+out="$VAULTFLEET_TOOLS/$tool-$ver"
+src="$VAULTFLEET_TOOLS/src/$tool-$ver"
+rm -rf "$out"
+
+# Mirror the upstream repo layout, which both go.mod files' relative replaces expect:
+#   sdk/   pkg/   sdk/python/cmd/pulumi-language-python/
+log "$tool $ver: downloading $SDK_MOD, $PKG_MOD at v$ver and $LANGHOST_MOD@$LANGHOST_PSEUDO"
+copy_module "$SDK_MOD@v$ver" "$src/sdk"
+copy_module "$PKG_MOD@v$ver" "$src/pkg"
+copy_module "$LANGHOST_MOD@$LANGHOST_PSEUDO" "$src/sdk/python/cmd/pulumi-language-python"
+mkdir -p "$out/bin"
+
+log "$tool $ver: go build pulumi (the CLI; 10+ minutes on 2 cores)"
+t1=$SECONDS
+( cd "$src/pkg" && go build -trimpath -ldflags "-s -w $VERSION_LDFLAG" \
+    -o "$out/bin/pulumi" ./cmd/pulumi ) || die "go build of ./cmd/pulumi failed"
+log "$tool $ver: pulumi built in $((SECONDS - t1))s"
+
+log "$tool $ver: go build pulumi-language-python"
+t1=$SECONDS
+( cd "$src/sdk/python/cmd/pulumi-language-python" && go build -trimpath \
+    -ldflags "-s -w $VERSION_LDFLAG" -o "$out/bin/pulumi-language-python" . ) \
+  || die "go build of pulumi-language-python failed"
+log "$tool $ver: pulumi-language-python built in $((SECONDS - t1))s"
+
+# The language host runs pulumi-language-python-exec found beside its own binary.
+log "$tool $ver: installing the Python helper scripts beside the language host"
+install -m 0755 "$src/sdk/python/cmd/pulumi-language-python-exec" "$out/bin/" \
+  || die "pulumi-language-python-exec missing from the sdk/v3 module"
+for s in pulumi-analyzer-policy-python pulumi-resource-pulumi-python; do
+  if [ -f "$src/sdk/python/dist/$s" ]; then install -m 0755 "$src/sdk/python/dist/$s" "$out/bin/"; fi
+done
+
+got=$("$out/bin/pulumi" version) || die "built pulumi does not run"
+[ "$got" = "v$ver" ] || die "pulumi version printed '$got', expected v$ver"
+
+mark_built "$tool" "$ver"
+rm -rf "$src"
+log "$tool $ver built in $((SECONDS - t0))s"
