@@ -10,14 +10,20 @@ source "$(dirname "$0")/lib.sh"
 CURRENT_TOOL=pulumi
 
 # --- version pins -------------------------------------------------------------------------------
-# Pulumi 3.184.0: the newest release for which the module proxy serves all three modules. The
-# language host module is untagged, so it is fetched at a pseudo-version; the only tag commits the
-# proxy serves it at are v3.184.0 (a8f88047ab64, the commit of tags v3.184.0 and sdk/v3.184.0)
-# and pkg/v3.163.0. Every later release's pseudo-version (tag or pkg/ tag commit) answers 403.
+# Pulumi 3.184.0: the newest release for which the module proxy serves all three modules at the
+# release commit. Release tag v3.184.0 = sdk/v3.184.0 = commit a8f88047ab64 (2025-07-18 11:02:45Z).
+# - The language host module is untagged: it is fetched at the pseudo-version of that commit. The
+#   proxy serves no other release's (neither the v3.N.0 nor the pkg/v3.N.0 commit of any release
+#   from 3.150 to 3.259 answers, except pkg/v3.163.0's).
+# - pkg/v3 is taken at the same commit, not at its tag: tag pkg/v3.184.0 sits two commits later
+#   (bb7f3aba) and needs an sdk/apitype field (PackageMetadata.Parameterization) that sdk/v3.184.0
+#   lacks, so pkg v3.184.0 + sdk v3.184.0 does not compile. The pseudo-version's base is
+#   pkg/v3.183.0, the newest pkg tag under that commit.
 # The pip package `pulumi` must be pinned to the same version (pulumi==3.184.0).
 PULUMI_VERSION=3.184.0
 PKG_MOD=github.com/pulumi/pulumi/pkg/v3          # go.mod: replace sdk/v3 => ../sdk
-SDK_MOD=github.com/pulumi/pulumi/sdk/v3
+PKG_PSEUDO=v3.183.1-0.20250718110245-a8f88047ab64
+SDK_MOD=github.com/pulumi/pulumi/sdk/v3          # at tag sdk/v3.184.0
 LANGHOST_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
 LANGHOST_PSEUDO=v3.0.0-20250718110245-a8f88047ab64  # go.mod: pkg => ../../../../pkg, sdk => ../../..
 # The Automation API runs `pulumi version` and rejects a non-semver answer; the language host
@@ -36,9 +42,9 @@ rm -rf "$out"
 
 # Mirror the upstream repo layout, which both go.mod files' relative replaces expect:
 #   sdk/   pkg/   sdk/python/cmd/pulumi-language-python/
-log "$tool $ver: downloading $SDK_MOD, $PKG_MOD at v$ver and $LANGHOST_MOD@$LANGHOST_PSEUDO"
+log "$tool $ver: downloading $SDK_MOD@v$ver, $PKG_MOD@$PKG_PSEUDO, $LANGHOST_MOD@$LANGHOST_PSEUDO"
 copy_module "$SDK_MOD@v$ver" "$src/sdk"
-copy_module "$PKG_MOD@v$ver" "$src/pkg"
+copy_module "$PKG_MOD@$PKG_PSEUDO" "$src/pkg"
 copy_module "$LANGHOST_MOD@$LANGHOST_PSEUDO" "$src/sdk/python/cmd/pulumi-language-python"
 mkdir -p "$out/bin"
 
