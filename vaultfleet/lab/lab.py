@@ -197,13 +197,13 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState
         ClusterInfo(name, APISERVER_BASE_PORT + i, CONTROLLER_MANAGER_BASE_PORT + i)
         for i, name in enumerate(names)
     ]
-    _check_ports(infos)
     binaries = {
         "vault": find_tool("bao", "vault"),
         "etcd": find_tool("etcd"),
         "kube-apiserver": find_tool("kube-apiserver"),
         "kube-controller-manager": find_tool("kube-controller-manager"),
     }
+    _check_ports(infos)
 
     started = time.monotonic()
     if directory.exists():

@@ -1,0 +1,114 @@
+"""CLI behaviour without servers: exit codes, messages, output formats."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from vaultfleet.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    dest = tmp_path / "project"
+    dest.mkdir()
+    shutil.copy(REPO / "Pulumi.yaml", dest)
+    shutil.copytree(REPO / "stacks", dest / "stacks")
+    shutil.copytree(REPO / "policies", dest / "policies")
+    monkeypatch.setenv("VAULTFLEET_PROJECT", str(dest))
+    return dest
+
+
+def edit(path: Path, change):
+    doc = yaml.safe_load(path.read_text())
+    change(doc["config"])
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("lab", "validate"):
+        assert command in result.output
+
+
+def test_validate_clean_fleet(project):
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert "3 stack(s) valid, 0 error(s)" in result.output
+
+
+def test_validate_error_names_file_and_field_and_exits_2(project):
+    edit(project / "stacks/Pulumi.lab-a.yaml", lambda c: c["vaultfleet:roles"][0].update(policy=["kv-read"]))
+    result = runner.invoke(app, ["validate", "--format", "json"])
+    assert result.exit_code == 2
+    findings = json.loads(result.stdout)["findings"]
+    assert {"severity": "error", "file": "stacks/Pulumi.lab-a.yaml", "field": "vaultfleet:roles[0].policy", "message": "unknown field"} in findings
+
+
+def test_validate_warnings_fail_only_with_strict(project):
+    edit(project / "stacks/Pulumi.lab-a.yaml", lambda c: c["vaultfleet:roles"][0].pop("audience"))
+    assert runner.invoke(app, ["validate"]).exit_code == 0
+    result = runner.invoke(app, ["validate", "--strict"])
+    assert result.exit_code == 1
+    assert "accepts tokens of any audience" in result.output
+
+
+def test_validate_bad_policy_template(project):
+    (project / "policies/kv-read.hcl").write_text('path "x" { capabilities = ["rread"] }')
+    result = runner.invoke(app, ["validate", "lab-a"])
+    assert result.exit_code == 2
+    assert "kv-read.hcl" in result.output and "unknown capabilities ['rread']" in result.output
+
+
+def test_validate_duplicate_mount_paths(project):
+    # Stack "a-b" mounts at k8s-a-b; stack "b" with prefix "k8s-a" would take the same path.
+    shutil.copy(project / "stacks/Pulumi.lab-a.yaml", project / "stacks/Pulumi.a-b.yaml")
+    shutil.copy(project / "stacks/Pulumi.lab-a.yaml", project / "stacks/Pulumi.b.yaml")
+    edit(project / "stacks/Pulumi.b.yaml", lambda c: c.update({"vaultfleet:mountPrefix": "k8s-a"}))
+    result = runner.invoke(app, ["validate", "--format", "json"])
+    findings = json.loads(result.stdout)["findings"]
+    assert result.exit_code == 2
+    assert any("mount path 'k8s-a-b' is also used by stack" in f["message"] for f in findings), findings
+
+
+def test_validate_missing_stack_file(project):
+    result = runner.invoke(app, ["validate", "nope"])
+    assert result.exit_code == 2
+    assert "no such stack file" in result.output
+
+
+def test_lab_env_without_lab(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAULTFLEET_LAB_DIR", str(tmp_path / "none"))
+    result = runner.invoke(app, ["lab", "env"])
+    assert result.exit_code == 1
+    assert "no lab running" in result.output
+
+
+def test_lab_status_without_lab(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAULTFLEET_LAB_DIR", str(tmp_path / "none"))
+    result = runner.invoke(app, ["lab", "status"])
+    assert result.exit_code == 1
+
+
+def test_lab_up_with_a_missing_tool_says_which(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAULTFLEET_LAB_DIR", str(tmp_path / "lab"))
+    monkeypatch.setenv("VAULTFLEET_TOOLS", str(tmp_path / "no-tools"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    result = runner.invoke(app, ["lab", "up", "--clusters", "1"])
+    assert result.exit_code == 2
+    assert "not found" in result.output and "make tools" in result.output
+    assert not (tmp_path / "lab").exists()
+
+
+def test_lab_up_rejects_too_many_clusters(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAULTFLEET_LAB_DIR", str(tmp_path / "lab"))
+    result = runner.invoke(app, ["lab", "up", "--clusters", "27"])
+    assert result.exit_code == 2
+    assert "between 1 and 26" in result.output

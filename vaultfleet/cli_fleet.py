@@ -1,0 +1,162 @@
+"""`vaultfleet preview | up | destroy`: many stacks at once, with a summary per stack."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from vaultfleet.console import err, out
+
+
+class Format(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+StacksArg = Annotated[list[str] | None, typer.Argument(help="Stack names (default: none; use --all).")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every stack in stacks/.")]
+ParallelOpt = Annotated[int, typer.Option("--parallel", "-p", min=1, max=32, help="Stacks run at once.")]
+
+
+def _select(stacks: list[str] | None, all_: bool, changed_since: str | None = None) -> list[str]:
+    from vaultfleet.fleet import all_stacks, changed_since as changed
+    from vaultfleet.project import project_dir
+
+    project = project_dir()
+    known = all_stacks(project)
+    if changed_since:
+        try:
+            return changed(project, changed_since)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/]")
+            raise typer.Exit(code=2) from None
+    if all_:
+        return known
+    if not stacks:
+        err.print("name stacks, or use --all / --changed-since")
+        raise typer.Exit(code=2)
+    unknown = [s for s in stacks if s not in known]
+    if unknown:
+        err.print(f"[red]no stack file for {', '.join(unknown)}[/] (known: {', '.join(known)})")
+        raise typer.Exit(code=2)
+    return stacks
+
+
+def _run(operation: str, names: list[str], parallel: int, refresh: bool = False):
+    from rich.live import Live
+    from rich.table import Table
+
+    from vaultfleet.fleet import run
+    from vaultfleet.project import project_dir
+
+    status: dict[str, str] = {n: "waiting" for n in names}
+
+    def table() -> Table:
+        t = Table("stack", operation, box=None)
+        for name, state in status.items():
+            t.add_row(name, state)
+        return t
+
+    with Live(table(), console=err, transient=True, refresh_per_second=4) as live:
+        def started(name):
+            status[name] = "[cyan]running[/]"
+            live.update(table())
+
+        def finished(r):
+            status[r.stack] = f"[green]ok[/] {r.seconds}s" if r.ok else "[red]failed[/]"
+            live.update(table())
+
+        return run(project_dir(), names, operation, parallel, refresh, on_start=started, on_result=finished)
+
+
+def _summary(results, output: Format) -> str:
+    if output is Format.json:
+        return json.dumps(
+            [
+                {"stack": r.stack, "operation": r.operation, "ok": r.ok, "changed": r.changed,
+                 "changes": r.changes, "steps": r.steps, "error": r.error, "seconds": r.seconds}
+                for r in results
+            ],
+            indent=2,
+        )
+    ops = ("create", "update", "delete", "replace")
+    if output is Format.markdown:
+        lines = ["| stack | result | " + " | ".join(ops) + " | what changes |", "|---|---|" + "---|" * (len(ops) + 1)]
+        for r in results:
+            what = "<br>".join(f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" for s in r.steps) or "-"
+            state = "ok" if r.ok else "**failed**"
+            lines.append(f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |")
+        failed = [r for r in results if not r.ok]
+        for r in failed:
+            lines += ["", f"<details><summary>{r.stack}: error</summary>", "", "```", r.error or "", "```", "</details>"]
+        return "\n".join(lines)
+    lines = []
+    for r in results:
+        counts = ", ".join(f"{o} {r.changes[o]}" for o in ops if r.changes.get(o)) or "no changes"
+        head = f"{r.stack}: {'ok' if r.ok else 'FAILED'} ({r.seconds}s) {counts if r.ok else ''}".rstrip()
+        lines.append(head)
+        lines += [f"    {s['op']:<8} {s['type']}  {s['name']}" for s in r.steps]
+        if r.error:
+            lines += ["    " + ln for ln in r.error.splitlines()]
+    return "\n".join(lines)
+
+
+def _finish(results, output: Format, expect_no_changes: bool = False) -> None:
+    print(_summary(results, output))
+    failed = [r.stack for r in results if not r.ok]
+    if failed:
+        err.print(f"[red]failed: {', '.join(failed)}[/]")
+        raise typer.Exit(code=1)
+    if expect_no_changes and any(r.changed for r in results):
+        err.print(f"[yellow]changes (drift) in: {', '.join(r.stack for r in results if r.changed)}[/]")
+        raise typer.Exit(code=3)
+
+
+def preview(
+    stacks: StacksArg = None,
+    all_: AllOpt = False,
+    changed_since: Annotated[str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")] = None,
+    parallel: ParallelOpt = 4,
+    refresh: Annotated[bool, typer.Option(help="Refresh from Vault and the clusters first (finds drift).")] = False,
+    expect_no_changes: Annotated[bool, typer.Option("--expect-no-changes", help="Exit 3 if any stack would change.")] = False,
+    output: Annotated[Format, typer.Option("--format")] = Format.text,
+) -> None:
+    """Preview stacks in parallel and summarise their changes.
+
+    Exit codes: 0 ok; 1 a stack failed; 2 bad arguments; 3 changes with --expect-no-changes.
+    """
+    names = _select(stacks, all_, changed_since)
+    if not names:
+        print(_summary([], output))
+        err.print("no stack affected")
+        return
+    _finish(_run("preview", names, parallel, refresh), output, expect_no_changes)
+
+
+def up(
+    stacks: StacksArg = None,
+    all_: AllOpt = False,
+    parallel: ParallelOpt = 4,
+    refresh: Annotated[bool, typer.Option(help="Refresh first.")] = False,
+    output: Annotated[Format, typer.Option("--format")] = Format.text,
+) -> None:
+    """Apply stacks (shared stack first), continuing past failures; exit 1 if any failed."""
+    _finish(_run("up", _select(stacks, all_), parallel, refresh), output)
+
+
+def destroy(
+    stacks: StacksArg = None,
+    all_: AllOpt = False,
+    parallel: ParallelOpt = 4,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    output: Annotated[Format, typer.Option("--format")] = Format.text,
+) -> None:
+    """Destroy stacks (shared stack last), continuing past failures; exit 1 if any failed."""
+    names = _select(stacks, all_)
+    if not yes and not typer.confirm(f"destroy {', '.join(names)}?"):
+        raise typer.Exit(code=1)
+    _finish(_run("destroy", names, parallel), output)

@@ -1,0 +1,170 @@
+"""Run preview / up / destroy over many stacks through the Automation API, in parallel.
+
+The shared stack goes first on preview/up (cluster stacks may rely on its KV mount and policy) and
+last on destroy; cluster stacks run concurrently (each is its own `pulumi` process).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from vaultfleet import config
+
+# Files whose change touches every stack (everything that is not one stack's own file).
+SHARED_INPUTS = ("Pulumi.yaml", "__main__.py", "components/", "policies/", "vaultfleet/", "pyproject.toml")
+
+
+@dataclass
+class StackResult:
+    stack: str
+    operation: str
+    ok: bool = False
+    changes: dict[str, int] = field(default_factory=dict)
+    """Operation -> count, as the engine reports it (create, update, delete, replace, same)."""
+    steps: list[dict] = field(default_factory=list)
+    """One entry per changed resource: op, type, name."""
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return any(count for op, count in self.changes.items() if op != "same")
+
+
+def all_stacks(project: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
+
+
+def is_shared(project: Path, stack: str) -> bool:
+    doc = yaml.safe_load(config.stack_file(project, stack).read_text()) or {}
+    return (doc.get("config") or {}).get(f"{config.NAMESPACE}:kind") == "shared"
+
+
+def changed_since(project: Path, ref: str) -> list[str]:
+    """Stacks affected by the git diff from `ref` to the working tree."""
+    diff = subprocess.run(
+        ["git", "diff", "--name-only", ref, "--", "."], cwd=project, capture_output=True, text=True, check=False
+    )
+    if diff.returncode != 0:
+        raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], cwd=project, capture_output=True, text=True, check=False
+    ).stdout
+    # git prints paths relative to the repository root; make them relative to the project.
+    top = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=project, capture_output=True, text=True).stdout.strip())
+    files = [str((top / f).relative_to(project)) for f in diff.stdout.split() if (top / f).is_relative_to(project)]
+    files += untracked.split()
+    stacks = set(all_stacks(project))
+    if any(f.startswith(SHARED_INPUTS) for f in files):
+        return sorted(stacks)
+    touched = {Path(f).name[len("Pulumi."):-len(".yaml")] for f in files if f.startswith("stacks/Pulumi.")}
+    return sorted(touched & stacks)
+
+
+def ordered(project: Path, stacks: list[str], operation: str) -> tuple[list[str], list[str]]:
+    """(shared stacks, cluster stacks); callers run the first group before (or, destroy, after)."""
+    shared = [s for s in stacks if is_shared(project, s)]
+    return shared, [s for s in stacks if s not in shared]
+
+
+def engine_env() -> dict[str, str]:
+    """The caller's environment plus offline engine settings and the tool cache on PATH."""
+    from vaultfleet.lab.tools import search_path
+
+    return {
+        **os.environ,
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PATH": search_path(),
+    }
+
+
+def run_one(project: Path, stack_name: str, operation: str, env: dict[str, str], refresh: bool = False) -> StackResult:
+    from pulumi import automation as auto
+
+    from vaultfleet.automation import select_stack
+
+    result = StackResult(stack=stack_name, operation=operation)
+    started = time.monotonic()
+    steps: list[dict] = []
+
+    def on_event(event) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if pre is None or pre.metadata.op in (auto.OpType.SAME, auto.OpType.READ, auto.OpType.REFRESH):
+            return
+        meta = pre.metadata
+        if meta.type.startswith("pulumi:"):
+            return
+        steps.append({"op": str(meta.op.value), "type": meta.type, "name": meta.urn.rsplit("::", 1)[-1]})
+
+    try:
+        stack = select_stack(stack_name, project, env)
+        if operation == "preview":
+            outcome = stack.preview(refresh=refresh, on_event=on_event, color="never")
+            result.changes = dict(outcome.change_summary)
+        elif operation == "up":
+            outcome = stack.up(refresh=refresh, on_event=on_event, color="never")
+            result.changes = dict(outcome.summary.resource_changes or {})
+        elif operation == "destroy":
+            outcome = stack.destroy(on_event=on_event, color="never")
+            result.changes = dict(outcome.summary.resource_changes or {})
+        else:
+            raise ValueError(f"unknown operation {operation}")
+        result.ok = True
+    except auto.CommandError as exc:
+        result.error = _engine_error(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one stack's failure must not stop the fleet
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.steps = steps
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
+def _engine_error(text: str) -> str:
+    """The lines of a CommandError a person needs: the diagnostics, not the command dump."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    useful = [ln for ln in lines if ln.startswith(("error:", "stacks/", "warning:")) or "error" in ln.lower() and "stderr" not in ln]
+    seen: list[str] = []
+    for ln in useful:
+        if ln not in seen:
+            seen.append(ln)
+    return "\n".join(seen[:12]) or text[-2000:]
+
+
+def run(
+    project: Path,
+    stacks: list[str],
+    operation: str,
+    parallel: int = 4,
+    refresh: bool = False,
+    env: dict[str, str] | None = None,
+    on_result: Callable[[StackResult], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> list[StackResult]:
+    env = env or engine_env()
+    shared, clusters = ordered(project, stacks, operation)
+    groups = [clusters, shared] if operation == "destroy" else [shared, clusters]
+    results: list[StackResult] = []
+
+    def one(name: str) -> StackResult:
+        if on_start:
+            on_start(name)
+        r = run_one(project, name, operation, env, refresh)
+        if on_result:
+            on_result(r)
+        return r
+
+    for group in groups:
+        if not group:
+            continue
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            results += list(pool.map(one, group))
+    return results
