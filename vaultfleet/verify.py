@@ -1,0 +1,149 @@
+"""`vaultfleet verify`: a real login per role, with the cause and fix when it fails.
+
+For each role: a short-lived TokenRequest token of a bound ServiceAccount (created for the check
+when missing, deleted afterwards), a login at the cluster's mount, the token's policies, and
+`sys/capabilities-self` on every path the role's policies promise. The Vault token is revoked at
+the end; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vaultfleet.config import ClusterStack
+from vaultfleet.policy import parse_rules, render_cluster_policies
+
+PROBE_NAME = "vaultfleet-verify"
+
+# Vault's login error text -> (cause, fix). Checked in order; first match wins.
+CAUSES = [
+    ("x509", "unknown CA: Vault does not trust the API server's certificate",
+     "set vaultfleet:cluster.caCert to the API server's CA (PEM)"),
+    ("certificate signed by unknown authority", "unknown CA: Vault does not trust the API server's certificate",
+     "set vaultfleet:cluster.caCert to the API server's CA (PEM)"),
+    ("tokenreviews.authentication.k8s.io", "the reviewer ServiceAccount lacks system:auth-delegator",
+     "bind the reviewer to ClusterRole system:auth-delegator (vaultfleet up restores the binding)"),
+    ("invalid issuer", "issuer mismatch: the token's iss differs from vaultfleet:cluster.issuer",
+     "set vaultfleet:cluster.issuer to the cluster's --service-account-issuer, or remove it"),
+    ("invalid audience", "audience mismatch: the token's aud lacks the role's audience",
+     "request tokens for the role's audience (e.g. serviceAccountToken audience), or fix roles[].audience"),
+    ("aud claim", "audience mismatch: the token's aud lacks the role's audience",
+     "request tokens for the role's audience, or fix roles[].audience"),
+    ("service account name not authorized", "ServiceAccount not bound to the role",
+     "add it to roles[].serviceAccounts"),
+    ("namespace not authorized", "namespace not bound to the role", "add it to roles[].namespaces"),
+    ("invalid role name", "role missing at the mount", "run vaultfleet up for this stack"),
+    ("could not be found", "role missing at the mount", "run vaultfleet up for this stack"),
+    ("no handler for route", "auth mount missing", "run vaultfleet up for this stack"),
+    ("unsupported path", "auth mount missing", "run vaultfleet up for this stack"),
+    ("not yet configured", "auth mount not configured", "run vaultfleet up for this stack"),
+    ("signing key", "token signed by another cluster's key (wrong mount or API host)",
+     "check vaultfleet:cluster.apiHost points at this cluster"),
+]
+
+
+def diagnose(message: str) -> tuple[str, str]:
+    lowered = message.lower()
+    for needle, cause, fix in CAUSES:
+        if needle.lower() in lowered:
+            return cause, fix
+    return "login refused: " + message.strip()[:300], "see the message; `vaultfleet validate` the stack"
+
+
+@dataclass
+class RoleCheck:
+    role: str
+    ok: bool
+    service_account: str = ""
+    policies: list[str] = field(default_factory=list)
+    capabilities: dict[str, list[str]] = field(default_factory=dict)
+    cause: str | None = None
+    fix: str | None = None
+
+
+def _probe_path(path: str) -> str:
+    """A concrete path under a policy path (globs and templated segments filled in)."""
+    return path.replace("+", PROBE_NAME).replace("*", PROBE_NAME)
+
+
+def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | None = None, only_role: str | None = None) -> list[RoleCheck]:
+    import hvac
+    from kubernetes import client, config as kube_config
+
+    api = kube_config.new_client_from_config(config_file=kubeconfig, context=stack.cluster.kube_context)
+    core = client.CoreV1Api(api)
+    bodies = render_cluster_policies(stack, policy_dir)
+    results = []
+    for role in stack.roles:
+        if only_role and role.name != only_role:
+            continue
+        namespace = next((n for n in role.namespaces if n != "*"), PROBE_NAME)
+        account = next((s for s in role.service_accounts if s != "*"), PROBE_NAME)
+        created = _ensure(core, client, namespace, account)
+        check = RoleCheck(role=role.name, ok=False, service_account=f"{namespace}/{account}")
+        try:
+            spec = client.V1TokenRequestSpec(audiences=[role.audience] if role.audience else [], expiration_seconds=600)
+            jwt = core.create_namespaced_service_account_token(
+                account, namespace, client.AuthenticationV1TokenRequest(spec=spec)
+            ).status.token
+            vault = hvac.Client(url=vault_addr)
+            try:
+                login = vault.auth.kubernetes.login(role.name, jwt, mount_point=stack.mount_path)
+            except (hvac.exceptions.VaultError, ValueError) as exc:
+                check.cause, check.fix = diagnose(str(exc))
+                results.append(check)
+                continue
+            check.policies = sorted(login["auth"]["token_policies"])
+            expected = {stack.policy_name(p) for p in role.policies}
+            missing = expected - set(check.policies)
+            wrong = []
+            for template in role.policies:
+                for rule in parse_rules(bodies[stack.policy_name(template)], template):
+                    probe = _probe_path(rule.path)
+                    answer = vault.adapter.post("/v1/sys/capabilities-self", json={"paths": [probe]})
+                    got = sorted(answer.get(probe, answer.get("capabilities", [])))
+                    check.capabilities[probe] = got
+                    if not set(rule.capabilities) <= set(got) and "root" not in got:
+                        wrong.append(f"{probe}: expected {sorted(rule.capabilities)}, got {got}")
+            vault.auth.token.revoke_self()
+            if missing:
+                check.cause, check.fix = f"token lacks policies {sorted(missing)}", "run vaultfleet up for this stack"
+            elif wrong:
+                check.cause, check.fix = "capabilities differ from the policy: " + "; ".join(wrong), "run vaultfleet up (policy drift)"
+            else:
+                check.ok = True
+        finally:
+            _cleanup(core, client, created)
+        results.append(check)
+    return results
+
+
+def _ensure(core, client, namespace: str, account: str) -> list[tuple[str, str, str]]:
+    """Create what the check needs and is missing; return what to delete afterwards."""
+    created = []
+    try:
+        core.read_namespace(namespace)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        created.append(("namespace", namespace, ""))
+    try:
+        core.read_namespaced_service_account(account, namespace)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account)))
+        created.append(("serviceaccount", account, namespace))
+    return created
+
+
+def _cleanup(core, client, created) -> None:
+    for kind, name, namespace in reversed(created):
+        try:
+            if kind == "serviceaccount":
+                core.delete_namespaced_service_account(name, namespace)
+            else:
+                core.delete_namespace(name)
+        except client.ApiException:
+            pass
