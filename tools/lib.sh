@@ -4,12 +4,6 @@
 #   $VAULTFLEET_TOOLS/<tool>-<version>/bin/<binaries>   built once, keyed by version
 #   $VAULTFLEET_TOOLS/bin/<binary> -> ../<tool>-<version>/bin/<binary>   what PATH points at
 # A build is skipped when its stamp file exists, so a second run takes seconds.
-# NOTE FOR WHOEVER WRITES A build-*.sh SCRIPT (read /tmp/common_prompt.md in full):
-# - do not run git add/commit/checkout/stash in /work/main: the lead commits;
-# - the Go proxy serves only versions already in its cache (403 "not available" otherwise):
-#   probe the .zip of each candidate version before choosing it; sum.golang.org is unreachable;
-# - never copy code from /work/.mirror snapshots into the repo; everything built comes from the proxy;
-# - 2 shared cores: one `go build` at a time per script, long builds in the background + poll.
 set -euo pipefail
 
 # Version pins live at the top of each build-<tool>.sh; pyproject.toml pins the Python SDKs to the

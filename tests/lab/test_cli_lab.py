@@ -1,0 +1,202 @@
+"""The fleet CLI on the lab: onboard -> up -> verify, verify's failure causes, GitOps preview, access.
+
+Runs after test_project.py (alphabetical order is file order here: test_cli_lab < test_project,
+so this module uses its own stacks' lifecycle and destroys what it creates).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import hvac
+import pytest
+import yaml
+from kubernetes import client
+from typer.testing import CliRunner
+
+from tests.lab import k8s
+from tests.lab.conftest import REPO
+from vaultfleet.cli import app
+
+pytestmark = pytest.mark.lab
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def project(lab, lab_env, tmp_path_factory):
+    """A git checkout of the project whose lab-a stack file is written by `vaultfleet onboard`."""
+    dest = tmp_path_factory.mktemp("cli") / "project"
+    dest.mkdir()
+    for name in ["Pulumi.yaml", "__main__.py"]:
+        shutil.copy(REPO / name, dest / name)
+    for name in ["components", "policies", "stacks", "vaultfleet"]:
+        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    (dest / ".gitignore").write_text(".venv\n")
+    (dest / "stacks" / "Pulumi.lab-a.yaml").unlink()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "fleet"], cwd=dest, check=True)
+    yield dest
+    # Leave the lab's backend as found, even when a test failed half way.
+    from vaultfleet.automation import select_stack
+    from vaultfleet.fleet import run
+
+    run(dest, ["vault", "lab-a", "lab-b"], "destroy", env=lab_env)
+    for name in ["vault", "lab-a", "lab-b"]:
+        select_stack(name, dest, lab_env).workspace.remove_stack(name)
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch, project, lab_env):
+    for key, value in lab_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("VAULTFLEET_PROJECT", str(project))
+
+
+def cli(*args):
+    return runner.invoke(app, list(args))
+
+
+def vault(lab):
+    return hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+
+
+def test_1_onboard_then_up_with_no_edit_then_verify(project, lab):
+    result = cli("onboard", "lab-a", "--context", "lab-a")
+    assert result.exit_code == 0, result.output
+    assert "caCert" in (project / "stacks/Pulumi.lab-a.yaml").read_text()
+    assert cli("onboard", "lab-a", "--context", "lab-a").exit_code == 2  # never overwrites
+
+    result = cli("up", "vault", "lab-a", "lab-b", "--format", "json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [r["stack"] for r in summary][0] == "vault"  # the shared stack first
+    assert all(r["ok"] for r in summary)
+
+    result = cli("verify", "lab-a")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok") >= 2
+    # verify leaves nothing behind: the probe namespaces/ServiceAccounts it created are gone.
+    core = client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a"))
+    with pytest.raises(client.ApiException):
+        core.read_namespaced_service_account("deployer", "ci")
+
+
+BREAKAGES = {
+    "audience": (
+        lambda v, lab: v.auth.kubernetes.create_role(
+            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["app"],
+            audience="someone-else", mount_point="k8s-lab-a"),
+        "audience mismatch",
+    ),
+    "service account": (
+        lambda v, lab: v.auth.kubernetes.create_role(
+            "app", bound_service_account_names=["nobody"], bound_service_account_namespaces=["app"],
+            audience="vault", mount_point="k8s-lab-a"),
+        "ServiceAccount not bound",
+    ),
+    "namespace": (
+        lambda v, lab: v.auth.kubernetes.create_role(
+            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["elsewhere"],
+            audience="vault", mount_point="k8s-lab-a"),
+        "namespace not bound",
+    ),
+    "role": (lambda v, lab: v.auth.kubernetes.delete_role("app", mount_point="k8s-lab-a"), "role missing"),
+    "ca": (
+        lambda v, lab: v.write(
+            "auth/k8s-lab-a/config", kubernetes_ca_cert=lab.pki("lab-b").ca_cert.read_text(),
+            kubernetes_host=lab.clusters[0].server),
+        "unknown CA",
+    ),
+    "issuer": (
+        lambda v, lab: v.write(
+            "auth/k8s-lab-a/config", issuer="https://wrong.example", disable_iss_validation=False,
+            kubernetes_host=lab.clusters[0].server, kubernetes_ca_cert=lab.pki("lab-a").ca_cert.read_text()),
+        "issuer mismatch",
+    ),
+    "auth-delegator": (
+        lambda v, lab: client.RbacAuthorizationV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a"))
+        .delete_cluster_role_binding("vault-auth-kube-system-auth-delegator"),
+        "lacks system:auth-delegator",
+    ),
+    "mount": (lambda v, lab: v.sys.disable_auth_method("k8s-lab-a"), "auth mount missing"),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_2_verify_names_each_cause_and_up_repairs_it(project, lab, breakage):
+    break_it, cause = BREAKAGES[breakage]
+    break_it(vault(lab), lab)
+    result = cli("verify", "lab-a", "--role", "app")
+    assert result.exit_code == 1, result.output
+    assert cause in result.output, result.output
+    assert "fix:" in result.output
+
+    repaired = cli("up", "lab-a", "--refresh")
+    assert repaired.exit_code == 0, repaired.output
+    assert cli("verify", "lab-a", "--role", "app").exit_code == 0
+
+
+def test_3_changed_since_previews_only_the_changed_stack(project):
+    path = project / "stacks/Pulumi.lab-b.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["vaultfleet:roles"][0]["ttl"] = "30m"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        result = cli("preview", "--changed-since", "HEAD", "--format", "json")
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert [r["stack"] for r in summary] == ["lab-b"]
+        assert summary[0]["changes"].get("update") == 1
+        assert summary[0]["steps"][0]["type"] == "vault:kubernetes/authBackendRole:AuthBackendRole"
+
+        result = cli("preview", "--all", "--format", "markdown")
+        assert result.exit_code == 0, result.output
+        rows = [ln for ln in result.stdout.splitlines() if ln.startswith("| lab-b |")]
+        assert rows and "| ok | 0 | 1 | 0 | 0 |" in rows[0], result.stdout
+        assert "| lab-a | ok | 0 | 0 | 0 | 0 | - |" in result.stdout
+    finally:
+        subprocess.run(["git", "checkout", "--", "stacks/Pulumi.lab-b.yaml"], cwd=project, check=True)
+
+
+def test_4_refresh_expect_no_changes_catches_out_of_band_role_edit(project, lab):
+    assert cli("preview", "lab-a", "--refresh", "--expect-no-changes").exit_code == 0
+    vault(lab).auth.kubernetes.create_role(
+        "app", bound_service_account_names=["app"], bound_service_account_namespaces=["app", "intruder"],
+        policies=["k8s-lab-a-kv-read"], audience="vault", mount_point="k8s-lab-a",
+    )
+    result = cli("preview", "lab-a", "--refresh", "--expect-no-changes")
+    assert result.exit_code == 3, result.output
+    assert cli("up", "lab-a", "--refresh").exit_code == 0
+    assert cli("preview", "lab-a", "--refresh", "--expect-no-changes").exit_code == 0
+
+
+def test_5_access_agrees_with_vault_capabilities(project, lab):
+    result = cli("access", "lab-a", "lab-b", "--format", "json")
+    assert result.exit_code == 0, result.output
+    grants = json.loads(result.stdout)
+    assert grants
+    root = vault(lab)
+    for policy in {g["policy"] for g in grants}:
+        token = root.auth.token.create(policies=[policy], ttl="5m", no_default_policy=True)["auth"]["client_token"]
+        try:
+            for g in [g for g in grants if g["policy"] == policy]:
+                probe = g["path"].replace("*", "probe")
+                answer = root.adapter.post("/v1/sys/capabilities", json={"token": token, "paths": [probe]})
+                assert sorted(answer[probe]) == sorted(g["capabilities"]), (g, answer[probe])
+        finally:
+            root.auth.token.revoke(token)
+
+
+def test_6_destroy_all(project, lab):
+    result = cli("destroy", "--all", "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    order = [r["stack"] for r in json.loads(result.stdout)]
+    assert order[-1] == "vault"  # the shared stack last
+    mounts = vault(lab).sys.list_auth_methods()["data"]
+    assert not [m for m in mounts if m.startswith("k8s-")]
