@@ -34,8 +34,14 @@ build_kubernetes() {
   minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
 
   log "kubernetes: downloading k8s.io/kubernetes@v$K8S_VERSION"
-  rm -rf "$src" "$out"; mkdir -p "$src" "$out/bin"; cd "$src"
+  # Build into $out.partial and rename at the end: a failed build leaves no half-filled $out, and
+  # control planes already running from $out keep working during a rebuild.
+  rm -rf "$src" "$out.partial"; mkdir -p "$src" "$out.partial/bin"; cd "$src"
   local kdir; kdir=$(module_dir "k8s.io/kubernetes@v$K8S_VERSION")
+  # The tag's commit time from the proxy, used as buildDate so a rebuild gives the same /version.
+  local build_date
+  build_date=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(open(json.load(sys.stdin)["Info"]))["Time"])')
 
   log "kubernetes: writing wrapper module (staging modules at $staging_version)"
   go mod init local/k8s >/dev/null 2>&1 || die "go mod init failed"
@@ -55,19 +61,21 @@ build_kubernetes() {
   local ldflags="-s -w" pkg
   for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
     ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%FT%TZ)"
+    # gitCommit: the proxy's .info has no commit hash for this tag; empty beats "$Format:%H$".
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date -X $pkg.gitCommit="
   done
 
   local cmd start
   for cmd in kube-apiserver kube-controller-manager; do
-    log "kubernetes: go build $cmd (cold: about 5-10 min on 2 cores)"
+    log "kubernetes: go build $cmd (cold: kube-apiserver 8-14 min on 2 busy cores, then 2 min more)"
     start=$SECONDS
-    go build -trimpath -ldflags "$ldflags" -o "$out/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" \
+    go build -trimpath -ldflags "$ldflags" -o "$out.partial/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" \
       || die "go build $cmd failed"
     log "kubernetes: $cmd built in $((SECONDS - start))s"
   done
-  "$out/bin/kube-apiserver" --version | grep -qx "Kubernetes v$K8S_VERSION" \
+  "$out.partial/bin/kube-apiserver" --version | grep -qx "Kubernetes v$K8S_VERSION" \
     || die "kube-apiserver --version does not report v$K8S_VERSION"
+  rm -rf "$out"; mv "$out.partial" "$out"
   mark_built kubernetes "$K8S_VERSION"
   log "kubernetes $K8S_VERSION done"
 }
@@ -80,7 +88,7 @@ build_etcd() {
     return
   fi
   local src="$VAULTFLEET_TOOLS/src/etcd-$ETCD_VERSION" out="$VAULTFLEET_TOOLS/etcd-$ETCD_VERSION"
-  rm -rf "$src" "$out"; mkdir -p "$src" "$out/bin"; cd "$src"
+  rm -rf "$src" "$out.partial"; mkdir -p "$src" "$out.partial/bin"; cd "$src"
 
   # server/v3's go.mod replaces api, client/pkg, client/v3 and pkg with ../ paths; as a dependency of
   # a wrapper module those replaces are ignored and its required v3.6.N versions are used instead.
@@ -89,13 +97,14 @@ build_etcd() {
   go mod edit -require="go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   go list -deps go.etcd.io/etcd/server/v3 >/dev/null || die "resolving dependencies failed"
 
-  log "etcd: go build etcd (cold: about 1-2 min)"
+  log "etcd: go build etcd (cold: about 2 min)"
   local start=$SECONDS
   go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" \
-    -o "$out/bin/etcd" go.etcd.io/etcd/server/v3 || die "go build etcd failed"
+    -o "$out.partial/bin/etcd" go.etcd.io/etcd/server/v3 || die "go build etcd failed"
   log "etcd: built in $((SECONDS - start))s"
-  "$out/bin/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" \
+  "$out.partial/bin/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" \
     || die "etcd --version does not report $ETCD_VERSION"
+  rm -rf "$out"; mv "$out.partial" "$out"
   mark_built etcd "$ETCD_VERSION"
   log "etcd $ETCD_VERSION done"
 }

@@ -42,10 +42,9 @@ def lab_env(lab) -> dict[str, str]:
     return env
 
 
-@pytest.fixture()
-def project_copy(tmp_path) -> Path:
+def copy_project(parent: Path) -> Path:
     """A copy of the Pulumi project, so tests can edit stack files without touching the repo."""
-    dest = tmp_path / "project"
+    dest = parent / "project"
     dest.mkdir()
     for name in ["Pulumi.yaml", "__main__.py"]:
         shutil.copy(REPO / name, dest / name)

@@ -7,7 +7,6 @@ so this module uses its own stacks' lifecycle and destroys what it creates).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from kubernetes import client
 from typer.testing import CliRunner
 
 from tests.lab import k8s
-from tests.lab.conftest import REPO
+from tests.lab.conftest import copy_project
 from vaultfleet.cli import app
 
 pytestmark = pytest.mark.lab
@@ -28,13 +27,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def project(lab, lab_env, tmp_path_factory):
     """A git checkout of the project whose lab-a stack file is written by `vaultfleet onboard`."""
-    dest = tmp_path_factory.mktemp("cli") / "project"
-    dest.mkdir()
-    for name in ["Pulumi.yaml", "__main__.py"]:
-        shutil.copy(REPO / name, dest / name)
-    for name in ["components", "policies", "stacks", "vaultfleet"]:
-        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (dest / ".venv").symlink_to(REPO / ".venv")
+    dest = copy_project(tmp_path_factory.mktemp("cli"))
     (dest / ".gitignore").write_text(".venv\n")
     (dest / "stacks" / "Pulumi.lab-a.yaml").unlink()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -6,7 +6,6 @@ Tests in this module run in order and share one fleet (a copy of the project in 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import yaml
 from kubernetes import client
 
 from tests.lab import k8s
-from tests.lab.conftest import REPO
+from tests.lab.conftest import REPO, copy_project
 from vaultfleet.automation import select_stack
 
 pytestmark = pytest.mark.lab
@@ -57,14 +56,7 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
-    project = tmp_path_factory.mktemp("fleet") / "project"
-    project.mkdir()
-    for name in ["Pulumi.yaml", "__main__.py"]:
-        shutil.copy(REPO / name, project / name)
-    for name in ["components", "policies", "stacks", "vaultfleet"]:
-        shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (project / ".venv").symlink_to(REPO / ".venv")
-    fleet = Fleet(lab, lab_env, project)
+    fleet = Fleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("fleet")))
     yield fleet
     for name in (*CLUSTERS, "vault"):
         fleet.stacks[name].destroy(color="never")
