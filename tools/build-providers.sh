@@ -15,14 +15,18 @@ K8S_PROVIDER_MOD=github.com/pulumi/pulumi-kubernetes/provider/v4
 K8S_PROVIDER_PSEUDO=v4.0.0-20260115033456-f47bc2d6f199
 K8S_SDK_MOD=github.com/pulumi/pulumi-kubernetes/sdk/v4   # go.mod: replace sdk/v4 => ../sdk
 
-# pulumi-vault 7.10.0: the Python SDK pulumi-vault==7.10.0 asks for plugin 7.10.0. The upstream
-# provider module (pulumi-vault/provider/v7) is not served by the module proxy at any release, so
-# tools/pulumi-vault-bridge/ is our own wrapper that bridges the same Terraform provider commit
-# that pulumi-vault 7.10.0 was built from; the pins live in that directory's go.mod:
+# pulumi-vault 7.8.0: the Python SDK pulumi-vault==7.8.0 asks for plugin 7.8.0. 7.8.0 is the newest
+# SDK that accepts pulumi==3.184.0 (the newest engine the proxy serves whole; 7.9.0+ need >=3.231).
+# The upstream provider module (pulumi-vault/provider/v7) is not served by the module proxy at any
+# release, so tools/pulumi-vault-bridge/ is our own wrapper around pulumi-terraform-bridge and the
+# Terraform provider; its type tokens are read from the 7.8.0 wheel and checked against the schema
+# at build time. The only Terraform provider commit the proxy serves is the one pulumi-vault
+# 7.9.0/7.10.0 bridge (newer than 7.8.0's; the resources vaultfleet uses are unchanged between
+# them). The pins live in that directory's go.mod:
 #   github.com/hashicorp/terraform-provider-vault v1.9.1-0.20260422134934-5e9fcd457a99
 #   github.com/hashicorp/terraform-plugin-sdk/v2 => github.com/pulumi/terraform-plugin-sdk/v2
 #     v2.0.0-20260318212141-5525259d096b   (Pulumi's fork, as pulumi-vault 7.10.0 uses)
-VAULT_VERSION=7.10.0
+VAULT_VERSION=7.8.0
 VAULT_BRIDGE_SRC="$TOOLS_DIR/pulumi-vault-bridge"
 
 build_kubernetes() {
@@ -55,10 +59,14 @@ build_kubernetes() {
 build_vault() {
   CURRENT_TOOL=pulumi-resource-vault
   local tool=$CURRENT_TOOL ver=$VAULT_VERSION
-  if already_built "$tool" "$ver"; then
+  local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver" src="$VAULTFLEET_TOOLS/src/$tool-$ver"
+  # The plugin is built from our own source too: a change to it means a rebuild.
+  local srchash; srchash=$(cd "$VAULT_BRIDGE_SRC" && find . -type f -not -name '*.orig' | LC_ALL=C sort \
+    | xargs sha256sum | sha256sum | cut -c1-16)
+  if already_built "$tool" "$ver" && [ "$(cat "$out/.source-hash" 2>/dev/null)" = "$srchash" ]; then
     link_built "$tool" "$ver"; log "$tool $ver already built"; return 0
   fi
-  local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver" src="$VAULTFLEET_TOOLS/src/$tool-$ver"
+  rm -rf "$out"
   rm -rf "$src"; mkdir -p "$src"
   cp -r "$VAULT_BRIDGE_SRC/." "$src/mod"
   local cmd="$src/mod/cmd/pulumi-resource-vault" ldflags="-s -w -X main.version=$ver"
@@ -78,6 +86,9 @@ build_vault() {
   ( cd "$src" && ./bin/pulumi-tfgen-vault schema --out "$src/schema" --skip-docs --skip-examples ) \
     > "$src/tfgen.log" 2>&1 || { tail -n 30 "$src/tfgen.log" >&2; die "tfgen failed"; }
   grep '^tfgen:' "$src/tfgen.log" >&2 || true
+  # Every resource class of the SDK must have its token, and the properties it reads, in the schema.
+  python3 "$src/mod/check_schema.py" "$src/schema/schema.json" "$src/wheel/x/pulumi_vault" >&2 \
+    || die "the schema lacks resources of the pulumi-vault==$ver SDK (see check_schema above)"
   # The schema tfgen writes has no version; the embedded one carries the plugin version.
   python3 - "$src/schema/schema.json" "$cmd/schema-embed.json" "$ver" <<'PY' || die "schema version stamp failed"
 import json, sys
@@ -97,6 +108,7 @@ PY
              vault:kubernetes/authBackendRole:AuthBackendRole; do
     grep -q "\"$tok\"" <<<"$info" || die "plugin does not map $tok"
   done
+  echo "$srchash" > "$out/.source-hash"
   mark_built "$tool" "$ver"
   rm -rf "$src"
   log "$tool $ver built in $((SECONDS - t0))s"

@@ -48,7 +48,7 @@ copy_module "$PKG_MOD@$PKG_PSEUDO" "$src/pkg"
 copy_module "$LANGHOST_MOD@$LANGHOST_PSEUDO" "$src/sdk/python/cmd/pulumi-language-python"
 mkdir -p "$out/bin"
 
-log "$tool $ver: go build pulumi (the CLI; 10+ minutes on 2 cores)"
+log "$tool $ver: go build pulumi (the CLI; about 6 minutes on 2 cores with a cold build cache)"
 t1=$SECONDS
 ( cd "$src/pkg" && go build -trimpath -ldflags "-s -w $VERSION_LDFLAG" \
     -o "$out/bin/pulumi" ./cmd/pulumi ) || die "go build of ./cmd/pulumi failed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a Vault-compatible server into the tool cache (see lib.sh), without the web UI:
 #   openbao  -> bao    OpenBao (MPL), the default server of the tests
-#   vault    -> vault  HashiCorp Vault 1.14.8 (last MPL release), a second server to test against
+#   vault    -> vault  HashiCorp Vault 1.14.2 (MPL), a second server to test against
 # Both have the dev server (`server -dev`), the kubernetes auth method, kv-v2, the `agent`
 # subcommand and the built-in PostgreSQL database plugin.
 # Usage: tools/build-vault-server.sh [openbao] [vault]   (default: both)
@@ -27,11 +27,15 @@ OPENBAO_NESTED=(
   "api/auth/userpass=$OPENBAO_MOD/api/auth/userpass/v2@v2.5.0"
 )
 
-# HashiCorp Vault 1.14.8: the last release under the MPL; a tagged v1 module, so no pseudo-version.
-# Its version string comes from the embedded version/VERSION file ("1.14.8").
-VAULT_VERSION=1.14.8
+# HashiCorp Vault 1.14.2 (MPL). Its go.mod replaces the nested api/sdk modules with ./api and ./sdk,
+# which only match a tagged sdk release (v0.9.2) up to 1.14.2: the 1.14.3+ tags use sdk symbols
+# backported on the release branch and tagged nowhere (1.14.8, the last MPL release, fails with
+# "undefined: physical.FencingHABackend" / "logical.CtxKeyRequestRole" with sdk v0.9.2, and
+# "*pluginEventBus does not implement logical.EventSender" with sdk v0.10.x/v0.11.0).
+# Version string: version.Version is a literal "1.14.2" in this release.
+VAULT_VERSION=1.14.2
 VAULT_MOD=github.com/hashicorp/vault
-VAULT_DATE=2023-12-05T21:14:34Z
+VAULT_DATE=2023-08-29T21:21:52Z
 # Nested modules replaced with local directories, at the versions its go.mod requires.
 VAULT_NESTED=(
   "api=$VAULT_MOD/api@v1.9.2"
@@ -89,7 +93,6 @@ build_vault() {
   log "$tool $ver: go build ./ (no UI; about 10 minutes on 2 cores)"
   mkdir -p "$out/bin"
   ( cd "$src" && go build -trimpath -o "$out/bin/vault" -ldflags "-s -w \
-      -X $VAULT_MOD/version.GitCommit=v$ver \
       -X $VAULT_MOD/version.BuildDate=$VAULT_DATE" . ) || die "go build failed"
   "$out/bin/vault" version | grep -q "Vault v$ver" || die "vault version does not print v$ver"
   mark_built "$tool" "$ver"

@@ -138,24 +138,36 @@ def test_4_removing_role_and_policy_removes_them_and_adding_back_restores(fleet)
     assert "k8s-lab-a-kv-write" in fleet.vault.sys.list_policies()["data"]["policies"]
 
 
+def _plain_stack_export(fleet, name) -> str:
+    """What `pulumi stack export` prints (the Automation API's export_stack adds --show-secrets)."""
+    out = subprocess.run(
+        ["pulumi", "stack", "export", "-s", name], cwd=fleet.project, env=fleet.env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_5_secrets_stay_out_of_state(fleet):
     reviewer_jwts = [
         k8s.wait_for_secret_token(fleet.kube(cluster), "kube-system", "vault-auth-token") for cluster in CLUSTERS
     ]
     secrets = [*reviewer_jwts, fleet.lab.vault_token(), fleet.lab.passphrase_file.read_text().strip()]
     backend = Path(fleet.lab.backend_url.removeprefix("file://"))
-    texts = [p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()]
-    for name in ("vault", *CLUSTERS):
-        texts.append(json.dumps(fleet.stacks[name].export_stack().deployment))
-    texts += [p.read_text() for p in (fleet.project / "stacks").glob("*.yaml")]
-    assert texts
+    texts = {str(p): p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()}
+    exports = {name: _plain_stack_export(fleet, name) for name in ("vault", *CLUSTERS)}
+    texts.update({f"pulumi stack export -s {n}": t for n, t in exports.items()})
+    texts.update({str(p): p.read_text() for p in (fleet.project / "stacks").glob("*.yaml")})
+    assert any("lab-a.json" in where for where in texts)
     for i, secret in enumerate(secrets):
         assert len(secret) > 20
-        assert not any(secret in text for text in texts), f"secret #{i} found in state or stack files"
-    # And the reviewer JWT is in state, encrypted: the config resource carries a secret value.
-    deployment = fleet.stacks["lab-a"].export_stack().deployment
+        leaks = [where for where, text in texts.items() if secret in text]
+        assert not leaks, f"secret #{i} in plaintext in {leaks}"
+    # The reviewer JWT is in state, encrypted: the config resource carries a ciphertext.
+    deployment = json.loads(exports["lab-a"])["deployment"]
     config = next(r for r in deployment["resources"] if r["type"] == "vault:kubernetes/authBackendConfig:AuthBackendConfig")
     assert config["inputs"]["tokenReviewerJwt"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    assert "ciphertext" in config["inputs"]["tokenReviewerJwt"]
 
 
 def test_6_plain_pulumi_cli_in_a_lab_env_shell(fleet):

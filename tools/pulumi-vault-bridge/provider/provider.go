@@ -31,10 +31,17 @@ const pkgName = "vault"
 //go:embed sdk-tokens.json
 var sdkTokens []byte
 
-// moduleTFPrefix: SDK modules whose Terraform name prefix is not the module name itself.
-var moduleTFPrefix = map[string]string{
-	"index":     "",
-	"tokenauth": "token", // vault_token_auth_backend_role -> vault:tokenauth/authBackendRole
+// moduleTFPrefixes: SDK modules whose members' Terraform names do not all start with the module
+// name itself (the default). A token is matched under each prefix listed for its module.
+var moduleTFPrefixes = map[string][]string{
+	"index":     {""},
+	"tokenauth": {"token"}, // vault_token_auth_backend_role -> vault:tokenauth/authBackendRole
+	// vault_pki_secret_backend_acme_eab -> vault:pkiSecret/backendAcmeEab, but
+	// vault_pki_secret_backend_role -> vault:pkiSecret/secretBackendRole
+	"pkiSecret": {"pkiSecret", "pki"},
+	// vault_azure_auth_backend_config -> vault:azure/authBackendConfig, but
+	// vault_azure_secret_backend -> vault:azure/backend
+	"azure": {"azure", "azureSecret"},
 }
 
 // fieldNames: properties whose Pulumi name differs from the bridge's default naming in the SDK.
@@ -52,22 +59,27 @@ func squash(s string) string {
 	return b.String()
 }
 
-// tokenKey: "vault:kubernetes/authBackendRole:AuthBackendRole" -> "kubernetesauthbackendrole";
-// functions drop their "get" prefix ("vault:kv/getSecretV2:getSecretV2" -> "kvsecretv2").
-func tokenKey(tok string, function bool) (string, error) {
+// tokenKeys: "vault:kubernetes/authBackendRole:AuthBackendRole" -> ["kubernetesauthbackendrole"];
+// functions drop their "get" prefix ("vault:kv/getSecretV2:getSecretV2" -> ["kvsecretv2"]).
+func tokenKeys(tok string, function bool) ([]string, error) {
 	parts := strings.Split(tok, ":")
 	if len(parts) != 3 || parts[0] != pkgName || !strings.Contains(parts[1], "/") {
-		return "", fmt.Errorf("unexpected token %q", tok)
+		return nil, fmt.Errorf("unexpected token %q", tok)
 	}
 	mod := parts[1][:strings.Index(parts[1], "/")]
-	if p, ok := moduleTFPrefix[mod]; ok {
-		mod = p
+	prefixes, ok := moduleTFPrefixes[mod]
+	if !ok {
+		prefixes = []string{mod}
 	}
 	name := parts[2]
 	if function {
 		name = strings.TrimPrefix(name, "get")
 	}
-	return squash(mod + name), nil
+	var keys []string
+	for _, p := range prefixes {
+		keys = append(keys, squash(p+name))
+	}
+	return keys, nil
 }
 
 func tfKey(tfName string) string { return squash(strings.TrimPrefix(tfName, pkgName+"_")) }
@@ -103,20 +115,22 @@ type Matcher struct {
 func newMatcher(toks []string, function bool) (*Matcher, error) {
 	m := &Matcher{byKey: map[string]string{}, used: map[string]bool{}, function: function}
 	for _, t := range toks {
-		k, err := tokenKey(t, function)
+		keys, err := tokenKeys(t, function)
 		if err != nil {
 			return nil, err
 		}
-		if prev, dup := m.byKey[k]; dup {
-			return nil, fmt.Errorf("tokens %q and %q have the same key %q", prev, t, k)
+		for _, k := range keys {
+			if prev, dup := m.byKey[k]; dup {
+				return nil, fmt.Errorf("tokens %q and %q have the same key %q", prev, t, k)
+			}
+			m.byKey[k] = t
 		}
-		m.byKey[k] = t
 	}
 	return m, nil
 }
 
 func (m *Matcher) token(tfName string) string {
-	if t, ok := m.byKey[tfKey(tfName)]; ok {
+	if t, ok := m.byKey[tfKey(tfName)]; ok && !m.used[t] {
 		m.used[t] = true
 		return t
 	}
@@ -131,8 +145,10 @@ func (m *Matcher) token(tfName string) string {
 
 // Report: SDK tokens no Terraform name matched, and Terraform names with no SDK token.
 func (m *Matcher) Report() (unusedTokens, unmatchedTF []string) {
+	seen := map[string]bool{}
 	for _, t := range m.byKey {
-		if !m.used[t] {
+		if !m.used[t] && !seen[t] {
+			seen[t] = true
 			unusedTokens = append(unusedTokens, t)
 		}
 	}

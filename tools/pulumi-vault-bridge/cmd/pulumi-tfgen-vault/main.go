@@ -1,5 +1,7 @@
 // pulumi-tfgen-vault writes the Pulumi package schema of the bridged Vault provider:
-//   pulumi-tfgen-vault schema --out DIR --skip-docs --skip-examples
+//
+//	pulumi-tfgen-vault schema --out DIR --skip-docs --skip-examples
+//
 // and reports SDK tokens and Terraform names that did not pair up (on stderr).
 package main
 
