@@ -39,7 +39,7 @@ VAULT_DATE=2023-08-29T21:21:52Z
 # Nested modules replaced with local directories, at the versions its go.mod requires.
 VAULT_NESTED=(
   "api=$VAULT_MOD/api@v1.9.2"
-  "sdk=$VAULT_MOD/sdk@v0.9.2"
+  "sdk=$VAULT_MOD/sdk@v0.9.2-0.20230530190758-08ee474850e0"
   "api/auth/approle=$VAULT_MOD/api/auth/approle@v0.1.0"
   "api/auth/kubernetes=$VAULT_MOD/api/auth/kubernetes@v0.4.1"
   "api/auth/userpass=$VAULT_MOD/api/auth/userpass@v0.1.0"

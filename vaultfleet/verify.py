@@ -70,6 +70,10 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
     import hvac
     from kubernetes import client, config as kube_config
 
+    from vaultfleet.kubeconfig import kubeconfig_paths
+
+    # The kubernetes client reads $KUBECONFIG once, at import: resolve it now, as kubectl would.
+    kubeconfig = kubeconfig or str(next((p for p in kubeconfig_paths() if p.exists()), kubeconfig_paths()[0]))
     api = kube_config.new_client_from_config(config_file=kubeconfig, context=stack.cluster.kube_context)
     core = client.CoreV1Api(api)
     bodies = render_cluster_policies(stack, policy_dir)
@@ -91,6 +95,11 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
                 login = vault.auth.kubernetes.login(role.name, jwt, mount_point=stack.mount_path)
             except (hvac.exceptions.VaultError, ValueError) as exc:
                 check.cause, check.fix = diagnose(str(exc))
+                if check.cause.startswith("login refused: permission denied"):
+                    # Vault keeps TokenReview and claim failures in its own log; look ourselves.
+                    found = _inspect(stack, vault_addr, jwt, api)
+                    if found:
+                        check.cause, check.fix = found
                 results.append(check)
                 continue
             check.policies = sorted(login["auth"]["token_policies"])
@@ -116,6 +125,61 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
             _cleanup(core, client, created)
         results.append(check)
     return results
+
+
+def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, str] | None:
+    """Find why Vault refused a login it did not explain: CA, issuer, reviewer permissions."""
+    import base64
+    import json
+    import os
+    import socket
+    import ssl
+    import tempfile
+    from urllib.parse import urlparse
+
+    import hvac
+    from kubernetes import client
+
+    token = os.environ.get("VAULT_TOKEN")
+    if not token:
+        return ("login refused: permission denied (set VAULT_TOKEN so verify can read the mount's config)",
+                "rerun with VAULT_TOKEN of the provisioner")
+    try:
+        config = hvac.Client(url=vault_addr, token=token).read(f"auth/{stack.mount_path}/config")["data"]
+    except Exception as exc:  # noqa: BLE001 - inspection is best effort
+        return (f"login refused: permission denied; the mount's config is unreadable ({exc})", "check VAULT_TOKEN")
+
+    host = urlparse(config["kubernetes_host"])
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca:
+        ca.write(config.get("kubernetes_ca_cert") or "")
+        ca.flush()
+        try:
+            context = ssl.create_default_context(cafile=ca.name) if config.get("kubernetes_ca_cert") else ssl.create_default_context()
+            with socket.create_connection((host.hostname, host.port or 443), timeout=5) as sock:
+                with context.wrap_socket(sock, server_hostname=host.hostname):
+                    pass
+        except ssl.SSLCertVerificationError:
+            return CAUSES[0][1], CAUSES[0][2]
+        except (OSError, ssl.SSLError) as exc:
+            return (f"Vault's kubernetes_host {config['kubernetes_host']} is unreachable ({exc})",
+                    "set vaultfleet:cluster.apiHost to the API server as Vault reaches it")
+
+    claims = json.loads(base64.urlsafe_b64decode(jwt.split(".")[1] + "=="))
+    if not config.get("disable_iss_validation") and config.get("issuer") and claims.get("iss") != config["issuer"]:
+        return (f"issuer mismatch: tokens say iss={claims.get('iss')}, the mount expects {config['issuer']}",
+                "set vaultfleet:cluster.issuer to the cluster's --service-account-issuer, or remove it")
+
+    review = client.AuthorizationV1Api(api).create_subject_access_review(
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=f"system:serviceaccount:{stack.cluster.reviewer_namespace}:{stack.cluster.reviewer_service_account}",
+                resource_attributes=client.V1ResourceAttributes(group="authentication.k8s.io", resource="tokenreviews", verb="create"),
+            )
+        )
+    )
+    if not review.status.allowed:
+        return CAUSES[2][1], CAUSES[2][2]
+    return None
 
 
 def _ensure(core, client, namespace: str, account: str) -> list[tuple[str, str, str]]:

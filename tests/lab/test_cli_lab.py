@@ -28,7 +28,7 @@ runner = CliRunner()
 def project(lab, lab_env, tmp_path_factory):
     """A git checkout of the project whose lab-a stack file is written by `vaultfleet onboard`."""
     dest = copy_project(tmp_path_factory.mktemp("cli"))
-    (dest / ".gitignore").write_text(".venv\n")
+    (dest / ".gitignore").write_text(".venv\n__pycache__/\n")
     (dest / "stacks" / "Pulumi.lab-a.yaml").unlink()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
@@ -71,13 +71,17 @@ def test_1_onboard_then_up_with_no_edit_then_verify(project, lab):
     assert [r["stack"] for r in summary][0] == "vault"  # the shared stack first
     assert all(r["ok"] for r in summary)
 
+    core = client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a"))
+    try:  # earlier tests may have left it; verify must create the ServiceAccount it checks with
+        core.delete_namespaced_service_account("app", "app")
+    except client.ApiException as exc:
+        assert exc.status == 404
     result = cli("verify", "lab-a")
     assert result.exit_code == 0, result.output
-    assert result.output.count("ok") >= 2
-    # verify leaves nothing behind: the probe namespaces/ServiceAccounts it created are gone.
-    core = client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a"))
+    assert "ok   lab-a/app: app/app logged in" in result.output
+    # verify leaves nothing behind: the ServiceAccount it created for the check is gone again.
     with pytest.raises(client.ApiException):
-        core.read_namespaced_service_account("deployer", "ci")
+        core.read_namespaced_service_account("app", "app")
 
 
 BREAKAGES = {
@@ -136,6 +140,10 @@ def test_2_verify_names_each_cause_and_up_repairs_it(project, lab, breakage):
 
 
 def test_3_changed_since_previews_only_the_changed_stack(project):
+    # What a repository holds after onboarding: the new stack file and the stacks' encryption salts.
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "onboard lab-a"], cwd=project, check=True)
     path = project / "stacks/Pulumi.lab-b.yaml"
     doc = yaml.safe_load(path.read_text())
     doc["config"]["vaultfleet:roles"][0]["ttl"] = "30m"
