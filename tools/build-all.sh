@@ -4,12 +4,15 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 start=$(date +%s)
-for step in build-pulumi build-providers build-vault-server build-kube; do
+# OpenBao is the lab's server; HashiCorp Vault is optional (tools/build-vault-server.sh vault).
+for step in build-pulumi build-providers "build-vault-server openbao" build-kube; do
   t0=$(date +%s)
-  if ! bash "$here/$step.sh"; then
-    echo "[tools] FAILED: $step.sh (see the messages above)" >&2
+  read -r script args <<< "$step"
+  # shellcheck disable=SC2086 # $args: zero or more words
+  if ! bash "$here/$script.sh" $args; then
+    echo "[tools] FAILED: $script.sh (see the messages above)" >&2
     exit 1
   fi
-  echo "[tools] $step done in $(( $(date +%s) - t0 ))s" >&2
+  echo "[tools] $script done in $(( $(date +%s) - t0 ))s" >&2
 done
 echo "[tools] all tools ready in $(( $(date +%s) - start ))s: ${VAULTFLEET_TOOLS:-$HOME/.cache/vaultfleet/tools}/bin" >&2
