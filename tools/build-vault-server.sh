@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a Vault-compatible server into the tool cache (see lib.sh), without the web UI:
 #   openbao  -> bao    OpenBao (MPL), the default server of the tests
-#   vault    -> vault  HashiCorp Vault 1.14.2 (MPL), a second server to test against
+#   vault    -> vault  HashiCorp Vault 1.14.1 (MPL), a second server to test against
 # Both have the dev server (`server -dev`), the kubernetes auth method, kv-v2, the `agent`
 # subcommand and the built-in PostgreSQL database plugin.
 # Usage: tools/build-vault-server.sh [openbao] [vault]   (default: both)
@@ -27,19 +27,26 @@ OPENBAO_NESTED=(
   "api/auth/userpass=$OPENBAO_MOD/api/auth/userpass/v2@v2.5.0"
 )
 
-# HashiCorp Vault 1.14.2 (MPL). Its go.mod replaces the nested api/sdk modules with ./api and ./sdk,
-# which only match a tagged sdk release (v0.9.2) up to 1.14.2: the 1.14.3+ tags use sdk symbols
-# backported on the release branch and tagged nowhere (1.14.8, the last MPL release, fails with
-# "undefined: physical.FencingHABackend" / "logical.CtxKeyRequestRole" with sdk v0.9.2, and
-# "*pluginEventBus does not implement logical.EventSender" with sdk v0.10.x/v0.11.0).
-# Version string: version.Version is a literal "1.14.2" in this release.
-VAULT_VERSION=1.14.2
+# HashiCorp Vault 1.14.1 (MPL; 1.14.8 is the last MPL release). Its go.mod replaces the nested
+# api/sdk modules with ./api and ./sdk, and the 1.14.x release branch's sdk/ matches no sdk tag:
+# the build needs sdk/ at the release commit itself, which the proxy serves only for 1.14.1
+# (v1.14.0's and v1.14.8's are 403). With tagged sdks the later 1.14.x tags do not work:
+#   1.14.8 + sdk v0.9.2  -> "undefined: physical.FencingHABackend", "logical.CtxKeyRequestRole"
+#   1.14.8 + sdk v0.11.0 -> "*pluginEventBus does not implement logical.EventSender"
+#   1.14.2 + sdk v0.9.2  -> builds, but `server -dev` panics: "Pattern managed-keys/... defines a
+#                           CreateOperation but no ExistenceCheck" (a check added on main only)
+#   1.14.2 + sdk of its go.mod (v0.9.2-0.20230530190758-08ee474850e0) -> "undefined:
+#                           certutil.ParseBasicConstraintExtension", "dstP.WrapKey undefined"
+# version.Version is the literal "1.14.1" in this release; the commit is the tag's (proxy .info).
+VAULT_VERSION=1.14.1
 VAULT_MOD=github.com/hashicorp/vault
-VAULT_DATE=2023-08-29T21:21:52Z
-# Nested modules replaced with local directories, at the versions its go.mod requires.
+VAULT_COMMIT=bf23fe8636b04d554c0fa35a756c75c2f59026c0
+VAULT_DATE=2023-07-21T17:15:14Z
+# Nested modules replaced with local directories: sdk at the release commit, the others at the
+# versions its go.mod requires (api v1.9.2; no api pseudo-version of that commit is served).
 VAULT_NESTED=(
   "api=$VAULT_MOD/api@v1.9.2"
-  "sdk=$VAULT_MOD/sdk@v0.9.2-0.20230530190758-08ee474850e0"
+  "sdk=$VAULT_MOD/sdk@v0.9.2-0.20230721171514-bf23fe8636b0"
   "api/auth/approle=$VAULT_MOD/api/auth/approle@v0.1.0"
   "api/auth/kubernetes=$VAULT_MOD/api/auth/kubernetes@v0.4.1"
   "api/auth/userpass=$VAULT_MOD/api/auth/userpass@v0.1.0"
@@ -93,6 +100,7 @@ build_vault() {
   log "$tool $ver: go build ./ (no UI; about 10 minutes on 2 cores)"
   mkdir -p "$out/bin"
   ( cd "$src" && go build -trimpath -o "$out/bin/vault" -ldflags "-s -w \
+      -X $VAULT_MOD/version.GitCommit=$VAULT_COMMIT \
       -X $VAULT_MOD/version.BuildDate=$VAULT_DATE" . ) || die "go build failed"
   "$out/bin/vault" version | grep -q "Vault v$ver" || die "vault version does not print v$ver"
   mark_built "$tool" "$ver"

@@ -184,14 +184,24 @@ def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, 
 
 def _ensure(core, client, namespace: str, account: str) -> list[tuple[str, str, str]]:
     """Create what the check needs and is missing; return what to delete afterwards."""
+    import time
+
     created = []
-    try:
-        core.read_namespace(namespace)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-        created.append(("namespace", namespace, ""))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ns = core.read_namespace(namespace)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+            created.append(("namespace", namespace, ""))
+            break
+        # A namespace still terminating (say, from the previous verify's clean-up) takes no new
+        # objects: wait until it is gone, then create it afresh.
+        if ns.status.phase != "Terminating" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     try:
         core.read_namespaced_service_account(account, namespace)
     except client.ApiException as exc:
