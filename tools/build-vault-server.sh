@@ -48,7 +48,7 @@ VAULT_NESTED=(
   "api=$VAULT_MOD/api@v1.9.2"
   "sdk=$VAULT_MOD/sdk@v0.9.2-0.20230721171514-bf23fe8636b0"
   "api/auth/approle=$VAULT_MOD/api/auth/approle@v0.1.0"
-  "api/auth/kubernetes=$VAULT_MOD/api/auth/kubernetes@v0.4.1"
+  "api/auth/kubernetes=$VAULT_MOD/api/auth/kubernetes@v0.4.0"
   "api/auth/userpass=$VAULT_MOD/api/auth/userpass@v0.1.0"
 )
 
@@ -83,7 +83,7 @@ build_openbao() {
       -X $OPENBAO_MOD/version.fullVersion=$ver \
       -X $OPENBAO_MOD/version.GitCommit=$OPENBAO_COMMIT \
       -X $OPENBAO_MOD/version.BuildDate=$OPENBAO_DATE" . ) || die "go build failed"
-  "$out/bin/bao" version | grep -q "OpenBao v$ver" || die "bao version does not print v$ver"
+  [[ "$("$out/bin/bao" version)" == "OpenBao v$ver "* ]] || die "bao version does not print v$ver"
   mark_built "$tool" "$ver"
   rm -rf "$src"
   log "$tool $ver built in $((SECONDS - t0))s"
@@ -102,7 +102,7 @@ build_vault() {
   ( cd "$src" && go build -trimpath -o "$out/bin/vault" -ldflags "-s -w \
       -X $VAULT_MOD/version.GitCommit=$VAULT_COMMIT \
       -X $VAULT_MOD/version.BuildDate=$VAULT_DATE" . ) || die "go build failed"
-  "$out/bin/vault" version | grep -q "Vault v$ver" || die "vault version does not print v$ver"
+  [[ "$("$out/bin/vault" version)" == "Vault v$ver "* ]] || die "vault version does not print v$ver"
   mark_built "$tool" "$ver"
   rm -rf "$src"
   log "$tool $ver built in $((SECONDS - t0))s"

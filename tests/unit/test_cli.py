@@ -112,3 +112,9 @@ def test_lab_up_rejects_too_many_clusters(tmp_path, monkeypatch):
     result = runner.invoke(app, ["lab", "up", "--clusters", "27"])
     assert result.exit_code == 2
     assert "between 1 and 26" in result.output
+
+
+def test_shipped_example_stack_validates_once_copied(project):
+    shutil.copy(project / "stacks/Pulumi.prod-eu1.yaml.example", project / "stacks/Pulumi.prod-eu1.yaml")
+    result = runner.invoke(app, ["validate", "prod-eu1", "--strict"])
+    assert result.exit_code == 0, result.output
