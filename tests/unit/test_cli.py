@@ -118,3 +118,61 @@ def test_shipped_example_stack_validates_once_copied(project):
     shutil.copy(project / "stacks/Pulumi.prod-eu1.yaml.example", project / "stacks/Pulumi.prod-eu1.yaml")
     result = runner.invoke(app, ["validate", "prod-eu1", "--strict"])
     assert result.exit_code == 0, result.output
+
+
+def test_onboard_unknown_context_writes_nothing(project, tmp_path, monkeypatch):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({"contexts": [], "clusters": []}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    result = runner.invoke(app, ["onboard", "prod", "--context", "missing"])
+    assert result.exit_code == 2
+    assert "kube context 'missing' not found" in result.output
+    assert not (project / "stacks/Pulumi.prod.yaml").exists()
+
+
+def test_onboard_refuses_an_invalid_name_and_writes_nothing(project, tmp_path, monkeypatch):
+    import base64
+
+    ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443", "certificate-authority-data": base64.b64encode(ca.encode()).decode()}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    result = runner.invoke(app, ["onboard", "Prod_1", "--context", "ctx"])
+    assert result.exit_code == 2
+    assert "vaultfleet:name" in result.output
+    assert not list((project / "stacks").glob("Pulumi.Prod_1.yaml"))
+
+    result = runner.invoke(app, ["onboard", "prod-1", "--context", "ctx"])
+    assert result.exit_code == 0, result.output
+    text = (project / "stacks/Pulumi.prod-1.yaml").read_text()
+    assert "apiHost: https://10.0.0.1:6443" in text and "MIIB" in text
+
+
+@pytest.mark.parametrize("args", [["preview"], ["preview", "nope"], ["up"], ["up", "lab-a", "nope"]])
+def test_fleet_commands_reject_missing_or_unknown_stacks(project, args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+
+
+def test_destroy_asks_first(project):
+    result = runner.invoke(app, ["destroy", "lab-a"], input="n\n")
+    assert result.exit_code == 1
+    assert "destroy lab-a?" in result.output
+
+
+def test_access_formats(project):
+    rows = json.loads(runner.invoke(app, ["access", "--format", "json"]).stdout)
+    assert {"cluster": "lab-a", "mount": "k8s-lab-a", "namespace": "app", "service_account": "app", "role": "app",
+            "policy": "k8s-lab-a-kv-read", "path": "kv/data/clusters/lab-a/*", "capabilities": ["read"]} in rows
+    markdown = runner.invoke(app, ["access", "lab-b", "--format", "markdown"]).stdout
+    assert "| lab-b | ci | deployer | deployer | k8s-lab-b-kv-write | `kv/data/clusters/lab-b/*` |" in markdown
+    assert "lab-a" not in markdown
+
+
+def test_verify_rejects_the_shared_stack(project):
+    result = runner.invoke(app, ["verify", "vault"])
+    assert result.exit_code == 2
+    assert "shared stack" in result.output
