@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a minimal Kubernetes control plane into the tool cache (see lib.sh):
-#   kubernetes-<K8S_VERSION>/bin/{kube-apiserver,kube-controller-manager}  from k8s.io/kubernetes
+#   kubernetes-<K8S_VERSION>/bin/{kube-apiserver,kube-controller-manager,kubectl}  from k8s.io/kubernetes
 #   etcd-<ETCD_VERSION>/bin/etcd                                          from go.etcd.io/etcd/server/v3
 # Both come from the Go module proxy through small wrapper modules (TOOLCHAIN.md section 5).
 #
@@ -25,7 +25,9 @@ staging_modules() {
 
 build_kubernetes() {
   CURRENT_TOOL=kubernetes
-  if already_built kubernetes "$K8S_VERSION"; then
+  # kubectl joined the set later: a cache entry without it is rebuilt (the Go build cache keeps
+  # the two servers' rebuild to a relink).
+  if already_built kubernetes "$K8S_VERSION" && [ -x "$VAULTFLEET_TOOLS/kubernetes-$K8S_VERSION/bin/kubectl" ]; then
     link_built kubernetes "$K8S_VERSION"
     log "kubernetes $K8S_VERSION already built"
     return
@@ -55,6 +57,7 @@ build_kubernetes() {
 
   log "kubernetes: resolving dependencies"
   go list -deps k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kubectl \
     >/dev/null || die "resolving dependencies failed (a module version may be missing from the proxy)"
 
   # What hack/lib/version.sh sets: `kube-apiserver --version` and GET /version report these, and
@@ -67,7 +70,8 @@ build_kubernetes() {
   done
 
   local cmd start
-  for cmd in kube-apiserver kube-controller-manager; do
+  # kubectl: for the shell `vaultfleet lab env` prepares (kubectl --context lab-a ...).
+  for cmd in kube-apiserver kube-controller-manager kubectl; do
     # Cold on 2 shared cores: kube-apiserver ~14 min, then kube-controller-manager ~2 min (shared deps).
     log "kubernetes: go build $cmd"
     start=$SECONDS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from pulumi import automation as auto
@@ -12,10 +13,15 @@ from vaultfleet.project import project_dir
 __all__ = ["project_dir", "pulumi_command", "select_stack"]
 
 
+@functools.cache
 def pulumi_command() -> auto.PulumiCommand:
-    """The pinned engine from the tool cache (or PATH), never a download."""
+    """The pinned engine from the tool cache (or PATH), never a download.
+
+    Built once per process; its `pulumi version` check is skipped because tools/ pins the binary
+    to the SDK's version (the check cost 0.2 s per stack in a fleet run).
+    """
     binary = Path(find_tool("pulumi"))
-    return auto.PulumiCommand(root=str(binary.resolve().parent.parent))
+    return auto.PulumiCommand(root=str(binary.resolve().parent.parent), skip_version_check=True)
 
 
 def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> auto.Stack:

@@ -1,7 +1,7 @@
 """Run preview / up / destroy over many stacks through the Automation API, in parallel.
 
-The shared stack goes first on preview/up (cluster stacks may rely on its KV mount and policy) and
-last on destroy; cluster stacks run concurrently (each is its own `pulumi` process).
+The shared stack goes first on up (cluster stacks may rely on its KV mount and policy) and last on
+destroy; previews all run at once. Stacks run concurrently, each in its own `pulumi` process.
 """
 
 from __future__ import annotations
@@ -151,7 +151,10 @@ def run(
 ) -> list[StackResult]:
     env = env or engine_env()
     shared, clusters = ordered(project, stacks, operation)
-    groups = [clusters, shared] if operation == "destroy" else [shared, clusters]
+    if operation == "preview":
+        groups = [shared + clusters]  # a preview changes nothing: no order to keep, all at once
+    else:
+        groups = [clusters, shared] if operation == "destroy" else [shared, clusters]
     results: list[StackResult] = []
 
     def one(name: str) -> StackResult:
