@@ -29,8 +29,9 @@ OPENBAO_NESTED=(
 
 # HashiCorp Vault 1.14.1 (MPL; 1.14.8 is the last MPL release). Its go.mod replaces the nested
 # api/sdk modules with ./api and ./sdk, and the 1.14.x release branch's sdk/ matches no sdk tag:
-# the build needs sdk/ at the release commit itself, which the proxy serves only for 1.14.1
-# (v1.14.0's and v1.14.8's are 403). With tagged sdks the later 1.14.x tags do not work:
+# the build needs sdk/ at the release commit itself. The proxy serves that for 1.14.1 (commit from
+# its .info Origin); 1.14.0's is 403, and for 1.14.2+ the proxy's .info gives no commit hash.
+# With tagged sdks the later 1.14.x tags do not work:
 #   1.14.8 + sdk v0.9.2  -> "undefined: physical.FencingHABackend", "logical.CtxKeyRequestRole"
 #   1.14.8 + sdk v0.11.0 -> "*pluginEventBus does not implement logical.EventSender"
 #   1.14.2 + sdk v0.9.2  -> builds, but `server -dev` panics: "Pattern managed-keys/... defines a

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vaultfleet.console import err, out
+from vaultfleet.console import err
 
 
 class Format(str, Enum):

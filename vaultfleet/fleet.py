@@ -69,7 +69,7 @@ def changed_since(project: Path, ref: str) -> list[str]:
     return sorted(touched & stacks)
 
 
-def ordered(project: Path, stacks: list[str], operation: str) -> tuple[list[str], list[str]]:
+def ordered(project: Path, stacks: list[str]) -> tuple[list[str], list[str]]:
     """(shared stacks, cluster stacks); callers run the first group before (or, destroy, after)."""
     shared = [s for s in stacks if is_shared(project, s)]
     return shared, [s for s in stacks if s not in shared]
@@ -150,7 +150,7 @@ def run(
     on_start: Callable[[str], None] | None = None,
 ) -> list[StackResult]:
     env = env or engine_env()
-    shared, clusters = ordered(project, stacks, operation)
+    shared, clusters = ordered(project, stacks)
     if operation == "preview":
         groups = [shared + clusters]  # a preview changes nothing: no order to keep, all at once
     else:
