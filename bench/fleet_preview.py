@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.lab.conftest import copy_project  # noqa: E402 - the lab tests' scratch copy of the project
 from vaultfleet.fleet import run  # noqa: E402
 from vaultfleet.lab import lab, processes  # noqa: E402
 
@@ -41,13 +41,7 @@ def main() -> None:
     if started_lab:
         state = lab.up(2, echo=None)
     env = {**os.environ, **state.env(), "VAULT_TOKEN": state.vault_token()}
-    project = Path(tempfile.mkdtemp()) / "project"
-    project.mkdir()
-    for name in ["Pulumi.yaml", "__main__.py"]:
-        shutil.copy(REPO / name, project / name)
-    for name in ["components", "policies", "stacks", "vaultfleet"]:
-        shutil.copytree(REPO / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (project / ".venv").symlink_to(REPO / ".venv")
+    project = copy_project(Path(tempfile.mkdtemp()))
     env["VAULTFLEET_PROJECT"] = str(project)
     cli = str(REPO / ".venv/bin/vaultfleet")
     try:
