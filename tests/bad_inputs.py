@@ -117,5 +117,6 @@ CASES = [
     BadInput("capabilities not a list", POLICY_FILE, policy='path "kv/data/*" { capabilities = "read" }'),
     BadInput("no path block", POLICY_FILE, policy="# grants nothing\n"),
     BadInput("unknown placeholder", POLICY_FILE, policy='path "${kv}/data/*" { capabilities = ["read"] }'),
+    BadInput("glob inside a path", POLICY_FILE, policy='path "kv/*/data" { capabilities = ["read"] }'),
     BadInput("unknown block", POLICY_FILE, policy='paths "kv/data/*" { capabilities = ["read"] }'),
 ]

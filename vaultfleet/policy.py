@@ -72,6 +72,9 @@ def parse_rules(body: str, source: str) -> list[PathRule]:
     for path, block in paths.items():
         if not path.strip():
             raise PolicyError(source, "empty path")
+        if "*" in path[:-1]:
+            # Vault would match such a `*` literally and silently grant nothing.
+            raise PolicyError(source, f'path "{path}": `*` is a glob only at the end of a path (use `+` for one segment)')
         caps = block.get("capabilities") if isinstance(block, dict) else None
         if not caps or not isinstance(caps, list):
             raise PolicyError(source, f'path "{path}": `capabilities` must be a non-empty list')

@@ -20,17 +20,10 @@ path "sys/mounts/auth/${mount_prefix}-*" {
   capabilities = ["read", "update"]
 }
 
-# The mounts' config (API host, CA, reviewer JWT) and roles.
-path "auth/${mount_prefix}-*/config" {
-  capabilities = ["create", "read", "update", "delete"]
-}
-
-path "auth/${mount_prefix}-*/role/*" {
+# The mounts' config (API host, CA, reviewer JWT) and roles. Vault globs `*` only at the end of a
+# path, so one rule covers auth/<mount>/config and auth/<mount>/role/<name> of every fleet mount.
+path "auth/${mount_prefix}-*" {
   capabilities = ["create", "read", "update", "delete", "list"]
-}
-
-path "auth/${mount_prefix}-*/role" {
-  capabilities = ["list"]
 }
 
 # The clusters' policies, all named ${mount_prefix}-<cluster>-<template>.
