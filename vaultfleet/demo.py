@@ -10,27 +10,18 @@ import sys
 import time
 
 import hvac
-from kubernetes import client, config
+from kubernetes import config
 
 from vaultfleet.automation import project_dir, select_stack
 from vaultfleet.console import err, out
+from vaultfleet.kube import ensure_service_account, request_token
 from vaultfleet.lab import lab, processes
 
 
 def _token(kubeconfig: str, context: str, namespace: str, account: str) -> str:
     api = config.new_client_from_config(config_file=kubeconfig, context=context)
-    core = client.CoreV1Api(api)
-    for create in (
-        lambda: core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))),
-        lambda: core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))),
-    ):
-        try:
-            create()
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-    spec = client.V1TokenRequestSpec(audiences=["vault"], expiration_seconds=600)
-    return core.create_namespaced_service_account_token(account, namespace, client.AuthenticationV1TokenRequest(spec=spec)).status.token
+    ensure_service_account(api, namespace, account)
+    return request_token(api, namespace, account, audience="vault")
 
 
 def main() -> int:

@@ -70,6 +70,7 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
     import hvac
     from kubernetes import client, config as kube_config
 
+    from vaultfleet.kube import request_token
     from vaultfleet.kubeconfig import kubeconfig_paths
 
     # The kubernetes client reads $KUBECONFIG once, at import: resolve it now, as kubectl would.
@@ -86,10 +87,7 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
         created = _ensure(core, client, namespace, account)
         check = RoleCheck(role=role.name, ok=False, service_account=f"{namespace}/{account}")
         try:
-            spec = client.V1TokenRequestSpec(audiences=[role.audience] if role.audience else [], expiration_seconds=600)
-            jwt = core.create_namespaced_service_account_token(
-                account, namespace, client.AuthenticationV1TokenRequest(spec=spec)
-            ).status.token
+            jwt = request_token(api, namespace, account, audience=role.audience)
             vault = hvac.Client(url=vault_addr)
             try:
                 login = vault.auth.kubernetes.login(role.name, jwt, mount_point=stack.mount_path)

@@ -52,3 +52,10 @@ def copy_project(parent: Path) -> Path:
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     (dest / ".venv").symlink_to(REPO / ".venv")
     return dest
+
+
+def use_lab_for_cli(monkeypatch, project: Path, lab_env: dict[str, str]) -> None:
+    """Point in-process CLI calls (CliRunner) at the lab and at a project copy."""
+    for key, value in lab_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("VAULTFLEET_PROJECT", str(project))

@@ -8,7 +8,7 @@ from kubernetes import client
 from typer.testing import CliRunner
 
 from tests.lab import k8s
-from tests.lab.conftest import copy_project
+from tests.lab.conftest import copy_project, use_lab_for_cli
 from vaultfleet.automation import select_stack
 from vaultfleet.cli import app
 
@@ -29,9 +29,7 @@ def project(lab, lab_env, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch, project, lab_env):
-    for key, value in lab_env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("VAULTFLEET_PROJECT", str(project))
+    use_lab_for_cli(monkeypatch, project, lab_env)
 
 
 def _vault(lab):
