@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from vaultfleet.lab import lab as lab_module
 from vaultfleet.lab import processes
@@ -43,11 +44,17 @@ def lab_env(lab) -> dict[str, str]:
 
 
 def copy_project(parent: Path) -> Path:
-    """A copy of the Pulumi project, so tests can edit stack files without touching the repo."""
+    """A copy of the Pulumi project, so tests can edit stack files without touching the repo.
+
+    Its fleet Vault address is the lab's, so a lab on shifted ports ($VAULTFLEET_LAB_PORT_OFFSET,
+    e.g. one per developer on a shared machine) is used rather than the default lab's Vault.
+    """
     dest = parent / "project"
     dest.mkdir()
-    for name in ["Pulumi.yaml", "__main__.py"]:
-        shutil.copy(REPO / name, dest / name)
+    shutil.copy(REPO / "__main__.py", dest / "__main__.py")
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    project["config"]["vaultfleet:vaultAddress"]["value"] = f"http://127.0.0.1:{lab_module.VAULT_PORT}"
+    (dest / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
     for name in ["components", "policies", "stacks", "vaultfleet"]:
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     (dest / ".venv").symlink_to(REPO / ".venv")
