@@ -78,7 +78,8 @@ def _summary(results, output: Format) -> str:
         return json.dumps(
             [
                 {"stack": r.stack, "operation": r.operation, "ok": r.ok, "changed": r.changed,
-                 "changes": r.changes, "steps": r.steps, "error": r.error, "seconds": r.seconds}
+                 "changes": r.changes, "steps": r.steps, "error": r.error, "recovered": r.recovered,
+                 "seconds": r.seconds}
                 for r in results
             ],
             indent=2,
@@ -90,6 +91,7 @@ def _summary(results, output: Format) -> str:
             what = "<br>".join(f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" for s in r.steps) or "-"
             state = "ok" if r.ok else "**failed**"
             lines.append(f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |")
+        lines += [f"\n_{r.stack}: {r.recovered}_" for r in results if r.recovered]
         failed = [r for r in results if not r.ok]
         for r in failed:
             lines += ["", f"<details><summary>{r.stack}: error</summary>", "", "```", r.error or "", "```", "</details>"]
@@ -99,6 +101,8 @@ def _summary(results, output: Format) -> str:
         counts = ", ".join(f"{o} {r.changes[o]}" for o in ops if r.changes.get(o)) or "no changes"
         head = f"{r.stack}: {'ok' if r.ok else 'FAILED'} ({r.seconds}s) {counts if r.ok else ''}".rstrip()
         lines.append(head)
+        if r.recovered:
+            lines.append(f"    {r.recovered}")
         lines += [f"    {s['op']:<8} {s['type']}  {s['name']}" for s in r.steps]
         if r.error:
             lines += ["    " + ln for ln in r.error.splitlines()]

@@ -10,7 +10,7 @@ import typer
 
 from vaultfleet.console import err, out
 
-app = typer.Typer(help="Local lab: a Vault-compatible dev server and Kubernetes control planes on 127.0.0.1.")
+app = typer.Typer(help="Local lab: a Vault-compatible server and Kubernetes control planes on 127.0.0.1.")
 
 
 @app.command()

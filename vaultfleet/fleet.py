@@ -17,6 +17,8 @@ from typing import Callable
 import yaml
 
 from vaultfleet import config
+from vaultfleet import recovery as recovery_mod
+from vaultfleet.vault_health import vault_problem
 
 # Files whose change touches every stack (everything that is not one stack's own file).
 SHARED_INPUTS = ("Pulumi.yaml", "__main__.py", "components/", "policies/", "vaultfleet/", "pyproject.toml")
@@ -32,6 +34,8 @@ class StackResult:
     steps: list[dict] = field(default_factory=list)
     """One entry per changed resource: op, type, name."""
     error: str | None = None
+    recovered: str | None = None
+    """What was healed from an interrupted earlier run (stale lock, pending operations), if anything."""
     seconds: float = 0.0
 
     @property
@@ -105,27 +109,90 @@ def run_one(project: Path, stack_name: str, operation: str, env: dict[str, str],
             return
         steps.append({"op": str(meta.op.value), "type": meta.type, "name": meta.urn.rsplit("::", 1)[-1]})
 
+    vault_address = _vault_address(project, stack_name)
     try:
+        problem = vault_address and vault_problem(vault_address)
+        if problem:
+            raise _NotRun(problem)
         stack = select_stack(stack_name, project, env)
         if operation == "preview":
             outcome = stack.preview(refresh=refresh, on_event=on_event, color="never")
             result.changes = dict(outcome.change_summary)
-        elif operation == "up":
-            outcome = stack.up(refresh=refresh, on_event=on_event, color="never")
-            result.changes = dict(outcome.summary.resource_changes or {})
-        elif operation == "destroy":
-            outcome = stack.destroy(on_event=on_event, color="never")
+        elif operation in ("up", "destroy"):
+            # A run killed half way leaves a stale lock and pending operations: heal both first.
+            recovery = _heal(stack, project, env)
+            result.recovered = recovery.describe() if recovery else None
+            if operation == "up":
+                outcome = _retry_if_stale_lock(stack, project, env, recovery,
+                                               lambda: stack.up(refresh=refresh, on_event=on_event, color="never"))
+            else:
+                outcome = _retry_if_stale_lock(stack, project, env, recovery,
+                                               lambda: stack.destroy(on_event=on_event, color="never"))
+            result.recovered = recovery.describe() if recovery else None
             result.changes = dict(outcome.summary.resource_changes or {})
         else:
             raise ValueError(f"unknown operation {operation}")
         result.ok = True
+    except _NotRun as exc:
+        result.error = f"not run: {exc}"
     except auto.CommandError as exc:
         result.error = _engine_error(str(exc))
+        # Most engine failures mid-fleet are Vault going away: say so first, plainly.
+        problem = vault_address and vault_problem(vault_address)
+        if problem:
+            result.error = f"{problem}\n{result.error}"
+    except (recovery_mod.StackLocked, recovery_mod.UnresolvedPendingCreate) as exc:
+        result.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one stack's failure must not stop the fleet
         result.error = f"{type(exc).__name__}: {exc}"
     result.steps = steps
     result.seconds = round(time.monotonic() - started, 1)
     return result
+
+
+class _NotRun(Exception):
+    """The stack was not started (its Vault cannot serve it); nothing was changed."""
+
+
+def _vault_address(project: Path, stack_name: str) -> str | None:
+    """The stack's fleet Vault address, or None when the stack file does not validate (the engine
+    then reports the file and field itself)."""
+    from vaultfleet.validate import validate
+
+    _, stacks = validate(project, [stack_name])
+    return stacks[0].fleet.vault_address if stacks else None
+
+
+def _cli(project: Path, stack_name: str, env: dict[str, str]):
+    from vaultfleet.automation import pulumi_command
+
+    def run_cli(args: list[str]):
+        return pulumi_command().run([*args, "--stack", stack_name], str(project), env)
+
+    return run_cli
+
+
+def _heal(stack, project: Path, env: dict[str, str]) -> recovery_mod.Recovery:
+    """Clear stale locks and settle pending operations left by an interrupted run."""
+    recovery = recovery_mod.Recovery()
+    run_cli = _cli(project, stack.name, env)
+    _retry_if_stale_lock(
+        stack, project, env, recovery,
+        lambda: recovery_mod.settle_pending(lambda: recovery_mod.plain_export(run_cli), run_cli, recovery),
+    )
+    return recovery
+
+
+def _retry_if_stale_lock(stack, project: Path, env: dict[str, str], recovery, operation):
+    """Run `operation`; if it fails on a lock left by a dead engine, remove the lock and run it again."""
+    from pulumi import automation as auto
+
+    try:
+        return operation()
+    except auto.CommandError as exc:
+        if not recovery_mod.clear_stale_locks(_cli(project, stack.name, env), str(exc), recovery):
+            raise
+    return operation()
 
 
 def _engine_error(text: str) -> str:

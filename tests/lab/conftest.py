@@ -15,13 +15,20 @@ from vaultfleet.lab import processes
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Six clusters: the fleet tests bring six cluster stacks up in parallel and check every pair.
+LAB_CLUSTERS = 6
+
+
 @pytest.fixture(scope="session")
 def lab():
     state = lab_module.LabState.load()
     started_here = False
     if state is None or not all(processes.is_running(p) for p in state.processes):
-        state = lab_module.up(2, echo=print)
+        state = lab_module.up(LAB_CLUSTERS, echo=print)
         started_here = True
+    elif len(state.clusters) < LAB_CLUSTERS:
+        pytest.exit(f"the running lab has {len(state.clusters)} clusters, the lab tests need {LAB_CLUSTERS}: "
+                    f"`vaultfleet lab down && vaultfleet lab up --clusters {LAB_CLUSTERS}`", returncode=2)
     yield state
     if started_here:
         lab_module.down(echo=None)

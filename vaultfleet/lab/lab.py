@@ -1,10 +1,12 @@
-"""The local lab: one Vault-compatible dev server and N Kubernetes control planes on 127.0.0.1.
+"""The local lab: one Vault-compatible server and N Kubernetes control planes on 127.0.0.1.
 
 Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLEET_LAB_DIR):
     lab.json            what was started (PIDs with start times, ports, paths): the only truth
                         `down` and `status` use
     kubeconfig          one context per cluster (lab-a, lab-b, ...), admin by client certificate
-    vault-token         root token of the dev server (0600; never printed)
+    vault.hcl           config of the lab's Vault server (file storage in vault-data/)
+    vault-token         its root token (0600; never printed)
+    vault-unseal-key    its unseal key (0600; never printed): the lab can seal and unseal it
     pulumi/             local Pulumi backend (file://)
     pki/<cluster>/      CA, serving cert, admin cert, ServiceAccount signing key
     etcd/               data directory of the one etcd all clusters share (one key prefix each)
@@ -21,6 +23,7 @@ import shutil
 import ssl
 import string
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +117,14 @@ class LabState:
     @property
     def passphrase_file(self) -> Path:
         return passphrase_file()
+
+    @property
+    def unseal_key_file(self) -> Path:
+        return self.directory / "vault-unseal-key"
+
+    @property
+    def vault_config(self) -> Path:
+        return self.directory / "vault.hcl"
 
     @property
     def backend_url(self) -> str:
@@ -216,7 +227,6 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState
         clusters=infos,
         started_at=time.time(),
     )
-    _write_secret(state.token_file, "lab-" + secrets.token_urlsafe(24))
     if not state.passphrase_file.exists():
         state.passphrase_file.parent.mkdir(parents=True, exist_ok=True)
         _write_secret(state.passphrase_file, secrets.token_urlsafe(32))
@@ -283,7 +293,7 @@ def _write_secret(path: Path, value: str) -> None:
 
 
 def _check_ports(infos: list[ClusterInfo]) -> None:
-    wanted = {VAULT_PORT: "vault", ETCD_PORT: "etcd", ETCD_PEER_PORT: "etcd (peer)"}
+    wanted = {VAULT_PORT: "vault", VAULT_PORT + 1: "vault (cluster)", ETCD_PORT: "etcd", ETCD_PEER_PORT: "etcd (peer)"}
     for c in infos:
         wanted[c.api_port] = f"kube-apiserver {c.name}"
         wanted[c.controller_manager_port] = f"kube-controller-manager {c.name}"
@@ -310,20 +320,69 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
 
 
 def _start_vault(state: LabState, binary: str, echo) -> None:
-    _log(f"starting {state.vault_server} dev server on {state.vault_addr}", echo)
-    env = _child_env()
-    # The root token travels in the environment (not argv, which `ps` shows to every user).
-    env["VAULT_DEV_ROOT_TOKEN_ID"] = state.vault_token()
-    env["BAO_DEV_ROOT_TOKEN_ID"] = state.vault_token()
-    proc = _start(
-        state,
-        "vault",
-        [binary, "server", "-dev", f"-dev-listen-address=127.0.0.1:{VAULT_PORT}", "-dev-no-store-token"],
-        env,
-    )
-    processes.wait_until(
-        lambda: _http_ok(f"{state.vault_addr}/v1/sys/health"), 60, "vault dev server", proc
-    )
+    """A real (non-dev) server on file storage: it survives a restart and can be sealed, so the
+    lab can take Vault down or seal it in the middle of a run, as production Vaults do. Its root
+    token is generated at init and written to a 0600 file, never printed (a dev server logs it)."""
+    first_start = not state.vault_config.exists()
+    if first_start:
+        state.vault_config.write_text(
+            f'storage "file" {{\n  path = "{state.directory / "vault-data"}"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{VAULT_PORT}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "{state.vault_addr}"\n'
+            "disable_mlock = true\n"
+            "ui = false\n"
+        )
+    _log(f"starting {state.vault_server} server on {state.vault_addr}", echo)
+    proc = _start(state, "vault", [binary, "server", f"-config={state.vault_config}"])
+    processes.wait_until(lambda: _http_answers(f"{state.vault_addr}/v1/sys/seal-status"), 60, "vault server", proc)
+    if first_start:
+        _initialise_vault(state)
+    unseal_vault(state)
+    processes.wait_until(lambda: _http_ok(f"{state.vault_addr}/v1/sys/health"), 60, "vault unseal", proc)
+
+
+def _initialise_vault(state: LabState) -> None:
+    import hvac
+
+    keys = hvac.Client(url=state.vault_addr).sys.initialize(secret_shares=1, secret_threshold=1)
+    _write_secret(state.token_file, keys["root_token"])
+    _write_secret(state.unseal_key_file, keys["keys_base64"][0])
+
+
+def unseal_vault(state: LabState) -> None:
+    """Unseal the lab's Vault with the key kept at init (a no-op when it is unsealed)."""
+    import hvac
+
+    hvac.Client(url=state.vault_addr).sys.submit_unseal_key(state.unseal_key_file.read_text().strip())
+
+
+def seal_vault(state: LabState) -> None:
+    """Seal the lab's Vault, as an operator would during an incident."""
+    import hvac
+
+    hvac.Client(url=state.vault_addr, token=state.vault_token()).sys.seal()
+
+
+def stop_vault(state: LabState) -> None:
+    """Take the lab's Vault down (stopped by its tracked PID); its data stays for `start_vault`."""
+    proc = _proc(state, "vault")
+    processes.stop(proc)
+    state.processes.remove(proc)
+    state.save()
+
+
+def start_vault(state: LabState, echo=None) -> None:
+    """Start the lab's Vault again on its data and unseal it."""
+    _start_vault(state, find_tool("bao", "vault"), echo)
+
+
+def _http_answers(url: str) -> bool:
+    """Any HTTP answer at all (Vault answers sys/seal-status before init and while sealed)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback only
+            return True
+    except urllib.error.HTTPError:
+        return True
 
 
 def _start_etcd(state: LabState, binary: str, echo) -> None:

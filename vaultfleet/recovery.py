@@ -1,0 +1,187 @@
+"""Heal a stack after an interrupted run (engine killed, machine lost) before running it again.
+
+An engine killed in the middle of `up` leaves two things behind:
+
+- a stale lock (self-managed backends): the next run refuses with "the stack is currently
+  locked". A lock is removed only when it was taken on this host by a process that no longer
+  exists; a lock held elsewhere or by a live process is reported, never broken.
+- pending operations in the checkpoint. A pending *create* means the engine asked a provider to
+  create an object and never heard back: the object may exist (in Vault or the cluster) without
+  being in any state, so a plain rerun would try to create it again and fail ("path is already in
+  use"), or leave it orphaned. vaultfleet knows the provider ID of every object it creates (mount
+  path, policy name, role path, namespace/name), so it offers each pending create to
+  `pulumi refresh --import-pending-creates URN ID`: an object that exists is adopted into state, one
+  that does not is dropped by the refresh. Pending updates and deletes are settled by the same
+  refresh, which reads the objects back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+# Type token -> provider ID, from the inputs recorded with the pending operation. These are the IDs
+# the providers give the objects (terraform-provider-vault's and pulumi-kubernetes'), so an import
+# reads exactly the object the interrupted create was making.
+_VAULT_IDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "vault:index/authBackend:AuthBackend": lambda i: i["path"],
+    "vault:index/mount:Mount": lambda i: i["path"],
+    "vault:index/policy:Policy": lambda i: i["name"],
+    "vault:kubernetes/authBackendConfig:AuthBackendConfig": lambda i: f"auth/{i['backend']}/config",
+    "vault:kubernetes/authBackendRole:AuthBackendRole": lambda i: f"auth/{i['backend']}/role/{i['roleName']}",
+    "vault:database/secretBackendConnection:SecretBackendConnection": lambda i: f"{i['backend']}/config/{i['name']}",
+    "vault:database/secretBackendRole:SecretBackendRole": lambda i: f"{i['backend']}/roles/{i['name']}",
+}
+
+
+def provider_id(resource_type: str, inputs: dict[str, Any]) -> str | None:
+    """The ID the provider would give the object a pending create was making; None if unknown."""
+    try:
+        if resource_type in _VAULT_IDS:
+            return _VAULT_IDS[resource_type](inputs)
+        if resource_type.startswith("kubernetes:"):
+            meta = inputs["metadata"]
+            return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+    except (KeyError, TypeError):
+        return None  # an input was unknown (computed) when the engine recorded the operation
+    return None
+
+
+@dataclass(frozen=True)
+class PendingOperation:
+    urn: str
+    type: str
+    """creating, updating, deleting, reading or importing."""
+    resource_type: str
+    provider_id: str | None
+
+
+def pending_operations(deployment: dict[str, Any]) -> list[PendingOperation]:
+    """The pending operations of an exported (untyped v3) deployment."""
+    ops = []
+    for op in (deployment.get("deployment") or {}).get("pending_operations") or []:
+        res = op.get("resource") or {}
+        kind = res.get("type", "")
+        ops.append(PendingOperation(res.get("urn", ""), op.get("type", ""), kind, provider_id(kind, res.get("inputs") or {})))
+    return ops
+
+
+@dataclass(frozen=True)
+class StackLock:
+    host: str
+    pid: int
+    path: str
+
+
+# "  file:///.../.pulumi/locks/organization/vaultfleet/lab-a/<uuid>.json: created by root@host (pid 123) at ..."
+_LOCK_LINE = re.compile(r"^\s*(?P<path>\S+\.json): created by \S*@(?P<host>\S+) \(pid (?P<pid>\d+)\)", re.M)
+
+
+def locks_in_error(message: str) -> list[StackLock]:
+    """The locks a 'stack is currently locked' error names (empty if it is another error)."""
+    if "currently locked" not in message:
+        return []
+    return [StackLock(m["host"], int(m["pid"]), m["path"]) for m in _LOCK_LINE.finditer(message)]
+
+
+def is_stale(lock: StackLock, hostname: str | None = None) -> bool:
+    """Taken on this host by a process that is gone: nobody can be running the stack under it."""
+    if lock.host != (hostname or socket.gethostname()):
+        return False
+    try:
+        os.kill(lock.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    # The PID is alive: stale only if it is no longer a pulumi engine (the kernel reused the PID).
+    try:
+        exe = os.readlink(f"/proc/{lock.pid}/exe")
+    except OSError:
+        return False
+    return not Path(exe).name.startswith("pulumi")
+
+
+@dataclass
+class Recovery:
+    """What was healed, for the fleet summary; empty when the stack was clean."""
+
+    stale_locks: list[StackLock] = field(default_factory=list)
+    imported: list[PendingOperation] = field(default_factory=list)
+    """Pending creates offered for import (adopted if the object existed, dropped otherwise)."""
+    settled: list[PendingOperation] = field(default_factory=list)
+    """Other pending operations, settled by the refresh."""
+
+    def __bool__(self) -> bool:
+        return bool(self.stale_locks or self.imported or self.settled)
+
+    def describe(self) -> str:
+        parts = []
+        if self.stale_locks:
+            parts.append("removed stale lock of " + ", ".join(f"pid {lk.pid}" for lk in self.stale_locks))
+        if self.imported:
+            parts.append("resolved interrupted creates of " + ", ".join(op.provider_id or op.urn for op in self.imported))
+        if self.settled:
+            parts.append("refreshed " + ", ".join(f"{op.type} {op.urn.rsplit('::', 1)[-1]}" for op in self.settled))
+        return "recovered from an interrupted run: " + "; ".join(parts)
+
+
+class UnresolvedPendingCreate(RuntimeError):
+    pass
+
+
+class StackLocked(RuntimeError):
+    pass
+
+
+def clear_stale_locks(run_cli: Callable[[list[str]], Any], message: str, recovery: Recovery) -> bool:
+    """Given the text of a failed run, remove its locks if every one is stale; True if removed.
+
+    Raises StackLocked (naming holder and PID) when a lock may still be in use.
+    """
+    locks = locks_in_error(message)
+    if not locks:
+        return False
+    live = [lk for lk in locks if not is_stale(lk)]
+    if live:
+        holders = ", ".join(f"pid {lk.pid} on {lk.host}" for lk in live)
+        raise StackLocked(f"the stack is locked by a run that may still be going ({holders}); "
+                          "wait for it, or run `pulumi cancel` once you are sure it is gone")
+    run_cli(["cancel", "--yes"])
+    recovery.stale_locks += locks
+    return True
+
+
+def settle_pending(
+    export: Callable[[], dict[str, Any]], run_cli: Callable[[list[str]], Any], recovery: Recovery
+) -> None:
+    """Import or drop pending creates and refresh away other pending operations."""
+    ops = pending_operations(export())
+    if not ops:
+        return
+    creates = [op for op in ops if op.type == "creating"]
+    unknown = [op for op in creates if op.provider_id is None]
+    if unknown:
+        raise UnresolvedPendingCreate(
+            "interrupted creates vaultfleet cannot identify: " + ", ".join(op.urn for op in unknown)
+            + "; check whether they exist, then `pulumi refresh` and answer its prompts"
+        )
+    args = ["refresh", "--yes", "--non-interactive", "--skip-preview", "--color", "never"]
+    for op in creates:
+        args += ["--import-pending-creates", op.urn, "--import-pending-creates", op.provider_id]  # type: ignore[list-item]
+    run_cli(args)
+    left = [op for op in pending_operations(export()) if op.type == "creating"]
+    if left:
+        raise UnresolvedPendingCreate("pending creates left after refresh: " + ", ".join(op.urn for op in left))
+    recovery.imported += creates
+    recovery.settled += [op for op in ops if op.type != "creating"]
+
+
+def plain_export(run_cli: Callable[[list[str]], Any]) -> dict[str, Any]:
+    """`pulumi stack export` without --show-secrets (secrets stay ciphertext)."""
+    return json.loads(run_cli(["stack", "export"]).stdout or "{}")
