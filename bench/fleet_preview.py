@@ -1,70 +1,61 @@
-"""Benchmark: `vaultfleet preview --all` against a serial loop of plain `pulumi preview`, on the lab.
+"""Benchmark: previewing a fleet of 20 unchanged cluster stacks (plus the shared stack).
 
-Also times `vaultfleet --help` and `vaultfleet validate`. Prints figures; asserts nothing.
-Usage: .venv/bin/python bench/fleet_preview.py [--rounds N]   (starts the lab if none is running)
+1. `vaultfleet preview --all` against a serial loop of plain `pulumi preview -s S` (ratio, same run).
+2. Changed-only: 1 of 20 stack files edited, `vaultfleet preview --changed-since HEAD` against a
+   plain `pulumi preview` of that one stack.
+
+Usage: .venv/bin/python bench/fleet_preview.py [--stacks 20] [--rounds 3] [--parallel 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.lab.conftest import copy_project  # noqa: E402 - the lab tests' scratch copy of the project
-from vaultfleet.fleet import run  # noqa: E402
-from vaultfleet.lab import lab, processes  # noqa: E402
-
-STACKS = ["vault", "lab-a", "lab-b"]
-
-
-def timed(argv, env, cwd) -> float:
-    started = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - started
+from _setup import CLI, LAB_CLUSTERS, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--stacks", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--parallel", type=int, default=4)
+    args = parser.parse_args()
 
-    state = lab.LabState.load()
-    started_lab = state is None or not all(processes.is_running(p) for p in state.processes)
-    if started_lab:
-        state = lab.up(2, echo=None)
-    env = {**os.environ, **state.env(), "VAULT_TOKEN": state.vault_token()}
-    project = copy_project(Path(tempfile.mkdtemp()))
-    env["VAULTFLEET_PROJECT"] = str(project)
-    cli = str(REPO / ".venv/bin/vaultfleet")
-    try:
-        setup = run(project, STACKS, "up", env=env)
-        assert all(r.ok for r in setup), [r.error for r in setup]
-        serial, fleet = [], []
-        for _ in range(rounds):
-            serial.append(sum(timed(["pulumi", "preview", "-s", s, "--non-interactive"], env, project) for s in STACKS))
-            fleet.append(timed([cli, "preview", "--all"], env, project))
-        help_times = [timed([cli, "--help"], env, project) for _ in range(5)]
-        validate_times = [timed([cli, "validate"], env, project) for _ in range(5)]
-        s, f = statistics.median(serial), statistics.median(fleet)
-        print(f"lab stacks: {len(STACKS)} ({', '.join(STACKS)}), rounds: {rounds}, cores: {os.cpu_count()}")
-        print(f"serial plain `pulumi preview` loop : {s:6.2f} s (median)")
-        print(f"`vaultfleet preview --all`         : {f:6.2f} s (median)   ratio serial/fleet = {s / f:.2f}x")
-        print(f"`vaultfleet --help`                : {statistics.median(help_times):6.3f} s (median of 5)")
-        print(f"`vaultfleet validate` ({len(STACKS)} stacks)  : {statistics.median(validate_times):6.3f} s (median of 5)")
-    finally:
-        run(project, STACKS, "destroy", env=env)
-        for name in STACKS:
-            subprocess.run(["pulumi", "stack", "rm", "-s", name, "--yes", "--force"], env=env, cwd=project, capture_output=True)
-        if started_lab:
-            lab.down(echo=None)
+    with lab_project() as (state, env, project):
+        clusters = [f"bench-{i:02d}" for i in range(args.stacks)]
+        only_stacks(project, ["vault"])
+        for i, name in enumerate(clusters):
+            write_cluster_stack(project, name, state.clusters[i % LAB_CLUSTERS].name)
+        stacks = ["vault", *clusters]
+        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        (project / ".gitignore").write_text(".venv\n__pycache__/\n")
+        for argv in ([*git, "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "fleet"]):
+            subprocess.run(argv, cwd=project, check=True)
+        try:
+            timed([CLI, "up", "--all", "--parallel", str(args.parallel)], env, project)
+            serial, fleet = [], []
+            for _ in range(args.rounds):
+                serial.append(sum(timed(["pulumi", "preview", "-s", s, "--non-interactive"], env, project) for s in stacks))
+                fleet.append(timed([CLI, "preview", "--all", "--parallel", str(args.parallel)], env, project))
+
+            edited = project / "stacks" / f"Pulumi.{clusters[7]}.yaml"
+            edited.write_text(edited.read_text().replace("ttl: 1h", "ttl: 2h", 1))
+            one, changed = [], []
+            for _ in range(args.rounds):
+                one.append(timed(["pulumi", "preview", "-s", clusters[7], "--non-interactive"], env, project))
+                changed.append(timed([CLI, "preview", "--changed-since", "HEAD"], env, project))
+
+            s, f, o, c = median(serial), median(fleet), median(one), median(changed)
+            print(f"fleet: {len(stacks)} stacks (shared + {len(clusters)} clusters on {LAB_CLUSTERS} lab clusters), "
+                  f"rounds: {args.rounds}, parallel: {args.parallel}, cores: {os.cpu_count()}; medians")
+            print(f"serial loop of plain `pulumi preview`     : {s:7.2f} s")
+            print(f"`vaultfleet preview --all`                : {f:7.2f} s   serial/fleet = {s / f:.2f}x")
+            print(f"plain `pulumi preview` of the one changed : {o:7.2f} s")
+            print(f"`vaultfleet preview --changed-since HEAD` : {c:7.2f} s   changed-only/one-stack = {c / o:.2f}x")
+        finally:
+            remove_stacks(project, env, stacks)
 
 
 if __name__ == "__main__":

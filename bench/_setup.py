@@ -1,0 +1,89 @@
+"""Shared set-up of the benchmarks: the lab, a scratch copy of the project, generated stack files.
+
+Benchmarks print figures and assert nothing. Each starts the lab (6 clusters) if none runs and
+stops it again at the end; a running lab is reused and left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.lab.conftest import LAB_CLUSTERS, copy_project  # noqa: E402 - the lab tests' scratch copy
+from vaultfleet.lab import lab, processes  # noqa: E402
+
+CLI = str(REPO / ".venv/bin/vaultfleet")
+
+
+@contextlib.contextmanager
+def lab_project():
+    """(lab state, engine environment, project copy); the lab is started if none runs."""
+    state = lab.LabState.load()
+    started = state is None or not all(processes.is_running(p) for p in state.processes)
+    if started:
+        state = lab.up(LAB_CLUSTERS, echo=None)
+    env = {
+        **os.environ, **state.env(), "VAULT_TOKEN": state.vault_token(),
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PULUMI_SKIP_UPDATE_CHECK": "true",
+    }
+    project = copy_project(Path(tempfile.mkdtemp(prefix="vaultfleet-bench-")))
+    env["VAULTFLEET_PROJECT"] = str(project)
+    try:
+        yield state, env, project
+    finally:
+        if started:
+            lab.down(echo=None)
+
+
+def write_cluster_stack(project: Path, name: str, context: str, roles: int = 2) -> None:
+    """A cluster stack on a lab context. Stacks sharing a context get their own reviewer account,
+    so 20 stacks can live on the 6 lab clusters without fighting over one ServiceAccount."""
+    doc = {
+        "config": {
+            "vaultfleet:cluster": {"kubeContext": context, "reviewerServiceAccount": f"vault-auth-{name}"},
+            "vaultfleet:roles": [
+                {"name": f"role-{i}", "serviceAccounts": [f"app-{i}"], "namespaces": ["app"],
+                 "policies": ["kv-read"], "ttl": "1h", "audience": "vault"}
+                for i in range(roles)
+            ],
+        }
+    }
+    (project / "stacks" / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def only_stacks(project: Path, keep: list[str]) -> None:
+    """Remove every stack file but `keep` (the shipped lab-a/lab-b would double up on contexts)."""
+    for path in (project / "stacks").glob("Pulumi.*.yaml"):
+        if path.name.removeprefix("Pulumi.").removesuffix(".yaml") not in keep:
+            path.unlink()
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def remove_stacks(project: Path, env: dict[str, str], names: list[str]) -> None:
+    from vaultfleet.fleet import run
+
+    run(project, names, "destroy", env=env, parallel=4)
+    for name in names:
+        subprocess.run(["pulumi", "stack", "rm", "-s", name, "--yes", "--force"], env=env, cwd=project, capture_output=True)

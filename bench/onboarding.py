@@ -1,0 +1,96 @@
+"""Benchmark: onboarding one new cluster, `vaultfleet up NEW` against a floor.
+
+The floor performs the same writes directly, one after the other, with hvac and the kubernetes
+client (the fastest a tool could possibly do them): ServiceAccount, auth-delegator binding, token
+Secret (waiting for its token), auth mount, mount config, two policies, two roles. Both start from
+nothing each round; clean-up is not timed.
+
+Usage: .venv/bin/python bench/onboarding.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import hvac
+from kubernetes import client
+
+from _setup import CLI, REPO, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
+from tests.lab import k8s
+from vaultfleet.policy import render
+
+
+def floor(state, name: str, context: str) -> float:
+    """The same objects `up` makes for a 2-role cluster stack, written directly."""
+    started = time.perf_counter()
+    api = k8s.api_client(str(state.kubeconfig), context)
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    account = f"vault-auth-{name}"
+    core.create_namespaced_service_account("kube-system", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account)))
+    rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
+        metadata=client.V1ObjectMeta(name=f"{account}-kube-system-auth-delegator"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"),
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name=account, namespace="kube-system")],
+    ))
+    core.create_namespaced_secret("kube-system", client.V1Secret(
+        metadata=client.V1ObjectMeta(name=f"{account}-token", annotations={"kubernetes.io/service-account.name": account}),
+        type="kubernetes.io/service-account-token",
+    ))
+    jwt = k8s.wait_for_secret_token(api, "kube-system", f"{account}-token")
+    vault = hvac.Client(url=state.vault_addr, token=state.vault_token())
+    mount = f"k8s-{name}"
+    vault.sys.enable_auth_method("kubernetes", path=mount)
+    server = next(c.server for c in state.clusters if c.name == context)
+    vault.auth.kubernetes.configure(server, kubernetes_ca_cert=state.pki(context).ca_cert.read_text(),
+                                    token_reviewer_jwt=jwt, disable_iss_validation=True, mount_point=mount)
+    for template in ("kv-read", "kv-write"):
+        body = render(template, {"cluster": name, "mount": mount, "kv_mount": "kv"}, REPO / "policies")
+        vault.sys.create_or_update_policy(f"{mount}-{template}", body)
+    for i in range(2):
+        vault.auth.kubernetes.create_role(f"role-{i}", bound_service_account_names=[f"app-{i}"],
+                                          bound_service_account_namespaces=["app"], policies=[f"{mount}-kv-read"],
+                                          ttl="1h", audience="vault", mount_point=mount)
+    return time.perf_counter() - started
+
+
+def undo_floor(state, name: str, context: str) -> None:
+    api = k8s.api_client(str(state.kubeconfig), context)
+    account = f"vault-auth-{name}"
+    client.CoreV1Api(api).delete_namespaced_secret(f"{account}-token", "kube-system")
+    client.CoreV1Api(api).delete_namespaced_service_account(account, "kube-system")
+    client.RbacAuthorizationV1Api(api).delete_cluster_role_binding(f"{account}-kube-system-auth-delegator")
+    vault = hvac.Client(url=state.vault_addr, token=state.vault_token())
+    vault.sys.disable_auth_method(f"k8s-{name}")
+    for template in ("kv-read", "kv-write"):
+        vault.sys.delete_policy(f"k8s-{name}-{template}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    with lab_project() as (state, env, project):
+        only_stacks(project, ["vault"])
+        timed([CLI, "up", "vault"], env, project)
+        context = state.clusters[0].name
+        ups, floors = [], []
+        try:
+            for r in range(args.rounds):
+                name = f"new-{r}"
+                write_cluster_stack(project, name, context)
+                ups.append(timed([CLI, "up", name], env, project))
+                remove_stacks(project, env, [name])
+                floors.append(floor(state, f"floor-{r}", context))
+                undo_floor(state, f"floor-{r}", context)
+        finally:
+            remove_stacks(project, env, ["vault"])
+        u, f = median(ups), median(floors)
+        print(f"onboarding one cluster (2 roles, 2 policies), rounds: {args.rounds}; medians")
+        print(f"floor: the same writes with hvac + kubernetes client : {f:6.2f} s")
+        print(f"`vaultfleet up NEW`                                  : {u:6.2f} s   up/floor = {u / f:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
