@@ -108,6 +108,7 @@ def _lint_stack(stack, shown: str) -> list[Finding]:
 def _lint_fleet(stacks, project: Path) -> list[Finding]:
     out = []
     seen: dict[str, str] = {}
+    reviewers: dict[tuple[str, str, str], str] = {}
     for stack in stacks:
         if not isinstance(stack, ClusterStack):
             continue
@@ -115,4 +116,13 @@ def _lint_fleet(stacks, project: Path) -> list[Finding]:
         if stack.mount_path in seen:
             out.append(Finding("error", shown, "vaultfleet:mountPrefix", f"mount path '{stack.mount_path}' is also used by stack '{seen[stack.mount_path]}'"))
         seen[stack.mount_path] = stack.name
+        # Two stacks owning one ServiceAccount would delete it under each other on destroy.
+        reviewer = (stack.cluster.kube_context, stack.cluster.reviewer_namespace, stack.cluster.reviewer_service_account)
+        if reviewer in reviewers:
+            out.append(Finding(
+                "error", shown, "vaultfleet:cluster.reviewerServiceAccount",
+                f"context '{reviewer[0]}' reviewer {reviewer[1]}/{reviewer[2]} is also managed by stack "
+                f"'{reviewers[reviewer]}'; give one of them its own reviewerServiceAccount",
+            ))
+        reviewers[reviewer] = stack.name
     return out

@@ -78,6 +78,19 @@ def test_validate_duplicate_mount_paths(project):
     assert any("mount path 'k8s-a-b' is also used by stack" in f["message"] for f in findings), findings
 
 
+def test_validate_two_stacks_managing_one_reviewer_account(project):
+    shutil.copy(project / "stacks/Pulumi.lab-a.yaml", project / "stacks/Pulumi.lab-a2.yaml")
+    result = runner.invoke(app, ["validate", "--format", "json"])
+    assert result.exit_code == 2
+    [finding] = json.loads(result.stdout)["findings"]
+    assert finding["file"] == "stacks/Pulumi.lab-a2.yaml"
+    assert finding["field"] == "vaultfleet:cluster.reviewerServiceAccount"
+    assert "kube-system/vault-auth is also managed by stack 'lab-a'" in finding["message"]
+    # Its own reviewer account makes the second stack fine (as the benchmarks' 20 stacks on 6 clusters).
+    edit(project / "stacks/Pulumi.lab-a2.yaml", lambda c: c["vaultfleet:cluster"].update(reviewerServiceAccount="vault-auth-2"))
+    assert runner.invoke(app, ["validate"]).exit_code == 0
+
+
 def test_validate_missing_stack_file(project):
     result = runner.invoke(app, ["validate", "nope"])
     assert result.exit_code == 2
