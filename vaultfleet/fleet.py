@@ -114,20 +114,12 @@ def run_one(project: Path, stack_name: str, operation: str, env: dict[str, str],
         problem = vault_address and vault_problem(vault_address)
         if problem:
             raise _NotRun(problem)
-        stack = select_stack(stack_name, project, env)
         if operation == "preview":
+            stack = select_stack(stack_name, project, env)
             outcome = stack.preview(refresh=refresh, on_event=on_event, color="never")
             result.changes = dict(outcome.change_summary)
         elif operation in ("up", "destroy"):
-            # A run killed half way leaves a stale lock and pending operations: heal both first.
-            recovery = _heal(stack, project, env)
-            result.recovered = recovery.describe() if recovery else None
-            if operation == "up":
-                outcome = _retry_if_stale_lock(stack, project, env, recovery,
-                                               lambda: stack.up(refresh=refresh, on_event=on_event, color="never"))
-            else:
-                outcome = _retry_if_stale_lock(stack, project, env, recovery,
-                                               lambda: stack.destroy(on_event=on_event, color="never"))
+            outcome, recovery = _apply(project, stack_name, operation, env, refresh, on_event)
             result.recovered = recovery.describe() if recovery else None
             result.changes = dict(outcome.summary.resource_changes or {})
         else:
@@ -172,15 +164,44 @@ def _cli(project: Path, stack_name: str, env: dict[str, str]):
     return run_cli
 
 
-def _heal(stack, project: Path, env: dict[str, str]) -> recovery_mod.Recovery:
-    """Clear stale locks and settle pending operations left by an interrupted run."""
+def _apply(project: Path, stack_name: str, operation: str, env: dict[str, str], refresh: bool, on_event):
+    """`up` or `destroy`, after healing what an interrupted earlier run left behind."""
+    from vaultfleet.automation import select_stack
+
     recovery = recovery_mod.Recovery()
+    # Before the stack is even selected: selecting reads the checkpoint a kill may have broken.
+    recovery.repaired_files += recovery_mod.repair_file_backend(
+        _backend_url(project, env), _project_name(project), stack_name)
+    stack = select_stack(stack_name, project, env)
+    _heal(stack, project, env, recovery)
+    if operation == "up":
+        run = lambda: stack.up(refresh=refresh, on_event=on_event, color="never")  # noqa: E731
+    else:
+        run = lambda: stack.destroy(on_event=on_event, color="never")  # noqa: E731
+    return _retry_if_stale_lock(stack, project, env, recovery, run), recovery
+
+
+def _heal(stack, project: Path, env: dict[str, str], recovery: recovery_mod.Recovery) -> None:
+    """Clear stale locks and settle pending operations left by an interrupted run."""
     run_cli = _cli(project, stack.name, env)
     _retry_if_stale_lock(
         stack, project, env, recovery,
         lambda: recovery_mod.settle_pending(lambda: recovery_mod.plain_export(run_cli), run_cli, recovery),
     )
-    return recovery
+
+
+def _backend_url(project: Path, env: dict[str, str]) -> str:
+    if env.get("PULUMI_BACKEND_URL"):
+        return env["PULUMI_BACKEND_URL"]
+    import json
+
+    from vaultfleet.automation import pulumi_command
+
+    return json.loads(pulumi_command().run(["whoami", "--json"], str(project), env).stdout).get("url", "")
+
+
+def _project_name(project: Path) -> str:
+    return (yaml.safe_load((project / "Pulumi.yaml").read_text()) or {}).get("name", "")
 
 
 def _retry_if_stale_lock(stack, project: Path, env: dict[str, str], recovery, operation):

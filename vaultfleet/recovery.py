@@ -1,6 +1,11 @@
 """Heal a stack after an interrupted run (engine killed, machine lost) before running it again.
 
-An engine killed in the middle of `up` leaves two things behind:
+An engine killed in the middle of `up` leaves up to three things behind:
+
+- (file:// backends) a truncated metadata sidecar: the checkpoint itself is replaced atomically
+  (temp file + rename), but gocloud's fileblob rewrites `<stack>.json.attrs` in place, and a kill
+  in between leaves it empty; every later read of the stack then fails with "failed to load
+  checkpoint: EOF". A missing sidecar is fine to fileblob, so a broken one is removed.
 
 - a stale lock (self-managed backends): the next run refuses with "the stack is currently
   locked". A lock is removed only when it was taken on this host by a process that no longer
@@ -9,10 +14,13 @@ An engine killed in the middle of `up` leaves two things behind:
   create an object and never heard back: the object may exist (in Vault or the cluster) without
   being in any state, so a plain rerun would try to create it again and fail ("path is already in
   use"), or leave it orphaned. vaultfleet knows the provider ID of every object it creates (mount
-  path, policy name, role path, namespace/name), so it offers each pending create to
-  `pulumi refresh --import-pending-creates URN ID`: an object that exists is adopted into state, one
-  that does not is dropped by the refresh. Pending updates and deletes are settled by the same
-  refresh, which reads the objects back.
+  path, policy name, role path, namespace/name), so it clears the pending creates
+  (`pulumi refresh --clear-pending-creates`, which also settles pending updates and deletes by
+  reading the objects back) and then `pulumi import`s each object that exists under the exact URN,
+  parent and provider the program registers: the next `up` finds it in state and only updates what
+  differs. An object the interrupted create never made answers "does not exist" and is created by
+  the `up` as usual. (`refresh --import-pending-creates` looks like the tool for this, but in Pulumi
+  3.184 it drops the pending create without adopting the object.)
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import json
 import os
 import re
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -59,6 +68,22 @@ class PendingOperation:
     """creating, updating, deleting, reading or importing."""
     resource_type: str
     provider_id: str | None
+    parent: str = ""
+    """URN of the parent resource (the component that registered it)."""
+    provider: str = ""
+    """URN of the explicit provider it was created with."""
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    def import_spec(self) -> dict[str, Any]:
+        """`pulumi import --file` content that recreates this resource's exact URN."""
+        return {
+            "nameTable": {"parent": self.parent, "provider": self.provider},
+            "resources": [{"type": self.resource_type, "name": self.name, "id": self.provider_id,
+                           "parent": "parent", "provider": "provider"}],
+        }
 
 
 def pending_operations(deployment: dict[str, Any]) -> list[PendingOperation]:
@@ -67,7 +92,12 @@ def pending_operations(deployment: dict[str, Any]) -> list[PendingOperation]:
     for op in (deployment.get("deployment") or {}).get("pending_operations") or []:
         res = op.get("resource") or {}
         kind = res.get("type", "")
-        ops.append(PendingOperation(res.get("urn", ""), op.get("type", ""), kind, provider_id(kind, res.get("inputs") or {})))
+        ops.append(PendingOperation(
+            urn=res.get("urn", ""), type=op.get("type", ""), resource_type=kind,
+            provider_id=provider_id(kind, res.get("inputs") or {}), parent=res.get("parent", ""),
+            # A provider reference is "<provider URN>::<provider ID>".
+            provider=(res.get("provider") or "").rsplit("::", 1)[0],
+        ))
     return ops
 
 
@@ -78,8 +108,9 @@ class StackLock:
     path: str
 
 
-# "  file:///.../.pulumi/locks/organization/vaultfleet/lab-a/<uuid>.json: created by root@host (pid 123) at ..."
-_LOCK_LINE = re.compile(r"^\s*(?P<path>\S+\.json): created by \S*@(?P<host>\S+) \(pid (?P<pid>\d+)\)", re.M)
+# "  file:///.../.pulumi/locks/organization/vaultfleet/lab-a/<uuid>.json?no_tmp_dir=true: created by
+#    root@host (pid 123) at ..."
+_LOCK_LINE = re.compile(r"^\s*(?P<path>\S+?\.json)(\?\S*)?: created by \S*@(?P<host>\S+) \(pid (?P<pid>\d+)\)", re.M)
 
 
 def locks_in_error(message: str) -> list[StackLock]:
@@ -107,25 +138,53 @@ def is_stale(lock: StackLock, hostname: str | None = None) -> bool:
     return not Path(exe).name.startswith("pulumi")
 
 
+def repair_file_backend(backend_url: str, project: str, stack: str) -> list[Path]:
+    """Remove the stack's empty or undecodable `.attrs` sidecars (checkpoint, backup, lock) in a
+    file:// backend; returns what was removed. Other backends keep no such sidecar."""
+    if not backend_url.startswith("file://"):
+        return []
+    root = Path(backend_url.removeprefix("file://").split("?", 1)[0]).expanduser() / ".pulumi"
+    candidates = [
+        *root.glob(f"stacks/{project}/{stack}.json*.attrs"),
+        *root.glob(f"stacks/{stack}.json*.attrs"),  # the backend's legacy, non-project layout
+        *root.glob(f"locks/*/{project}/{stack}/*.attrs"),
+    ]
+    removed = []
+    for sidecar in candidates:
+        try:
+            json.loads(sidecar.read_text())
+        except ValueError:  # empty (cut short by the kill) or partial JSON
+            sidecar.unlink(missing_ok=True)
+            removed.append(sidecar)
+    return removed
+
+
 @dataclass
 class Recovery:
     """What was healed, for the fleet summary; empty when the stack was clean."""
 
+    repaired_files: list[Path] = field(default_factory=list)
     stale_locks: list[StackLock] = field(default_factory=list)
-    imported: list[PendingOperation] = field(default_factory=list)
-    """Pending creates offered for import (adopted if the object existed, dropped otherwise)."""
+    adopted: list[PendingOperation] = field(default_factory=list)
+    """Interrupted creates whose object existed: imported into state."""
+    dropped: list[PendingOperation] = field(default_factory=list)
+    """Interrupted creates whose object did not exist: cleared, the up creates them."""
     settled: list[PendingOperation] = field(default_factory=list)
     """Other pending operations, settled by the refresh."""
 
     def __bool__(self) -> bool:
-        return bool(self.stale_locks or self.imported or self.settled)
+        return bool(self.repaired_files or self.stale_locks or self.adopted or self.dropped or self.settled)
 
     def describe(self) -> str:
         parts = []
+        if self.repaired_files:
+            parts.append("removed truncated state metadata " + ", ".join(p.name for p in self.repaired_files))
         if self.stale_locks:
             parts.append("removed stale lock of " + ", ".join(f"pid {lk.pid}" for lk in self.stale_locks))
-        if self.imported:
-            parts.append("resolved interrupted creates of " + ", ".join(op.provider_id or op.urn for op in self.imported))
+        if self.adopted:
+            parts.append("adopted objects an interrupted create had made: " + ", ".join(str(op.provider_id) for op in self.adopted))
+        if self.dropped:
+            parts.append("cleared interrupted creates that made nothing: " + ", ".join(str(op.provider_id) for op in self.dropped))
         if self.settled:
             parts.append("refreshed " + ", ".join(f"{op.type} {op.urn.rsplit('::', 1)[-1]}" for op in self.settled))
         return "recovered from an interrupted run: " + "; ".join(parts)
@@ -160,26 +219,41 @@ def clear_stale_locks(run_cli: Callable[[list[str]], Any], message: str, recover
 def settle_pending(
     export: Callable[[], dict[str, Any]], run_cli: Callable[[list[str]], Any], recovery: Recovery
 ) -> None:
-    """Import or drop pending creates and refresh away other pending operations."""
+    """Adopt what interrupted creates made, drop what they did not, refresh away other pending operations."""
     ops = pending_operations(export())
     if not ops:
         return
     creates = [op for op in ops if op.type == "creating"]
-    unknown = [op for op in creates if op.provider_id is None]
+    unknown = [op for op in creates if op.provider_id is None or not op.parent or not op.provider]
     if unknown:
         raise UnresolvedPendingCreate(
             "interrupted creates vaultfleet cannot identify: " + ", ".join(op.urn for op in unknown)
             + "; check whether they exist, then `pulumi refresh` and answer its prompts"
         )
-    args = ["refresh", "--yes", "--non-interactive", "--skip-preview", "--color", "never"]
-    for op in creates:
-        args += ["--import-pending-creates", op.urn, "--import-pending-creates", op.provider_id]  # type: ignore[list-item]
-    run_cli(args)
-    left = [op for op in pending_operations(export()) if op.type == "creating"]
+    run_cli(["refresh", "--yes", "--non-interactive", "--skip-preview", "--clear-pending-creates", "--color", "never"])
+    left = pending_operations(export())
     if left:
-        raise UnresolvedPendingCreate("pending creates left after refresh: " + ", ".join(op.urn for op in left))
-    recovery.imported += creates
+        raise UnresolvedPendingCreate("pending operations left after refresh: " + ", ".join(op.urn for op in left))
+    for op in creates:
+        (recovery.adopted if _adopt(run_cli, op) else recovery.dropped).append(op)
     recovery.settled += [op for op in ops if op.type != "creating"]
+
+
+def _adopt(run_cli: Callable[[list[str]], Any], op: PendingOperation) -> bool:
+    """Import the object an interrupted create was making; False when it does not exist."""
+    from pulumi.automation import CommandError
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as spec:
+        json.dump(op.import_spec(), spec)
+        spec.flush()
+        try:
+            run_cli(["import", "--file", spec.name, "--yes", "--non-interactive", "--skip-preview",
+                     "--protect=false", "--generate-code=false", "--color", "never"])
+        except CommandError as exc:
+            if "does not exist" in str(exc) or "not found" in str(exc).lower():
+                return False
+            raise
+    return True
 
 
 def plain_export(run_cli: Callable[[list[str]], Any]) -> dict[str, Any]:

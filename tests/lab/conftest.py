@@ -50,7 +50,7 @@ def lab_env(lab) -> dict[str, str]:
     return env
 
 
-def copy_project(parent: Path) -> Path:
+def copy_project(parent: Path, vault_address: str | None = None) -> Path:
     """A copy of the Pulumi project, so tests can edit stack files without touching the repo.
 
     Its fleet Vault address is the lab's, so a lab on shifted ports ($VAULTFLEET_LAB_PORT_OFFSET,
@@ -60,7 +60,7 @@ def copy_project(parent: Path) -> Path:
     dest.mkdir()
     shutil.copy(REPO / "__main__.py", dest / "__main__.py")
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
-    project["config"]["vaultfleet:vaultAddress"]["value"] = f"http://127.0.0.1:{lab_module.VAULT_PORT}"
+    project["config"]["vaultfleet:vaultAddress"]["value"] = vault_address or f"http://127.0.0.1:{lab_module.VAULT_PORT}"
     (dest / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
     for name in ["components", "policies", "stacks", "vaultfleet"]:
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -5,10 +5,14 @@ The real thing (an engine SIGKILLed mid-`up`, then `vaultfleet up`) is tests/lab
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pulumi.automation import CommandError
+from pulumi.automation._cmd import CommandResult
 
 from vaultfleet import recovery
 
@@ -52,7 +56,7 @@ def test_pending_operations_are_read_from_the_export():
 
 
 LOCKED = """error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.
-  file:///tmp/lab/pulumi/.pulumi/locks/organization/vaultfleet/lab-a/6f1c.json: created by root@{host} (pid {pid}) at 2026-11-23T10:00:00Z"""
+  file:///tmp/lab/pulumi/.pulumi/locks/organization/vaultfleet/lab-a/6f1c.json?no_tmp_dir=true: created by root@{host} (pid {pid}) at 2026-11-23T10:00:00Z"""
 
 
 def dead_pid() -> int:
@@ -92,24 +96,51 @@ def test_a_live_lock_is_reported_never_broken():
         sleeper.wait()
 
 
-def test_pending_creates_are_offered_for_import_by_provider_id_then_checked_gone():
+PARENT = URN.rsplit("$", 1)[0].replace("vault:index/authBackend:AuthBackend", "") + "::lab-a-auth"
+PROVIDER_REF = "urn:pulumi:lab-a::vaultfleet::pulumi:providers:vault::vault::0b5c"
+
+
+def pending_create(path):
+    return {"type": "creating", "resource": {
+        "urn": URN.replace("lab-a-auth-backend", f"{path}-backend"), "type": "vault:index/authBackend:AuthBackend",
+        "inputs": {"path": path}, "parent": PARENT, "provider": PROVIDER_REF}}
+
+
+def test_interrupted_creates_are_cleared_then_adopted_by_import_when_the_object_exists():
     exports = iter([
-        deployment(
-            op("creating", "vault:index/authBackend:AuthBackend", {"path": "k8s-lab-a"}),
-            op("deleting", "vault:index/policy:Policy", {"name": "p"}, urn="urn:x::p"),
-        ),
+        deployment(pending_create("k8s-lab-a"), pending_create("k8s-gone"),
+                   op("deleting", "vault:index/policy:Policy", {"name": "p"}, urn="urn:x::p")),
         deployment(),
     ])
-    calls = []
+    calls, specs = [], []
+
+    def run_cli(args):
+        calls.append(args)
+        if args[0] == "import":
+            spec = json.loads(Path(args[args.index("--file") + 1]).read_text())
+            specs.append(spec)
+            if spec["resources"][0]["id"] == "k8s-gone":
+                raise CommandError(CommandResult("", "error: Preview failed: resource 'k8s-gone' does not exist", 255))
+
     found = recovery.Recovery()
-    recovery.settle_pending(lambda: next(exports), lambda args: calls.append(args), found)
-    [refresh] = calls
-    assert refresh[:2] == ["refresh", "--yes"] and "--non-interactive" in refresh
-    assert refresh[refresh.index("--import-pending-creates") + 1] == URN
-    assert refresh[-1] == "k8s-lab-a"
-    assert [o.provider_id for o in found.imported] == ["k8s-lab-a"]
+    recovery.settle_pending(lambda: next(exports), run_cli, found)
+    refresh, *imports = calls
+    assert refresh[0] == "refresh" and "--clear-pending-creates" in refresh and "--non-interactive" in refresh
+    assert [c[0] for c in imports] == ["import", "import"] and all("--protect=false" in c for c in imports)
+    # The import recreates the exact URN: same type and name, under the same parent and provider.
+    assert specs[0]["nameTable"] == {"parent": PARENT, "provider": PROVIDER_REF.rsplit("::", 1)[0]}
+    assert specs[0]["resources"] == [{"type": "vault:index/authBackend:AuthBackend", "name": "k8s-lab-a-backend",
+                                      "id": "k8s-lab-a", "parent": "parent", "provider": "provider"}]
+    assert [o.provider_id for o in found.adopted] == ["k8s-lab-a"]
+    assert [o.provider_id for o in found.dropped] == ["k8s-gone"]
     assert [o.type for o in found.settled] == ["deleting"]
-    assert "k8s-lab-a" in found.describe()
+    assert "adopted" in found.describe() and "k8s-gone" in found.describe()
+
+
+def test_pending_operations_left_after_the_refresh_stop_the_stack():
+    still = deployment(pending_create("k8s-lab-a"))
+    with pytest.raises(recovery.UnresolvedPendingCreate, match="left after refresh"):
+        recovery.settle_pending(lambda: still, lambda args: None, recovery.Recovery())
 
 
 def test_no_pending_operations_means_no_refresh():

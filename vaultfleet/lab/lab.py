@@ -238,10 +238,12 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState
         _write_kubeconfig(state, pkis)
         for c in infos:
             _start_apiserver(state, c, pkis[c.name], binaries["kube-apiserver"], echo)
-        for c in infos:
-            _start_controller_manager(state, c, pkis[c.name], binaries["kube-controller-manager"], echo)
+        # A controller manager gives up after 20 s without a healthy apiserver; on a busy machine
+        # six apiservers can take longer than that to boot, so each starts after its apiserver is ready.
         for c in infos:
             _wait_apiserver_ready(state, c, pkis[c.name])
+            _start_controller_manager(state, c, pkis[c.name], binaries["kube-controller-manager"], echo)
+        for c in infos:
             _wait_default_service_account(state, c, pkis[c.name])
     except BaseException:
         # Nothing left running on failure: stop what this call started, keep logs for the error.
