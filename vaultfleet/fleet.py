@@ -18,6 +18,7 @@ import yaml
 
 from vaultfleet import config
 from vaultfleet import recovery as recovery_mod
+from vaultfleet.engine_errors import summarise
 from vaultfleet.vault_health import vault_problem
 
 # Files whose change touches every stack (everything that is not one stack's own file).
@@ -128,7 +129,7 @@ def run_one(project: Path, stack_name: str, operation: str, env: dict[str, str],
     except _NotRun as exc:
         result.error = f"not run: {exc}"
     except auto.CommandError as exc:
-        result.error = _engine_error(str(exc))
+        result.error = summarise(str(exc))
         # Most engine failures mid-fleet are Vault going away: say so first, plainly.
         problem = vault_address and vault_problem(vault_address)
         if problem:
@@ -214,17 +215,6 @@ def _retry_if_stale_lock(stack, project: Path, env: dict[str, str], recovery, op
         if not recovery_mod.clear_stale_locks(_cli(project, stack.name, env), str(exc), recovery):
             raise
     return operation()
-
-
-def _engine_error(text: str) -> str:
-    """The lines of a CommandError a person needs: the diagnostics, not the command dump."""
-    lines = [ln.strip() for ln in text.splitlines()]
-    useful = [ln for ln in lines if ln.startswith(("error:", "stacks/", "warning:")) or "error" in ln.lower() and "stderr" not in ln]
-    seen: list[str] = []
-    for ln in useful:
-        if ln not in seen:
-            seen.append(ln)
-    return "\n".join(seen[:12]) or text[-2000:]
 
 
 def run(
