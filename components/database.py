@@ -70,6 +70,10 @@ class DatabaseEngine(pulumi.ComponentResource):
             description="vaultfleet: dynamic database credentials for the fleet",
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Unmounting revokes every outstanding lease, through the connection that created it: when
+        # the mount goes, its connections and roles go with it (Vault deletes them) instead of
+        # being deleted first, which would leave the revocations nothing to connect with.
+        self._inside_mount = pulumi.ResourceOptions(parent=self, deleted_with=mount)
         connections = {spec.name: self._connection(name, mount, spec) for spec in args.connections}
         roles = [
             vault.database.SecretBackendRole(
@@ -83,7 +87,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                 revocation_statements=spec.revocation_statements or None,
                 default_ttl=spec.default_ttl_seconds,
                 max_ttl=spec.max_ttl_seconds,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self._inside_mount,
             )
             for spec in args.roles
         ]
@@ -112,5 +116,7 @@ class DatabaseEngine(pulumi.ComponentResource):
             },
             # The provider reads the whole block back into state: keep it encrypted there even if
             # the provider's schema did not mark the password sensitive.
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["postgresql"]),
+            opts=pulumi.ResourceOptions.merge(
+                self._inside_mount, pulumi.ResourceOptions(additional_secret_outputs=["postgresql"])
+            ),
         )
