@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv tools demo test unit lab-up lab-down
+.PHONY: venv tools postgres demo test unit lab-up lab-down
 
 venv: $(VENV)/.installed
 
@@ -18,16 +18,24 @@ $(VENV)/.installed: pyproject.toml
 tools:
 	bash tools/build-all.sh
 
-demo: venv tools
+# The lab's PostgreSQL server (Debian package postgresql), installed only when missing. CI runs as
+# root without a terminal: no prompts (-y, noninteractive), package lists refreshed only if needed.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; \
+	}
+
+demo: venv tools postgres
 	$(BIN)/python -m vaultfleet.demo
 
-test: venv tools
+test: venv tools postgres
 	$(BIN)/python -m pytest -v --timeout=1800
 
 unit: venv
 	$(BIN)/python -m pytest -v tests/unit
 
-lab-up: venv tools
+lab-up: venv tools postgres
 	$(BIN)/vaultfleet lab up
 
 lab-down: venv

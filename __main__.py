@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
-from pulumi.runtime.config import get_config_env
+from pulumi.runtime.config import get_config_env, get_config_secret_keys_env
 
 from components import ClusterOnboarding, SharedVault
 from vaultfleet import config, program
@@ -18,7 +18,13 @@ from vaultfleet.policy import PolicyError
 stack_name = pulumi.get_stack()
 stack_file = config.stack_file(Path("."), stack_name)
 try:
-    settings = config.parse(config.decode_engine_config(get_config_env()), stack_name, str(stack_file))
+    settings = config.parse(
+        config.decode_engine_config(get_config_env()),
+        stack_name,
+        str(stack_file),
+        # Which keys the engine holds as secrets: a database password must be one of them.
+        secret_keys=config.decode_secret_keys(get_config_secret_keys_env()),
+    )
     args = program.shared_args(settings) if settings.kind == "shared" else program.cluster_args(settings)
 except (config.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
     raise pulumi.RunError(f"invalid configuration, nothing was changed:\n{exc}") from None
@@ -33,6 +39,9 @@ if settings.kind == "shared":
     shared = SharedVault("fleet", args, opts=pulumi.ResourceOptions(providers=[vault_provider]))
     pulumi.export("kv_mount", shared.kv_mount)
     pulumi.export("provisioner_policy", shared.provisioner_policy)
+    if shared.database is not None:
+        pulumi.export("database_mount", shared.database.mount_path)
+        pulumi.export("database_roles", shared.database.role_names)
 else:
     kube_provider = k8s.Provider("kubernetes", context=settings.cluster.kube_context)
     cluster = ClusterOnboarding(

@@ -2,6 +2,7 @@
 
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
+from components.database import DatabaseEngine, DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
@@ -9,6 +10,6 @@ from components.shared import SharedVault, SharedVaultArgs
 
 __all__ = [
     "AuthRoles", "AuthRolesArgs", "ClusterOnboarding", "ClusterOnboardingArgs", "ClusterPolicies",
-    "ClusterPoliciesArgs", "KubernetesAuthMount", "KubernetesAuthMountArgs", "ReviewerIdentity",
-    "ReviewerIdentityArgs", "RoleSpec", "SharedVault", "SharedVaultArgs",
+    "ClusterPoliciesArgs", "DatabaseEngine", "DatabaseEngineArgs", "DatabaseRoleSpec", "KubernetesAuthMount", "KubernetesAuthMountArgs", "ReviewerIdentity",
+    "PostgresConnectionSpec", "ReviewerIdentityArgs", "RoleSpec", "SharedVault", "SharedVaultArgs",
 ]

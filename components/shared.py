@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
+from components.database import DatabaseEngine, DatabaseEngineArgs
+
 
 @dataclass
 class SharedVaultArgs:
@@ -14,18 +16,23 @@ class SharedVaultArgs:
     """Path of the fleet's KV v2 mount; clusters get subtrees kv/data/clusters/<cluster>/..."""
     provisioner_policy: str
     """Rendered HCL of the vaultfleet-provisioner policy."""
+    database: DatabaseEngineArgs | None = None
+    """The fleet's database secrets engine; None: the shared stack declares none."""
 
 
 class SharedVault(pulumi.ComponentResource):
-    """KV v2 mount and the least-privilege policy for the token that provisions cluster stacks.
+    """KV v2 mount, the least-privilege policy for the token that provisions cluster stacks, and
+    the database secrets engine when one is declared.
 
     Outputs:
         kv_mount: the KV v2 mount path.
         provisioner_policy: the provisioner policy's name.
+        database: the DatabaseEngine (mount_path, role_names), or None.
     """
 
     kv_mount: pulumi.Output[str]
     provisioner_policy: pulumi.Output[str]
+    database: DatabaseEngine | None
 
     def __init__(self, name: str, args: SharedVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vaultfleet:vault:SharedVault", name, None, opts)
@@ -43,6 +50,14 @@ class SharedVault(pulumi.ComponentResource):
             policy=args.provisioner_policy,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.database = (
+            DatabaseEngine(f"{name}-database", args.database, opts=pulumi.ResourceOptions(parent=self))
+            if args.database is not None
+            else None
+        )
         self.kv_mount = kv.path
         self.provisioner_policy = policy.name
-        self.register_outputs({"kv_mount": self.kv_mount, "provisioner_policy": self.provisioner_policy})
+        outputs = {"kv_mount": self.kv_mount, "provisioner_policy": self.provisioner_policy}
+        if self.database is not None:
+            outputs["database_mount"] = self.database.mount_path
+        self.register_outputs(outputs)

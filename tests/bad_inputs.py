@@ -110,6 +110,13 @@ CASES = [
     # duplicates and references
     BadInput("duplicate role", "vaultfleet:roles", _duplicate_role),
     BadInput("role names a policy not rendered", "roles[0].policies", _role(policies=["kv-admin"])),
+    # database roles a cluster may read credentials of
+    BadInput("databaseRoles a string", "vaultfleet:databaseRoles", _set("vaultfleet:databaseRoles", "app-readonly")),
+    BadInput("databaseRoles uppercase", "vaultfleet:databaseRoles[0]", _set("vaultfleet:databaseRoles", ["AppReadonly"])),
+    BadInput("databaseRoles duplicate", "vaultfleet:databaseRoles", _set("vaultfleet:databaseRoles", ["app", "app"])),
+    BadInput("key typo databaseRole", "vaultfleet:databaseRole", _set("vaultfleet:databaseRole", ["app"])),
+    BadInput("database engine in a cluster stack", "vaultfleet:database", _set("vaultfleet:database", {"connections": []})),
+    BadInput("databaseMount uppercase", "vaultfleet:databaseMount", _set("vaultfleet:databaseMount", "DB")),
     # policy templates
     BadInput("HCL syntax error", POLICY_FILE, policy='path "kv/data/*" {\n  capabilities = ["read"]\n'),
     BadInput("unknown capability", POLICY_FILE, policy='path "kv/data/*" { capabilities = ["reed"] }'),

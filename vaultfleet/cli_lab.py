@@ -16,13 +16,16 @@ app = typer.Typer(help="Local lab: a Vault-compatible server and Kubernetes cont
 @app.command()
 def up(
     clusters: Annotated[int, typer.Option("--clusters", "-n", help="Number of Kubernetes clusters (lab-a, lab-b, ...).")] = 2,
+    with_postgres: Annotated[
+        bool, typer.Option("--postgres/--no-postgres", help="Also start PostgreSQL on 127.0.0.1 (Debian package postgresql).")
+    ] = True,
 ) -> None:
     """Start the lab and wait until every part is healthy."""
     from vaultfleet.lab import lab
     from vaultfleet.lab.tools import MissingTool
 
     try:
-        state = lab.up(clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"))
+        state = lab.up(clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), with_postgres=with_postgres)
     except (lab.LabError, MissingTool, ValueError) as exc:
         err.print(f"[red]lab up failed:[/] {exc}")
         raise typer.Exit(code=2) from None
@@ -32,6 +35,9 @@ def up(
     out.print(f"lab up in {state.startup_seconds:.1f}s: {state.vault_server} at {state.vault_addr}")
     for c in state.clusters:
         out.print(f"  context {c.name}: kube-apiserver {c.server}")
+    if state.postgres is not None:
+        pg = state.postgres
+        out.print(f"  postgresql {pg.version} at {pg.host}:{pg.port}: superuser {pg.superuser}, password in {pg.password_file}")
     out.print(f"  kubeconfig {state.kubeconfig}, Pulumi backend {state.backend_url}")
     out.print('prepare a shell with: eval "$(vaultfleet lab env)"')
 
@@ -81,6 +87,8 @@ def env() -> None:
         print(f"export {key}={shlex.quote(value)}")
     # The token is read when the shell evaluates this line, so it never appears in this output.
     print(f'export VAULT_TOKEN="$(cat {shlex.quote(str(state.token_file))})"')
+    if state.postgres is not None:  # psql and friends: PGHOST/PGPORT/PGUSER come from state.env()
+        print(f'export PGPASSWORD="$(cat {shlex.quote(state.postgres.password_file)})"')
 
 
 def _yes(flag: bool) -> str:

@@ -14,6 +14,28 @@ A cluster stack file, with everything fleet-wide left to the defaults in Pulumi.
           namespaces: [app]
           policies: [kv-read]
           audience: vault
+
+The shared stack may own a database secrets engine (PostgreSQL dynamic credentials); its
+connection passwords must be Pulumi secrets (`pulumi config set --secret --path ...`):
+
+    config:
+      vaultfleet:kind: shared
+      vaultfleet:database:
+        connections:
+          - name: app-db
+            connectionUrl: postgresql://{{username}}:{{password}}@db.example:5432/app
+            username: vault
+            password:
+              secure: v1:...
+        roles:
+          - name: app-readonly
+            connection: app-db
+            creationStatements:
+              - CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';
+            defaultTtl: 1h
+            maxTtl: 24h
+
+A cluster stack names the database roles its `db-creds` policy may read: `vaultfleet:databaseRoles`.
 """
 
 from __future__ import annotations
@@ -22,7 +44,7 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Collection, Literal
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +52,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -94,11 +117,36 @@ def _k8s_names(values: list[str]) -> list[str]:
     return values
 
 
+def _postgres_url(value: str) -> str:
+    # Never echo the value: a URL with a password in it is exactly what this check refuses.
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("postgres", "postgresql") or not sep:
+        raise ValueError("must be a postgresql:// URL")
+    userinfo, at, hostpart = rest.partition("@")
+    if not at or userinfo != "{{username}}:{{password}}" or not hostpart:
+        # Vault fills in the templates from `username` and `password`; credentials written into the
+        # URL would sit in the stack file and in state in plaintext.
+        raise ValueError(
+            "must start postgresql://{{username}}:{{password}}@<host>:<port>/ (Vault's templating); "
+            "the password belongs in `password`, a Pulumi secret"
+        )
+    return value
+
+
+def _statements(values: list[str]) -> list[str]:
+    for v in values:
+        if not v.strip():
+            raise ValueError("a statement is empty")
+    return values
+
+
 Label = Annotated[str, AfterValidator(_label)]
 Seconds = Annotated[int, BeforeValidator(_seconds)]
 Pem = Annotated[str, AfterValidator(_pem)]
 Url = Annotated[str, AfterValidator(_url)]
 K8sNames = Annotated[list[str], Field(min_length=1), AfterValidator(_k8s_names)]
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
+Statements = Annotated[list[str], AfterValidator(_statements)]
 
 
 class _Model(BaseModel):
@@ -146,6 +194,8 @@ class Fleet(_Model):
     vault_address: Url
     mount_prefix: Label = "k8s"
     kv_mount: Label = "kv"
+    database_mount: Label = "database"
+    """Path of the database secrets engine: the shared stack mounts it, cluster policies point at it."""
 
 
 class ClusterStack(_Model):
@@ -158,16 +208,21 @@ class ClusterStack(_Model):
     policies: list[Label] = Field(default_factory=lambda: ["kv-read", "kv-write"])
     """Templates from policies/ rendered for this cluster."""
     roles: list[Role] = Field(default_factory=list)
+    database_roles: list[Label] = Field(default_factory=list)
+    """Database roles (of the shared stack's engine) whose credentials this cluster's `db-creds`
+    policy may read; no others, so a cluster never reads credentials it did not declare."""
 
     @field_validator("roles")
     @classmethod
     def _unique_roles(cls, roles: list[Role]) -> list[Role]:
-        seen = set()
-        for r in roles:
-            if r.name in seen:
-                raise ValueError(f"role '{r.name}' is declared twice")
-            seen.add(r.name)
+        _unique("role", [r.name for r in roles])
         return roles
+
+    @field_validator("database_roles")
+    @classmethod
+    def _unique_database_roles(cls, names: list[str]) -> list[str]:
+        _unique("database role", names)
+        return names
 
     @model_validator(mode="after")
     def _roles_name_rendered_policies(self) -> "ClusterStack":
@@ -188,24 +243,128 @@ class ClusterStack(_Model):
         return f"{self.mount_path}-{template}"
 
 
+# What a stack file holds for a password set with `pulumi config set --secret`: only `vaultfleet
+# validate` sees this form (the engine hands the program the decrypted value). It stands in for the
+# password in what validate parses, which never reaches a resource.
+ENCRYPTED_IN_STACK_FILE = "(encrypted in the stack file)"
+
+
+class PostgresConnection(_Model):
+    """`vault write <mount>/config/<name> plugin_name=postgresql-database-plugin ...`."""
+
+    name: Label
+    """Connection name; roles name it in `connection`."""
+    connection_url: PostgresUrl
+    """postgresql://{{username}}:{{password}}@host:port/db?sslmode=...; Vault fills in the templates."""
+    username: str = Field(min_length=1)
+    """PostgreSQL user Vault connects as; it creates and drops the roles' users (CREATEROLE)."""
+    password: SecretStr
+    """That user's password; must be a Pulumi secret (checked in `parse`)."""
+
+    @field_validator("password")
+    @classmethod
+    def _password_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+
+class DatabaseRole(_Model):
+    """`vault write <mount>/roles/<name> db_name=<connection> creation_statements=... ttl=...`."""
+
+    name: Label
+    """Role name; credentials are read at <mount>/creds/<name>."""
+    connection: Label
+    """The connection (by name) the role creates its users through."""
+    creation_statements: Statements = Field(min_length=1)
+    """SQL run to create a user: {{name}}, {{password}} and {{expiration}} are Vault's templates."""
+    revocation_statements: Statements = Field(default_factory=list)
+    """SQL run when the lease ends; empty: the plugin's default (revoke privileges, drop the user)."""
+    default_ttl: Seconds = 3600
+    max_ttl: Seconds = 86400
+
+    @field_validator("creation_statements")
+    @classmethod
+    def _statements_use_name_and_password(cls, statements: list[str]) -> list[str]:
+        text = " ".join(statements)
+        missing = [t for t in ("{{name}}", "{{password}}") if t not in text]
+        if missing:
+            raise ValueError(f"must use {' and '.join(missing)}: Vault fills in the user it hands out")
+        return statements
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> "DatabaseRole":
+        if self.default_ttl > self.max_ttl:
+            raise ValueError(f"defaultTtl ({self.default_ttl}s) is above maxTtl ({self.max_ttl}s)")
+        return self
+
+
+class DatabaseEngine(_Model):
+    """The database secrets engine of the fleet: PostgreSQL connections and the roles using them.
+
+    A connection allows exactly the roles that name it (never `*`).
+    """
+
+    connections: list[PostgresConnection] = Field(min_length=1)
+    roles: list[DatabaseRole] = Field(default_factory=list)
+
+    @field_validator("connections")
+    @classmethod
+    def _unique_connections(cls, connections: list[PostgresConnection]) -> list[PostgresConnection]:
+        _unique("connection", [c.name for c in connections])
+        return connections
+
+    @field_validator("roles")
+    @classmethod
+    def _unique_roles(cls, roles: list[DatabaseRole]) -> list[DatabaseRole]:
+        _unique("role", [r.name for r in roles])
+        return roles
+
+    @model_validator(mode="after")
+    def _roles_name_declared_connections(self) -> "DatabaseEngine":
+        names = [c.name for c in self.connections]
+        for i, role in enumerate(self.roles):
+            if role.connection not in names:
+                raise ValueError(f"roles[{i}].connection: '{role.connection}' is not among the connections {names}")
+        return self
+
+    def allowed_roles(self, connection: str) -> list[str]:
+        return [r.name for r in self.roles if r.connection == connection]
+
+
 class SharedStack(_Model):
-    """The shared stack: Vault objects the whole fleet uses (KV v2 mount, provisioner policy)."""
+    """The shared stack: Vault objects the whole fleet uses (KV v2 mount, provisioner policy,
+    optionally the database secrets engine)."""
 
     kind: Literal["shared"]
     name: Label
     fleet: Fleet
+    database: DatabaseEngine | None = None
 
 
 # Keys a stack file may set under `vaultfleet:` (camelCase, as written in the files).
-_FLEET_KEYS = {"vaultAddress", "mountPrefix", "kvMount"}
-_CLUSTER_KEYS = {"cluster", "roles", "policies"}
-_KNOWN_KEYS = _FLEET_KEYS | _CLUSTER_KEYS | {"kind"}
+_FLEET_KEYS = {"vaultAddress", "mountPrefix", "kvMount", "databaseMount"}
+_CLUSTER_KEYS = {"cluster", "roles", "policies", "databaseRoles"}
+_SHARED_KEYS = {"database"}
+_KNOWN_KEYS = _FLEET_KEYS | _CLUSTER_KEYS | _SHARED_KEYS | {"kind"}
 
 
-def parse(values: dict[str, Any], stack: str, source: str) -> ClusterStack | SharedStack:
+def _unique(what: str, names: list[str]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} '{name}' is declared twice")
+        seen.add(name)
+
+
+def parse(
+    values: dict[str, Any], stack: str, source: str, secret_keys: Collection[str] = ()
+) -> ClusterStack | SharedStack:
     """Validate the `vaultfleet:` values of one stack (keys without the namespace).
 
-    `source` names the file the errors point at (the stack file). Raises ConfigError.
+    `source` names the file the errors point at (the stack file). `secret_keys` are the keys the
+    engine holds as secrets (`decode_secret_keys`); a password must be one of those, or be written
+    as `secure:` ciphertext when the values come straight from a stack file. Raises ConfigError.
     """
     problems: list[tuple[str, str, str]] = []
     for key in values:
@@ -226,14 +385,52 @@ def parse(values: dict[str, Any], stack: str, source: str) -> ClusterStack | Sha
         extra = sorted(k for k in _CLUSTER_KEYS if k in values)
         if extra:
             raise ConfigError([(source, f"{NAMESPACE}:{k}", "not allowed in the shared stack") for k in extra])
+        if "database" in values:
+            document["database"] = _database_passwords(values["database"], "database" in secret_keys, source)
         model: type[ClusterStack | SharedStack] = SharedStack
     else:
+        extra = sorted(k for k in _SHARED_KEYS if k in values)
+        if extra:
+            raise ConfigError(
+                [(source, f"{NAMESPACE}:{k}", "only the shared stack (vaultfleet:kind: shared) may declare it") for k in extra]
+            )
         document.update({k: values[k] for k in _CLUSTER_KEYS if k in values})
         model = ClusterStack
     try:
         return model.model_validate(document)
     except ValidationError as exc:
         raise ConfigError([(source, _field_name(e["loc"]), _message(e)) for e in exc.errors()]) from None
+
+
+def _database_passwords(database: Any, held_secret: bool, source: str) -> Any:
+    """Refuse a connection password that is not a Pulumi secret, before anything else is checked.
+
+    From the engine, a password is plaintext and `held_secret` says whether the engine holds the
+    `vaultfleet:database` value as a secret (it does when any field in it was set with --secret).
+    From a stack file (`vaultfleet validate`), the password itself must be `secure:` ciphertext.
+    """
+    if not isinstance(database, dict) or not isinstance(database.get("connections"), list):
+        return database  # the schema names what is wrong with the shape
+    problems = []
+    connections = []
+    for i, connection in enumerate(database["connections"]):
+        if isinstance(connection, dict) and "password" in connection:
+            password = connection["password"]
+            if isinstance(password, dict) and set(password) == {"secure"}:
+                connection = {**connection, "password": ENCRYPTED_IN_STACK_FILE}
+            elif not held_secret:
+                problems.append(
+                    (
+                        source,
+                        f"{NAMESPACE}:database.connections[{i}].password",
+                        "must be a Pulumi secret, not plaintext: "
+                        f"pulumi config set --secret --path '{NAMESPACE}:database.connections[{i}].password' <value>",
+                    )
+                )
+        connections.append(connection)
+    if problems:
+        raise ConfigError(problems)
+    return {**database, "connections": connections}
 
 
 def _field_name(loc: tuple) -> str:
@@ -268,6 +465,12 @@ def decode_engine_config(raw: dict[str, str]) -> dict[str, Any]:
         except (json.JSONDecodeError, TypeError):
             values[key[len(prefix):]] = text
     return values
+
+
+def decode_secret_keys(keys: list[str]) -> frozenset[str]:
+    """The engine's secret config keys ('namespace:key'), as keys of the `vaultfleet:` namespace."""
+    prefix = f"{NAMESPACE}:"
+    return frozenset(k[len(prefix):] for k in keys if k.startswith(prefix))
 
 
 def stack_file(project_dir: Path, stack: str) -> Path:

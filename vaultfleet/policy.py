@@ -1,7 +1,12 @@
 """Vault policy templates: policies/<name>.hcl rendered per cluster and checked before any write.
 
-Templates use ${cluster}, ${mount} (the cluster's auth mount path) and ${kv_mount}. Vault's own
-ACL templating ({{identity...}}) passes through untouched.
+Templates use ${cluster}, ${mount} (the cluster's auth mount path), ${kv_mount} and
+${database_mount}. Vault's own ACL templating ({{identity...}}) passes through untouched.
+
+${database_role} stands for a list: the database roles the cluster declares
+(vaultfleet:databaseRoles). A template using it is rendered once per role and the renderings are
+merged path by path, so policies/db-creds.hcl grants the creds of exactly the declared roles and
+nothing else; a path the renderings share (sys/leases/renew) is kept once.
 """
 
 from __future__ import annotations
@@ -39,20 +44,58 @@ def template_path(name: str, policy_dir: Path = POLICY_DIR) -> Path:
     return policy_dir / f"{name}.hcl"
 
 
-def render(name: str, variables: dict[str, str], policy_dir: Path = POLICY_DIR) -> str:
-    """Render policies/<name>.hcl and check it; raises PolicyError naming the file."""
+# List placeholder -> the stack field that holds its values (named in errors).
+LIST_PLACEHOLDERS = {"database_role": "vaultfleet:databaseRoles"}
+
+
+def render(
+    name: str, variables: dict[str, str], policy_dir: Path = POLICY_DIR, lists: dict[str, list[str]] | None = None
+) -> str:
+    """Render policies/<name>.hcl and check it; raises PolicyError naming the file.
+
+    `lists` gives the values of list placeholders (LIST_PLACEHOLDERS) for templates that use one.
+    """
     path = template_path(name, policy_dir)
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise PolicyError(str(path), f"no policy template named '{name}'") from None
+    template = Template(text)
+    repeated = sorted(set(template.get_identifiers()) & set(LIST_PLACEHOLDERS))
+    if not repeated:
+        body = _substitute(template, variables, path)
+        parse_rules(body, str(path))
+        return body
+    if len(repeated) > 1:
+        raise PolicyError(str(path), f"uses more than one list placeholder {repeated}; a template may use one")
+    key = repeated[0]
+    values = (lists or {}).get(key) or []
+    if not values:
+        raise PolicyError(
+            str(path), f"uses ${{{key}}}: name the values in {LIST_PLACEHOLDERS[key]} of the stack file, or drop '{name}' from its policies"
+        )
+    renderings = [
+        parse_rules(_substitute(template, {**variables, key: value}, path), str(path), capabilities_only=True)
+        for value in values
+    ]
+    # Block by block in template order, each block once per value: the creds paths stay together.
+    merged: dict[str, tuple[str, ...]] = {}
+    for blocks in zip(*renderings):
+        for rule in blocks:
+            merged.setdefault(rule.path, rule.capabilities)
+    header = f"# Rendered from {path.name} for {LIST_PLACEHOLDERS[key]}: {', '.join(values)}.\n"
+    return header + "".join(
+        f'\npath "{p}" {{\n  capabilities = [{", ".join(chr(34) + c + chr(34) for c in caps)}]\n}}\n'
+        for p, caps in merged.items()
+    )
+
+
+def _substitute(template: Template, variables: dict[str, str], path: Path) -> str:
     try:
-        body = Template(text).substitute(variables)
+        return template.substitute(variables)
     except (KeyError, ValueError) as exc:
-        known = ", ".join("${%s}" % k for k in sorted(variables))
+        known = ", ".join("${%s}" % k for k in sorted({*variables, *LIST_PLACEHOLDERS}))
         raise PolicyError(str(path), f"unknown or malformed placeholder {exc} (known: {known})") from None
-    parse_rules(body, str(path))
-    return body
 
 
 @functools.cache
@@ -63,8 +106,12 @@ def _hcl_parser() -> HclParser:
     return HclParser()
 
 
-def parse_rules(body: str, source: str) -> list[PathRule]:
-    """Parse a policy body as Vault does (HCL), checking paths and capabilities."""
+def parse_rules(body: str, source: str, capabilities_only: bool = False) -> list[PathRule]:
+    """Parse a policy body as Vault does (HCL), checking paths and capabilities.
+
+    `capabilities_only` refuses other path attributes (allowed_parameters, ...): renderings merged
+    path by path keep only the capabilities, and must not drop anything silently.
+    """
     try:
         document = _hcl_parser().parse(body)
     except Exception as exc:  # pyhcl raises ValueError subclasses with line/column in the text
@@ -90,14 +137,23 @@ def parse_rules(body: str, source: str) -> list[PathRule]:
         bad = sorted(set(caps) - CAPABILITIES)
         if bad:
             raise PolicyError(source, f'path "{path}": unknown capabilities {bad} (known: {sorted(CAPABILITIES)})')
+        if capabilities_only and set(block) != {"capabilities"}:
+            others = sorted(set(block) - {"capabilities"})
+            raise PolicyError(source, f'path "{path}": a template rendered per list value may hold only `capabilities`, not {others}')
         rules.append(PathRule(path, tuple(caps)))
     return rules
 
 
 def render_cluster_policies(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -> dict[str, str]:
     """Policy name -> rendered body for a cluster stack, every one checked before anything is written."""
-    variables = {"cluster": stack.name, "mount": stack.mount_path, "kv_mount": stack.fleet.kv_mount}
-    return {stack.policy_name(t): render(t, variables, policy_dir) for t in stack.policies}
+    variables = {
+        "cluster": stack.name,
+        "mount": stack.mount_path,
+        "kv_mount": stack.fleet.kv_mount,
+        "database_mount": stack.fleet.database_mount,
+    }
+    lists = {"database_role": list(stack.database_roles)}
+    return {stack.policy_name(t): render(t, variables, policy_dir, lists) for t in stack.policies}
 
 
 def render_provisioner(stack: "SharedStack", policy_dir: Path = POLICY_DIR) -> str:

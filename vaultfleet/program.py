@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pulumi
+
 from components.cluster import ClusterOnboardingArgs
+from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet import policy
@@ -48,4 +51,35 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
 
 def shared_args(stack: SharedStack, policy_dir: Path = policy.POLICY_DIR) -> SharedVaultArgs:
     body = policy.render_provisioner(stack, policy_dir)
-    return SharedVaultArgs(kv_mount=stack.fleet.kv_mount, provisioner_policy=body)
+    return SharedVaultArgs(kv_mount=stack.fleet.kv_mount, provisioner_policy=body, database=database_args(stack))
+
+
+def database_args(stack: SharedStack) -> DatabaseEngineArgs | None:
+    engine = stack.database
+    if engine is None:
+        return None
+    return DatabaseEngineArgs(
+        mount_path=stack.fleet.database_mount,
+        connections=[
+            PostgresConnectionSpec(
+                name=c.name,
+                connection_url=c.connection_url,
+                username=c.username,
+                # A secret from the moment it leaves the config: encrypted in state, masked in logs.
+                password=pulumi.Output.secret(c.password.get_secret_value()),
+                allowed_roles=engine.allowed_roles(c.name),
+            )
+            for c in engine.connections
+        ],
+        roles=[
+            DatabaseRoleSpec(
+                name=r.name,
+                connection=r.connection,
+                creation_statements=list(r.creation_statements),
+                revocation_statements=list(r.revocation_statements),
+                default_ttl_seconds=r.default_ttl,
+                max_ttl_seconds=r.max_ttl,
+            )
+            for r in engine.roles
+        ],
+    )

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from vaultfleet import config
-from vaultfleet.config import ClusterStack
+from vaultfleet.config import ClusterStack, SharedStack
 from vaultfleet.policy import PolicyError, render_cluster_policies, render_provisioner
 
 
@@ -92,7 +92,7 @@ def validate(project: Path, names: list[str] | None = None) -> tuple[list[Findin
 
 def _lint_stack(stack, shown: str) -> list[Finding]:
     if not isinstance(stack, ClusterStack):
-        return []
+        return _lint_database(stack, shown)
     out = []
     if stack.cluster.api_host and not stack.cluster.api_host.startswith("https://"):
         out.append(Finding("error", shown, "vaultfleet:cluster.apiHost", "must be https: Vault sends the reviewer JWT to it"))
@@ -105,8 +105,44 @@ def _lint_stack(stack, shown: str) -> list[Finding]:
     return out
 
 
-def _lint_fleet(stacks, project: Path) -> list[Finding]:
+def _lint_database(stack: SharedStack, shown: str) -> list[Finding]:
+    if stack.database is None:
+        return []
     out = []
+    for i, role in enumerate(stack.database.roles):
+        if not any("{{expiration}}" in s for s in role.creation_statements):
+            out.append(
+                Finding(
+                    "warning", shown, f"vaultfleet:database.roles[{i}].creationStatements",
+                    f"role '{role.name}' creates users without VALID UNTIL '{{{{expiration}}}}': they outlive their lease if revocation fails",
+                )
+            )
+    return out
+
+
+def _database_role_findings(stacks) -> list[Finding]:
+    """A cluster's databaseRoles should be roles the shared stack's engine declares (when validated together)."""
+    shared = next((s for s in stacks if isinstance(s, SharedStack)), None)
+    if shared is None:
+        return []
+    declared = [r.name for r in shared.database.roles] if shared.database else []
+    out = []
+    for stack in stacks:
+        if not isinstance(stack, ClusterStack):
+            continue
+        for i, name in enumerate(stack.database_roles):
+            if name not in declared:
+                out.append(
+                    Finding(
+                        "warning", str(config.stack_file(Path("."), stack.name)), f"vaultfleet:databaseRoles[{i}]",
+                        f"'{name}' is not a role of the shared stack's database engine {declared}",
+                    )
+                )
+    return out
+
+
+def _lint_fleet(stacks, project: Path) -> list[Finding]:
+    out = _database_role_findings(stacks)
     seen: dict[str, str] = {}
     reviewers: dict[tuple[str, str, str], str] = {}
     for stack in stacks:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import hvac
 import pytest
@@ -89,8 +90,8 @@ def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
     }
     code = (
         "import json; from vaultfleet.lab import lab; s = lab.up(1, echo=None); "
-        "print(json.dumps({'procs': [p.to_json() for p in s.processes], "
-        "'ports': [18300, 18479, 18480, 16543, 17543]}))"
+        "print(json.dumps({'procs': [p.to_json() for p in s.processes], 'postgres': s.postgres.directory, "
+        "'ports': [18300, 18479, 18480, 16543, 17543, 18532]}))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -98,7 +99,8 @@ def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
 
     started = json.loads(out.stdout.strip().splitlines()[-1])
     procs = [processes.Tracked(**p) for p in started["procs"]]
-    assert len(procs) == 4 and all(processes.is_running(p) for p in procs)
+    assert len(procs) == 5 and all(processes.is_running(p) for p in procs)
+    assert Path(started["postgres"], "data", "PG_VERSION").exists()
     assert not any(processes.port_is_free(port) for port in started["ports"])
 
     down = subprocess.run(
@@ -108,6 +110,7 @@ def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
     assert not any(processes.is_running(p) for p in procs)
     assert all(processes.port_is_free(port) for port in started["ports"])
     assert not (tmp_path / "lab2").exists()
+    assert not Path(started["postgres"]).exists()  # a root lab keeps the data outside the lab dir
 
 
 def test_lab_up_refuses_a_taken_port_and_starts_nothing(tmp_path):
@@ -129,3 +132,34 @@ def test_lab_up_refuses_a_taken_port_and_starts_nothing(tmp_path):
     assert out.returncode == 2
     assert "127.0.0.1:18400 (vault)" in out.stderr
     assert not (tmp_path / "lab3" / "lab.json").exists()
+
+
+def test_postgres_runs_unprivileged_and_takes_only_its_password(lab):
+    import stat
+
+    import psycopg
+    from typer.testing import CliRunner
+
+    from vaultfleet.cli import app
+    from vaultfleet.lab import lab as lab_module
+
+    pg = lab.postgres
+    assert pg is not None and (pg.host, pg.port) == ("127.0.0.1", 18432 + int(os.environ.get("VAULTFLEET_LAB_PORT_OFFSET", "0")))
+    proc = next(p for p in lab.processes if p.name == "postgres")
+    # The tracked PID is the postmaster itself (setpriv and env exec it), never running as root.
+    assert os.readlink(f"/proc/{proc.pid}/exe").endswith("/bin/postgres")
+    uids = next(line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if line.startswith("Uid:"))
+    assert "0" not in uids.split()[1:]
+    assert stat.S_IMODE(os.stat(pg.password_file).st_mode) == 0o600
+
+    with psycopg.connect(**pg.connect_kwargs()) as conn:
+        listen, version = conn.execute("SELECT current_setting('listen_addresses'), current_setting('server_version_num')").fetchone()
+    assert listen == "127.0.0.1" and int(version) >= 150000
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(**pg.connect_kwargs(user=pg.superuser, password="not-the-password"))
+
+    assert {"component": "postgres", "pid": proc.pid, "running": True, "healthy": True} in lab_module.status()
+    env = CliRunner().invoke(app, ["lab", "env"])
+    assert env.exit_code == 0, env.output
+    assert f"export PGPORT={pg.port}" in env.output and f'export PGPASSWORD="$(cat {pg.password_file})"' in env.output
+    assert pg.password() not in env.output

@@ -189,3 +189,64 @@ def test_verify_rejects_the_shared_stack(project):
     result = runner.invoke(app, ["verify", "vault"])
     assert result.exit_code == 2
     assert "shared stack" in result.output
+
+
+# --- the database engine through validate and access ----------------------------------------------
+
+CREATE_WITH_EXPIRY = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+
+
+def declare_database(project, password, creation=CREATE_WITH_EXPIRY, cluster_roles=("app-readonly",)):
+    """The shared stack declares an engine; lab-a grants its app role db-creds for `cluster_roles`."""
+    edit(project / "stacks/Pulumi.vault.yaml", lambda c: c.update({"vaultfleet:database": {
+        "connections": [{"name": "app-db", "connectionUrl": "postgresql://{{username}}:{{password}}@db:5432/app",
+                         "username": "vault", "password": password}],
+        "roles": [{"name": "app-readonly", "connection": "app-db", "creationStatements": [creation]}],
+    }}))
+
+    def grant(config):
+        config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
+        config["vaultfleet:databaseRoles"] = list(cluster_roles)
+        config["vaultfleet:roles"][0]["policies"] = ["kv-read", "db-creds"]
+
+    edit(project / "stacks/Pulumi.lab-a.yaml", grant)
+
+
+def test_validate_accepts_an_encrypted_database_password(project):
+    declare_database(project, {"secure": "v1:bm90LXJlYWxseQ==:v1:Y2lwaGVydGV4dA=="})
+    result = runner.invoke(app, ["validate", "--strict"])
+    assert result.exit_code == 0, result.output
+    assert "3 stack(s) valid, 0 error(s)" in result.output
+
+
+def test_validate_refuses_a_plaintext_database_password(project):
+    declare_database(project, "hunter2-plaintext")
+    result = runner.invoke(app, ["validate", "--format", "json"])
+    assert result.exit_code == 2
+    findings = json.loads(result.stdout)["findings"]
+    assert any(
+        f["file"] == "stacks/Pulumi.vault.yaml" and f["field"] == "vaultfleet:database.connections[0].password"
+        and "must be a Pulumi secret" in f["message"] for f in findings
+    ), findings
+    assert "hunter2-plaintext" not in result.stdout
+
+
+def test_validate_warns_about_users_without_expiry_and_undeclared_database_roles(project):
+    declare_database(
+        project, {"secure": "v1:x"}, creation="CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';",
+        cluster_roles=("app-readonly", "reporting"),
+    )
+    result = runner.invoke(app, ["validate", "--strict", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    warnings = {(f["file"], f["field"]) for f in json.loads(result.stdout)["findings"] if f["severity"] == "warning"}
+    assert ("stacks/Pulumi.vault.yaml", "vaultfleet:database.roles[0].creationStatements") in warnings
+    assert ("stacks/Pulumi.lab-a.yaml", "vaultfleet:databaseRoles[1]") in warnings
+
+
+def test_access_shows_the_database_creds_a_role_may_read(project):
+    declare_database(project, {"secure": "v1:x"})
+    rows = json.loads(runner.invoke(app, ["access", "lab-a", "--format", "json"]).stdout)
+    creds = [(r["role"], r["path"], r["capabilities"]) for r in rows if r["policy"] == "k8s-lab-a-db-creds"]
+    assert ("app", "database/creds/app-readonly", ["read"]) in creds
+    assert ("app", "sys/leases/renew", ["update"]) in creds
+    assert not [r for r in rows if r["role"] == "deployer" and r["path"].startswith("database/")]

@@ -8,14 +8,53 @@ from vaultfleet.config import parse
 from vaultfleet.policy import POLICY_DIR, PolicyError, parse_rules, render
 from vaultfleet.policy import render_cluster_policies as render_policies
 
-VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv"}
+VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv", "database_mount": "database"}
+LISTS = {"database_role": ["app-readonly"]}
+# Paths a template may grant beyond the cluster's own: the lease endpoints of dynamic credentials,
+# which Vault checks against the lease's own token anyway.
+LEASE_PATHS = {"sys/leases/renew", "sys/leases/revoke"}
 
 
 def test_shipped_templates_render_with_cluster_values():
     for template in sorted(POLICY_DIR.glob("*.hcl")):
-        body = render(template.stem, VARS)
+        body = render(template.stem, VARS, lists=LISTS)
         assert "${" not in body
-        assert all("lab-a" in r.path for r in parse_rules(body, str(template)))
+        for rule in parse_rules(body, str(template)):
+            assert "lab-a" in rule.path or rule.path == "database/creds/app-readonly" or rule.path in LEASE_PATHS, rule
+
+
+def cluster(name="lab-a", **values):
+    return parse({"vaultAddress": "http://v:8200", "cluster": {"kubeContext": name}, **values}, name, "f")
+
+
+def test_db_creds_grants_exactly_the_declared_database_roles():
+    stack = cluster(policies=["db-creds"], databaseRoles=["app-readonly", "reporting"])
+    body = render_policies(stack)["k8s-lab-a-db-creds"]
+    rules = {r.path: r.capabilities for r in parse_rules(body, "db-creds")}
+    assert rules == {
+        "database/creds/app-readonly": ("read",),
+        "database/creds/reporting": ("read",),
+        "sys/leases/renew": ("update",),
+        "sys/leases/revoke": ("update",),
+    }
+    # No glob: another role's creds (or the mount's config) stay out of reach.
+    assert "*" not in body and "+" not in body
+
+
+def test_db_creds_follows_the_fleet_database_mount():
+    stack = cluster(policies=["db-creds"], databaseRoles=["app-readonly"], databaseMount="pg")
+    assert 'path "pg/creds/app-readonly"' in render_policies(stack)["k8s-lab-a-db-creds"]
+
+
+def test_db_creds_without_database_roles_names_the_field():
+    with pytest.raises(PolicyError, match=r"db-creds.hcl: uses \$\{database_role\}: name the values in vaultfleet:databaseRoles"):
+        render_policies(cluster(policies=["kv-read", "db-creds"]))
+
+
+def test_list_template_may_hold_only_capabilities(tmp_path):
+    text = 'path "database/creds/${database_role}" {\n  capabilities = ["read"]\n  allowed_parameters = { "ttl" = [] }\n}'
+    with pytest.raises(PolicyError, match="may hold only `capabilities`"):
+        render("t", VARS, write(tmp_path, text), LISTS)
 
 
 def test_two_clusters_never_share_a_policy_name_or_path():

@@ -7,6 +7,8 @@ Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLE
     vault.hcl           config of the lab's Vault server (file storage in vault-data/)
     vault-token         its root token (0600; never printed)
     vault-unseal-key    its unseal key (0600; never printed): the lab can seal and unseal it
+    postgres-password   superuser password of the lab's PostgreSQL (0600; never printed); the
+                        server itself: vaultfleet/lab/postgres.py
     pulumi/             local Pulumi backend (file://)
     pki/<cluster>/      CA, serving cert, admin cert, ServiceAccount signing key
     etcd/               data directory of the one etcd all clusters share (one key prefix each)
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from vaultfleet.lab import processes
+from vaultfleet.lab import postgres, processes
 from vaultfleet.lab.pki import ClusterPki, create_cluster_pki
 from vaultfleet.lab.processes import Tracked
 from vaultfleet.lab.tools import find_tool, search_path, tools_bin_dir
@@ -105,6 +107,8 @@ class LabState:
     processes: list[Tracked] = field(default_factory=list)
     started_at: float = 0.0
     startup_seconds: float = 0.0
+    postgres: postgres.PostgresServer | None = None
+    """The lab's PostgreSQL (address, superuser, password file), None when started without it."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -150,6 +154,7 @@ class LabState:
             "processes": [p.to_json() for p in self.processes],
             "started_at": self.started_at,
             "startup_seconds": self.startup_seconds,
+            "postgres": self.postgres.to_json() if self.postgres else None,
         }
         path = self.directory / "lab.json"
         path.write_text(json.dumps(data, indent=2))
@@ -169,6 +174,7 @@ class LabState:
             processes=[Tracked(**p) for p in data["processes"]],
             started_at=data.get("started_at", 0.0),
             startup_seconds=data.get("startup_seconds", 0.0),
+            postgres=postgres.PostgresServer.from_json(data["postgres"]) if data.get("postgres") else None,
         )
 
     def env(self) -> dict[str, str]:
@@ -182,6 +188,7 @@ class LabState:
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PATH": search_path(),
+            **(postgres.env(self.postgres) if self.postgres else {}),
         }
 
 
@@ -194,8 +201,11 @@ def _log(msg: str, echo) -> None:
         echo(msg)
 
 
-def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState:
-    """Start the lab and wait until every part is healthy; on any failure stop what was started."""
+def up(clusters: int = 2, directory: Path | None = None, echo=print, with_postgres: bool = True) -> LabState:
+    """Start the lab and wait until every part is healthy; on any failure stop what was started.
+
+    `with_postgres`: also start the lab's PostgreSQL (vaultfleet/lab/postgres.py).
+    """
     directory = directory or lab_dir()
     existing = LabState.load(directory)
     if existing is not None:
@@ -214,7 +224,8 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState
         "kube-apiserver": find_tool("kube-apiserver"),
         "kube-controller-manager": find_tool("kube-controller-manager"),
     }
-    _check_ports(infos)
+    postgres_binaries = postgres.find_binaries() if with_postgres else None
+    _check_ports(infos, {postgres.PORT: "postgresql"} if with_postgres else {})
 
     started = time.monotonic()
     if directory.exists():
@@ -233,6 +244,8 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState
     (directory / "pulumi").mkdir()
     try:
         _start_vault(state, binaries["vault"], echo)
+        if postgres_binaries is not None:
+            _start_postgres(state, postgres_binaries, echo)
         _start_etcd(state, binaries["etcd"], echo)
         pkis = {c.name: create_cluster_pki(directory / "pki" / c.name, c.name) for c in infos}
         _write_kubeconfig(state, pkis)
@@ -248,7 +261,9 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print) -> LabState
     except BaseException:
         # Nothing left running on failure: stop what this call started, keep logs for the error.
         for proc in reversed(state.processes):
-            processes.stop(proc)
+            (postgres.stop if proc.name == postgres.PROCESS_NAME else processes.stop)(proc)
+        if state.postgres is not None:
+            postgres.remove(state.postgres, directory)
         (directory / "lab.json").unlink(missing_ok=True)
         raise
     state.startup_seconds = round(time.monotonic() - started, 1)
@@ -265,8 +280,10 @@ def down(directory: Path | None = None, echo=print) -> list[str]:
         # Controllers and apiservers before etcd, etcd and Vault last.
         for proc in reversed(state.processes):
             if processes.is_running(proc):
-                processes.stop(proc)
+                (postgres.stop if proc.name == postgres.PROCESS_NAME else processes.stop)(proc)
                 stopped.append(f"{proc.name} (pid {proc.pid})")
+        if state.postgres is not None:
+            postgres.remove(state.postgres, directory)
     if directory.exists():
         shutil.rmtree(directory)
     return stopped
@@ -294,8 +311,8 @@ def _write_secret(path: Path, value: str) -> None:
         f.write(value)
 
 
-def _check_ports(infos: list[ClusterInfo]) -> None:
-    wanted = {VAULT_PORT: "vault", VAULT_PORT + 1: "vault (cluster)", ETCD_PORT: "etcd", ETCD_PEER_PORT: "etcd (peer)"}
+def _check_ports(infos: list[ClusterInfo], extra: dict[int, str]) -> None:
+    wanted = {VAULT_PORT: "vault", VAULT_PORT + 1: "vault (cluster)", ETCD_PORT: "etcd", ETCD_PEER_PORT: "etcd (peer)", **extra}
     for c in infos:
         wanted[c.api_port] = f"kube-apiserver {c.name}"
         wanted[c.controller_manager_port] = f"kube-controller-manager {c.name}"
@@ -385,6 +402,13 @@ def _http_answers(url: str) -> bool:
             return True
     except urllib.error.HTTPError:
         return True
+
+
+def _start_postgres(state: LabState, binaries: postgres.Binaries, echo) -> None:
+    state.postgres = postgres.start(
+        state.directory, binaries, lambda name, argv, env: _start(state, name, argv, env), echo
+    )
+    state.save()
 
 
 def _start_etcd(state: LabState, binary: str, echo) -> None:
@@ -533,6 +557,8 @@ def _healthy(state: LabState, name: str) -> bool:
             return _http_ok(f"{state.vault_addr}/v1/sys/health")
         if name == "etcd":
             return _http_ok(f"http://127.0.0.1:{ETCD_PORT}/health")
+        if name == postgres.PROCESS_NAME and state.postgres is not None:
+            return postgres.healthy(state.postgres)
         for c in state.clusters:
             ctx = _admin_context(state.pki(c.name))
             if name == f"kube-apiserver-{c.name}":

@@ -1,0 +1,254 @@
+"""Dynamic PostgreSQL credentials, for real: the shared stack's database engine against the lab's
+PostgreSQL, lab-a's db-creds policy, a ServiceAccount that logs in, reads credentials, connects,
+renews and revokes them.
+
+Tests in this module run in order and share one fleet (a copy of the project in a temp dir).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+
+import hvac
+import psycopg
+import pytest
+import yaml
+from pulumi import automation as auto
+
+from tests.lab import k8s
+from tests.lab.conftest import copy_project
+from vaultfleet.automation import select_stack
+
+pytestmark = pytest.mark.lab
+
+# The PostgreSQL user Vault connects as: it may create roles and hand out SELECT on one table, no more.
+VAULT_DB_USER = "vaultfleet_admin"
+CREATE = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+    'GRANT SELECT ON inventory TO "{{name}}";',
+]
+REVOKE = ['REVOKE ALL ON inventory FROM "{{name}}";', 'DROP ROLE IF EXISTS "{{name}}";']
+CLUSTER_ROLE = "db-app"  # lab-a's Vault role granted db-creds
+NAMESPACE, ACCOUNT = "shop", "orders"
+
+
+class DatabaseFleet:
+    def __init__(self, lab, env, project: Path, admin_password: str):
+        self.lab, self.env, self.project = lab, env, project
+        self.admin_password = admin_password
+        self.pg = lab.postgres
+        self.vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+        self.stacks: dict[str, auto.Stack] = {}
+        self.outputs: list[str] = []  # what `pulumi up` printed
+        self.issued: tuple[hvac.Client, dict] | None = None  # credentials of test_2, renewed and revoked later
+        self.outstanding: dict | None = None  # credentials of test_5, never revoked by their holder
+
+    def stack_file(self, name) -> Path:
+        return self.project / "stacks" / f"Pulumi.{name}.yaml"
+
+    def edit(self, name, change) -> None:
+        path = self.stack_file(name)
+        doc = yaml.safe_load(path.read_text())
+        change(doc["config"])
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def up(self, name):
+        result = self.stacks[name].up(color="never")
+        assert result.summary.result == "succeeded", result.stderr
+        self.outputs += [result.stdout, result.stderr]
+        return result
+
+    def login(self, role=CLUSTER_ROLE, namespace=NAMESPACE, account=ACCOUNT) -> hvac.Client:
+        api = k8s.api_client(str(self.lab.kubeconfig), "lab-a")
+        k8s.ensure_service_account(api, namespace, account)
+        jwt = k8s.request_token(api, namespace, account, audience="vault")
+        client = hvac.Client(url=self.lab.vault_addr)
+        client.auth.kubernetes.login(role, jwt, mount_point="k8s-lab-a")
+        return client
+
+    def superuser(self) -> psycopg.Connection:
+        return psycopg.connect(**self.pg.connect_kwargs(), autocommit=True)
+
+    def as_user(self, username, password) -> psycopg.Connection:
+        return psycopg.connect(**self.pg.connect_kwargs(user=username, password=password))
+
+
+def _prepare_postgres(fleet: DatabaseFleet) -> None:
+    with fleet.superuser() as conn:
+        conn.execute("DROP TABLE IF EXISTS inventory")
+        conn.execute(f"DROP ROLE IF EXISTS {VAULT_DB_USER}")
+        conn.execute("CREATE TABLE inventory (item text PRIMARY KEY, count int)")
+        conn.execute("INSERT INTO inventory VALUES ('bolts', 40), ('nuts', 2)")
+        # PASSWORD takes no bind parameter; the value is ours (token_urlsafe: no quotes).
+        conn.execute(f"CREATE ROLE {VAULT_DB_USER} WITH LOGIN CREATEROLE PASSWORD '{fleet.admin_password}'")
+        conn.execute(f"GRANT SELECT ON inventory TO {VAULT_DB_USER} WITH GRANT OPTION")
+
+
+def _declare(fleet: DatabaseFleet) -> None:
+    """The stack files as a user writes them; the password only through `config set --secret --path`."""
+    fleet.edit("vault", lambda c: c.update({"vaultfleet:database": {
+        "connections": [{
+            "name": "lab-pg",
+            "connectionUrl": fleet.pg.vault_connection_url(),
+            "username": VAULT_DB_USER,
+        }],
+        "roles": [
+            {"name": "app-readonly", "connection": "lab-pg", "creationStatements": CREATE,
+             "revocationStatements": REVOKE, "defaultTtl": "10m", "maxTtl": "1h"},
+            {"name": "reporting", "connection": "lab-pg", "creationStatements": CREATE, "defaultTtl": "5m", "maxTtl": "30m"},
+        ],
+    }}))
+
+    def grant(config):
+        config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
+        config["vaultfleet:databaseRoles"] = ["app-readonly"]
+        config["vaultfleet:roles"].append({
+            "name": CLUSTER_ROLE, "serviceAccounts": [ACCOUNT], "namespaces": [NAMESPACE],
+            "policies": ["db-creds"], "ttl": "15m", "audience": "vault",
+        })
+
+    fleet.edit("lab-a", grant)
+    fleet.stacks = {name: select_stack(name, fleet.project, fleet.env) for name in ("vault", "lab-a")}
+    fleet.stacks["vault"].set_config(
+        "vaultfleet:database.connections[0].password", auto.ConfigValue(fleet.admin_password, secret=True), path=True
+    )
+
+
+@pytest.fixture(scope="module")
+def fleet(lab, lab_env, tmp_path_factory):
+    assert lab.postgres is not None, "this lab runs without PostgreSQL: `vaultfleet lab down` and `lab up` again"
+    fleet = DatabaseFleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("dbfleet")), secrets.token_urlsafe(24))
+    _prepare_postgres(fleet)
+    _declare(fleet)
+    yield fleet
+    for name in ("lab-a", "vault"):
+        fleet.stacks[name].destroy(color="never")
+        fleet.stacks[name].workspace.remove_stack(name)
+    with fleet.superuser() as conn:
+        conn.execute("DROP TABLE IF EXISTS inventory")
+        conn.execute(f"DROP ROLE IF EXISTS {VAULT_DB_USER}")
+
+
+def test_1_engine_connection_roles_and_policy_in_vault(fleet):
+    stack_text = fleet.stack_file("vault").read_text()
+    assert fleet.admin_password not in stack_text and "secure: v1:" in stack_text
+
+    fleet.up("vault")
+    fleet.up("lab-a")
+
+    assert fleet.vault.sys.list_mounted_secrets_engines()["data"]["database/"]["type"] == "database"
+    connection = fleet.vault.read("database/config/lab-pg")["data"]
+    assert connection["plugin_name"] == "postgresql-database-plugin"
+    assert sorted(connection["allowed_roles"]) == ["app-readonly", "reporting"]
+    assert connection["connection_details"]["username"] == VAULT_DB_USER
+    assert "password" not in connection["connection_details"]  # Vault never returns it
+    role = fleet.vault.read("database/roles/app-readonly")["data"]
+    assert (role["db_name"], role["default_ttl"], role["max_ttl"]) == ("lab-pg", 600, 3600)
+    assert role["creation_statements"] == CREATE and role["revocation_statements"] == REVOKE
+    policy = fleet.vault.sys.read_policy("k8s-lab-a-db-creds")["data"]["rules"]
+    assert 'path "database/creds/app-readonly"' in policy and "reporting" not in policy
+    login_role = fleet.vault.auth.kubernetes.read_role(CLUSTER_ROLE, mount_point="k8s-lab-a")
+    assert login_role["token_policies"] == ["k8s-lab-a-db-creds"]
+
+
+def test_2_service_account_reads_credentials_and_queries_postgres(fleet):
+    client = fleet.login()
+    creds = client.secrets.database.generate_credentials("app-readonly", mount_point="database")
+    username, password = creds["data"]["username"], creds["data"]["password"]
+    assert creds["lease_duration"] == 600 and creds["renewable"]
+    with fleet.as_user(username, password) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (username,)
+        assert conn.execute("SELECT item, count FROM inventory ORDER BY item").fetchall() == [("bolts", 40), ("nuts", 2)]
+        # Only what the creation statements granted: no writes.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO inventory VALUES ('washers', 1)")
+    with fleet.superuser() as conn:
+        (valid_until,) = conn.execute("SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+    assert valid_until is not None  # VALID UNTIL '{{expiration}}': the user dies with its lease
+    fleet.issued = (client, creds)
+
+
+def test_3_lease_is_renewed_by_its_holder(fleet):
+    client, creds = fleet.issued
+    renewed = client.sys.renew_lease(creds["lease_id"], increment=1200)
+    assert renewed["lease_id"] == creds["lease_id"]
+    assert 600 < renewed["lease_duration"] <= 1200
+    with fleet.as_user(creds["data"]["username"], creds["data"]["password"]) as conn:
+        assert conn.execute("SELECT count(*) FROM inventory").fetchone() == (2,)
+
+
+def test_4_after_revoke_the_credentials_no_longer_connect(fleet):
+    client, creds = fleet.issued
+    client.sys.revoke_lease(creds["lease_id"])
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        fleet.as_user(creds["data"]["username"], creds["data"]["password"])
+    with fleet.superuser() as conn:
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (creds["data"]["username"],)).fetchone() is None
+
+
+def test_5_no_credentials_without_the_policy_or_for_undeclared_roles(fleet):
+    # lab-a's `app` role has kv-read only: 403 on any database path.
+    app = fleet.login(role="app", namespace="app", account="app")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        app.secrets.database.generate_credentials("app-readonly", mount_point="database")
+    # The db-creds holder gets only the database roles lab-a declared.
+    holder = fleet.login()
+    with pytest.raises(hvac.exceptions.Forbidden):
+        holder.secrets.database.generate_credentials("reporting", mount_point="database")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        holder.read("database/config/lab-pg")
+    # Vault itself can issue `reporting` (the role works), so the 403 above is the policy's doing.
+    # The lease stays outstanding on purpose: test_8 destroys the engine under it.
+    fleet.outstanding = fleet.vault.secrets.database.generate_credentials("reporting", mount_point="database")["data"]
+
+
+def _plain_stack_export(fleet, name) -> str:
+    """What `pulumi stack export` prints (the Automation API's export_stack adds --show-secrets)."""
+    out = subprocess.run(
+        ["pulumi", "stack", "export", "-s", name], cwd=fleet.project, env=fleet.env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_6_password_never_in_plaintext_in_state_export_logs_or_outputs(fleet):
+    backend = Path(fleet.lab.backend_url.removeprefix("file://"))
+    texts = {str(p): p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()}
+    export = _plain_stack_export(fleet, "vault")
+    texts["pulumi stack export -s vault"] = export
+    texts.update({str(p): p.read_text() for p in (fleet.project / "stacks").glob("*.yaml")})
+    texts.update({f"pulumi up output #{i}": t for i, t in enumerate(fleet.outputs)})
+    texts["stack outputs"] = json.dumps({k: v.value for k, v in fleet.stacks["vault"].outputs().items()})
+    assert any("vault.json" in where for where in texts)
+    assert len(fleet.admin_password) > 20
+    leaks = [where for where, text in texts.items() if fleet.admin_password in text]
+    assert not leaks, f"database password in plaintext in {leaks}"
+    # It is in state, encrypted: the password input, and the whole postgresql block the provider
+    # reads back (an additional secret output), carry ciphertext.
+    deployment = json.loads(export)["deployment"]
+    connection = next(r for r in deployment["resources"] if r["type"] == "vault:database/secretBackendConnection:SecretBackendConnection")
+    assert "ciphertext" in connection["inputs"]["postgresql"]["password"], connection["inputs"]["postgresql"]
+    assert "ciphertext" in connection["outputs"]["postgresql"], connection["outputs"]["postgresql"]
+
+
+def test_7_second_up_and_preview_change_nothing(fleet):
+    for name in ("vault", "lab-a"):
+        result = fleet.up(name)
+        assert set(result.summary.resource_changes) == {"same"}, (name, result.summary.resource_changes)
+        preview = fleet.stacks[name].preview(color="never", refresh=True)
+        assert set(preview.change_summary) == {"same"}, (name, preview.change_summary)
+
+
+def test_8_destroy_revokes_outstanding_leases_and_removes_the_engine(fleet):
+    """Unmounting revokes the leases through the connection, so the connection must still be there."""
+    for name in ("lab-a", "vault"):
+        result = fleet.stacks[name].destroy(color="never")
+        assert result.summary.result == "succeeded"
+    assert "database/" not in fleet.vault.sys.list_mounted_secrets_engines()["data"]
+    assert "k8s-lab-a-db-creds" not in fleet.vault.sys.list_policies()["data"]["policies"]
+    with fleet.superuser() as conn:
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (fleet.outstanding["username"],)).fetchone() is None
