@@ -10,6 +10,7 @@ from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
+from vaultfleet.policy import MOUNT_ACCESSOR_PLACEHOLDER, fill_mount_accessor
 
 
 @dataclass
@@ -23,7 +24,7 @@ class ClusterOnboardingArgs:
     kubernetes_ca_cert: str
     """PEM CA of the API server."""
     policies: dict[str, str]
-    """Policy name -> rendered HCL body."""
+    """Policy name -> rendered HCL body; `${mount_accessor}` in it becomes the mount's accessor."""
     roles: list[RoleSpec]
     """Roles at the mount."""
     reviewer_namespace: str = "kube-system"
@@ -68,7 +69,9 @@ class ClusterOnboarding(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        policies = ClusterPolicies(f"{name}-policies", ClusterPoliciesArgs(args.policies), opts=child)
+        policies = ClusterPolicies(
+            f"{name}-policies", ClusterPoliciesArgs(self._with_accessor(args.policies, mount)), opts=child
+        )
         # Roles name policies by string; depend on them so a role never points at a policy that
         # does not exist yet (and is deleted before its policies on destroy).
         roles = AuthRoles(
@@ -89,3 +92,13 @@ class ClusterOnboarding(pulumi.ComponentResource):
                 "role_names": self.role_names,
             }
         )
+
+    @staticmethod
+    def _with_accessor(bodies: dict[str, str], mount: KubernetesAuthMount) -> dict[str, pulumi.Input[str]]:
+        """Bodies that template on the mount's entity aliases get its accessor, once Vault has made it."""
+        return {
+            policy_name: mount.accessor.apply(lambda accessor, body=body: fill_mount_accessor(body, accessor))
+            if MOUNT_ACCESSOR_PLACEHOLDER in body
+            else body
+            for policy_name, body in bodies.items()
+        }

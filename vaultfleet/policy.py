@@ -1,11 +1,13 @@
 """Vault policy templates: policies/<name>.hcl rendered per cluster and checked before any write.
 
-Templates use ${cluster}, ${mount} (the cluster's auth mount path) and ${kv_mount}. Vault's own
-ACL templating ({{identity...}}) passes through untouched.
+Templates use ${cluster}, ${mount} (the cluster's auth mount path), ${kv_mount} and
+${mount_accessor}. Vault's own ACL templating ({{identity...}}) passes through untouched; its
+kubernetes alias metadata form is checked (see ALIAS_METADATA_KEYS).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -20,6 +22,18 @@ if TYPE_CHECKING:
 CAPABILITIES = frozenset({"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"})
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+# Vault keys an entity's aliases by mount accessor, not by mount path, and the accessor exists only
+# once the mount does (a Pulumi Output). Rendering keeps ${mount_accessor} as this placeholder;
+# ClusterOnboarding fills it in from the mount's accessor (fill_mount_accessor).
+MOUNT_ACCESSOR_PLACEHOLDER = "${mount_accessor}"
+# Stands in for the accessor when a body is checked, or read by `access`, before the mount exists.
+EXAMPLE_ACCESSOR = "auth_kubernetes_00000000"
+
+# The metadata the kubernetes auth method puts on the entity alias at login (OpenBao and Vault,
+# builtin/credential/kubernetes/path_login.go), for {{identity.entity.aliases.<accessor>.metadata.<key>}}.
+ALIAS_METADATA_KEYS = ("service_account_namespace", "service_account_name", "service_account_uid", "service_account_secret_name")
+_ALIAS_TEMPLATE = re.compile(r"\{\{\s*identity\.entity\.aliases\.([^.\s}]+)\.metadata\.([^\s}]+)\s*\}\}")
 
 
 class PolicyError(ValueError):
@@ -50,8 +64,45 @@ def render(name: str, variables: dict[str, str], policy_dir: Path = POLICY_DIR) 
     except (KeyError, ValueError) as exc:
         known = ", ".join("${%s}" % k for k in sorted(variables))
         raise PolicyError(str(path), f"unknown or malformed placeholder {exc} (known: {known})") from None
-    parse_rules(body, str(path))
+    rules = parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), str(path))
+    _check_alias_templates(rules, str(path))
     return body
+
+
+def fill_mount_accessor(body: str, accessor: str) -> str:
+    """A rendered body with the auth mount's real accessor in place of the placeholder."""
+    return body.replace(MOUNT_ACCESSOR_PLACEHOLDER, accessor)
+
+
+def _check_alias_templates(rules: list[PathRule], source: str) -> None:
+    """Vault renders an alias template it cannot resolve as nothing: the path then grants nothing."""
+    for rule in rules:
+        for accessor, key in _ALIAS_TEMPLATE.findall(rule.path):
+            if accessor != EXAMPLE_ACCESSOR:
+                raise PolicyError(
+                    source,
+                    f'path "{rule.path}": aliases.{accessor}: Vault keys aliases by mount accessor, not by name '
+                    "or path; write aliases.${mount_accessor}",
+                )
+            if key not in ALIAS_METADATA_KEYS:
+                raise PolicyError(
+                    source,
+                    f'path "{rule.path}": unknown alias metadata \'{key}\' (kubernetes auth sets {", ".join(ALIAS_METADATA_KEYS)})',
+                )
+
+
+def for_service_account(path: str, namespace: str, service_account: str) -> str:
+    """A policy path as Vault applies it to a token of this ServiceAccount (alias metadata filled in).
+
+    What the login alone decides (a wildcard binding, the uid) stays a readable <placeholder>.
+    """
+    known = {"service_account_namespace": namespace, "service_account_name": service_account}
+
+    def value(match: re.Match) -> str:
+        found = known.get(match.group(2))
+        return found if found and found != "*" else f"<{match.group(2)}>"
+
+    return _ALIAS_TEMPLATE.sub(value, path)
 
 
 def parse_rules(body: str, source: str) -> list[PathRule]:
@@ -87,8 +138,21 @@ def parse_rules(body: str, source: str) -> list[PathRule]:
 
 def render_cluster_policies(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -> dict[str, str]:
     """Policy name -> rendered body for a cluster stack, every one checked before anything is written."""
-    variables = {"cluster": stack.name, "mount": stack.mount_path, "kv_mount": stack.fleet.kv_mount}
+    variables = {
+        "cluster": stack.name,
+        "mount": stack.mount_path,
+        "kv_mount": stack.fleet.kv_mount,
+        "mount_accessor": MOUNT_ACCESSOR_PLACEHOLDER,
+    }
     return {stack.policy_name(t): render(t, variables, policy_dir) for t in stack.policies}
+
+
+def cluster_policy_rules(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -> dict[str, list[PathRule]]:
+    """Policy name -> its path rules, alias templates still in the paths (see for_service_account)."""
+    return {
+        name: parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), name)
+        for name, body in render_cluster_policies(stack, policy_dir).items()
+    }
 
 
 def render_provisioner(stack: "SharedStack", policy_dir: Path = POLICY_DIR) -> str:

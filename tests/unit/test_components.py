@@ -139,3 +139,28 @@ class TestSharedVault(ComponentTest):
             self.assertEqual(policy.inputs["name"], "vaultfleet-provisioner")
 
         return pulumi.Output.all(shared.kv_mount, shared.provisioner_policy).apply(check)
+
+
+class TestNamespaceScopedPolicy(ComponentTest):
+    def test_policy_body_gets_the_mount_accessor_once_the_mount_exists(self):
+        from components import ClusterOnboarding
+        from vaultfleet.policy import MOUNT_ACCESSOR_PLACEHOLDER
+
+        templated = (
+            'path "kv/data/clusters/lab-a/namespaces/{{identity.entity.aliases.%s.metadata.service_account_namespace}}/*" '
+            '{ capabilities = ["read"] }' % MOUNT_ACCESSOR_PLACEHOLDER
+        )
+        args = cluster_args()
+        args.policies = {**args.policies, "k8s-lab-a-kv-namespace": templated}
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", args).policy_names
+
+        program()
+        bodies = {p.inputs["name"]: p.inputs["policy"] for p in self.mocks.of_type("vault:index/policy:Policy")}
+        # The mock's accessor for the backend registered as "lab-a-auth-backend".
+        self.assertIn("aliases.auth_kubernetes_lab-a-auth-backend.metadata.service_account_namespace", bodies["k8s-lab-a-kv-namespace"])
+        self.assertNotIn("${", bodies["k8s-lab-a-kv-namespace"])
+        # A body without the placeholder goes through unchanged.
+        self.assertEqual(bodies["k8s-lab-a-kv-read"], args.policies["k8s-lab-a-kv-read"])
