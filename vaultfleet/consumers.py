@@ -348,9 +348,10 @@ def agent_config(binding: Binding, templates: list[SecretTemplate], token_path: 
         "vault": {"address": binding.vault_address},
         "auto_auth": {
             # The agent wants the auth/ prefix (its default is auth/kubernetes).
-            "method": [{"type": "kubernetes", "mount_path": binding.auth_path, "config": method_config}],
+            # exit_on_err: a refused login stops the agent (the pod shows it) instead of retrying unseen.
+            "method": [{"type": "kubernetes", "mount_path": binding.auth_path, "exit_on_err": True, "config": method_config}],
         },
-        # A template the agent cannot render (denied, missing) stops it instead of retrying forever.
+        # Likewise a template it cannot render (denied, missing) once its retries are spent.
         "template_config": {"exit_on_retry_failure": True},
         "template": [{"destination": f"{destination_dir}/{t.name}", "contents": t.contents} for t in templates],
     }

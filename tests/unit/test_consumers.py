@@ -168,6 +168,8 @@ def test_agent_config(project):
     config = json.loads(result.stdout)
     (method,) = config["auto_auth"]["method"]
     assert (method["type"], method["mount_path"], method["config"]["role"]) == ("kubernetes", "auth/k8s-lab-a", "app")
+    # Refused logins and unrenderable templates stop the agent rather than retrying unseen.
+    assert method["exit_on_err"] is True and config["template_config"]["exit_on_retry_failure"] is True
     assert config["vault"]["address"] == VAULT
     (template,) = config["template"]
     assert template["destination"] == "/vault/secrets/config"
