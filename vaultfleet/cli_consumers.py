@@ -50,6 +50,9 @@ def consumers(
 
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", secret):
         _fail(f"--secret '{secret}' must be a lowercase DNS label (it names the file and the Kubernetes Secret)")
+    for option, value in (("--namespace", namespace), ("--service-account", service_account)):
+        if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value):
+            _fail(f"{option} '{value}' is not a Kubernetes name")
     if kind is Kind.agent and output is Format.yaml:
         _fail("Vault Agent reads HCL or JSON, not YAML: use --format json (the default for --kind agent)")
     output = output or (Format.json if kind is Kind.agent else Format.yaml)

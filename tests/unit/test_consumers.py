@@ -204,6 +204,7 @@ def test_database_creds_policy_gets_a_connection_string_template(project):
         (["lab-a", "--kind", "agent"], "an agent config logs in as one ServiceAccount"),
         (["lab-a", "--kind", "agent", "--role", "app", "--format", "yaml"], "Vault Agent reads HCL or JSON, not YAML"),
         (["lab-a", "--kind", "eso", "--secret", "Bad/Name"], "--secret 'Bad/Name' must be a lowercase DNS label"),
+        (["lab-a", "--kind", "eso", "--namespace", "*"], "--namespace '*' is not a Kubernetes name"),
     ],
 )
 def test_errors_exit_2_with_a_clear_message(project, args, message):
