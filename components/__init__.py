@@ -2,6 +2,7 @@
 
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
+from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
@@ -9,6 +10,7 @@ from components.shared import SharedVault, SharedVaultArgs
 
 __all__ = [
     "AuthRoles", "AuthRolesArgs", "ClusterOnboarding", "ClusterOnboardingArgs", "ClusterPolicies",
+    "ConsumerObjects", "ConsumerObjectsArgs",
     "ClusterPoliciesArgs", "KubernetesAuthMount", "KubernetesAuthMountArgs", "ReviewerIdentity",
     "ReviewerIdentityArgs", "RoleSpec", "SharedVault", "SharedVaultArgs",
 ]

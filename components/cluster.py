@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
+from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
@@ -31,6 +32,8 @@ class ClusterOnboardingArgs:
     reviewer_service_account: str = "vault-auth"
     issuer: str | None = None
     """Expected ServiceAccount token issuer; None disables the check."""
+    consumer_objects: list[dict] = field(default_factory=list)
+    """external-secrets / VSO objects to create in the cluster (their CRDs installed), logging in with the roles."""
 
 
 class ClusterOnboarding(pulumi.ComponentResource):
@@ -79,6 +82,13 @@ class ClusterOnboarding(pulumi.ComponentResource):
             AuthRolesArgs(backend=mount.path, roles=args.roles),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policies]),
         )
+        if args.consumer_objects:
+            # After the roles: a consumer's first login should find its role.
+            ConsumerObjects(
+                f"{name}-consumers",
+                ConsumerObjectsArgs(args.consumer_objects),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[roles]),
+            )
 
         self.mount_path = mount.path
         self.mount_accessor = mount.accessor

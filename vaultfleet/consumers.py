@@ -266,6 +266,21 @@ def _token_volume(audience: str) -> dict:
 
 def eso_objects(binding: Binding, cluster_store: bool = False) -> list[dict]:
     """An external-secrets SecretStore (or ClusterSecretStore) and an ExternalSecret of the example secret."""
+    store = eso_store(binding, cluster_store)
+    if not binding.kv_key:
+        return [store]
+    secret = binding.kv_key.rsplit("/", 1)[1]
+    return [store, _object(ESO_API_VERSION, "ExternalSecret", secret, binding.namespace, {
+        "refreshInterval": "1h",
+        "secretStoreRef": {"kind": store["kind"], "name": store["metadata"]["name"]},
+        "target": {"name": secret},
+        # The key inside the mount, without data/: version v2 adds it.
+        "dataFrom": [{"extract": {"key": binding.kv_key}}],
+    })]
+
+
+def eso_store(binding: Binding, cluster_store: bool = False) -> dict:
+    """An external-secrets SecretStore (or ClusterSecretStore) logging in with the binding's role."""
     account: dict = {"name": binding.service_account}
     if binding.role.audience:
         account["audiences"] = [binding.role.audience]
@@ -289,41 +304,16 @@ def eso_objects(binding: Binding, cluster_store: bool = False) -> list[dict]:
     else:
         name = f"vaultfleet-{binding.role.name}"
         store = _object(ESO_API_VERSION, "SecretStore", name, binding.namespace, {"provider": provider})
-    objects = [store]
-    if binding.kv_key:
-        secret = binding.kv_key.rsplit("/", 1)[1]
-        objects.append(_object(ESO_API_VERSION, "ExternalSecret", secret, binding.namespace, {
-            "refreshInterval": "1h",
-            "secretStoreRef": {"kind": store["kind"], "name": name},
-            "target": {"name": secret},
-            # The key inside the mount, without data/: version v2 adds it.
-            "dataFrom": [{"extract": {"key": binding.kv_key}}],
-        }))
-    return objects
+    return store
 
 
 def vso_objects(binding: Binding) -> list[dict]:
     """Vault Secrets Operator VaultConnection + VaultAuth, and a VaultStaticSecret of the example secret."""
-    connection = "vaultfleet"
-    auth_name = f"vaultfleet-{binding.role.name}"
-    kubernetes: dict = {"role": binding.role.name, "serviceAccount": binding.service_account}
-    if binding.role.audience:
-        kubernetes["audiences"] = [binding.role.audience]
-    objects = [
-        _object(VSO_API_VERSION, "VaultConnection", connection, binding.namespace,
-                {"address": binding.vault_address, "skipTLSVerify": False}),
-        # No auth/ prefix: VSO logs in at auth/<mount>/login.
-        _object(VSO_API_VERSION, "VaultAuth", auth_name, binding.namespace, {
-            "vaultConnectionRef": connection,
-            "method": "kubernetes",
-            "mount": binding.mount_path,
-            "kubernetes": kubernetes,
-        }),
-    ]
+    objects = vso_auth(binding)
     if binding.kv_key:
         secret = binding.kv_key.rsplit("/", 1)[1]
         objects.append(_object(VSO_API_VERSION, "VaultStaticSecret", secret, binding.namespace, {
-            "vaultAuthRef": auth_name,
+            "vaultAuthRef": objects[-1]["metadata"]["name"],
             "mount": binding.kv_mount,
             "type": "kv-v2",
             "path": binding.kv_key,
@@ -331,6 +321,46 @@ def vso_objects(binding: Binding) -> list[dict]:
             "destination": {"name": secret, "create": True},
         }))
     return objects
+
+
+def vso_auth(binding: Binding) -> list[dict]:
+    """Vault Secrets Operator VaultConnection + VaultAuth logging in with the binding's role."""
+    connection = "vaultfleet"
+    kubernetes: dict = {"role": binding.role.name, "serviceAccount": binding.service_account}
+    if binding.role.audience:
+        kubernetes["audiences"] = [binding.role.audience]
+    return [
+        _object(VSO_API_VERSION, "VaultConnection", connection, binding.namespace,
+                {"address": binding.vault_address, "skipTLSVerify": False}),
+        # No auth/ prefix: VSO logs in at auth/<mount>/login.
+        _object(VSO_API_VERSION, "VaultAuth", f"vaultfleet-{binding.role.name}", binding.namespace, {
+            "vaultConnectionRef": connection,
+            "method": "kubernetes",
+            "mount": binding.mount_path,
+            "kubernetes": kubernetes,
+        }),
+    ]
+
+
+def managed_objects(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> list[dict]:
+    """The consumer objects a stack file asks `up` to create (roles[].consumers), each once.
+
+    Only what logs in (stores, connections, auths): which secrets to sync is the workloads' business.
+    """
+    objects: dict[tuple, dict] = {}
+    for role in stack.roles:
+        if not role.consumers:
+            continue
+        found, _ = bindings(stack, role=role.name, policy_dir=policy_dir)
+        for binding in found:
+            made = ([eso_store(binding)] if "eso" in role.consumers else []) + (
+                vso_auth(binding) if "vso" in role.consumers else []
+            )
+            for o in made:
+                # Roles in one namespace share its VaultConnection (same name, same content).
+                key = (o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+                objects.setdefault(key, o)
+    return list(objects.values())
 
 
 def agent_config(binding: Binding, templates: list[SecretTemplate], token_path: str | None = None,

@@ -349,3 +349,39 @@ def test_6_verify_probes_the_namespace_templated_paths(fleet, lab_env, monkeypat
         f"kv/data/clusters/{CLUSTER}/namespaces/vaultfleet-verify/vaultfleet-verify": ["read"],
         f"kv/metadata/clusters/{CLUSTER}/namespaces/vaultfleet-verify/vaultfleet-verify": ["list", "read"],
     }
+
+
+def test_7_up_creates_the_consumer_objects_a_role_asks_for_and_removes_them(fleet, crds):
+    path = fleet.project / "stacks" / f"Pulumi.{CLUSTER}.yaml"
+    original = path.read_text()
+    doc = yaml.safe_load(original)
+    next(r for r in doc["config"]["vaultfleet:roles"] if r["name"] == "app")["consumers"] = ["eso", "vso"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    k8s.ensure_namespace(fleet.kube, "app")
+    objects = client.CustomObjectsApi(fleet.kube)
+    wanted = [
+        ("external-secrets.io", "v1", "secretstores", "vaultfleet-app"),
+        ("secrets.hashicorp.com", "v1beta1", "vaultconnections", "vaultfleet"),
+        ("secrets.hashicorp.com", "v1beta1", "vaultauths", "vaultfleet-app"),
+    ]
+    try:
+        result = fleet.stacks[CLUSTER].up(color="never")
+        assert result.summary.result == "succeeded", result.stderr
+        assert result.summary.resource_changes.get("create") == 4, result.summary.resource_changes  # component + 3
+        # What `vaultfleet consumers` prints for the role is what `up` put in the cluster.
+        printed = {d["kind"]: d for d in fleet.consumers("--kind", "eso", "--role", "app") + fleet.consumers("--kind", "vso", "--role", "app")}
+        for group, version, plural, name in wanted:
+            stored = objects.get_namespaced_custom_object(group, version, "app", plural, name)
+            _assert_subset(printed[stored["kind"]]["spec"], stored["spec"])
+        store = objects.get_namespaced_custom_object("external-secrets.io", "v1", "app", "secretstores", "vaultfleet-app")
+        auth = store["spec"]["provider"]["vault"]["auth"]["kubernetes"]
+        _assert_role_admits(fleet, auth["mountPath"], auth["role"], "app", auth["serviceAccountRef"]["name"],
+                            auth["serviceAccountRef"].get("audiences"))
+    finally:
+        path.write_text(original)
+        result = fleet.stacks[CLUSTER].up(color="never")
+    assert result.summary.result == "succeeded", result.stderr
+    for group, version, plural, name in wanted:
+        with pytest.raises(client.ApiException) as info:
+            objects.get_namespaced_custom_object(group, version, "app", plural, name)
+        assert info.value.status == 404

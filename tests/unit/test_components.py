@@ -164,3 +164,37 @@ class TestNamespaceScopedPolicy(ComponentTest):
         self.assertNotIn("${", bodies["k8s-lab-a-kv-namespace"])
         # A body without the placeholder goes through unchanged.
         self.assertEqual(bodies["k8s-lab-a-kv-read"], args.policies["k8s-lab-a-kv-read"])
+
+
+class TestConsumerObjects(ComponentTest):
+    def test_objects_become_custom_resources(self):
+        from components import ClusterOnboarding
+
+        auth = {
+            "apiVersion": "secrets.hashicorp.com/v1beta1", "kind": "VaultAuth",
+            "metadata": {"name": "vaultfleet-app", "namespace": "app"},
+            "spec": {"method": "kubernetes", "mount": "k8s-lab-a", "kubernetes": {"role": "app", "serviceAccount": "app"}},
+        }
+        args = cluster_args()
+        args.consumer_objects = [auth]
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", args).role_names
+
+        program()
+        (created,) = self.mocks.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultAuth")
+        self.assertEqual(created.inputs["spec"], auth["spec"], created.name)
+        self.assertEqual(created.inputs["metadata"], auth["metadata"])
+        (component,) = [r for r in self.mocks.resources if r.typ == "vaultfleet:cluster:ConsumerObjects"]
+        self.assertEqual(component.name, "lab-a-consumers")
+
+    def test_no_consumer_objects_no_component(self):
+        from components import ClusterOnboarding
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", cluster_args()).role_names
+
+        program()
+        self.assertFalse([r for r in self.mocks.resources if r.typ == "vaultfleet:cluster:ConsumerObjects"])

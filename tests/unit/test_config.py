@@ -75,3 +75,19 @@ def test_bad_input_names_file_and_field(values, field, fragment):
 
 def test_invalid_stack_name():
     assert problems(cluster_values(), stack="Lab_A")[0][1] == "vaultfleet:name"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        ({"consumers": ["vso", "injector"]}, "vaultfleet:roles[0].consumers[1]", "'eso' or 'vso'"),
+        ({"consumers": ["vso", "vso"]}, "vaultfleet:roles[0]", "each kind once"),
+        ({"consumers": ["eso"], "namespaces": ["*"]}, "vaultfleet:roles[0]", "named namespaces"),
+        ({"consumers": ["eso"], "serviceAccounts": ["*"]}, "vaultfleet:roles[0]", "named serviceAccounts"),
+    ],
+)
+def test_role_consumers_are_checked(overrides, field, fragment):
+    with pytest.raises(ConfigError) as info:
+        parse(cluster_values(roles=[role(**overrides)]), "lab-a", FILE)
+    ((file, fld, message),) = info.value.problems
+    assert (file, fld) == (FILE, field) and fragment in message, info.value.problems

@@ -230,3 +230,27 @@ def test_access_and_validate_handle_the_namespace_template(project):
         "kv/data/clusters/lab-a/namespaces/<service_account_namespace>/*",
         "kv/metadata/clusters/lab-a/namespaces/<service_account_namespace>/*",
     }
+
+
+def test_managed_objects_are_the_login_objects_each_once(project):
+    from vaultfleet.config import parse
+    from vaultfleet.consumers import managed_objects
+
+    values = {
+        "vaultAddress": VAULT,
+        "cluster": {"kubeContext": "lab-a"},
+        "roles": [
+            {"name": "app", "serviceAccounts": ["app"], "namespaces": ["app"], "policies": ["kv-read"], "audience": "vault", "consumers": ["eso", "vso"]},
+            {"name": "worker", "serviceAccounts": ["worker"], "namespaces": ["app"], "policies": ["kv-read"], "consumers": ["vso"]},
+            {"name": "deployer", "serviceAccounts": ["deployer"], "namespaces": ["ci"], "policies": ["kv-write"]},
+        ],
+    }
+    objects = managed_objects(parse(values, "lab-a", "f"), project / "policies")
+    assert [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects] == [
+        ("SecretStore", "app", "vaultfleet-app"),
+        ("VaultConnection", "app", "vaultfleet"),  # shared by both roles in the namespace
+        ("VaultAuth", "app", "vaultfleet-app"),
+        ("VaultAuth", "app", "vaultfleet-worker"),
+    ]
+    worker = objects[3]["spec"]
+    assert worker["mount"] == "k8s-lab-a" and worker["kubernetes"] == {"role": "worker", "serviceAccount": "worker"}
