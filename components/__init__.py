@@ -2,6 +2,7 @@
 
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
+from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
@@ -10,6 +11,8 @@ from components.shared import SharedVault, SharedVaultArgs
 
 __all__ = [
     "AuthRoles", "AuthRolesArgs", "ClusterOnboarding", "ClusterOnboardingArgs", "ClusterPolicies",
-    "ClusterPoliciesArgs", "DatabaseEngine", "DatabaseEngineArgs", "DatabaseRoleSpec", "KubernetesAuthMount", "KubernetesAuthMountArgs", "ReviewerIdentity",
-    "PostgresConnectionSpec", "ReviewerIdentityArgs", "RoleSpec", "SharedVault", "SharedVaultArgs",
+    "AuthRoles", "AuthRolesArgs", "ClusterOnboarding", "ClusterOnboardingArgs", "ClusterPolicies",
+    "ClusterPoliciesArgs", "ConsumerObjects", "ConsumerObjectsArgs", "DatabaseEngine", "DatabaseEngineArgs",
+    "DatabaseRoleSpec", "KubernetesAuthMount", "KubernetesAuthMountArgs", "PostgresConnectionSpec",
+    "ReviewerIdentity", "ReviewerIdentityArgs", "RoleSpec", "SharedVault", "SharedVaultArgs",
 ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
+from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
+from vaultfleet.policy import MOUNT_ACCESSOR_PLACEHOLDER, fill_mount_accessor
 
 
 @dataclass
@@ -23,13 +25,15 @@ class ClusterOnboardingArgs:
     kubernetes_ca_cert: str
     """PEM CA of the API server."""
     policies: dict[str, str]
-    """Policy name -> rendered HCL body."""
+    """Policy name -> rendered HCL body; `${mount_accessor}` in it becomes the mount's accessor."""
     roles: list[RoleSpec]
     """Roles at the mount."""
     reviewer_namespace: str = "kube-system"
     reviewer_service_account: str = "vault-auth"
     issuer: str | None = None
     """Expected ServiceAccount token issuer; None disables the check."""
+    consumer_objects: list[dict] = field(default_factory=list)
+    """external-secrets / VSO objects to create in the cluster (their CRDs installed), logging in with the roles."""
 
 
 class ClusterOnboarding(pulumi.ComponentResource):
@@ -68,7 +72,9 @@ class ClusterOnboarding(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        policies = ClusterPolicies(f"{name}-policies", ClusterPoliciesArgs(args.policies), opts=child)
+        policies = ClusterPolicies(
+            f"{name}-policies", ClusterPoliciesArgs(self._with_accessor(args.policies, mount)), opts=child
+        )
         # Roles name policies by string; depend on them so a role never points at a policy that
         # does not exist yet (and is deleted before its policies on destroy).
         roles = AuthRoles(
@@ -76,6 +82,13 @@ class ClusterOnboarding(pulumi.ComponentResource):
             AuthRolesArgs(backend=mount.path, roles=args.roles),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policies]),
         )
+        if args.consumer_objects:
+            # After the roles: a consumer's first login should find its role.
+            ConsumerObjects(
+                f"{name}-consumers",
+                ConsumerObjectsArgs(args.consumer_objects),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[roles]),
+            )
 
         self.mount_path = mount.path
         self.mount_accessor = mount.accessor
@@ -89,3 +102,13 @@ class ClusterOnboarding(pulumi.ComponentResource):
                 "role_names": self.role_names,
             }
         )
+
+    @staticmethod
+    def _with_accessor(bodies: dict[str, str], mount: KubernetesAuthMount) -> dict[str, pulumi.Input[str]]:
+        """Bodies that template on the mount's entity aliases get its accessor, once Vault has made it."""
+        return {
+            policy_name: mount.accessor.apply(lambda accessor, body=body: fill_mount_accessor(body, accessor))
+            if MOUNT_ACCESSOR_PLACEHOLDER in body
+            else body
+            for policy_name, body in bodies.items()
+        }

@@ -10,8 +10,9 @@ import pulumi_vault as vault
 
 @dataclass
 class ClusterPoliciesArgs:
-    policies: dict[str, str]
-    """Policy name -> rendered, already checked HCL body. Names carry the cluster's mount path."""
+    policies: dict[str, pulumi.Input[str]]
+    """Policy name -> rendered, already checked HCL body (an Output when it names the mount's
+    accessor, known only once the mount exists). Names carry the cluster's mount path."""
 
 
 class ClusterPolicies(pulumi.ComponentResource):

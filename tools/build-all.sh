@@ -5,7 +5,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 start=$(date +%s)
 # OpenBao is the lab's server; HashiCorp Vault is optional (tools/build-vault-server.sh vault).
-for step in build-pulumi build-providers "build-vault-server openbao" build-kube; do
+# fetch-crds: the external-secrets and vault-secrets-operator CRDs the consumer lab tests install.
+for step in build-pulumi build-providers "build-vault-server openbao" build-kube fetch-crds; do
   t0=$(date +%s)
   read -r script args <<< "$step"
   # shellcheck disable=SC2086 # $args: zero or more words

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vaultfleet.config import ClusterStack
-from vaultfleet.policy import parse_rules, render_cluster_policies
+from vaultfleet.policy import cluster_policy_rules, for_service_account
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,14 @@ def grants(stacks: list, policy_dir: Path) -> list[Grant]:
     for stack in stacks:
         if not isinstance(stack, ClusterStack):
             continue
-        bodies = render_cluster_policies(stack, policy_dir)
+        rules = cluster_policy_rules(stack, policy_dir)
         for role in stack.roles:
             for template in role.policies:
                 name = stack.policy_name(template)
-                for rule in parse_rules(bodies[name], name):
+                for rule in rules[name]:
                     for ns in role.namespaces:
                         for sa in role.service_accounts:
-                            rows.append(Grant(stack.name, stack.mount_path, ns, sa, role.name, name, rule.path, rule.capabilities))
+                            # Templated paths differ per ServiceAccount: show each one's own.
+                            path = for_service_account(rule.path, ns, sa)
+                            rows.append(Grant(stack.name, stack.mount_path, ns, sa, role.name, name, path, rule.capabilities))
     return rows

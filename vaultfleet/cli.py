@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from vaultfleet import cli_checks, cli_fleet, cli_lab, cli_validate
+from vaultfleet import cli_checks, cli_consumers, cli_fleet, cli_lab, cli_validate
 
 app = typer.Typer(
     help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
@@ -14,7 +14,10 @@ app = typer.Typer(
 )
 app.add_typer(cli_lab.app, name="lab")
 app.command()(cli_validate.validate)
-for command in (cli_checks.onboard, cli_fleet.preview, cli_fleet.up, cli_fleet.destroy, cli_checks.verify, cli_checks.access):
+for command in (
+    cli_checks.onboard, cli_fleet.preview, cli_fleet.up, cli_fleet.destroy, cli_checks.verify, cli_checks.access,
+    cli_consumers.consumers,
+):
     app.command()(command)
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import typer
 from vaultfleet.console import err, out
 
 
-def _load(names: list[str] | None):
+def load_stacks(names: list[str] | None):
+    """The project and its validated stacks; errors printed and exit 2 when any stack is invalid."""
     from vaultfleet.project import project_dir
     from vaultfleet.validate import validate
 
@@ -53,7 +54,7 @@ def verify(
     from vaultfleet.config import ClusterStack
     from vaultfleet.verify import verify as run
 
-    project, stacks = _load([stack])
+    project, stacks = load_stacks([stack])
     (settings,) = stacks
     if not isinstance(settings, ClusterStack):
         err.print(f"[red]{stack} is the shared stack; verify a cluster stack[/]")
@@ -87,7 +88,7 @@ def access(
     """Who can do what: cluster, namespace, ServiceAccount -> role -> policy -> path -> capabilities."""
     from vaultfleet.access import grants
 
-    project, loaded = _load(stacks)
+    project, loaded = load_stacks(stacks)
     rows = grants(loaded, project / "policies")
     if output is AccessFormat.json:
         print(json.dumps([g.to_json() for g in rows], indent=2))

@@ -180,11 +180,24 @@ class Role(_Model):
     ttl: Seconds = 3600
     max_ttl: Seconds | None = None
     audience: str | None = None
+    consumers: list[Literal["eso", "vso"]] = Field(default_factory=list)
+    """Objects `up` creates in each bound namespace for the role's first ServiceAccount:
+    eso (external-secrets SecretStore), vso (Vault Secrets Operator VaultConnection + VaultAuth)."""
 
     @model_validator(mode="after")
     def _ttl_within_max(self) -> "Role":
         if self.max_ttl is not None and self.ttl > self.max_ttl:
             raise ValueError(f"ttl ({self.ttl}s) is above maxTtl ({self.max_ttl}s)")
+        return self
+
+    @model_validator(mode="after")
+    def _consumers_need_names(self) -> "Role":
+        if self.consumers:
+            if len(set(self.consumers)) < len(self.consumers):
+                raise ValueError("consumers: each kind once")
+            for field, names in (("namespaces", self.namespaces), ("serviceAccounts", self.service_accounts)):
+                if all(n == "*" for n in names):
+                    raise ValueError(f"consumers: objects go to named {field}, and this role binds only '*'")
         return self
 
 

@@ -1,7 +1,8 @@
 """Vault policy templates: policies/<name>.hcl rendered per cluster and checked before any write.
 
-Templates use ${cluster}, ${mount} (the cluster's auth mount path), ${kv_mount} and
-${database_mount}. Vault's own ACL templating ({{identity...}}) passes through untouched.
+Templates use ${cluster}, ${mount} (the cluster's auth mount path), ${kv_mount},
+${database_mount} and ${mount_accessor}. Vault's own ACL templating ({{identity...}}) passes
+through untouched; its kubernetes alias metadata form is checked (see ALIAS_METADATA_KEYS).
 
 ${database_role} stands for a list: the database roles the cluster declares
 (vaultfleet:databaseRoles). A template using it is rendered once per role and the renderings are
@@ -12,6 +13,7 @@ nothing else; a path the renderings share (sys/leases/renew) is kept once.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -26,6 +28,18 @@ if TYPE_CHECKING:
 CAPABILITIES = frozenset({"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"})
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+# Vault keys an entity's aliases by mount accessor, not by mount path, and the accessor exists only
+# once the mount does (a Pulumi Output). Rendering keeps ${mount_accessor} as this placeholder;
+# ClusterOnboarding fills it in from the mount's accessor (fill_mount_accessor).
+MOUNT_ACCESSOR_PLACEHOLDER = "${mount_accessor}"
+# Stands in for the accessor when a body is checked, or read by `access`, before the mount exists.
+EXAMPLE_ACCESSOR = "auth_kubernetes_00000000"
+
+# The metadata the kubernetes auth method puts on the entity alias at login (OpenBao and Vault,
+# builtin/credential/kubernetes/path_login.go), for {{identity.entity.aliases.<accessor>.metadata.<key>}}.
+ALIAS_METADATA_KEYS = ("service_account_namespace", "service_account_name", "service_account_uid", "service_account_secret_name")
+_ALIAS_TEMPLATE = re.compile(r"\{\{\s*identity\.entity\.aliases\.([^.\s}]+)\.metadata\.([^\s}]+)\s*\}\}")
 
 
 class PolicyError(ValueError):
@@ -64,7 +78,7 @@ def render(
     repeated = sorted(set(template.get_identifiers()) & set(LIST_PLACEHOLDERS))
     if not repeated:
         body = _substitute(template, variables, path)
-        parse_rules(body, str(path))
+        _checked(body, path)
         return body
     if len(repeated) > 1:
         raise PolicyError(str(path), f"uses more than one list placeholder {repeated}; a template may use one")
@@ -74,10 +88,8 @@ def render(
         raise PolicyError(
             str(path), f"uses ${{{key}}}: name the values in {LIST_PLACEHOLDERS[key]} of the stack file, or drop '{name}' from its policies"
         )
-    renderings = [
-        parse_rules(_substitute(template, {**variables, key: value}, path), str(path), capabilities_only=True)
-        for value in values
-    ]
+    renderings = [_checked(_substitute(template, {**variables, key: value}, path), path, capabilities_only=True)
+                  for value in values]
     # Block by block in template order, each block once per value: the creds paths stay together.
     merged: dict[str, tuple[str, ...]] = {}
     for blocks in zip(*renderings):
@@ -85,7 +97,8 @@ def render(
             merged.setdefault(rule.path, rule.capabilities)
     header = f"# Rendered from {path.name} for {LIST_PLACEHOLDERS[key]}: {', '.join(values)}.\n"
     return header + "".join(
-        f'\npath "{p}" {{\n  capabilities = [{", ".join(chr(34) + c + chr(34) for c in caps)}]\n}}\n'
+        f'\npath "{fill_mount_accessor(p, MOUNT_ACCESSOR_PLACEHOLDER, EXAMPLE_ACCESSOR)}" {{\n'
+        f'  capabilities = [{", ".join(chr(34) + c + chr(34) for c in caps)}]\n}}\n'
         for p, caps in merged.items()
     )
 
@@ -96,6 +109,50 @@ def _substitute(template: Template, variables: dict[str, str], path: Path) -> st
     except (KeyError, ValueError) as exc:
         known = ", ".join("${%s}" % k for k in sorted({*variables, *LIST_PLACEHOLDERS}))
         raise PolicyError(str(path), f"unknown or malformed placeholder {exc} (known: {known})") from None
+
+
+def _checked(body: str, path: Path, capabilities_only: bool = False) -> list[PathRule]:
+    """The rules of a rendered body as Vault will see them (an example accessor in place of the
+    mount's), with its alias templates checked."""
+    rules = parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), str(path), capabilities_only)
+    _check_alias_templates(rules, str(path))
+    return rules
+
+
+def fill_mount_accessor(body: str, accessor: str, placeholder: str = MOUNT_ACCESSOR_PLACEHOLDER) -> str:
+    """A rendered body with the auth mount's real accessor in place of the placeholder."""
+    return body.replace(placeholder, accessor)
+
+
+def _check_alias_templates(rules: list[PathRule], source: str) -> None:
+    """Vault renders an alias template it cannot resolve as nothing: the path then grants nothing."""
+    for rule in rules:
+        for accessor, key in _ALIAS_TEMPLATE.findall(rule.path):
+            if accessor != EXAMPLE_ACCESSOR:
+                raise PolicyError(
+                    source,
+                    f'path "{rule.path}": aliases.{accessor}: Vault keys aliases by mount accessor, not by name '
+                    "or path; write aliases.${mount_accessor}",
+                )
+            if key not in ALIAS_METADATA_KEYS:
+                raise PolicyError(
+                    source,
+                    f'path "{rule.path}": unknown alias metadata \'{key}\' (kubernetes auth sets {", ".join(ALIAS_METADATA_KEYS)})',
+                )
+
+
+def for_service_account(path: str, namespace: str, service_account: str) -> str:
+    """A policy path as Vault applies it to a token of this ServiceAccount (alias metadata filled in).
+
+    What the login alone decides (a wildcard binding, the uid) stays a readable <placeholder>.
+    """
+    known = {"service_account_namespace": namespace, "service_account_name": service_account}
+
+    def value(match: re.Match) -> str:
+        found = known.get(match.group(2))
+        return found if found and found != "*" else f"<{match.group(2)}>"
+
+    return _ALIAS_TEMPLATE.sub(value, path)
 
 
 @functools.cache
@@ -151,9 +208,18 @@ def render_cluster_policies(stack: "ClusterStack", policy_dir: Path = POLICY_DIR
         "mount": stack.mount_path,
         "kv_mount": stack.fleet.kv_mount,
         "database_mount": stack.fleet.database_mount,
+        "mount_accessor": MOUNT_ACCESSOR_PLACEHOLDER,
     }
     lists = {"database_role": list(stack.database_roles)}
     return {stack.policy_name(t): render(t, variables, policy_dir, lists) for t in stack.policies}
+
+
+def cluster_policy_rules(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -> dict[str, list[PathRule]]:
+    """Policy name -> its path rules, alias templates still in the paths (see for_service_account)."""
+    return {
+        name: parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), name)
+        for name, body in render_cluster_policies(stack, policy_dir).items()
+    }
 
 
 def render_provisioner(stack: "SharedStack", policy_dir: Path = POLICY_DIR) -> str:

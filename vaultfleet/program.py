@@ -10,7 +10,7 @@ from components.cluster import ClusterOnboardingArgs
 from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
-from vaultfleet import policy
+from vaultfleet import consumers, policy
 from vaultfleet.config import ClusterStack, SharedStack
 from vaultfleet.kubeconfig import read_context
 
@@ -46,6 +46,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         reviewer_namespace=stack.cluster.reviewer_namespace,
         reviewer_service_account=stack.cluster.reviewer_service_account,
         issuer=stack.cluster.issuer,
+        consumer_objects=consumers.managed_objects(stack, policy_dir),
     )
 
 

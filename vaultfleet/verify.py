@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vaultfleet.config import ClusterStack
-from vaultfleet.policy import parse_rules, render_cluster_policies
+from vaultfleet.policy import cluster_policy_rules, for_service_account
 
 PROBE_NAME = "vaultfleet-verify"
 
@@ -77,7 +77,7 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
     kubeconfig = kubeconfig or str(next((p for p in kubeconfig_paths() if p.exists()), kubeconfig_paths()[0]))
     api = kube_config.new_client_from_config(config_file=kubeconfig, context=stack.cluster.kube_context)
     core = client.CoreV1Api(api)
-    bodies = render_cluster_policies(stack, policy_dir)
+    rules = cluster_policy_rules(stack, policy_dir)
     results = []
     for role in stack.roles:
         if only_role and role.name != only_role:
@@ -105,8 +105,8 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
             missing = expected - set(check.policies)
             wrong = []
             for template in role.policies:
-                for rule in parse_rules(bodies[stack.policy_name(template)], template):
-                    probe = _probe_path(rule.path)
+                for rule in rules[stack.policy_name(template)]:
+                    probe = _probe_path(for_service_account(rule.path, namespace, account))
                     answer = vault.adapter.post("/v1/sys/capabilities-self", json={"paths": [probe]})
                     got = sorted(answer.get(probe, answer.get("capabilities", [])))
                     check.capabilities[probe] = got

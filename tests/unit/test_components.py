@@ -264,3 +264,61 @@ class TestProgramDatabaseArgs(ComponentTest):
         password = args.connections[0].password
         self.assertIsInstance(password, pulumi.Output)
         return pulumi.Output.all(password.is_secret(), password).apply(lambda a: self.assertEqual(a, [True, DB_PASSWORD]))
+
+class TestNamespaceScopedPolicy(ComponentTest):
+    def test_policy_body_gets_the_mount_accessor_once_the_mount_exists(self):
+        from components import ClusterOnboarding
+        from vaultfleet.policy import MOUNT_ACCESSOR_PLACEHOLDER
+
+        templated = (
+            'path "kv/data/clusters/lab-a/namespaces/{{identity.entity.aliases.%s.metadata.service_account_namespace}}/*" '
+            '{ capabilities = ["read"] }' % MOUNT_ACCESSOR_PLACEHOLDER
+        )
+        args = cluster_args()
+        args.policies = {**args.policies, "k8s-lab-a-kv-namespace": templated}
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", args).policy_names
+
+        program()
+        bodies = {p.inputs["name"]: p.inputs["policy"] for p in self.mocks.of_type("vault:index/policy:Policy")}
+        # The mock's accessor for the backend registered as "lab-a-auth-backend".
+        self.assertIn("aliases.auth_kubernetes_lab-a-auth-backend.metadata.service_account_namespace", bodies["k8s-lab-a-kv-namespace"])
+        self.assertNotIn("${", bodies["k8s-lab-a-kv-namespace"])
+        # A body without the placeholder goes through unchanged.
+        self.assertEqual(bodies["k8s-lab-a-kv-read"], args.policies["k8s-lab-a-kv-read"])
+
+
+class TestConsumerObjects(ComponentTest):
+    def test_objects_become_custom_resources(self):
+        from components import ClusterOnboarding
+
+        auth = {
+            "apiVersion": "secrets.hashicorp.com/v1beta1", "kind": "VaultAuth",
+            "metadata": {"name": "vaultfleet-app", "namespace": "app"},
+            "spec": {"method": "kubernetes", "mount": "k8s-lab-a", "kubernetes": {"role": "app", "serviceAccount": "app"}},
+        }
+        args = cluster_args()
+        args.consumer_objects = [auth]
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", args).role_names
+
+        program()
+        (created,) = self.mocks.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultAuth")
+        self.assertEqual(created.inputs["spec"], auth["spec"], created.name)
+        self.assertEqual(created.inputs["metadata"], auth["metadata"])
+        (component,) = [r for r in self.mocks.resources if r.typ == "vaultfleet:cluster:ConsumerObjects"]
+        self.assertEqual(component.name, "lab-a-consumers")
+
+    def test_no_consumer_objects_no_component(self):
+        from components import ClusterOnboarding
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", cluster_args()).role_names
+
+        program()
+        self.assertFalse([r for r in self.mocks.resources if r.typ == "vaultfleet:cluster:ConsumerObjects"])

@@ -215,3 +215,18 @@ def test_shared_stack_refuses_database_roles():
     with pytest.raises(ConfigError) as info:
         parse_shared({**shared_values(), "databaseRoles": ["a"]})
     assert info.value.problems == [(SHARED_FILE, "vaultfleet:databaseRoles", "not allowed in the shared stack")]
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        ({"consumers": ["vso", "injector"]}, "vaultfleet:roles[0].consumers[1]", "'eso' or 'vso'"),
+        ({"consumers": ["vso", "vso"]}, "vaultfleet:roles[0]", "each kind once"),
+        ({"consumers": ["eso"], "namespaces": ["*"]}, "vaultfleet:roles[0]", "named namespaces"),
+        ({"consumers": ["eso"], "serviceAccounts": ["*"]}, "vaultfleet:roles[0]", "named serviceAccounts"),
+    ],
+)
+def test_role_consumers_are_checked(overrides, field, fragment):
+    with pytest.raises(ConfigError) as info:
+        parse(cluster_values(roles=[role(**overrides)]), "lab-a", FILE)
+    ((file, fld, message),) = info.value.problems
+    assert (file, fld) == (FILE, field) and fragment in message, info.value.problems

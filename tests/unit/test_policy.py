@@ -5,10 +5,20 @@ from pathlib import Path
 import pytest
 
 from vaultfleet.config import parse
-from vaultfleet.policy import POLICY_DIR, PolicyError, parse_rules, render
+from vaultfleet.policy import (
+    MOUNT_ACCESSOR_PLACEHOLDER,
+    POLICY_DIR,
+    PolicyError,
+    cluster_policy_rules,
+    fill_mount_accessor,
+    for_service_account,
+    parse_rules,
+    render,
+)
 from vaultfleet.policy import render_cluster_policies as render_policies
 
-VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv", "database_mount": "database"}
+VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv", "database_mount": "database",
+        "mount_accessor": MOUNT_ACCESSOR_PLACEHOLDER}
 LISTS = {"database_role": ["app-readonly"]}
 # Paths a template may grant beyond the cluster's own: the lease endpoints of dynamic credentials,
 # which Vault checks against the lease's own token anyway.
@@ -17,7 +27,7 @@ LEASE_PATHS = {"sys/leases/renew", "sys/leases/revoke"}
 
 def test_shipped_templates_render_with_cluster_values():
     for template in sorted(POLICY_DIR.glob("*.hcl")):
-        body = render(template.stem, VARS, lists=LISTS)
+        body = fill_mount_accessor(render(template.stem, VARS, lists=LISTS), "auth_kubernetes_1234")
         assert "${" not in body
         for rule in parse_rules(body, str(template)):
             assert "lab-a" in rule.path or rule.path == "database/creds/app-readonly" or rule.path in LEASE_PATHS, rule
@@ -95,6 +105,39 @@ def test_missing_template(tmp_path):
         render("kv-admin", VARS, tmp_path)
 
 
-def test_vault_identity_templating_passes_through(tmp_path):
-    text = 'path "kv/data/{{identity.entity.aliases.${mount}.metadata.service_account_namespace}}/*" { capabilities = ["read"] }'
-    assert "{{identity.entity.aliases.k8s-lab-a.metadata" in render("t", VARS, write(tmp_path, text))
+def test_vault_identity_templating_passes_through_with_the_accessor_left_for_the_component(tmp_path):
+    text = 'path "kv/data/{{identity.entity.aliases.${mount_accessor}.metadata.service_account_namespace}}/*" { capabilities = ["read"] }'
+    body = render("t", VARS, write(tmp_path, text))
+    assert "{{identity.entity.aliases.${mount_accessor}.metadata.service_account_namespace}}" in body
+    assert 'path "kv/data/{{identity.entity.aliases.auth_kubernetes_9f8e.metadata.service_account_namespace}}/*"' in (
+        fill_mount_accessor(body, "auth_kubernetes_9f8e")
+    )
+
+
+@pytest.mark.parametrize(
+    ("alias", "fragment"),
+    [
+        # The mount path where Vault wants the accessor: the template would resolve to nothing.
+        ("${mount}.metadata.service_account_namespace", "aliases.k8s-lab-a: Vault keys aliases by mount accessor"),
+        ("${mount_accessor}.metadata.namespace", "unknown alias metadata 'namespace'"),
+        ("${mount_accessor}.metadata.service_account_namepsace", "unknown alias metadata 'service_account_namepsace'"),
+    ],
+)
+def test_alias_templates_vault_cannot_resolve_are_rejected(tmp_path, alias, fragment):
+    text = 'path "kv/data/{{identity.entity.aliases.%s}}/*" { capabilities = ["read"] }' % alias
+    with pytest.raises(PolicyError) as info:
+        render("t", VARS, write(tmp_path, text))
+    assert fragment in str(info.value)
+
+
+def test_namespace_template_gives_each_namespace_its_own_subtree():
+    stack = parse(
+        {"vaultAddress": "http://v:8200", "cluster": {"kubeContext": "a"}, "policies": ["kv-namespace"]}, "lab-a", "a"
+    )
+    (rules,) = cluster_policy_rules(stack).values()
+    data = next(r for r in rules if "/data/" in r.path)
+    assert for_service_account(data.path, "team-x", "app") == "kv/data/clusters/lab-a/namespaces/team-x/*"
+    assert for_service_account(data.path, "team-y", "app") == "kv/data/clusters/lab-a/namespaces/team-y/*"
+    # A wildcard binding: the namespace is whichever the login comes from.
+    assert for_service_account(data.path, "*", "app") == "kv/data/clusters/lab-a/namespaces/<service_account_namespace>/*"
+    assert data.capabilities == ("read",)

@@ -1,0 +1,387 @@
+"""Consumers on the lab: namespace-scoped KV, generated objects against the real CRDs, Vault Agent.
+
+The fleet here is the shared stack and lab-a, whose stack file gains the kv-namespace policy and a
+role `team` bound to every namespace. Tests run in order and share that fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import hvac
+import pytest
+import yaml
+from kubernetes import client
+from typer.testing import CliRunner
+
+from tests.lab import k8s
+from tests.lab.conftest import copy_project, use_lab_for_cli
+from vaultfleet.automation import select_stack
+from vaultfleet.cli import app
+from vaultfleet.lab.tools import find_tool, tools_bin_dir
+
+pytestmark = pytest.mark.lab
+runner = CliRunner()
+
+CLUSTER, MOUNT = "lab-a", "k8s-lab-a"
+# The CRDs tools/fetch-crds.sh caches, by project: only those the generated objects use.
+CRDS = {
+    "external-secrets": ["secretstores", "clustersecretstores", "externalsecrets"],
+    "vault-secrets-operator": ["vaultconnections", "vaultauths", "vaultstaticsecrets"],
+}
+
+
+class Fleet:
+    def __init__(self, lab, env, project: Path):
+        self.lab, self.env, self.project = lab, env, project
+        self.stacks = {name: select_stack(name, project, env) for name in ("vault", CLUSTER)}
+        self.vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+        self.kube = k8s.api_client(str(lab.kubeconfig), CLUSTER)
+
+    def consumers(self, *args: str) -> list[dict]:
+        """What `vaultfleet consumers` prints, parsed (JSON: a list of documents, or the agent config)."""
+        result = runner.invoke(
+            app, ["consumers", CLUSTER, *args, "--format", "json"], env={"VAULTFLEET_PROJECT": str(self.project)}
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def login(self, role: str, namespace: str, account: str, audience: str | None = "vault") -> hvac.Client:
+        k8s.ensure_service_account(self.kube, namespace, account)
+        jwt = k8s.request_token(self.kube, namespace, account, audience=audience)
+        login = hvac.Client(url=self.lab.vault_addr)
+        login.auth.kubernetes.login(role, jwt, mount_point=MOUNT)
+        return login
+
+    def write(self, key: str, data: dict) -> None:
+        self.vault.secrets.kv.v2.create_or_update_secret(key, secret=data, mount_point="kv")
+
+
+def add_team_role(config) -> None:
+    config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]
+    config["vaultfleet:roles"].append(
+        {"name": "team", "serviceAccounts": ["app"], "namespaces": ["*"], "policies": ["kv-namespace"], "ttl": "15m", "audience": "vault"}
+    )
+
+
+@pytest.fixture(scope="module")
+def fleet(lab, lab_env, tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("consumers"))
+    path = project / "stacks" / f"Pulumi.{CLUSTER}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    add_team_role(doc["config"])
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    fleet = Fleet(lab, lab_env, project)
+    for name in ("vault", CLUSTER):
+        result = fleet.stacks[name].up(color="never")
+        assert result.summary.result == "succeeded", result.stderr
+    yield fleet
+    for namespace in ("team-x", "team-y"):
+        try:
+            client.CoreV1Api(fleet.kube).delete_namespace(namespace)
+        except client.ApiException:
+            pass
+    for name in (CLUSTER, "vault"):
+        fleet.stacks[name].destroy(color="never")
+        fleet.stacks[name].workspace.remove_stack(name)
+
+
+@pytest.fixture(scope="module")
+def crds(fleet):
+    """The projects' own CRDs in lab-a, as tools/fetch-crds.sh cached them; removed afterwards."""
+    extensions = client.ApiextensionsV1Api(fleet.kube)
+    names = []
+    for project_name, plurals in CRDS.items():
+        directory = tools_bin_dir().parent / "crds" / project_name
+        if not (directory / ".complete").exists():
+            pytest.fail(f"no CRDs in {directory}: run tools/fetch-crds.sh (make tools does)")
+        for plural in plurals:
+            (path,) = directory.glob(f"*_{plural}.yaml")
+            crd = yaml.safe_load(path.read_text())
+            try:
+                extensions.create_custom_resource_definition(crd, _preload_content=False)
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+            names.append(crd["metadata"]["name"])
+    deadline = time.monotonic() + 60
+    for name in names:
+        while not _established(extensions, name):
+            assert time.monotonic() < deadline, f"CRD {name} not established"
+            time.sleep(0.2)
+    yield names
+    for name in names:  # deleting a CRD deletes its objects
+        extensions.delete_custom_resource_definition(name)
+
+
+def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
+    status = json.loads(extensions.read_custom_resource_definition(name, _preload_content=False).data)["status"]
+    return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions", []))
+
+
+def test_1_one_role_gives_each_namespace_its_own_subtree(fleet):
+    accessor = fleet.vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"]
+    body = fleet.vault.sys.read_acl_policy(f"{MOUNT}-kv-namespace")["data"]["policy"]
+    # The component filled in the accessor Vault gave the mount.
+    assert f"{{{{identity.entity.aliases.{accessor}.metadata.service_account_namespace}}}}" in body
+    assert "${" not in body
+
+    for namespace in ("team-x", "team-y"):
+        fleet.write(f"clusters/{CLUSTER}/namespaces/{namespace}/config", {"owner": namespace})
+    fleet.write(f"clusters/{CLUSTER}/config", {"owner": "cluster"})
+
+    for mine, other in (("team-x", "team-y"), ("team-y", "team-x")):
+        token = fleet.login("team", mine, "app")
+        own = token.secrets.kv.v2.read_secret_version(
+            f"clusters/{CLUSTER}/namespaces/{mine}/config", mount_point="kv", raise_on_deleted_version=True
+        )
+        assert own["data"]["data"] == {"owner": mine}
+        for denied in (f"clusters/{CLUSTER}/namespaces/{other}/config", f"clusters/{CLUSTER}/config"):
+            with pytest.raises(hvac.exceptions.Forbidden):
+                token.secrets.kv.v2.read_secret_version(denied, mount_point="kv", raise_on_deleted_version=True)
+        # Read-only: not even its own subtree is writable.
+        with pytest.raises(hvac.exceptions.Forbidden):
+            token.secrets.kv.v2.create_or_update_secret(
+                f"clusters/{CLUSTER}/namespaces/{mine}/config", secret={"x": "y"}, mount_point="kv"
+            )
+        token.auth.token.revoke_self()
+
+
+def _create(api: client.ApiClient, document: dict) -> dict:
+    """Create the object for real, refusing unknown fields (fieldValidation=Strict); return it as stored."""
+    group, version = document["apiVersion"].split("/")
+    plural = document["kind"].lower() + "s"
+    objects = client.CustomObjectsApi(api)
+    namespace = document["metadata"].get("namespace")
+    if namespace:
+        k8s.ensure_namespace(api, namespace)
+        objects.create_namespaced_custom_object(group, version, namespace, plural, document, field_validation="Strict")
+        return objects.get_namespaced_custom_object(group, version, namespace, plural, document["metadata"]["name"])
+    objects.create_cluster_custom_object(group, version, plural, document, field_validation="Strict")
+    return objects.get_cluster_custom_object(group, version, plural, document["metadata"]["name"])
+
+
+def _assert_subset(generated, stored, where="spec"):
+    """Everything generated came back as written (the server may add defaults, never drop a field)."""
+    if isinstance(generated, dict):
+        for key, value in generated.items():
+            assert key in stored, f"{where}.{key} was dropped"
+            _assert_subset(value, stored[key], f"{where}.{key}")
+    elif isinstance(generated, list):
+        assert len(generated) == len(stored), f"{where}: {generated!r} stored as {stored!r}"
+        for i, (item, kept) in enumerate(zip(generated, stored)):
+            _assert_subset(item, kept, f"{where}[{i}]")
+    else:
+        assert generated == stored, f"{where}: {generated!r} stored as {stored!r}"
+
+
+def _assert_role_admits(fleet, mount: str, role: str, namespace: str, account: str, audiences: list[str] | None):
+    """The mount and role the object names exist in Vault and bind this ServiceAccount and audience."""
+    assert fleet.vault.sys.list_auth_methods()["data"][f"{mount}/"]["type"] == "kubernetes"
+    vault_role = fleet.vault.auth.kubernetes.read_role(role, mount_point=mount)
+    assert account in vault_role["bound_service_account_names"]
+    assert namespace in vault_role["bound_service_account_namespaces"] or "*" in vault_role["bound_service_account_namespaces"]
+    assert audiences == ([vault_role["audience"]] if vault_role["audience"] else None)
+
+
+def _assert_kv_mount(fleet, path: str, version: str) -> None:
+    mount = fleet.vault.sys.list_mounted_secrets_engines()["data"][f"{path}/"]
+    assert (mount["type"], mount["options"]["version"]) == ("kv", version)
+
+
+CASES = [
+    ("eso", "app", "app", []),
+    ("eso", "deployer", "ci", ["--cluster-store"]),
+    ("eso", "team", "team-x", ["--namespace", "team-x"]),
+    ("vso", "app", "app", []),
+    ("vso", "team", "team-y", ["--namespace", "team-y"]),
+]
+
+
+@pytest.mark.parametrize(("kind", "role", "namespace", "extra"), CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
+def test_2_generated_objects_are_accepted_by_the_real_crds_and_match_vault(fleet, crds, kind, role, namespace, extra):
+    documents = fleet.consumers("--kind", kind, "--role", role, *extra)
+    stored = {}
+    for document in documents:
+        kept = _create(fleet.kube, document)
+        _assert_subset(document["spec"], kept["spec"])
+        stored[kept["kind"]] = kept
+
+    if kind == "eso":
+        store = stored.get("SecretStore") or stored["ClusterSecretStore"]
+        vault = store["spec"]["provider"]["vault"]
+        auth = vault["auth"]["kubernetes"]
+        account = auth["serviceAccountRef"]
+        assert vault["server"] == fleet.lab.vault_addr
+        _assert_kv_mount(fleet, vault["path"], vault["version"].removeprefix("v"))
+        _assert_role_admits(fleet, auth["mountPath"], auth["role"], account.get("namespace", namespace),
+                            account["name"], account.get("audiences"))
+        secret_path = (vault["path"], stored["ExternalSecret"]["spec"]["dataFrom"][0]["extract"]["key"])
+        login = (auth["role"], account["name"], account.get("audiences"))
+    else:
+        connection, auth, static = stored["VaultConnection"], stored["VaultAuth"], stored["VaultStaticSecret"]
+        assert connection["spec"]["address"] == fleet.lab.vault_addr
+        assert auth["spec"]["vaultConnectionRef"] == connection["metadata"]["name"]
+        kube = auth["spec"]["kubernetes"]
+        _assert_role_admits(fleet, auth["spec"]["mount"], kube["role"], namespace, kube["serviceAccount"], kube.get("audiences"))
+        assert static["spec"]["vaultAuthRef"] == auth["metadata"]["name"]
+        _assert_kv_mount(fleet, static["spec"]["mount"], static["spec"]["type"].removeprefix("kv-v"))
+        secret_path = (static["spec"]["mount"], static["spec"]["path"])
+        login = (kube["role"], kube["serviceAccount"], kube.get("audiences"))
+
+    # What the operator would do with these objects: log in as the ServiceAccount, read the secret.
+    role_name, account, audiences = login
+    fleet.write(secret_path[1], {"value": f"{kind}-{namespace}"})
+    token = fleet.login(role_name, namespace, account, audience=(audiences or [None])[0])
+    read = token.secrets.kv.v2.read_secret_version(secret_path[1], mount_point=secret_path[0], raise_on_deleted_version=True)
+    assert read["data"]["data"] == {"value": f"{kind}-{namespace}"}
+    token.auth.token.revoke_self()
+
+
+def test_3_strict_validation_refuses_a_misspelt_field(fleet, crds):
+    # The check above means something only if the CRDs do refuse what they do not know.
+    auth = next(d for d in fleet.consumers("--kind", "vso", "--role", "app") if d["kind"] == "VaultAuth")
+    auth["metadata"]["name"] = "misspelt"
+    auth["spec"]["mountPath"] = auth["spec"].pop("mount")  # external-secrets' name for it
+    with pytest.raises(client.ApiException) as info:
+        _create(fleet.kube, auth)
+    assert info.value.status == 400
+    assert 'strict decoding error: unknown field "spec.mountPath"' in json.loads(info.value.body)["message"]
+
+
+def test_4_injector_patch_applies_and_its_fields_match_vault(fleet):
+    (patch,) = fleet.consumers("--kind", "injector", "--role", "app")
+    apps = client.AppsV1Api(fleet.kube)
+    k8s.ensure_namespace(fleet.kube, "app")
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "app"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+        },
+    }
+    try:
+        apps.delete_namespaced_deployment("web", "app")
+    except client.ApiException as exc:
+        assert exc.status == 404
+    apps.create_namespaced_deployment("app", deployment)
+    try:
+        apps.patch_namespaced_deployment(
+            "web", "app", patch, field_validation="Strict", _content_type="application/strategic-merge-patch+json"
+        )
+        pod = apps.read_namespaced_deployment("web", "app").spec.template
+    finally:
+        apps.delete_namespaced_deployment("web", "app")
+
+    annotations = pod.metadata.annotations
+    assert annotations["vault.hashicorp.com/agent-inject"] == "true"
+    assert annotations["vault.hashicorp.com/service"] == fleet.lab.vault_addr
+    auth_path = annotations["vault.hashicorp.com/auth-path"]
+    assert auth_path.startswith("auth/")  # the injector's agent takes the path as written
+    (volume,) = [v for v in pod.spec.volumes if v.name == annotations["vault.hashicorp.com/agent-service-account-token-volume-name"]]
+    audience = volume.projected.sources[0].service_account_token.audience
+    _assert_role_admits(fleet, auth_path.removeprefix("auth/"), annotations["vault.hashicorp.com/role"], "app",
+                        pod.spec.service_account_name, [audience])
+    assert pod.spec.containers[0].name == "web"  # the patch merged, it did not replace the pod spec
+
+    # The secret annotation names a path this role can read, with a token for that audience.
+    path = annotations["vault.hashicorp.com/agent-inject-secret-config"]
+    fleet.write(path.removeprefix("kv/data/"), {"password": "injected"})
+    token = fleet.login(annotations["vault.hashicorp.com/role"], "app", pod.spec.service_account_name, audience=audience)
+    assert token.read(path)["data"]["data"] == {"password": "injected"}
+    assert 'with secret "%s"' % path in annotations["vault.hashicorp.com/agent-inject-template-config"]
+    token.auth.token.revoke_self()
+
+
+@pytest.mark.parametrize(("role", "namespace"), [("app", "app"), ("team", "team-x")])
+def test_5_vault_agent_logs_in_and_renders_the_generated_template(fleet, tmp_path, role, namespace):
+    args = ["--kind", "agent", "--role", role] + (["--namespace", namespace] if role == "team" else [])
+    config = fleet.consumers(*args)
+    (template,) = config["template"]
+    path = re.search(r'with secret "([^"]+)"', template["contents"]).group(1)
+    fleet.write(path.removeprefix("kv/data/"), {"user": f"{role}-user", "password": f"{namespace}-pw"})
+
+    # What a pod would mount: a TokenRequest token of the bound ServiceAccount, for the role's audience.
+    method = config["auto_auth"]["method"][0]
+    k8s.ensure_service_account(fleet.kube, namespace, "app")
+    token_file = tmp_path / "token"
+    token_file.write_text(k8s.request_token(fleet.kube, namespace, "app", audience="vault"))
+    token_file.chmod(0o600)
+    # Only file locations change; role, mount, address and template are vaultfleet's.
+    method["config"]["token_path"] = str(token_file)
+    template["destination"] = str(tmp_path / "secrets" / Path(template["destination"]).name)
+    (tmp_path / "agent.json").write_text(json.dumps(config))
+
+    log = (tmp_path / "agent.log").open("w")
+    # No VAULT_TOKEN or VAULT_ADDR of ours: the agent gets everything from its config and the login.
+    agent = subprocess.Popen(
+        [find_tool("bao"), "agent", f"-config={tmp_path / 'agent.json'}", "-exit-after-auth"],
+        stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    try:
+        code = agent.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        agent.kill()  # by the PID we started
+        agent.wait()
+        code = None
+    log.close()
+    output = (tmp_path / "agent.log").read_text()
+    assert code == 0, output
+    rendered = Path(template["destination"]).read_text()
+    assert rendered == f"password={namespace}-pw\nuser={role}-user\n"
+
+
+def test_6_verify_probes_the_namespace_templated_paths(fleet, lab_env, monkeypatch):
+    # verify logs in from its own probe namespace and checks the path Vault resolves for it.
+    use_lab_for_cli(monkeypatch, fleet.project, lab_env)
+    result = runner.invoke(app, ["verify", CLUSTER, "--role", "team", "--json"])
+    assert result.exit_code == 0, result.output
+    (check,) = json.loads(result.stdout)
+    assert check["ok"], check
+    probes = {path: caps for path, caps in check["capabilities"].items() if "/namespaces/" in path}
+    assert probes == {
+        f"kv/data/clusters/{CLUSTER}/namespaces/vaultfleet-verify/vaultfleet-verify": ["read"],
+        f"kv/metadata/clusters/{CLUSTER}/namespaces/vaultfleet-verify/vaultfleet-verify": ["list", "read"],
+    }
+
+
+def test_7_up_creates_the_consumer_objects_a_role_asks_for_and_removes_them(fleet, crds):
+    path = fleet.project / "stacks" / f"Pulumi.{CLUSTER}.yaml"
+    original = path.read_text()
+    doc = yaml.safe_load(original)
+    next(r for r in doc["config"]["vaultfleet:roles"] if r["name"] == "app")["consumers"] = ["eso", "vso"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    k8s.ensure_namespace(fleet.kube, "app")
+    objects = client.CustomObjectsApi(fleet.kube)
+    wanted = [
+        ("external-secrets.io", "v1", "secretstores", "vaultfleet-app"),
+        ("secrets.hashicorp.com", "v1beta1", "vaultconnections", "vaultfleet"),
+        ("secrets.hashicorp.com", "v1beta1", "vaultauths", "vaultfleet-app"),
+    ]
+    try:
+        result = fleet.stacks[CLUSTER].up(color="never")
+        assert result.summary.result == "succeeded", result.stderr
+        assert result.summary.resource_changes.get("create") == 4, result.summary.resource_changes  # component + 3
+        # What `vaultfleet consumers` prints for the role is what `up` put in the cluster.
+        printed = {d["kind"]: d for d in fleet.consumers("--kind", "eso", "--role", "app") + fleet.consumers("--kind", "vso", "--role", "app")}
+        for group, version, plural, name in wanted:
+            stored = objects.get_namespaced_custom_object(group, version, "app", plural, name)
+            _assert_subset(printed[stored["kind"]]["spec"], stored["spec"])
+        store = objects.get_namespaced_custom_object("external-secrets.io", "v1", "app", "secretstores", "vaultfleet-app")
+        auth = store["spec"]["provider"]["vault"]["auth"]["kubernetes"]
+        _assert_role_admits(fleet, auth["mountPath"], auth["role"], "app", auth["serviceAccountRef"]["name"],
+                            auth["serviceAccountRef"].get("audiences"))
+    finally:
+        path.write_text(original)
+        result = fleet.stacks[CLUSTER].up(color="never")
+    assert result.summary.result == "succeeded", result.stderr
+    for group, version, plural, name in wanted:
+        with pytest.raises(client.ApiException) as info:
+            objects.get_namespaced_custom_object(group, version, "app", plural, name)
+        assert info.value.status == 404
