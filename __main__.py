@@ -11,7 +11,7 @@ import pulumi_vault as vault
 from pulumi.runtime.config import get_config_env, get_config_secret_keys_env
 
 from components import ClusterOnboarding, SharedVault
-from vaultfleet import config, program
+from vaultfleet import config, fingerprint, program
 from vaultfleet.kubeconfig import KubeconfigError
 from vaultfleet.policy import PolicyError
 
@@ -28,6 +28,10 @@ try:
     args = program.shared_args(settings) if settings.kind == "shared" else program.cluster_args(settings)
 except (config.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
     raise pulumi.RunError(f"invalid configuration, nothing was changed:\n{exc}") from None
+
+# The digest of everything this run reads: `vaultfleet preview` skips the engine for a stack whose
+# inputs and state are exactly as the last successful up left them (vaultfleet/fingerprint.py).
+pulumi.export(fingerprint.OUTPUT, fingerprint.inputs_fingerprint(Path("."), stack_name))
 
 # Explicit providers only (default providers are disabled in Pulumi.yaml): a stack can reach the
 # Vault and the cluster its stack file names, nothing else. The Vault token comes from VAULT_TOKEN

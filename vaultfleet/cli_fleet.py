@@ -46,7 +46,7 @@ def _select(stacks: list[str] | None, all_: bool, changed_since: str | None = No
     return stacks
 
 
-def _run(operation: str, names: list[str], parallel: int, refresh: bool = False):
+def _run(operation: str, names: list[str], parallel: int, refresh: bool = False, full: bool = False):
     from rich.live import Live
     from rich.table import Table
 
@@ -70,7 +70,7 @@ def _run(operation: str, names: list[str], parallel: int, refresh: bool = False)
             status[r.stack] = f"[green]ok[/] {r.seconds}s" if r.ok else "[red]failed[/]"
             live.update(table())
 
-        return run(project_dir(), names, operation, parallel, refresh, on_start=started, on_result=finished)
+        return run(project_dir(), names, operation, parallel, refresh, on_start=started, on_result=finished, full=full)
 
 
 def _summary(results, output: Format) -> str:
@@ -79,7 +79,7 @@ def _summary(results, output: Format) -> str:
             [
                 {"stack": r.stack, "operation": r.operation, "ok": r.ok, "changed": r.changed,
                  "changes": r.changes, "steps": r.steps, "error": r.error, "recovered": r.recovered,
-                 "seconds": r.seconds}
+                 "unchanged": r.unchanged, "seconds": r.seconds}
                 for r in results
             ],
             indent=2,
@@ -88,7 +88,8 @@ def _summary(results, output: Format) -> str:
     if output is Format.markdown:
         lines = ["| stack | result | " + " | ".join(ops) + " | what changes |", "|---|---|" + "---|" * (len(ops) + 1)]
         for r in results:
-            what = "<br>".join(f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" for s in r.steps) or "-"
+            what = "<br>".join(f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" for s in r.steps)
+            what = what or ("unchanged since its last up (engine not run)" if r.unchanged else "-")
             state = "ok" if r.ok else "**failed**"
             lines.append(f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |")
         lines += [f"\n_{r.stack}: {r.recovered}_" for r in results if r.recovered]
@@ -103,6 +104,8 @@ def _summary(results, output: Format) -> str:
         lines.append(head)
         if r.recovered:
             lines.append(f"    {r.recovered}")
+        if r.unchanged:
+            lines.append(f"    {r.unchanged}")
         lines += [f"    {s['op']:<8} {s['type']}  {s['name']}" for s in r.steps]
         if r.error:
             lines += ["    " + ln for ln in r.error.splitlines()]
@@ -126,10 +129,15 @@ def preview(
     changed_since: Annotated[str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")] = None,
     parallel: ParallelOpt = 4,
     refresh: Annotated[bool, typer.Option(help="Refresh from Vault and the clusters first (finds drift).")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Run the engine for every stack, even one whose inputs and state are as its last up left them.")] = False,
     expect_no_changes: Annotated[bool, typer.Option("--expect-no-changes", help="Exit 3 if any stack would change.")] = False,
     output: Annotated[Format, typer.Option("--format")] = Format.text,
 ) -> None:
     """Preview stacks in parallel and summarise their changes.
+
+    A stack whose inputs (program, policies, stack file, SDKs, kube context) and state are exactly
+    as its last successful up left them cannot show a change: its engine run is skipped and the
+    summary says so (--full runs it anyway; --refresh always runs it).
 
     Exit codes: 0 ok; 1 a stack failed; 2 bad arguments; 3 changes with --expect-no-changes.
     """
@@ -138,7 +146,7 @@ def preview(
         print(_summary([], output))
         err.print("no stack affected")
         return
-    _finish(_run("preview", names, parallel, refresh), output, expect_no_changes)
+    _finish(_run("preview", names, parallel, refresh, full), output, expect_no_changes)
 
 
 def up(

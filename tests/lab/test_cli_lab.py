@@ -157,9 +157,36 @@ def test_3_changed_since_previews_only_the_changed_stack(project):
         assert result.exit_code == 0, result.output
         rows = [ln for ln in result.stdout.splitlines() if ln.startswith("| lab-b |")]
         assert rows and "| ok | 0 | 1 | 0 | 0 |" in rows[0], result.stdout
-        assert "| lab-a | ok | 0 | 0 | 0 | 0 | - |" in result.stdout
+        assert "| lab-a | ok | 0 | 0 | 0 | 0 | unchanged since its last up (engine not run) |" in result.stdout
     finally:
         subprocess.run(["git", "checkout", "--", "stacks/Pulumi.lab-b.yaml"], cwd=project, check=True)
+
+
+def test_3b_preview_runs_the_engine_only_where_something_changed(project, lab_env):
+    def preview(*args):
+        result = cli("preview", "lab-a", "lab-b", "--format", "json", *args)
+        assert result.exit_code == 0, result.output
+        return {r["stack"]: r for r in json.loads(result.stdout)}
+
+    quiet, full = preview(), preview("--full")
+    assert all(r["unchanged"] for r in quiet.values()), json.dumps(quiet, indent=1)
+    assert not any(r["unchanged"] for r in full.values())  # --full ran the engine...
+    for stack in quiet:  # ...and it agrees: nothing to change, as many resources
+        assert full[stack]["changes"] == quiet[stack]["changes"] == {"same": full[stack]["changes"]["same"]}
+
+    path = project / "stacks/Pulumi.lab-b.yaml"
+    path.write_text(path.read_text().replace("ttl: 1h", "ttl: 45m", 1))
+    try:
+        edited = preview()
+        assert edited["lab-a"]["unchanged"] and not edited["lab-b"]["unchanged"]
+        assert edited["lab-b"]["changes"].get("update") == 1, edited["lab-b"]
+    finally:
+        subprocess.run(["git", "checkout", "--", "stacks/Pulumi.lab-b.yaml"], cwd=project, check=True)
+    # A refresh writes the state after the last up: the engine runs again until the next up.
+    from vaultfleet.automation import select_stack
+
+    select_stack("lab-a", project, lab_env).refresh(color="never")
+    assert preview()["lab-a"]["unchanged"] is None
 
 
 def test_4_refresh_expect_no_changes_catches_out_of_band_role_edit(project, lab):
