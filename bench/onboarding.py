@@ -11,6 +11,7 @@ Usage: .venv/bin/python bench/onboarding.py [--rounds 3]
 from __future__ import annotations
 
 import argparse
+import secrets
 import time
 
 import hvac
@@ -42,8 +43,9 @@ def floor(state, name: str, context: str) -> float:
     mount = f"k8s-{name}"
     vault.sys.enable_auth_method("kubernetes", path=mount)
     server = next(c.server for c in state.clusters if c.name == context)
-    vault.auth.kubernetes.configure(server, kubernetes_ca_cert=state.pki(context).ca_cert.read_text(),
-                                    token_reviewer_jwt=jwt, disable_iss_validation=True, mount_point=mount)
+    vault.write_data(f"auth/{mount}/config", data={
+        "kubernetes_host": server, "kubernetes_ca_cert": state.pki(context).ca_cert.read_text(),
+        "token_reviewer_jwt": jwt, "disable_iss_validation": True})
     for template in ("kv-read", "kv-write"):
         body = render(template, {"cluster": name, "mount": mount, "kv_mount": "kv"}, REPO / "policies")
         vault.sys.create_or_update_policy(f"{mount}-{template}", body)
@@ -75,15 +77,16 @@ def main() -> None:
         only_stacks(project, ["vault"])
         timed([CLI, "up", "vault"], env, project)
         context = state.clusters[0].name
+        run_id = secrets.token_hex(2)  # names of their own, whatever an interrupted run left
         ups, floors = [], []
         try:
             for r in range(args.rounds):
-                name = f"new-{r}"
+                name = f"new-{run_id}-{r}"
                 write_cluster_stack(project, name, context)
                 ups.append(timed([CLI, "up", name], env, project))
                 remove_stacks(project, env, [name])
-                floors.append(floor(state, f"floor-{r}", context))
-                undo_floor(state, f"floor-{r}", context)
+                floors.append(floor(state, f"floor-{run_id}-{r}", context))
+                undo_floor(state, f"floor-{run_id}-{r}", context)
         finally:
             remove_stacks(project, env, ["vault"])
         u, f = median(ups), median(floors)

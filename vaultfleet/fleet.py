@@ -17,6 +17,7 @@ from typing import Callable
 import yaml
 
 from vaultfleet import config
+from vaultfleet import engine
 from vaultfleet import recovery as recovery_mod
 from vaultfleet.engine_errors import summarise
 from vaultfleet.vault_health import vault_problem
@@ -97,23 +98,10 @@ def engine_env() -> dict[str, str]:
 def run_one(
     project: Path, stack_name: str, operation: str, env: dict[str, str], refresh: bool = False, full: bool = False
 ) -> StackResult:
-    from pulumi import automation as auto
-
-    from vaultfleet.automation import select_stack
+    from pulumi.automation import CommandError
 
     result = StackResult(stack=stack_name, operation=operation)
     started = time.monotonic()
-    steps: list[dict] = []
-
-    def on_event(event) -> None:
-        pre = getattr(event, "resource_pre_event", None)
-        if pre is None or pre.metadata.op in (auto.OpType.SAME, auto.OpType.READ, auto.OpType.REFRESH):
-            return
-        meta = pre.metadata
-        if meta.type.startswith("pulumi:"):
-            return
-        steps.append({"op": str(meta.op.value), "type": meta.type, "name": meta.urn.rsplit("::", 1)[-1]})
-
     vault_address = _vault_address(project, stack_name)
     try:
         problem = vault_address and vault_problem(vault_address)
@@ -124,19 +112,18 @@ def run_one(
             if known:
                 result.unchanged, result.changes = known
             else:
-                stack = select_stack(stack_name, project, env)
-                outcome = stack.preview(refresh=refresh, on_event=on_event, color="never")
-                result.changes = dict(outcome.change_summary)
+                ran = engine.run_operation(project, stack_name, env, ["preview", *(["--refresh"] if refresh else [])])
+                result.changes, result.steps = ran.changes, ran.steps
         elif operation in ("up", "destroy"):
-            outcome, recovery = _apply(project, stack_name, operation, env, refresh, on_event)
+            ran, recovery = _apply(project, stack_name, operation, env, refresh)
             result.recovered = recovery.describe() if recovery else None
-            result.changes = dict(outcome.summary.resource_changes or {})
+            result.changes, result.steps = ran.changes, ran.steps
         else:
             raise ValueError(f"unknown operation {operation}")
         result.ok = True
     except _NotRun as exc:
         result.error = f"not run: {exc}"
-    except auto.CommandError as exc:
+    except CommandError as exc:
         result.error = summarise(str(exc))
         # Most engine failures mid-fleet are Vault going away: say so first, plainly.
         problem = vault_address and vault_problem(vault_address)
@@ -146,16 +133,15 @@ def run_one(
         result.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one stack's failure must not stop the fleet
         result.error = f"{type(exc).__name__}: {exc}"
-    result.steps = steps
     result.seconds = round(time.monotonic() - started, 1)
     return result
 
 
 def unchanged_since_last_up(project: Path, stack_name: str, env: dict[str, str]) -> tuple[str, dict[str, int]] | None:
-    """(why, the last up's resource counts) when a plain preview of the stack cannot show a change:
-    its last history entry is a successful update, nothing wrote the state after it (no refresh,
-    crash or state edit), and the program's inputs are exactly those that update ran with. None
-    otherwise (or when in doubt): the engine runs.
+    """(why, counts) when a plain preview of the stack cannot show a change: its last history entry
+    is a successful update, nothing wrote the state after it (no refresh, crash or state edit), and
+    the program's inputs are exactly those that update ran with. None otherwise (or when in doubt):
+    the engine runs.
 
     Two quick CLI reads (about a tenth of a preview's CPU) instead of running the program and both
     providers. `--refresh` (drift) and `--full` always run the engine.
@@ -166,14 +152,14 @@ def unchanged_since_last_up(project: Path, stack_name: str, env: dict[str, str])
 
     from vaultfleet import fingerprint
 
-    run_cli = _cli(project, stack_name, env)
+    run_cli = engine.cli(project, stack_name, env)
     try:
         history = json.loads(run_cli(["stack", "history", "--json", "--page-size", "1"]).stdout or "[]")
+        if not history or history[0].get("kind") != "update" or history[0].get("result") != "succeeded":
+            return None
         state = recovery_mod.plain_export(run_cli).get("deployment") or {}
     except (CommandError, ValueError):
         return None  # no such stack yet, or unreadable: let the engine say
-    if not history or history[0].get("kind") != "update" or history[0].get("result") != "succeeded":
-        return None
     last = history[0]
     try:
         written_at = _timestamp(state.get("manifest", {}).get("time", ""))
@@ -210,63 +196,40 @@ def _vault_address(project: Path, stack_name: str) -> str | None:
     return stacks[0].fleet.vault_address if stacks else None
 
 
-def _cli(project: Path, stack_name: str, env: dict[str, str]):
-    from vaultfleet.automation import pulumi_command
-
-    def run_cli(args: list[str]):
-        return pulumi_command().run([*args, "--stack", stack_name], str(project), env)
-
-    return run_cli
-
-
-def _apply(project: Path, stack_name: str, operation: str, env: dict[str, str], refresh: bool, on_event):
+def _apply(project: Path, stack_name: str, operation: str, env: dict[str, str], refresh: bool):
     """`up` or `destroy`, after healing what an interrupted earlier run left behind."""
-    from vaultfleet.automation import select_stack
-
     recovery = recovery_mod.Recovery()
-    # Before the stack is even selected: selecting reads the checkpoint a kill may have broken.
+    # Before anything reads the stack: a kill may have broken its checkpoint's metadata.
     recovery.repaired_files += recovery_mod.repair_file_backend(
-        _backend_url(project, env), _project_name(project), stack_name)
-    stack = select_stack(stack_name, project, env)
-    _heal(stack, project, env, recovery)
+        engine.backend_url(project, env), engine.project_name(project), stack_name)
+    run_cli = engine.cli(project, stack_name, env)
     if operation == "up":
-        run = lambda: stack.up(refresh=refresh, on_event=on_event, color="never")  # noqa: E731
+        args = ["up", "--yes", "--skip-preview", *(["--refresh"] if refresh else [])]
     else:
-        run = lambda: stack.destroy(on_event=on_event, color="never")  # noqa: E731
-    return _retry_if_stale_lock(stack, project, env, recovery, run), recovery
+        args = ["destroy", "--yes", "--skip-preview"]
+
+    def heal() -> None:
+        from pulumi.automation import CommandError
+
+        try:
+            recovery_mod.settle_pending(lambda: recovery_mod.plain_export(run_cli), run_cli, recovery)
+        except CommandError as exc:
+            if "no stack named" not in str(exc):  # a stack not created yet has nothing to heal
+                raise
+
+    _retry_if_stale_lock(run_cli, recovery, heal)
+    ran = _retry_if_stale_lock(run_cli, recovery, lambda: engine.run_operation(project, stack_name, env, args))
+    return ran, recovery
 
 
-def _heal(stack, project: Path, env: dict[str, str], recovery: recovery_mod.Recovery) -> None:
-    """Clear stale locks and settle pending operations left by an interrupted run."""
-    run_cli = _cli(project, stack.name, env)
-    _retry_if_stale_lock(
-        stack, project, env, recovery,
-        lambda: recovery_mod.settle_pending(lambda: recovery_mod.plain_export(run_cli), run_cli, recovery),
-    )
-
-
-def _backend_url(project: Path, env: dict[str, str]) -> str:
-    if env.get("PULUMI_BACKEND_URL"):
-        return env["PULUMI_BACKEND_URL"]
-    import json
-
-    from vaultfleet.automation import pulumi_command
-
-    return json.loads(pulumi_command().run(["whoami", "--json"], str(project), env).stdout).get("url", "")
-
-
-def _project_name(project: Path) -> str:
-    return (yaml.safe_load((project / "Pulumi.yaml").read_text()) or {}).get("name", "")
-
-
-def _retry_if_stale_lock(stack, project: Path, env: dict[str, str], recovery, operation):
+def _retry_if_stale_lock(run_cli, recovery: recovery_mod.Recovery, operation):
     """Run `operation`; if it fails on a lock left by a dead engine, remove the lock and run it again."""
-    from pulumi import automation as auto
+    from pulumi.automation import CommandError
 
     try:
         return operation()
-    except auto.CommandError as exc:
-        if not recovery_mod.clear_stale_locks(_cli(project, stack.name, env), str(exc), recovery):
+    except CommandError as exc:
+        if not recovery_mod.clear_stale_locks(run_cli, str(exc), recovery):
             raise
     return operation()
 

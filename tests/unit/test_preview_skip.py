@@ -43,7 +43,7 @@ def check(monkeypatch, project, hist, exported):
     def run_cli(args):
         return SimpleNamespace(stdout=json.dumps(hist if args[:2] == ["stack", "history"] else exported))
 
-    monkeypatch.setattr(fleet, "_cli", lambda *a: run_cli)
+    monkeypatch.setattr(fleet.engine, "cli", lambda *a: run_cli)
     return fleet.unchanged_since_last_up(project, "lab-a", {})
 
 
