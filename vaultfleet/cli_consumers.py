@@ -43,10 +43,15 @@ def consumers(
     cluster_store: Annotated[bool, typer.Option("--cluster-store", help="eso: a ClusterSecretStore (usable from the namespace only) instead of a SecretStore.")] = False,
     output: Annotated[Format | None, typer.Option("--format", help="yaml (default) or json; agent config is JSON only.")] = None,
 ) -> None:
-    """Print consumer configuration matching the stack's auth mount and roles; no Vault or cluster needed."""
+    """Print consumer configuration matching the stack's auth mount and roles; no Vault or cluster needed.
+
+    A role granted db-creds also gets its dynamic PostgreSQL credentials, pointed at the connection
+    the shared stack declares for the database role.
+    """
     from vaultfleet import consumers as gen
     from vaultfleet.cli_checks import load_stacks
     from vaultfleet.config import ClusterStack
+    from vaultfleet.consumer_database import DatabaseCredentialsError, resolve
 
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", secret):
         _fail(f"--secret '{secret}' must be a lowercase DNS label (it names the file and the Kubernetes Secret)")
@@ -68,18 +73,25 @@ def consumers(
         _fail("an agent config logs in as one ServiceAccount: pick one with --role/--namespace "
               f"({', '.join(f'{b.role.name} in {b.namespace}' for b in found)})")
 
+    # The shared stack is read only when a role reads database credentials: a broken or absent
+    # shared stack file has nothing to say about KV consumers.
+    shared = _shared_stack(project) if any(b.database_creds for b in found) else None
     groups = []
     for b in found:
-        templates = gen.secret_templates(b)
+        try:
+            databases = resolve(settings, b.database_creds, shared)
+        except DatabaseCredentialsError as exc:
+            _fail(str(exc))
+        templates = gen.secret_templates(b, databases)
         documents = {
             Kind.injector: lambda: [gen.injector_patch(b, templates)],
-            Kind.eso: lambda: gen.eso_objects(b, cluster_store),
-            Kind.vso: lambda: gen.vso_objects(b),
+            Kind.eso: lambda: gen.eso_objects(b, cluster_store, databases),
+            Kind.vso: lambda: gen.vso_objects(b, databases),
             Kind.agent: lambda: [gen.agent_config(b, templates)],
         }[kind]()
         audience = f" for audience '{b.role.audience}'" if b.role.audience else ""
         usage = USAGE[kind].format(namespace=b.namespace, account=b.service_account, audience=audience)
-        groups.append(([b.describe(), usage], documents))
+        groups.append(([b.describe(), *(d.describe() for d in databases), usage], documents))
     for note in notes:
         err.print(f"[yellow]note[/]: {note}", highlight=False)
 
@@ -95,6 +107,33 @@ def consumers(
         for d in docs:
             print("---")
             print(_yaml(d), end="")
+
+
+def _shared_stack(project):
+    """The project's shared stack (vaultfleet:kind: shared) that declares the database engine, validated.
+
+    None when no shared stack declares one; resolve() then says what is missing.
+    """
+    import yaml
+
+    from vaultfleet.cli_checks import load_stacks
+    from vaultfleet.fleet import all_stacks, is_shared
+
+    names = []
+    for name in all_stacks(project):
+        try:
+            if is_shared(project, name):
+                names.append(name)
+        except yaml.YAMLError:
+            continue  # not readable as a stack file; `vaultfleet validate` names it
+    if not names:
+        return None
+    _, stacks = load_stacks(names)
+    engines = [s for s in stacks if s.database is not None]
+    if len(engines) > 1:
+        _fail(f"shared stacks {', '.join(s.name for s in engines)} each declare vaultfleet:database; "
+              "vaultfleet expects the fleet's database engine in one of them")
+    return engines[0] if engines else stacks[0]
 
 
 def _fail(message: str):

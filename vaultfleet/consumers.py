@@ -14,6 +14,14 @@ of the KV v2 mount kv:
 path as written.) A role with an audience accepts only tokens minted for it, so each consumer is
 told to request one: a projected ServiceAccount token for the injector,
 serviceAccountRef.audiences for external-secrets, kubernetes.audiences for VSO.
+
+A role granted `db-creds` reads dynamic PostgreSQL credentials (consumer_database resolves where
+they connect); each consumer gets them its own way, as a PostgreSQL URL:
+
+    Vault Agent injector  agent-inject-secret-db-<role> + a template    database/creds/<role>
+    Vault Agent           a template                                    database/creds/<role>
+    external-secrets      VaultDynamicSecret generator + ExternalSecret path: database/creds/<role>
+    VSO                   VaultDynamicSecret                            mount: database, path: creds/<role>
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaultfleet.config import ClusterStack, Role
+from vaultfleet.consumer_database import DatabaseCredentials
 from vaultfleet.policy import POLICY_DIR, cluster_policy_rules, for_service_account
 
 # external-secrets 1.3.2 (tools/fetch-crds.sh) serves external-secrets.io/v1 only: v1beta1 stopped
 # being served in 0.17. vault-secrets-operator 0.10.0 serves secrets.hashicorp.com/v1beta1.
 ESO_API_VERSION = "external-secrets.io/v1"
+ESO_GENERATOR_API_VERSION = "generators.external-secrets.io/v1alpha1"  # the only version 1.3.2 serves
 VSO_API_VERSION = "secrets.hashicorp.com/v1beta1"
 
 INJECTOR = "vault.hashicorp.com/"
@@ -37,10 +47,8 @@ TOKEN_VOLUME = "vault-token"
 # Where the injector mounts that volume when no app container does (vault-k8s DefaultServiceAccountMount).
 INJECTOR_TOKEN_DIR = "/var/run/secrets/vault.hashicorp.com/serviceaccount"
 SECRETS_DIR = "/vault/secrets"  # where the injector's agent writes rendered secrets
-
-# The database secrets engine's mount; a role whose policies read <mount>/creds/<name> gets a
-# PostgreSQL connection-string template for it.
-DATABASE_MOUNT = "database"
+# Key of the PostgreSQL URL in the Secrets external-secrets and VSO write (beside username, password).
+DATABASE_URL_KEY = "url"
 
 
 class ConsumerError(ValueError):
@@ -63,7 +71,7 @@ class Binding:
     kv_secret: str | None
     """KV v2 data path of the example secret (kv/data/clusters/lab-a/config); None if the role reads no KV."""
     database_creds: tuple[str, ...]
-    """Dynamic credential paths the role can read (database/creds/<name>)."""
+    """Dynamic credential paths the role can read (<databaseMount>/creds/<name>)."""
 
     @property
     def auth_path(self) -> str:
@@ -97,15 +105,6 @@ class SecretTemplate:
     vault_path: str
     contents: str
     """Vault Agent (consul-template) text."""
-
-
-@dataclass(frozen=True)
-class PostgresTarget:
-    """Where a PostgreSQL connection string points; unknown parts stay <placeholders> to fill in."""
-
-    host: str = "<postgres-host>"
-    port: int = 5432
-    database: str = "<database>"
 
 
 def bindings(
@@ -185,7 +184,9 @@ def _binding(stack: ClusterStack, role: Role, namespace: str, account: str, secr
         service_account=account,
         policies=policies,
         kv_secret=_kv_secret(readable, stack.fleet.kv_mount, secret),
-        database_creds=tuple(p for p in readable if re.fullmatch(rf"{DATABASE_MOUNT}/creds/[^/*+<]+", p)),
+        database_creds=tuple(
+            p for p in readable if re.fullmatch(rf"{re.escape(stack.fleet.database_mount)}/creds/[^/*+<]+", p)
+        ),
     )
 
 
@@ -204,8 +205,11 @@ def _kv_secret(paths: list[str], kv_mount: str, secret: str) -> str | None:
 # --- what each consumer gets ---------------------------------------------------------------------
 
 
-def secret_templates(binding: Binding, postgres: PostgresTarget | None = None) -> list[SecretTemplate]:
-    """Vault Agent templates for what the role can read; the injector and a plain agent share them."""
+def secret_templates(binding: Binding, databases: list[DatabaseCredentials] = ()) -> list[SecretTemplate]:
+    """Vault Agent templates for what the role can read; the injector and a plain agent share them.
+
+    `databases`: the binding's dynamic credentials as consumer_database.resolve found them.
+    """
     templates = []
     if binding.kv_secret:
         # KEY=value lines, one per field of the KV v2 secret (Go templates range over sorted keys).
@@ -220,15 +224,14 @@ def secret_templates(binding: Binding, postgres: PostgresTarget | None = None) -
                 "{{ end -}}\n"
             ),
         ))
-    target = postgres or PostgresTarget()
-    for path in binding.database_creds:
+    for database in databases:
         # Each render gets a fresh lease: the agent renews it while the pod runs.
         templates.append(SecretTemplate(
-            name=f"db-{path.rsplit('/', 1)[1]}",
-            vault_path=path,
+            name=database.name,
+            vault_path=database.path,
             contents=(
-                f'{{{{ with secret "{path}" -}}}}\n'
-                f"postgresql://{{{{ .Data.username }}}}:{{{{ .Data.password }}}}@{target.host}:{target.port}/{target.database}\n"
+                f'{{{{ with secret "{database.path}" -}}}}\n'
+                f"{database.target.url('.Data.username', '.Data.password')}\n"
                 "{{- end }}\n"
             ),
         ))
@@ -254,6 +257,10 @@ def injector_patch(binding: Binding, templates: list[SecretTemplate]) -> dict:
     for t in templates:
         annotations[f"{INJECTOR}agent-inject-secret-{t.name}"] = t.vault_path
         annotations[f"{INJECTOR}agent-inject-template-{t.name}"] = t.contents
+    if binding.database_creds:
+        # The sidecar renews the leases while the pod runs; revoking its token on shutdown revokes
+        # them too (they are the token's children), so the users are dropped with the pod.
+        annotations[f"{INJECTOR}agent-revoke-on-shutdown"] = "true"
     return {"spec": {"template": {"metadata": {"annotations": annotations}, "spec": pod_spec}}}
 
 
@@ -264,39 +271,70 @@ def _token_volume(audience: str) -> dict:
     }
 
 
-def eso_objects(binding: Binding, cluster_store: bool = False) -> list[dict]:
-    """An external-secrets SecretStore (or ClusterSecretStore) and an ExternalSecret of the example secret."""
+def eso_objects(binding: Binding, cluster_store: bool = False, databases: list[DatabaseCredentials] = ()) -> list[dict]:
+    """An external-secrets SecretStore (or ClusterSecretStore), an ExternalSecret of the example secret,
+    and per database role a VaultDynamicSecret generator with the ExternalSecret that runs it."""
     store = eso_store(binding, cluster_store)
-    if not binding.kv_key:
-        return [store]
-    secret = binding.kv_key.rsplit("/", 1)[1]
-    return [store, _object(ESO_API_VERSION, "ExternalSecret", secret, binding.namespace, {
-        "refreshInterval": "1h",
-        "secretStoreRef": {"kind": store["kind"], "name": store["metadata"]["name"]},
-        "target": {"name": secret},
-        # The key inside the mount, without data/: version v2 adds it.
-        "dataFrom": [{"extract": {"key": binding.kv_key}}],
-    })]
+    objects = [store]
+    if binding.kv_key:
+        secret = binding.kv_key.rsplit("/", 1)[1]
+        objects.append(_object(ESO_API_VERSION, "ExternalSecret", secret, binding.namespace, {
+            "refreshInterval": "1h",
+            "secretStoreRef": {"kind": store["kind"], "name": store["metadata"]["name"]},
+            "target": {"name": secret},
+            # The key inside the mount, without data/: version v2 adds it.
+            "dataFrom": [{"extract": {"key": binding.kv_key}}],
+        }))
+    for database in databases:
+        objects += eso_database(binding, database)
+    return objects
+
+
+def eso_database(binding: Binding, database: DatabaseCredentials) -> list[dict]:
+    """A VaultDynamicSecret generator for the role's credentials and an ExternalSecret running it.
+
+    A SecretStore reads static secrets only; dynamic ones come from a generator, which logs in
+    itself (same mount, role, ServiceAccount). external-secrets neither renews nor revokes the
+    lease: each refresh issues new credentials and the old ones lapse with their lease, so the
+    refresh comes at half the lease and workloads must pick up the changed Secret.
+    """
+    generator = _object(ESO_GENERATOR_API_VERSION, "VaultDynamicSecret", database.name, binding.namespace, {
+        "path": database.path,  # the whole Vault path, mount included
+        "method": "GET",
+        "resultType": "Data",  # username, password
+        "provider": {"server": binding.vault_address, "auth": {"kubernetes": _eso_kubernetes_auth(binding)}},
+    })
+    external = _object(ESO_API_VERSION, "ExternalSecret", database.name, binding.namespace, {
+        "refreshInterval": f"{max(database.default_ttl // 2, 1)}s",
+        "target": {
+            "name": database.name,
+            # Merge: the Secret keeps username and password and gains the URL.
+            "template": {"engineVersion": "v2", "mergePolicy": "Merge",
+                         "data": {DATABASE_URL_KEY: database.target.url(".username", ".password")}},
+        },
+        "dataFrom": [{"sourceRef": {"generatorRef": {
+            "apiVersion": ESO_GENERATOR_API_VERSION, "kind": "VaultDynamicSecret", "name": database.name,
+        }}}],
+    })
+    return [generator, external]
+
+
+def _eso_kubernetes_auth(binding: Binding) -> dict:
+    account: dict = {"name": binding.service_account}
+    if binding.role.audience:
+        account["audiences"] = [binding.role.audience]
+    # No auth/ prefix: external-secrets logs in at auth/<mountPath>/login.
+    return {"mountPath": binding.mount_path, "role": binding.role.name, "serviceAccountRef": account}
 
 
 def eso_store(binding: Binding, cluster_store: bool = False) -> dict:
     """An external-secrets SecretStore (or ClusterSecretStore) logging in with the binding's role."""
-    account: dict = {"name": binding.service_account}
-    if binding.role.audience:
-        account["audiences"] = [binding.role.audience]
+    auth = _eso_kubernetes_auth(binding)
     provider = {
-        "vault": {
-            "server": binding.vault_address,
-            "path": binding.kv_mount,
-            "version": "v2",
-            "auth": {
-                # No auth/ prefix: external-secrets logs in at auth/<mountPath>/login.
-                "kubernetes": {"mountPath": binding.mount_path, "role": binding.role.name, "serviceAccountRef": account},
-            },
-        }
+        "vault": {"server": binding.vault_address, "path": binding.kv_mount, "version": "v2", "auth": {"kubernetes": auth}}
     }
     if cluster_store:
-        account["namespace"] = binding.namespace
+        auth["serviceAccountRef"]["namespace"] = binding.namespace
         name = f"vaultfleet-{binding.role.name}-{binding.namespace}"
         # Only the role's namespace may use a store that logs in as one of its ServiceAccounts.
         store = _object(ESO_API_VERSION, "ClusterSecretStore", name, None,
@@ -307,18 +345,37 @@ def eso_store(binding: Binding, cluster_store: bool = False) -> dict:
     return store
 
 
-def vso_objects(binding: Binding) -> list[dict]:
-    """Vault Secrets Operator VaultConnection + VaultAuth, and a VaultStaticSecret of the example secret."""
+def vso_objects(binding: Binding, databases: list[DatabaseCredentials] = ()) -> list[dict]:
+    """Vault Secrets Operator VaultConnection + VaultAuth, a VaultStaticSecret of the example secret,
+    and a VaultDynamicSecret per database role."""
     objects = vso_auth(binding)
+    auth = objects[-1]["metadata"]["name"]
     if binding.kv_key:
         secret = binding.kv_key.rsplit("/", 1)[1]
         objects.append(_object(VSO_API_VERSION, "VaultStaticSecret", secret, binding.namespace, {
-            "vaultAuthRef": objects[-1]["metadata"]["name"],
+            "vaultAuthRef": auth,
             "mount": binding.kv_mount,
             "type": "kv-v2",
             "path": binding.kv_key,
             "refreshAfter": "60s",
             "destination": {"name": secret, "create": True},
+        }))
+    for database in databases:
+        # VSO renews the lease (at renewalPercent of it) and fetches new credentials when it can no
+        # longer be renewed; the lease is revoked when the object is deleted.
+        objects.append(_object(VSO_API_VERSION, "VaultDynamicSecret", database.name, binding.namespace, {
+            "vaultAuthRef": auth,
+            "mount": database.mount,
+            "path": f"creds/{database.role}",  # relative to the mount
+            "revoke": True,
+            "destination": {
+                "name": database.name,
+                "create": True,
+                # Beside the username and password VSO writes: the URL (VSO's templates read .Secrets).
+                "transformation": {"templates": {DATABASE_URL_KEY: {
+                    "text": database.target.url('get .Secrets "username"', 'get .Secrets "password"'),
+                }}},
+            },
         }))
     return objects
 

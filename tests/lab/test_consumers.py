@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import time
 from pathlib import Path
 
 import hvac
@@ -18,11 +16,14 @@ import yaml
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.lab import k8s
+from tests.lab import consumer_checks, k8s
+from tests.lab.agent import run_agent
 from tests.lab.conftest import copy_project, use_lab_for_cli
+from tests.lab.consumer_checks import assert_role_admits
+from tests.lab.consumer_checks import assert_subset as _assert_subset
+from tests.lab.consumer_checks import create_strict as _create
 from vaultfleet.automation import select_stack
 from vaultfleet.cli import app
-from vaultfleet.lab.tools import find_tool, tools_bin_dir
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()
@@ -93,34 +94,9 @@ def fleet(lab, lab_env, tmp_path_factory):
 @pytest.fixture(scope="module")
 def crds(fleet):
     """The projects' own CRDs in lab-a, as tools/fetch-crds.sh cached them; removed afterwards."""
-    extensions = client.ApiextensionsV1Api(fleet.kube)
-    names = []
-    for project_name, plurals in CRDS.items():
-        directory = tools_bin_dir().parent / "crds" / project_name
-        if not (directory / ".complete").exists():
-            pytest.fail(f"no CRDs in {directory}: run tools/fetch-crds.sh (make tools does)")
-        for plural in plurals:
-            (path,) = directory.glob(f"*_{plural}.yaml")
-            crd = yaml.safe_load(path.read_text())
-            try:
-                extensions.create_custom_resource_definition(crd, _preload_content=False)
-            except client.ApiException as exc:
-                if exc.status != 409:
-                    raise
-            names.append(crd["metadata"]["name"])
-    deadline = time.monotonic() + 60
-    for name in names:
-        while not _established(extensions, name):
-            assert time.monotonic() < deadline, f"CRD {name} not established"
-            time.sleep(0.2)
+    names = consumer_checks.install(fleet.kube, CRDS)
     yield names
-    for name in names:  # deleting a CRD deletes its objects
-        extensions.delete_custom_resource_definition(name)
-
-
-def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
-    status = json.loads(extensions.read_custom_resource_definition(name, _preload_content=False).data)["status"]
-    return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions", []))
+    consumer_checks.remove(fleet.kube, names)
 
 
 def test_1_one_role_gives_each_namespace_its_own_subtree(fleet):
@@ -149,43 +125,6 @@ def test_1_one_role_gives_each_namespace_its_own_subtree(fleet):
                 f"clusters/{CLUSTER}/namespaces/{mine}/config", secret={"x": "y"}, mount_point="kv"
             )
         token.auth.token.revoke_self()
-
-
-def _create(api: client.ApiClient, document: dict) -> dict:
-    """Create the object for real, refusing unknown fields (fieldValidation=Strict); return it as stored."""
-    group, version = document["apiVersion"].split("/")
-    plural = document["kind"].lower() + "s"
-    objects = client.CustomObjectsApi(api)
-    namespace = document["metadata"].get("namespace")
-    if namespace:
-        k8s.ensure_namespace(api, namespace)
-        objects.create_namespaced_custom_object(group, version, namespace, plural, document, field_validation="Strict")
-        return objects.get_namespaced_custom_object(group, version, namespace, plural, document["metadata"]["name"])
-    objects.create_cluster_custom_object(group, version, plural, document, field_validation="Strict")
-    return objects.get_cluster_custom_object(group, version, plural, document["metadata"]["name"])
-
-
-def _assert_subset(generated, stored, where="spec"):
-    """Everything generated came back as written (the server may add defaults, never drop a field)."""
-    if isinstance(generated, dict):
-        for key, value in generated.items():
-            assert key in stored, f"{where}.{key} was dropped"
-            _assert_subset(value, stored[key], f"{where}.{key}")
-    elif isinstance(generated, list):
-        assert len(generated) == len(stored), f"{where}: {generated!r} stored as {stored!r}"
-        for i, (item, kept) in enumerate(zip(generated, stored)):
-            _assert_subset(item, kept, f"{where}[{i}]")
-    else:
-        assert generated == stored, f"{where}: {generated!r} stored as {stored!r}"
-
-
-def _assert_role_admits(fleet, mount: str, role: str, namespace: str, account: str, audiences: list[str] | None):
-    """The mount and role the object names exist in Vault and bind this ServiceAccount and audience."""
-    assert fleet.vault.sys.list_auth_methods()["data"][f"{mount}/"]["type"] == "kubernetes"
-    vault_role = fleet.vault.auth.kubernetes.read_role(role, mount_point=mount)
-    assert account in vault_role["bound_service_account_names"]
-    assert namespace in vault_role["bound_service_account_namespaces"] or "*" in vault_role["bound_service_account_namespaces"]
-    assert audiences == ([vault_role["audience"]] if vault_role["audience"] else None)
 
 
 def _assert_kv_mount(fleet, path: str, version: str) -> None:
@@ -218,7 +157,7 @@ def test_2_generated_objects_are_accepted_by_the_real_crds_and_match_vault(fleet
         account = auth["serviceAccountRef"]
         assert vault["server"] == fleet.lab.vault_addr
         _assert_kv_mount(fleet, vault["path"], vault["version"].removeprefix("v"))
-        _assert_role_admits(fleet, auth["mountPath"], auth["role"], account.get("namespace", namespace),
+        assert_role_admits(fleet.vault, auth["mountPath"], auth["role"], account.get("namespace", namespace),
                             account["name"], account.get("audiences"))
         secret_path = (vault["path"], stored["ExternalSecret"]["spec"]["dataFrom"][0]["extract"]["key"])
         login = (auth["role"], account["name"], account.get("audiences"))
@@ -227,7 +166,7 @@ def test_2_generated_objects_are_accepted_by_the_real_crds_and_match_vault(fleet
         assert connection["spec"]["address"] == fleet.lab.vault_addr
         assert auth["spec"]["vaultConnectionRef"] == connection["metadata"]["name"]
         kube = auth["spec"]["kubernetes"]
-        _assert_role_admits(fleet, auth["spec"]["mount"], kube["role"], namespace, kube["serviceAccount"], kube.get("audiences"))
+        assert_role_admits(fleet.vault, auth["spec"]["mount"], kube["role"], namespace, kube["serviceAccount"], kube.get("audiences"))
         assert static["spec"]["vaultAuthRef"] == auth["metadata"]["name"]
         _assert_kv_mount(fleet, static["spec"]["mount"], static["spec"]["type"].removeprefix("kv-v"))
         secret_path = (static["spec"]["mount"], static["spec"]["path"])
@@ -286,7 +225,7 @@ def test_4_injector_patch_applies_and_its_fields_match_vault(fleet):
     assert auth_path.startswith("auth/")  # the injector's agent takes the path as written
     (volume,) = [v for v in pod.spec.volumes if v.name == annotations["vault.hashicorp.com/agent-service-account-token-volume-name"]]
     audience = volume.projected.sources[0].service_account_token.audience
-    _assert_role_admits(fleet, auth_path.removeprefix("auth/"), annotations["vault.hashicorp.com/role"], "app",
+    assert_role_admits(fleet.vault, auth_path.removeprefix("auth/"), annotations["vault.hashicorp.com/role"], "app",
                         pod.spec.service_account_name, [audience])
     assert pod.spec.containers[0].name == "web"  # the patch merged, it did not replace the pod spec
 
@@ -316,22 +255,8 @@ def test_5_vault_agent_logs_in_and_renders_the_generated_template(fleet, tmp_pat
     # Only file locations change; role, mount, address and template are vaultfleet's.
     method["config"]["token_path"] = str(token_file)
     template["destination"] = str(tmp_path / "secrets" / Path(template["destination"]).name)
-    (tmp_path / "agent.json").write_text(json.dumps(config))
 
-    log = (tmp_path / "agent.log").open("w")
-    # No VAULT_TOKEN or VAULT_ADDR of ours: the agent gets everything from its config and the login.
-    agent = subprocess.Popen(
-        [find_tool("bao"), "agent", f"-config={tmp_path / 'agent.json'}", "-exit-after-auth"],
-        stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
-    try:
-        code = agent.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        agent.kill()  # by the PID we started
-        agent.wait()
-        code = None
-    log.close()
-    output = (tmp_path / "agent.log").read_text()
+    code, output = run_agent(config, tmp_path)
     assert code == 0, output
     rendered = Path(template["destination"]).read_text()
     assert rendered == f"password={namespace}-pw\nuser={role}-user\n"
@@ -375,7 +300,7 @@ def test_7_up_creates_the_consumer_objects_a_role_asks_for_and_removes_them(flee
             _assert_subset(printed[stored["kind"]]["spec"], stored["spec"])
         store = objects.get_namespaced_custom_object("external-secrets.io", "v1", "app", "secretstores", "vaultfleet-app")
         auth = store["spec"]["provider"]["vault"]["auth"]["kubernetes"]
-        _assert_role_admits(fleet, auth["mountPath"], auth["role"], "app", auth["serviceAccountRef"]["name"],
+        assert_role_admits(fleet.vault, auth["mountPath"], auth["role"], "app", auth["serviceAccountRef"]["name"],
                             auth["serviceAccountRef"].get("audiences"))
     finally:
         path.write_text(original)

@@ -17,20 +17,16 @@ import psycopg
 import pytest
 import yaml
 from pulumi import automation as auto
+from pydantic import SecretStr
 
+from tests.lab import database as lab_db
 from tests.lab import k8s
 from tests.lab.conftest import copy_project
+from tests.lab.database import CREATE, REVOKE, VAULT_DB_USER
 from vaultfleet.automation import select_stack
 
 pytestmark = pytest.mark.lab
 
-# The PostgreSQL user Vault connects as: it may create roles and hand out SELECT on one table, no more.
-VAULT_DB_USER = "vaultfleet_admin"
-CREATE = [
-    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-    'GRANT SELECT ON inventory TO "{{name}}";',
-]
-REVOKE = ['REVOKE ALL ON inventory FROM "{{name}}";', 'DROP ROLE IF EXISTS "{{name}}";']
 CLUSTER_ROLE = "db-app"  # lab-a's Vault role granted db-creds
 NAMESPACE, ACCOUNT = "shop", "orders"
 
@@ -70,21 +66,10 @@ class DatabaseFleet:
         return client
 
     def superuser(self) -> psycopg.Connection:
-        return psycopg.connect(**self.pg.connect_kwargs(), autocommit=True)
+        return lab_db.superuser(self.pg)
 
     def as_user(self, username, password) -> psycopg.Connection:
         return psycopg.connect(**self.pg.connect_kwargs(user=username, password=password))
-
-
-def _prepare_postgres(fleet: DatabaseFleet) -> None:
-    with fleet.superuser() as conn:
-        conn.execute("DROP TABLE IF EXISTS inventory")
-        conn.execute(f"DROP ROLE IF EXISTS {VAULT_DB_USER}")
-        conn.execute("CREATE TABLE inventory (item text PRIMARY KEY, count int)")
-        conn.execute("INSERT INTO inventory VALUES ('bolts', 40), ('nuts', 2)")
-        # PASSWORD takes no bind parameter; the value is ours (token_urlsafe: no quotes).
-        conn.execute(f"CREATE ROLE {VAULT_DB_USER} WITH LOGIN CREATEROLE PASSWORD '{fleet.admin_password}'")
-        conn.execute(f"GRANT SELECT ON inventory TO {VAULT_DB_USER} WITH GRANT OPTION")
 
 
 def _declare(fleet: DatabaseFleet) -> None:
@@ -121,15 +106,13 @@ def _declare(fleet: DatabaseFleet) -> None:
 def fleet(lab, lab_env, tmp_path_factory):
     assert lab.postgres is not None, "this lab runs without PostgreSQL: `vaultfleet lab down` and `lab up` again"
     fleet = DatabaseFleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("dbfleet")), secrets.token_urlsafe(24))
-    _prepare_postgres(fleet)
+    lab_db.prepare(lab.postgres, SecretStr(fleet.admin_password))
     _declare(fleet)
     yield fleet
     for name in ("lab-a", "vault"):
         fleet.stacks[name].destroy(color="never")
         fleet.stacks[name].workspace.remove_stack(name)
-    with fleet.superuser() as conn:
-        conn.execute("DROP TABLE IF EXISTS inventory")
-        conn.execute(f"DROP ROLE IF EXISTS {VAULT_DB_USER}")
+    lab_db.drop(lab.postgres)
 
 
 def test_1_engine_connection_roles_and_policy_in_vault(fleet):

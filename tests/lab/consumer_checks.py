@@ -1,0 +1,104 @@
+"""Checking generated consumer objects on the lab: the consumer projects' own CRDs, objects created
+under them for real (strict field validation), and the mount and role they name, in Vault."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import hvac
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.lab import k8s
+from vaultfleet.lab.tools import tools_bin_dir
+
+
+def install(api: client.ApiClient, wanted: dict[str, list[str]], timeout: float = 60) -> list[str]:
+    """Install CRDs as tools/fetch-crds.sh cached them ({project: [plural, ...]}); return their names."""
+    extensions = client.ApiextensionsV1Api(api)
+    names = []
+    for project_name, plurals in wanted.items():
+        directory = tools_bin_dir().parent / "crds" / project_name
+        if not (directory / ".complete").exists():
+            pytest.fail(f"no CRDs in {directory}: run tools/fetch-crds.sh (make tools does)")
+        for plural in plurals:
+            (path,) = directory.glob(f"*_{plural}.yaml")  # one per plural in each project
+            crd = yaml.safe_load(path.read_text())
+            try:
+                extensions.create_custom_resource_definition(crd, _preload_content=False)
+            except client.ApiException as exc:
+                if exc.status != 409:
+                    raise
+            names.append(crd["metadata"]["name"])
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while not _established(extensions, name):
+            assert time.monotonic() < deadline, f"CRD {name} not established"
+            time.sleep(0.2)
+    return names
+
+
+def remove(api: client.ApiClient, names: list[str], timeout: float = 60) -> None:
+    """Delete the CRDs (and with them every object of theirs), and wait until they are gone.
+
+    Waiting matters to the next module that installs them: a CRD being deleted answers a create
+    with 409, then disappears under the objects created after it.
+    """
+    extensions = client.ApiextensionsV1Api(api)
+    for name in names:
+        extensions.delete_custom_resource_definition(name)
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while True:
+            try:
+                extensions.read_custom_resource_definition(name, _preload_content=False)
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    break
+                raise
+            assert time.monotonic() < deadline, f"CRD {name} still there {timeout}s after its deletion"
+            time.sleep(0.2)
+
+
+def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
+    status = json.loads(extensions.read_custom_resource_definition(name, _preload_content=False).data)["status"]
+    return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions", []))
+
+
+def create_strict(api: client.ApiClient, document: dict) -> dict:
+    """Create the object for real, refusing unknown fields (fieldValidation=Strict); return it as stored."""
+    group, version = document["apiVersion"].split("/")
+    plural = document["kind"].lower() + "s"
+    objects = client.CustomObjectsApi(api)
+    namespace = document["metadata"].get("namespace")
+    if namespace:
+        k8s.ensure_namespace(api, namespace)
+        objects.create_namespaced_custom_object(group, version, namespace, plural, document, field_validation="Strict")
+        return objects.get_namespaced_custom_object(group, version, namespace, plural, document["metadata"]["name"])
+    objects.create_cluster_custom_object(group, version, plural, document, field_validation="Strict")
+    return objects.get_cluster_custom_object(group, version, plural, document["metadata"]["name"])
+
+
+def assert_subset(generated, stored, where="spec"):
+    """Everything generated came back as written (the server may add defaults, never drop a field)."""
+    if isinstance(generated, dict):
+        for key, value in generated.items():
+            assert key in stored, f"{where}.{key} was dropped"
+            assert_subset(value, stored[key], f"{where}.{key}")
+    elif isinstance(generated, list):
+        assert len(generated) == len(stored), f"{where}: {generated!r} stored as {stored!r}"
+        for i, (item, kept) in enumerate(zip(generated, stored)):
+            assert_subset(item, kept, f"{where}[{i}]")
+    else:
+        assert generated == stored, f"{where}: {generated!r} stored as {stored!r}"
+
+
+def assert_role_admits(vault: hvac.Client, mount: str, role: str, namespace: str, account: str, audiences: list[str] | None):
+    """The mount and role an object names exist in Vault and bind this ServiceAccount and audience."""
+    assert vault.sys.list_auth_methods()["data"][f"{mount}/"]["type"] == "kubernetes"
+    vault_role = vault.auth.kubernetes.read_role(role, mount_point=mount)
+    assert account in vault_role["bound_service_account_names"]
+    assert namespace in vault_role["bound_service_account_namespaces"] or "*" in vault_role["bound_service_account_namespaces"]
+    assert audiences == ([vault_role["audience"]] if vault_role["audience"] else None)

@@ -1,0 +1,41 @@
+"""The lab PostgreSQL as the database lab tests set it up: a table, and the user Vault connects as."""
+
+from __future__ import annotations
+
+import psycopg
+from pydantic import SecretStr
+
+from vaultfleet.lab.postgres import PostgresServer
+
+# The PostgreSQL user Vault connects as: it may create roles and hand out SELECT on one table, no more.
+VAULT_DB_USER = "vaultfleet_admin"
+CREATE = [
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+    'GRANT SELECT ON inventory TO "{{name}}";',
+]
+REVOKE = ['REVOKE ALL ON inventory FROM "{{name}}";', 'DROP ROLE IF EXISTS "{{name}}";']
+INVENTORY = [("bolts", 40), ("nuts", 2)]
+
+
+def superuser(pg: PostgresServer) -> psycopg.Connection:
+    return psycopg.connect(**pg.connect_kwargs(), autocommit=True)
+
+
+def prepare(pg: PostgresServer, admin_password: SecretStr) -> None:
+    """A fresh `inventory` table and VAULT_DB_USER (CREATEROLE, SELECT it may grant on).
+
+    The password comes as a SecretStr: pytest shows a failing frame's arguments, and its repr is masked.
+    """
+    drop(pg)
+    with superuser(pg) as conn:
+        conn.execute("CREATE TABLE inventory (item text PRIMARY KEY, count int)")
+        conn.cursor().executemany("INSERT INTO inventory VALUES (%s, %s)", INVENTORY)
+        # PASSWORD takes no bind parameter; the value is ours (token_urlsafe: no quotes).
+        conn.execute(f"CREATE ROLE {VAULT_DB_USER} WITH LOGIN CREATEROLE PASSWORD '{admin_password.get_secret_value()}'")
+        conn.execute(f"GRANT SELECT ON inventory TO {VAULT_DB_USER} WITH GRANT OPTION")
+
+
+def drop(pg: PostgresServer) -> None:
+    with superuser(pg) as conn:
+        conn.execute("DROP TABLE IF EXISTS inventory")
+        conn.execute(f"DROP ROLE IF EXISTS {VAULT_DB_USER}")
