@@ -22,7 +22,7 @@ from tests.lab import k8s
 from tests.lab.conftest import copy_project, use_lab_for_cli
 from vaultfleet.automation import select_stack
 from vaultfleet.cli import app
-from vaultfleet.lab.tools import find_tool, tools_bin_dir
+from vaultfleet.lab.tools import tools_bin_dir
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()
@@ -321,7 +321,7 @@ def test_5_vault_agent_logs_in_and_renders_the_generated_template(fleet, tmp_pat
     log = (tmp_path / "agent.log").open("w")
     # No VAULT_TOKEN or VAULT_ADDR of ours: the agent gets everything from its config and the login.
     agent = subprocess.Popen(
-        [find_tool("bao"), "agent", f"-config={tmp_path / 'agent.json'}", "-exit-after-auth"],
+        [fleet.lab.vault_cli, "agent", f"-config={tmp_path / 'agent.json'}", "-exit-after-auth"],
         stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     try:

@@ -89,7 +89,7 @@ def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
         "VAULTFLEET_CONFIG_DIR": str(tmp_path / "config"),
     }
     code = (
-        "import json; from vaultfleet.lab import lab; s = lab.up(1, echo=None); "
+        "import json; from vaultfleet.lab import lab, servers; s = lab.up(1, echo=None, server=servers.from_env()); "
         "print(json.dumps({'procs': [p.to_json() for p in s.processes], 'postgres': s.postgres.directory, "
         "'ports': [18300, 18479, 18480, 16543, 17543, 18532]}))"
     )
