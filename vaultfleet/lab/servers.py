@@ -60,8 +60,8 @@ def config_hcl(data_dir: str, port: int, api_addr: str) -> str:
     Every key here means the same in OpenBao 2.4 and Vault 1.14: file storage, one plain-HTTP
     listener on loopback, `api_addr` (what the server tells clients to use), `disable_mlock` (the
     lab's processes need no locked memory, and mlock needs CAP_IPC_LOCK when not root), no web
-    UI (neither build has one). No `cluster_addr`: file storage is not HA, so neither server
-    listens on a cluster port; the lab still keeps port+1 free for it.
+    UI (neither build has one). Both also listen for cluster traffic on the listener's port + 1
+    (127.0.0.1 only, derived from `address`), which is why the lab checks that port is free too.
     """
     return (
         f'storage "file" {{\n  path = "{data_dir}"\n}}\n'
