@@ -187,8 +187,7 @@ kubectl --context lab-b get serviceaccount vault-auth -n kube-system -o name
     assert "serviceaccount/vault-auth" in out.stdout
     assert next(c.server for c in fleet.lab.clusters if c.name == "lab-b") in out.stdout
     # $VAULT_CLI is the lab's own server binary (`bao` or `vault`), not whichever is first on PATH.
-    product = {"openbao": "OpenBao", "vault": "Vault"}[fleet.lab.vault_server]
-    assert f"{product} v{fleet.lab.vault_version} " in out.stdout
+    assert f"{fleet.lab.server.banner} v{fleet.lab.vault_version} " in out.stdout
 
 
 def test_7_invalid_stack_file_stops_preview_naming_file_and_field(fleet):

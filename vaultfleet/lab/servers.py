@@ -27,13 +27,15 @@ class ServerKind:
     binary: str
     """Executable in the tool cache (server, CLI and agent in one)."""
     product: str
+    banner: str
+    """How `<binary> version` starts: "<banner> v<version> (<commit>)..."."""
     build: str
     """The command that puts `binary` into the tool cache, for the missing-tool error."""
 
 
 SERVERS: dict[str, ServerKind] = {
-    "openbao": ServerKind("openbao", "bao", "OpenBao", "bash tools/build-vault-server.sh openbao"),
-    "vault": ServerKind("vault", "vault", "HashiCorp Vault", "bash tools/build-vault-server.sh vault"),
+    "openbao": ServerKind("openbao", "bao", "OpenBao", "OpenBao", "bash tools/build-vault-server.sh openbao"),
+    "vault": ServerKind("vault", "vault", "HashiCorp Vault", "Vault", "bash tools/build-vault-server.sh vault"),
 }
 
 # lab.json written before the lab could choose recorded the binary's name ("bao") instead.
