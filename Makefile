@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set everything up and run the main job on the local lab
-#   make test   set everything up and run the whole test suite (unit + lab)
+#   make test   set everything up and run the whole test suite (unit + lab), the lab tests once
+#               per lab server (OpenBao, HashiCorp Vault)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -29,8 +30,23 @@ postgres:
 demo: venv tools postgres
 	$(BIN)/python -m vaultfleet.demo
 
+# The suite runs once per lab server of LAB_SERVERS: the whole suite (unit + lab) against the first,
+# then the lab tests again against each other one. Every pytest session starts and stops its own lab
+# of the server $VAULTFLEET_LAB_SERVER names (tests/lab/conftest.py). Each run runs even when an
+# earlier one failed; the target fails when any did. `make test LAB_SERVERS=openbao`: one server.
+LAB_SERVERS ?= openbao vault
+
 test: venv tools postgres
-	$(BIN)/python -m pytest -v --timeout=1800
+	@rc=0; summary=""; selection=""; what="whole suite"; \
+	for server in $(LAB_SERVERS); do \
+		t0=$$(date +%s); \
+		echo "[test] $$what against lab server $$server"; \
+		if VAULTFLEET_LAB_SERVER=$$server $(BIN)/python -m pytest -v --timeout=1800 $$selection; \
+		then result=passed; else result=FAILED; rc=1; fi; \
+		summary="$$summary\n[test] $$what against $$server: $$result in $$(( $$(date +%s) - t0 ))s"; \
+		selection="-m lab"; what="lab tests"; \
+	done; \
+	printf "$$summary\n"; exit $$rc
 
 unit: venv
 	$(BIN)/python -m pytest -v tests/unit

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a Vault-compatible server into the tool cache (see lib.sh), without the web UI:
 #   openbao  -> bao    OpenBao (MPL), the default server of the tests
-#   vault    -> vault  HashiCorp Vault 1.14.1 (MPL), a second server to test against
+#   vault    -> vault  HashiCorp Vault 1.14.1 (MPL), the second server `make test` tests against
 # Both have the dev server (`server -dev`), the kubernetes auth method, kv-v2, the `agent`
 # subcommand and the built-in PostgreSQL database plugin.
 # Usage: tools/build-vault-server.sh [openbao] [vault]   (default: both)
@@ -98,7 +98,7 @@ build_vault() {
   fi
   local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver" src="$VAULTFLEET_TOOLS/src/$tool-$ver"
   stage_tree "$src" "$VAULT_MOD@v$ver" "${VAULT_NESTED[@]}"
-  log "$tool $ver: go build ./ (no UI; about 10 minutes on 2 cores)"
+  log "$tool $ver: go build ./ (no UI; about 6 minutes on 2 cores after the other tools)"
   mkdir -p "$out/bin"
   ( cd "$src" && go build -trimpath -o "$out/bin/vault" -ldflags "-s -w \
       -X $VAULT_MOD/version.GitCommit=$VAULT_COMMIT \

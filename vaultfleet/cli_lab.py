@@ -19,20 +19,37 @@ def up(
     with_postgres: Annotated[
         bool, typer.Option("--postgres/--no-postgres", help="Also start PostgreSQL on 127.0.0.1 (Debian package postgresql).")
     ] = True,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="Vault-compatible server to run: openbao (bao) or vault (HashiCorp Vault). "
+            "Default: $VAULTFLEET_LAB_SERVER, else openbao.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the lab and wait until every part is healthy."""
-    from vaultfleet.lab import lab
+    from vaultfleet.lab import lab, servers
     from vaultfleet.lab.tools import MissingTool
 
     try:
-        state = lab.up(clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), with_postgres=with_postgres)
+        kind = servers.server_kind(server) if server else servers.from_env()
+    except ValueError as exc:
+        err.print(f"[red]lab up failed:[/] {exc}")
+        raise typer.Exit(code=2) from None
+    try:
+        state = lab.up(clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), with_postgres=with_postgres, server=kind)
     except (lab.LabError, MissingTool, ValueError) as exc:
         err.print(f"[red]lab up failed:[/] {exc}")
         raise typer.Exit(code=2) from None
     except (RuntimeError, TimeoutError) as exc:
         err.print(f"[red]lab up failed, everything it started was stopped:[/] {exc}")
         raise typer.Exit(code=1) from None
-    out.print(f"lab up in {state.startup_seconds:.1f}s: {state.vault_server} at {state.vault_addr}")
+    out.print(
+        f"lab up in {state.startup_seconds:.1f}s: {state.server.product} {state.vault_version} at {state.vault_addr}"
+        f" (CLI: {state.vault_cli})"
+    )
     for c in state.clusters:
         out.print(f"  context {c.name}: kube-apiserver {c.server}")
     if state.postgres is not None:
@@ -66,6 +83,9 @@ def status(
     elif not rows:
         out.print("no lab running (start one with `vaultfleet lab up`)")
     else:
+        state = lab.LabState.load()
+        if state is not None:
+            out.print(f"{state.server.product} {state.vault_version} at {state.vault_addr} (CLI: {state.vault_cli})")
         table = Table("component", "pid", "running", "healthy")
         for r in rows:
             table.add_row(r["component"], str(r["pid"]), _yes(r["running"]), _yes(r["healthy"]))

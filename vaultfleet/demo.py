@@ -15,7 +15,7 @@ from kubernetes import config
 from vaultfleet.automation import project_dir, select_stack
 from vaultfleet.console import err, out
 from vaultfleet.kube import ensure_service_account, request_token
-from vaultfleet.lab import lab, processes
+from vaultfleet.lab import lab, processes, servers
 
 
 def _token(kubeconfig: str, context: str, namespace: str, account: str) -> str:
@@ -27,7 +27,7 @@ def _token(kubeconfig: str, context: str, namespace: str, account: str) -> str:
 def main() -> int:
     state = lab.LabState.load()
     if state is None or not all(processes.is_running(p) for p in state.processes):
-        state = lab.up(2, echo=lambda m: err.print(f"[dim]lab:[/] {m}"))
+        state = lab.up(2, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), server=servers.from_env())
         out.print(f"lab up in {state.startup_seconds:.1f}s")
     env = {**state.env(), "VAULT_TOKEN": state.vault_token()}
     project = project_dir()
@@ -51,7 +51,7 @@ def main() -> int:
         else:
             err.print(f"[red]login of a {cluster} token at {other}'s mount succeeded: clusters are not isolated[/]")
             failures += 1
-    out.print('explore: eval "$(.venv/bin/vaultfleet lab env)"; then pulumi stack ls, bao auth list, kubectl --context lab-a get sa -A')
+    out.print('explore: eval "$(.venv/bin/vaultfleet lab env)"; then pulumi stack ls, "$VAULT_CLI" auth list, kubectl --context lab-a get sa -A')
     return 1 if failures else 0
 
 

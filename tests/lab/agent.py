@@ -6,26 +6,21 @@ import json
 import subprocess
 from pathlib import Path
 
-from vaultfleet.lab.tools import find_tool
 
+def run_agent(binary: str, config: dict, workdir: Path, timeout: float = 60) -> tuple[int | None, str]:
+    """Run `<binary> agent -config=... -exit-after-auth` once: log in, render every template, exit.
 
-def agent_binary() -> str:
-    """The binary whose `agent` subcommand the tests run (OpenBao's `bao agent`)."""
-    return find_tool("bao")
-
-
-def run_agent(config: dict, workdir: Path, timeout: float = 60) -> tuple[int | None, str]:
-    """Run `agent -config=... -exit-after-auth` once: log in, render every template, exit.
-
-    Returns the exit code (None if it had to be killed) and its log. No VAULT_TOKEN or VAULT_ADDR of
-    ours reaches it: the agent gets everything from its config and the login.
+    `binary` is the lab's own server binary (`LabState.vault_cli`: `bao` or `vault`), so the agent
+    is the one of the server under test. Returns the exit code (None if it had to be killed) and its
+    log. No VAULT_TOKEN or VAULT_ADDR of ours reaches it: the agent gets everything from its config
+    and the login.
     """
     config_file = workdir / "agent.json"
     config_file.write_text(json.dumps(config))
     log_file = workdir / "agent.log"
     with log_file.open("w") as log:
         agent = subprocess.Popen(
-            [agent_binary(), "agent", f"-config={config_file}", "-exit-after-auth"],
+            [binary, "agent", f"-config={config_file}", "-exit-after-auth"],
             stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)},
         )
         try:

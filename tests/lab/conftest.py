@@ -1,4 +1,8 @@
-"""Lab fixtures: one lab for the whole session (reused if one is already running)."""
+"""Lab fixtures: one lab for the whole session (reused if one is already running).
+
+The lab runs the server $VAULTFLEET_LAB_SERVER names (openbao by default, or vault): `make test`
+runs the lab tests once per server, each session with its own lab.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import pytest
 import yaml
 
 from vaultfleet.lab import lab as lab_module
-from vaultfleet.lab import processes
+from vaultfleet.lab import processes, servers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,12 +24,23 @@ LAB_CLUSTERS = 6
 
 
 @pytest.fixture(scope="session")
-def lab():
+def lab_server() -> servers.ServerKind:
+    """The server this session tests against ($VAULTFLEET_LAB_SERVER, default openbao)."""
+    return servers.from_env()
+
+
+@pytest.fixture(scope="session")
+def lab(lab_server):
     state = lab_module.LabState.load()
     started_here = False
     if state is None or not all(processes.is_running(p) for p in state.processes):
-        state = lab_module.up(LAB_CLUSTERS, echo=print)
+        state = lab_module.up(LAB_CLUSTERS, echo=print, server=lab_server)
         started_here = True
+    elif state.vault_server != lab_server.name:
+        # Reusing it would test the other server while reporting this one.
+        pytest.exit(f"the running lab in {state.directory} serves {state.server.product}, this session tests "
+                    f"{lab_server.product} (${servers.ENV_VAR}={lab_server.name}): `vaultfleet lab down` first",
+                    returncode=2)
     elif len(state.clusters) < LAB_CLUSTERS:
         pytest.exit(f"the running lab has {len(state.clusters)} clusters, the lab tests need {LAB_CLUSTERS}: "
                     f"`vaultfleet lab down && vaultfleet lab up --clusters {LAB_CLUSTERS}`", returncode=2)

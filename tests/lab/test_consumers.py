@@ -256,7 +256,7 @@ def test_5_vault_agent_logs_in_and_renders_the_generated_template(fleet, tmp_pat
     method["config"]["token_path"] = str(token_file)
     template["destination"] = str(tmp_path / "secrets" / Path(template["destination"]).name)
 
-    code, output = run_agent(config, tmp_path)
+    code, output = run_agent(fleet.lab.vault_cli, config, tmp_path)
     assert code == 0, output
     rendered = Path(template["destination"]).read_text()
     assert rendered == f"password={namespace}-pw\nuser={role}-user\n"

@@ -223,7 +223,7 @@ def test_2_vault_agent_renders_the_kv_secret_and_a_connection_string_that_connec
     for template in config["template"]:
         template["destination"] = str(rendered / Path(template["destination"]).name)
 
-    code, output = run_agent(config, tmp_path)
+    code, output = run_agent(fleet.lab.vault_cli, config, tmp_path)
     try:
         assert code == 0, output
         assert (rendered / "config").read_text() == "".join(f"{k}={v}\n" for k, v in sorted(SECRET.items()))

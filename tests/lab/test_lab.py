@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from tests.lab import k8s
+from vaultfleet.lab import lab as lab_module
 from vaultfleet.lab import processes
 
 pytestmark = pytest.mark.lab
@@ -37,6 +38,18 @@ def _reviewer(api, namespace="kube-system", name=None) -> str:
         ),
     )
     return k8s.wait_for_secret_token(api, namespace, name)
+
+
+def test_the_lab_runs_the_server_this_session_tests(lab, lab_server):
+    """$VAULTFLEET_LAB_SERVER decides which product answers: the running process is the binary
+    lab.json names, and that binary, the API and lab.json agree on the version."""
+    state = lab_module.LabState.load()  # fresh: test_fleet restarts the server under a new PID
+    assert (state.vault_server, Path(state.vault_cli).name) == (lab_server.name, lab_server.binary)
+    proc = next(p for p in state.processes if p.name == "vault")
+    assert os.readlink(f"/proc/{proc.pid}/exe") == os.path.realpath(state.vault_cli)
+    version = subprocess.run([state.vault_cli, "version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith(f"{lab_server.banner} v{state.vault_version} ("), version
+    assert hvac.Client(url=state.vault_addr).sys.read_seal_status()["version"] == state.vault_version
 
 
 def test_token_secret_is_filled_by_the_controller_manager(lab):
@@ -89,7 +102,7 @@ def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
         "VAULTFLEET_CONFIG_DIR": str(tmp_path / "config"),
     }
     code = (
-        "import json; from vaultfleet.lab import lab; s = lab.up(1, echo=None); "
+        "import json; from vaultfleet.lab import lab, servers; s = lab.up(1, echo=None, server=servers.from_env()); "
         "print(json.dumps({'procs': [p.to_json() for p in s.processes], 'postgres': s.postgres.directory, "
         "'ports': [18300, 18479, 18480, 16543, 17543, 18532]}))"
     )

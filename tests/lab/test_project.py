@@ -178,13 +178,16 @@ cd {fleet.project}
 pulumi preview -s lab-b --non-interactive --expect-no-changes
 pulumi up -s lab-b --yes --non-interactive
 kubectl --context lab-b get serviceaccount vault-auth -n kube-system -o name
-bao read -field=kubernetes_host auth/k8s-lab-b/config
+"$VAULT_CLI" version
+"$VAULT_CLI" read -field=kubernetes_host auth/k8s-lab-b/config
 """
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "unchanged" in out.stdout
     assert "serviceaccount/vault-auth" in out.stdout
     assert next(c.server for c in fleet.lab.clusters if c.name == "lab-b") in out.stdout
+    # $VAULT_CLI is the lab's own server binary (`bao` or `vault`), not whichever is first on PATH.
+    assert f"{fleet.lab.server.banner} v{fleet.lab.vault_version} " in out.stdout
 
 
 def test_7_invalid_stack_file_stops_preview_naming_file_and_field(fleet):

@@ -40,7 +40,7 @@ def test_own_account_runs_the_server_directly():
 
 
 def test_lab_json_records_the_server_and_older_lab_json_loads_without_one(tmp_path):
-    state = lab.LabState(directory=tmp_path, vault_addr="http://127.0.0.1:18200", vault_server="bao", clusters=[], postgres=SERVER)
+    state = lab.LabState(directory=tmp_path, vault_addr="http://127.0.0.1:18200", vault_server="openbao", clusters=[], postgres=SERVER)
     state.save()
     assert lab.LabState.load(tmp_path).postgres == SERVER
     data = json.loads((tmp_path / "lab.json").read_text())

@@ -4,7 +4,8 @@ Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLE
     lab.json            what was started (PIDs with start times, ports, paths): the only truth
                         `down` and `status` use
     kubeconfig          one context per cluster (lab-a, lab-b, ...), admin by client certificate
-    vault.hcl           config of the lab's Vault server (file storage in vault-data/)
+    vault.hcl           config of the lab's Vault server (file storage in vault-data/): OpenBao or
+                        HashiCorp Vault, see vaultfleet/lab/servers.py
     vault-token         its root token (0600; never printed)
     vault-unseal-key    its unseal key (0600; never printed): the lab can seal and unseal it
     postgres-password   superuser password of the lab's PostgreSQL (0600; never printed); the
@@ -32,10 +33,10 @@ from pathlib import Path
 
 import yaml
 
-from vaultfleet.lab import postgres, processes
+from vaultfleet.lab import postgres, processes, servers
 from vaultfleet.lab.pki import ClusterPki, create_cluster_pki
 from vaultfleet.lab.processes import Tracked
-from vaultfleet.lab.tools import find_tool, search_path, tools_bin_dir
+from vaultfleet.lab.tools import MissingTool, find_tool, search_path, tools_bin_dir
 
 # Fixed ports, so Pulumi.yaml can name the lab's Vault; $VAULTFLEET_LAB_PORT_OFFSET shifts them all
 # (a second lab beside a running one, as the lab lifecycle test does).
@@ -103,12 +104,22 @@ class LabState:
     directory: Path
     vault_addr: str
     vault_server: str
+    """Which server runs: "openbao" or "vault" (a key of servers.SERVERS)."""
     clusters: list[ClusterInfo]
     processes: list[Tracked] = field(default_factory=list)
     started_at: float = 0.0
     startup_seconds: float = 0.0
     postgres: postgres.PostgresServer | None = None
     """The lab's PostgreSQL (address, superuser, password file), None when started without it."""
+    vault_cli: str = ""
+    """The server's binary, which is also its CLI and agent (`bao` or `vault`): what tests and a
+    `lab env` shell ($VAULT_CLI) run, so they talk to the lab with the same product it serves."""
+    vault_version: str = ""
+    """The version the server reports (sys/seal-status), e.g. "2.4.0" or "1.14.1"."""
+
+    @property
+    def server(self) -> servers.ServerKind:
+        return servers.server_kind(self.vault_server, source=str(self.directory / "lab.json") + ": vault_server")
 
     @property
     def kubeconfig(self) -> Path:
@@ -150,6 +161,8 @@ class LabState:
         data = {
             "vault_addr": self.vault_addr,
             "vault_server": self.vault_server,
+            "vault_cli": self.vault_cli,
+            "vault_version": self.vault_version,
             "clusters": [c.__dict__ for c in self.clusters],
             "processes": [p.to_json() for p in self.processes],
             "started_at": self.started_at,
@@ -166,10 +179,14 @@ class LabState:
         if not path.exists():
             return None
         data = json.loads(path.read_text())
+        server = servers.server_kind(data["vault_server"], source=f"{path}: vault_server")
         return cls(
             directory=directory,
             vault_addr=data["vault_addr"],
-            vault_server=data["vault_server"],
+            vault_server=server.name,
+            # A lab.json from before the choice has no vault_cli: its server was found on the search path.
+            vault_cli=data.get("vault_cli") or shutil.which(server.binary, path=search_path()) or server.binary,
+            vault_version=data.get("vault_version", ""),
             clusters=[ClusterInfo(**c) for c in data["clusters"]],
             processes=[Tracked(**p) for p in data["processes"]],
             started_at=data.get("started_at", 0.0),
@@ -188,6 +205,8 @@ class LabState:
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PATH": search_path(),
+            # `bao` and `vault` are both on PATH when both are built: $VAULT_CLI is the lab's own.
+            "VAULT_CLI": self.vault_cli,
             **(postgres.env(self.postgres) if self.postgres else {}),
         }
 
@@ -201,10 +220,17 @@ def _log(msg: str, echo) -> None:
         echo(msg)
 
 
-def up(clusters: int = 2, directory: Path | None = None, echo=print, with_postgres: bool = True) -> LabState:
+def up(
+    clusters: int = 2,
+    directory: Path | None = None,
+    echo=print,
+    with_postgres: bool = True,
+    server: servers.ServerKind = servers.SERVERS[servers.DEFAULT],
+) -> LabState:
     """Start the lab and wait until every part is healthy; on any failure stop what was started.
 
     `with_postgres`: also start the lab's PostgreSQL (vaultfleet/lab/postgres.py).
+    `server`: the Vault-compatible server to run (vaultfleet/lab/servers.py), OpenBao by default.
     """
     directory = directory or lab_dir()
     existing = LabState.load(directory)
@@ -219,7 +245,7 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print, with_postgr
         for i, name in enumerate(names)
     ]
     binaries = {
-        "vault": find_tool("bao", "vault"),
+        "vault": _find_server(server),
         "etcd": find_tool("etcd"),
         "kube-apiserver": find_tool("kube-apiserver"),
         "kube-controller-manager": find_tool("kube-controller-manager"),
@@ -234,7 +260,8 @@ def up(clusters: int = 2, directory: Path | None = None, echo=print, with_postgr
     state = LabState(
         directory=directory,
         vault_addr=f"http://127.0.0.1:{VAULT_PORT}",
-        vault_server=Path(binaries["vault"]).name,
+        vault_server=server.name,
+        vault_cli=binaries["vault"],
         clusters=infos,
         started_at=time.time(),
     )
@@ -345,19 +372,31 @@ def _start_vault(state: LabState, binary: str, echo) -> None:
     first_start = not state.vault_config.exists()
     if first_start:
         state.vault_config.write_text(
-            f'storage "file" {{\n  path = "{state.directory / "vault-data"}"\n}}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{VAULT_PORT}"\n  tls_disable = true\n}}\n'
-            f'api_addr = "{state.vault_addr}"\n'
-            "disable_mlock = true\n"
-            "ui = false\n"
+            servers.config_hcl(str(state.directory / "vault-data"), VAULT_PORT, state.vault_addr)
         )
-    _log(f"starting {state.vault_server} server on {state.vault_addr}", echo)
+    _log(f"starting {state.server.product} ({binary}) on {state.vault_addr}", echo)
     proc = _start(state, "vault", [binary, "server", f"-config={state.vault_config}"])
     processes.wait_until(lambda: _http_answers(f"{state.vault_addr}/v1/sys/seal-status"), 60, "vault server", proc)
     if first_start:
         _initialise_vault(state)
     unseal_vault(state)
     processes.wait_until(lambda: _http_ok(f"{state.vault_addr}/v1/sys/health"), 60, "vault unseal", proc)
+    if not state.vault_version:
+        state.vault_version = _server_version(state)
+        state.save()
+
+
+def _find_server(server: servers.ServerKind) -> str:
+    try:
+        return find_tool(server.binary)
+    except MissingTool as exc:
+        raise MissingTool(f"{exc} ({server.product}: `{server.build}`)") from None
+
+
+def _server_version(state: LabState) -> str:
+    import hvac
+
+    return str(hvac.Client(url=state.vault_addr).sys.read_seal_status().get("version", ""))
 
 
 def _initialise_vault(state: LabState) -> None:
@@ -391,8 +430,8 @@ def stop_vault(state: LabState) -> None:
 
 
 def start_vault(state: LabState, echo=None) -> None:
-    """Start the lab's Vault again on its data and unseal it."""
-    _start_vault(state, find_tool("bao", "vault"), echo)
+    """Start the lab's Vault again on its data and unseal it: the same binary `up` started."""
+    _start_vault(state, state.vault_cli, echo)
 
 
 def _http_answers(url: str) -> bool:
