@@ -9,7 +9,7 @@ from kubernetes import client, config
 
 from vaultfleet.kube import ensure_namespace, ensure_service_account, request_token
 
-__all__ = ["api_client", "ensure_namespace", "ensure_service_account", "request_token", "wait_for_secret_token"]
+__all__ = ["api_client", "delete_namespace", "ensure_namespace", "ensure_service_account", "request_token", "wait_for_secret_token"]
 
 
 def api_client(kubeconfig: str, context: str) -> client.ApiClient:
@@ -25,3 +25,19 @@ def wait_for_secret_token(api: client.ApiClient, namespace: str, name: str, time
             return base64.b64decode(secret.data["token"]).decode()
         time.sleep(0.2)
     raise TimeoutError(f"secret {namespace}/{name} got no token in {timeout}s")
+
+
+def delete_namespace(api: client.ApiClient, name: str, timeout: float = 60) -> None:
+    """Delete it and wait until it is gone, so that a later test can create it afresh."""
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + timeout
+    try:
+        core.delete_namespace(name)
+        while time.monotonic() < deadline:
+            core.read_namespace(name)
+            time.sleep(0.2)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    raise TimeoutError(f"namespace {name} still there {timeout}s after its deletion")

@@ -82,10 +82,7 @@ def fleet(lab, lab_env, tmp_path_factory):
         assert result.summary.result == "succeeded", result.stderr
     yield fleet
     for namespace in ("team-x", "team-y"):
-        try:
-            client.CoreV1Api(fleet.kube).delete_namespace(namespace)
-        except client.ApiException:
-            pass
+        k8s.delete_namespace(fleet.kube, namespace)
     for name in (CLUSTER, "vault"):
         fleet.stacks[name].destroy(color="never")
         fleet.stacks[name].workspace.remove_stack(name)

@@ -15,7 +15,6 @@ import json
 import re
 import secrets
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -118,33 +117,12 @@ def fleet(lab, lab_env, tmp_path_factory):
         fleet.vault.secrets.kv.v2.create_or_update_secret(f"clusters/{CLUSTER}/config", secret=SECRET, mount_point="kv")
         yield fleet
     finally:
-        _delete_namespace(fleet.kube, NAMESPACE)
+        k8s.delete_namespace(fleet.kube, NAMESPACE)
         for name in (CLUSTER, "vault"):  # unmounting the engine revokes every lease left, dropping its users
             if name in fleet.stacks:
                 fleet.stacks[name].destroy(color="never")
                 fleet.stacks[name].workspace.remove_stack(name)
         lab_db.drop(fleet.pg)
-
-
-def _delete_namespace(api: client.ApiClient, name: str, timeout: float = 60) -> None:
-    """Delete it and wait until it is gone: the next module may create its ServiceAccounts in it."""
-    core = client.CoreV1Api(api)
-    try:
-        core.delete_namespace(name)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return
-        raise
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespace(name)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        time.sleep(0.2)
-    raise AssertionError(f"namespace {name} still there {timeout}s after its deletion")
 
 
 @pytest.fixture(scope="module")
