@@ -11,27 +11,28 @@ import pulumi_vault as vault
 from pulumi.runtime.config import get_config_env, get_config_secret_keys_env
 
 from components import ClusterOnboarding, SharedVault
-from vaultfleet import config, fingerprint, program
-from vaultfleet.kubeconfig import KubeconfigError
-from vaultfleet.policy import PolicyError
+from vaultfleet import program
+from vaultfleet.project import Project, inputs, schema
+from vaultfleet.project.kubeconfig import KubeconfigError
+from vaultfleet.project.policy import PolicyError
 
-stack_name = pulumi.get_stack()
-stack_file = config.stack_file(Path("."), stack_name)
+stack_file = Project(Path(".")).stack(pulumi.get_stack())
 try:
-    settings = config.parse(
-        config.decode_engine_config(get_config_env()),
-        stack_name,
-        str(stack_file),
+    # The values as the engine holds them (secrets decrypted), through the schema `validate` uses.
+    settings = schema.parse(
+        schema.decode_engine_config(get_config_env()),
+        stack_file.name,
+        stack_file.shown,
         # Which keys the engine holds as secrets: a database password must be one of them.
-        secret_keys=config.decode_secret_keys(get_config_secret_keys_env()),
+        secret_keys=schema.decode_secret_keys(get_config_secret_keys_env()),
     )
     args = program.shared_args(settings) if settings.kind == "shared" else program.cluster_args(settings)
-except (config.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
+except (schema.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
     raise pulumi.RunError(f"invalid configuration, nothing was changed:\n{exc}") from None
 
 # The digest of everything this run reads: `vaultfleet preview` skips the engine for a stack whose
-# inputs and state are exactly as the last successful up left them (vaultfleet/fingerprint.py).
-pulumi.export(fingerprint.OUTPUT, fingerprint.inputs_fingerprint(Path("."), stack_name))
+# inputs and state are exactly as the last successful up left them (vaultfleet/fleet/skip.py).
+pulumi.export(inputs.OUTPUT, inputs.inputs_fingerprint(stack_file))
 
 # Explicit providers only (default providers are disabled in Pulumi.yaml): a stack can reach the
 # Vault and the cluster its stack file names, nothing else. The Vault token comes from VAULT_TOKEN

@@ -82,8 +82,9 @@ def median(values: list[float]) -> float:
 
 
 def remove_stacks(project: Path, env: dict[str, str], names: list[str]) -> None:
-    from vaultfleet.fleet import run
+    from vaultfleet.fleet.runner import run
+    from vaultfleet.project import Project
 
-    run(project, names, "destroy", env=env, parallel=4)
+    run(Project(project), names, "destroy", env=env, parallel=4)
     for name in names:
         subprocess.run(["pulumi", "stack", "rm", "-s", name, "--yes", "--force"], env=env, cwd=project, capture_output=True)

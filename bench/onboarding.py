@@ -19,7 +19,7 @@ from kubernetes import client
 
 from _setup import CLI, REPO, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
 from tests.lab import k8s
-from vaultfleet.policy import render
+from vaultfleet.project.policy import render
 
 
 def floor(state, name: str, context: str) -> float:

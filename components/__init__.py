@@ -1,4 +1,5 @@
-"""Pulumi components of vaultfleet. Typed Args in, documented outputs out; no config reads here."""
+"""Pulumi components of vaultfleet. Typed Args in, documented outputs out; no config reads
+here, and nothing imported from the vaultfleet package (the program passes everything in)."""
 
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
@@ -10,7 +11,6 @@ from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
 from components.shared import SharedVault, SharedVaultArgs
 
 __all__ = [
-    "AuthRoles", "AuthRolesArgs", "ClusterOnboarding", "ClusterOnboardingArgs", "ClusterPolicies",
     "AuthRoles", "AuthRolesArgs", "ClusterOnboarding", "ClusterOnboardingArgs", "ClusterPolicies",
     "ClusterPoliciesArgs", "ConsumerObjects", "ConsumerObjectsArgs", "DatabaseEngine", "DatabaseEngineArgs",
     "DatabaseRoleSpec", "KubernetesAuthMount", "KubernetesAuthMountArgs", "PostgresConnectionSpec",

@@ -11,7 +11,6 @@ from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
-from vaultfleet.policy import MOUNT_ACCESSOR_PLACEHOLDER, fill_mount_accessor
 
 
 @dataclass
@@ -25,7 +24,7 @@ class ClusterOnboardingArgs:
     kubernetes_ca_cert: str
     """PEM CA of the API server."""
     policies: dict[str, str]
-    """Policy name -> rendered HCL body; `${mount_accessor}` in it becomes the mount's accessor."""
+    """Policy name -> rendered HCL body; `accessor_placeholder` in it becomes the mount's accessor."""
     roles: list[RoleSpec]
     """Roles at the mount."""
     reviewer_namespace: str = "kube-system"
@@ -34,6 +33,8 @@ class ClusterOnboardingArgs:
     """Expected ServiceAccount token issuer; None disables the check."""
     consumer_objects: list[dict] = field(default_factory=list)
     """external-secrets / VSO objects to create in the cluster (their CRDs installed), logging in with the roles."""
+    accessor_placeholder: str = "${mount_accessor}"
+    """Text in policy bodies that stands for the mount's accessor, known only once the mount exists."""
 
 
 class ClusterOnboarding(pulumi.ComponentResource):
@@ -73,7 +74,9 @@ class ClusterOnboarding(pulumi.ComponentResource):
             opts=child,
         )
         policies = ClusterPolicies(
-            f"{name}-policies", ClusterPoliciesArgs(self._with_accessor(args.policies, mount)), opts=child
+            f"{name}-policies",
+            ClusterPoliciesArgs(self._with_accessor(args.policies, args.accessor_placeholder, mount)),
+            opts=child,
         )
         # Roles name policies by string; depend on them so a role never points at a policy that
         # does not exist yet (and is deleted before its policies on destroy).
@@ -104,11 +107,13 @@ class ClusterOnboarding(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _with_accessor(bodies: dict[str, str], mount: KubernetesAuthMount) -> dict[str, pulumi.Input[str]]:
+    def _with_accessor(
+        bodies: dict[str, str], placeholder: str, mount: KubernetesAuthMount
+    ) -> dict[str, pulumi.Input[str]]:
         """Bodies that template on the mount's entity aliases get its accessor, once Vault has made it."""
         return {
-            policy_name: mount.accessor.apply(lambda accessor, body=body: fill_mount_accessor(body, accessor))
-            if MOUNT_ACCESSOR_PLACEHOLDER in body
+            policy_name: mount.accessor.apply(lambda accessor, body=body: body.replace(placeholder, accessor))
+            if placeholder in body
             else body
             for policy_name, body in bodies.items()
         }

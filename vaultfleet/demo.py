@@ -1,21 +1,25 @@
-"""`make demo`: the main job end to end on the local lab.
+"""`make demo`: the main job end to end on the local lab, through the same fleet runner as the CLI.
 
-lab up (unless running) -> shared stack up -> lab-a and lab-b up -> a real login with a
+lab up (unless running) -> `up` of the shared stack, lab-a and lab-b -> a real login with a
 ServiceAccount token of each cluster at its own mount, and the token refused at the other's.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 
 import hvac
 from kubernetes import config
 
-from vaultfleet.automation import project_dir, select_stack
-from vaultfleet.console import err, out
+from vaultfleet.cli.common import err, out
+from vaultfleet.fleet.engine import engine_env
+from vaultfleet.fleet.runner import run
 from vaultfleet.kube import ensure_service_account, request_token
 from vaultfleet.lab import lab, processes, servers
+from vaultfleet.project import Project
+
+STACKS = ["vault", "lab-a", "lab-b"]
 
 
 def _token(kubeconfig: str, context: str, namespace: str, account: str) -> str:
@@ -29,14 +33,18 @@ def main() -> int:
     if state is None or not all(processes.is_running(p) for p in state.processes):
         state = lab.up(2, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), server=servers.from_env())
         out.print(f"lab up in {state.startup_seconds:.1f}s")
-    env = {**state.env(), "VAULT_TOKEN": state.vault_token()}
-    project = project_dir()
-    for name in ["vault", "lab-a", "lab-b"]:
-        started = time.monotonic()
-        stack = select_stack(name, project, env)
-        result = stack.up(color="never", on_output=None)
-        changes = ", ".join(f"{k} {v}" for k, v in sorted(result.summary.resource_changes.items()))
-        out.print(f"stack {name}: up in {time.monotonic() - started:.1f}s ({changes})")
+    # What `eval "$(vaultfleet lab env)"; vaultfleet up vault lab-a lab-b` would run with.
+    env = {**engine_env(), **state.env(), "VAULT_TOKEN": state.vault_token()}
+    os.environ["KUBECONFIG"] = env["KUBECONFIG"]  # the program and verify read the lab's kubeconfig
+    results = run(Project.find(), STACKS, "up", env=env)
+    for r in results:
+        changes = ", ".join(f"{k} {v}" for k, v in sorted(r.changes.items()))
+        if r.ok:
+            out.print(f"stack {r.stack}: up in {r.seconds:.1f}s ({changes})")
+        else:
+            err.print(f"[red]stack {r.stack}: up failed[/]\n{r.error}", highlight=False)
+    if not all(r.ok for r in results):
+        return 1
 
     failures = 0
     for cluster, other in [("lab-a", "lab-b"), ("lab-b", "lab-a")]:

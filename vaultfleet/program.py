@@ -10,9 +10,10 @@ from components.cluster import ClusterOnboardingArgs
 from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
-from vaultfleet import consumers, policy
-from vaultfleet.config import ClusterStack, SharedStack
-from vaultfleet.kubeconfig import read_context
+from vaultfleet.consumers.managed import managed_objects
+from vaultfleet.project import policy
+from vaultfleet.project.kubeconfig import read_context
+from vaultfleet.project.schema import ClusterStack, SharedStack
 
 
 def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
@@ -46,7 +47,8 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         reviewer_namespace=stack.cluster.reviewer_namespace,
         reviewer_service_account=stack.cluster.reviewer_service_account,
         issuer=stack.cluster.issuer,
-        consumer_objects=consumers.managed_objects(stack, policy_dir),
+        consumer_objects=managed_objects(stack, policy_dir),
+        accessor_placeholder=policy.MOUNT_ACCESSOR_PLACEHOLDER,
     )
 
 

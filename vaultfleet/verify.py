@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vaultfleet.config import ClusterStack
-from vaultfleet.policy import cluster_policy_rules, for_service_account
+from vaultfleet.project.schema import ClusterStack
+from vaultfleet.project.policy import cluster_policy_rules, for_service_account
 
 PROBE_NAME = "vaultfleet-verify"
 
@@ -71,7 +71,7 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
     from kubernetes import client, config as kube_config
 
     from vaultfleet.kube import request_token
-    from vaultfleet.kubeconfig import kubeconfig_paths
+    from vaultfleet.project.kubeconfig import kubeconfig_paths
 
     # The kubernetes client reads $KUBECONFIG once, at import: resolve it now, as kubectl would.
     kubeconfig = kubeconfig or str(next((p for p in kubeconfig_paths() if p.exists()), kubeconfig_paths()[0]))

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client
 
 from tests.lab import k8s
-from vaultfleet.lab.tools import tools_bin_dir
+from vaultfleet.toolchain import tools_bin_dir
 
 
 def install(api: client.ApiClient, wanted: dict[str, list[str]], timeout: float = 60) -> list[str]:

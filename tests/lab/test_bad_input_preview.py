@@ -12,7 +12,7 @@ from tests.bad_inputs import CASES
 from tests.lab import k8s
 from tests.lab.conftest import copy_project
 from tests.unit.test_bad_input import apply
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 
 pytestmark = pytest.mark.lab
 

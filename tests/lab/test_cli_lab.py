@@ -35,10 +35,11 @@ def project(lab, lab_env, tmp_path_factory):
     subprocess.run([*git, "commit", "-qm", "fleet"], cwd=dest, check=True)
     yield dest
     # Leave the lab's backend as found, even when a test failed half way.
-    from vaultfleet.automation import select_stack
-    from vaultfleet.fleet import run
+    from vaultfleet.fleet.engine import select_stack
+    from vaultfleet.fleet.runner import run
+    from vaultfleet.project import Project
 
-    run(dest, ["vault", "lab-a", "lab-b"], "destroy", env=lab_env)
+    run(Project(dest), ["vault", "lab-a", "lab-b"], "destroy", env=lab_env)
     for name in ["vault", "lab-a", "lab-b"]:
         select_stack(name, dest, lab_env).workspace.remove_stack(name)
 
@@ -183,7 +184,7 @@ def test_3b_preview_runs_the_engine_only_where_something_changed(project, lab_en
     finally:
         subprocess.run(["git", "checkout", "--", "stacks/Pulumi.lab-b.yaml"], cwd=project, check=True)
     # A refresh writes the state after the last up: the engine runs again until the next up.
-    from vaultfleet.automation import select_stack
+    from vaultfleet.fleet.engine import select_stack
 
     select_stack("lab-a", project, lab_env).refresh(color="never")
     assert preview()["lab-a"]["unchanged"] is None

@@ -22,7 +22,7 @@ from tests.lab.conftest import copy_project, use_lab_for_cli
 from tests.lab.consumer_checks import assert_role_admits
 from tests.lab.consumer_checks import assert_subset as _assert_subset
 from tests.lab.consumer_checks import create_strict as _create
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
 
 pytestmark = pytest.mark.lab

@@ -32,7 +32,7 @@ from tests.lab import database as lab_db
 from tests.lab.agent import run_agent
 from tests.lab.conftest import copy_project
 from tests.lab.consumer_checks import assert_role_admits, assert_subset, create_strict
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
 
 pytestmark = pytest.mark.lab

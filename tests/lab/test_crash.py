@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 
 from tests.lab.conftest import copy_project, use_lab_for_cli
 from tests.lab.holding_proxy import HoldingProxy
-from vaultfleet.automation import pulumi_command, select_stack
+from vaultfleet.fleet.engine import pulumi_command, select_stack
 from vaultfleet.cli import app
-from vaultfleet.recovery import pending_operations, plain_export
+from vaultfleet.fleet.recovery import pending_operations, plain_export
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()

@@ -23,7 +23,7 @@ from tests.lab import database as lab_db
 from tests.lab import k8s
 from tests.lab.conftest import copy_project
 from tests.lab.database import CREATE, REVOKE, VAULT_DB_USER
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 
 pytestmark = pytest.mark.lab
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tests.lab import k8s
 from tests.lab.conftest import copy_project, use_lab_for_cli
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
 
 pytestmark = pytest.mark.lab

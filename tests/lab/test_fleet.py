@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from tests.lab import k8s
 from tests.lab.conftest import copy_project, use_lab_for_cli
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
-from vaultfleet.fleet import run
+from vaultfleet.fleet.runner import run
+from vaultfleet.project import Project
 from vaultfleet.lab import lab as lab_module
 
 pytestmark = pytest.mark.lab
@@ -33,7 +34,7 @@ def project(lab, lab_env, tmp_path_factory):
     yield project
     if lab_module.LabState.load() is not None:  # a failed test may have left Vault sealed or down
         _vault_back(lab)
-    run(project, ["vault", *CLUSTERS], "destroy", env=lab_env, parallel=6)
+    run(Project(project), ["vault", *CLUSTERS], "destroy", env=lab_env, parallel=6)
     for name in ["vault", *CLUSTERS]:
         select_stack(name, project, lab_env).workspace.remove_stack(name)
 
@@ -132,7 +133,7 @@ def test_3_vault_lost_mid_run_fails_the_rest_clearly_and_a_rerun_converges(proje
             state = lab_module.LabState.load()
             lab_module.seal_vault(state) if outage == "sealed" else lab_module.stop_vault(state)
 
-    results = run(project, CLUSTERS, "up", parallel=1, env=lab_env, on_result=lose_vault_after_two)
+    results = run(Project(project), CLUSTERS, "up", parallel=1, env=lab_env, on_result=lose_vault_after_two)
     ok = [r.stack for r in results if r.ok]
     failed = {r.stack: r.error for r in results if not r.ok}
     assert len(ok) == 2 and len(failed) == 4, (ok, failed)

@@ -6,7 +6,7 @@ import hvac
 import pytest
 
 from tests.lab.conftest import copy_project
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 
 pytestmark = pytest.mark.lab
 

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from tests.lab import k8s
 from tests.lab.conftest import REPO, copy_project
-from vaultfleet.automation import select_stack
+from vaultfleet.fleet.engine import select_stack
 
 pytestmark = pytest.mark.lab
 

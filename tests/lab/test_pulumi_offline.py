@@ -8,7 +8,7 @@ import pulumi_vault as vault
 import pytest
 from pulumi import automation as auto
 
-from vaultfleet.automation import pulumi_command
+from vaultfleet.fleet.engine import pulumi_command
 
 pytestmark = pytest.mark.lab
 

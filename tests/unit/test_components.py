@@ -241,7 +241,8 @@ class TestSharedVaultWithDatabase(ComponentTest):
 class TestProgramDatabaseArgs(ComponentTest):
     @pulumi.runtime.test
     def test_stack_file_to_engine_args_password_secret(self):
-        from vaultfleet import config, program
+        from vaultfleet import program
+        from vaultfleet.project import schema
 
         values = {
             "vaultAddress": "http://127.0.0.1:18200",
@@ -255,7 +256,7 @@ class TestProgramDatabaseArgs(ComponentTest):
                 "roles": [{"name": "app-readonly", "connection": "app-db", "creationStatements": CREATE, "defaultTtl": "15m", "maxTtl": "1h"}],
             },
         }
-        stack = config.parse(values, "vault", "stacks/Pulumi.vault.yaml", secret_keys={"database"})
+        stack = schema.parse(values, "vault", "stacks/Pulumi.vault.yaml", secret_keys={"database"})
         args = program.shared_args(stack).database
         self.assertEqual(args.mount_path, "pg")
         self.assertEqual([c.allowed_roles for c in args.connections], [["app-readonly"], []])
@@ -268,7 +269,7 @@ class TestProgramDatabaseArgs(ComponentTest):
 class TestNamespaceScopedPolicy(ComponentTest):
     def test_policy_body_gets_the_mount_accessor_once_the_mount_exists(self):
         from components import ClusterOnboarding
-        from vaultfleet.policy import MOUNT_ACCESSOR_PLACEHOLDER
+        from vaultfleet.project.policy import MOUNT_ACCESSOR_PLACEHOLDER
 
         templated = (
             'path "kv/data/clusters/lab-a/namespaces/{{identity.entity.aliases.%s.metadata.service_account_namespace}}/*" '

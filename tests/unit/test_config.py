@@ -2,7 +2,7 @@
 
 import pytest
 
-from vaultfleet.config import ClusterStack, ConfigError, SharedStack, parse
+from vaultfleet.project.schema import ClusterStack, ConfigError, SharedStack, parse
 
 FILE = "stacks/Pulumi.lab-a.yaml"
 FLEET = {"vaultAddress": "http://127.0.0.1:18200", "mountPrefix": "k8s", "kvMount": "kv"}
@@ -150,7 +150,7 @@ def test_plaintext_password_is_refused_naming_file_and_field(password):
 
 
 def test_decode_secret_keys_keeps_the_vaultfleet_namespace_only():
-    from vaultfleet.config import decode_secret_keys
+    from vaultfleet.project.schema import decode_secret_keys
 
     assert decode_secret_keys(["vaultfleet:database", "vault:token", "other:database"]) == {"database"}
 

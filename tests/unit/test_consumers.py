@@ -335,7 +335,7 @@ def test_database_mount_from_pulumi_yaml_reaches_every_consumer(project):
     ],
 )
 def test_url_keeps_the_connection_s_server_part_as_written(url, server):
-    from vaultfleet.consumer_database import PostgresTarget
+    from vaultfleet.consumers.database import PostgresTarget
 
     assert PostgresTarget.from_connection_url(url).url("u", "p") == "postgresql://{{ u | urlquery }}:{{ p | urlquery }}" + server
 
@@ -430,8 +430,8 @@ def test_access_and_validate_handle_the_namespace_template(project):
 
 
 def test_managed_objects_are_the_login_objects_each_once(project):
-    from vaultfleet.config import parse
-    from vaultfleet.consumers import managed_objects
+    from vaultfleet.project.schema import parse
+    from vaultfleet.consumers.managed import managed_objects
 
     values = {
         "vaultAddress": VAULT,

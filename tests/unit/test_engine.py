@@ -1,6 +1,6 @@
 """What the fleet reads back from an engine run's event log (the shapes are the engine's own)."""
 
-from vaultfleet.engine import _read_events
+from vaultfleet.fleet.engine import _read_events
 
 
 def pre(op, resource_type, name):

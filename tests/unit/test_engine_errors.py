@@ -1,6 +1,6 @@
 """What a failed stack's summary keeps of the engine's text (samples are real engine output)."""
 
-from vaultfleet.engine_errors import summarise
+from vaultfleet.fleet.errors import summarise
 
 PERMISSION_DENIED = """
  code: 255

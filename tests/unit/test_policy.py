@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vaultfleet.config import parse
-from vaultfleet.policy import (
+from vaultfleet.project.schema import parse
+from vaultfleet.project.policy import (
     MOUNT_ACCESSOR_PLACEHOLDER,
     POLICY_DIR,
     PolicyError,
@@ -15,7 +15,7 @@ from vaultfleet.policy import (
     parse_rules,
     render,
 )
-from vaultfleet.policy import render_cluster_policies as render_policies
+from vaultfleet.project.policy import render_cluster_policies as render_policies
 
 VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv", "database_mount": "database",
         "mount_accessor": MOUNT_ACCESSOR_PLACEHOLDER}

@@ -12,7 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from vaultfleet import fingerprint, fleet
+from vaultfleet.fleet import skip
+from vaultfleet.project import Project
+from vaultfleet.project.inputs import OUTPUT, inputs_fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,13 +28,18 @@ def project(tmp_path, monkeypatch):
     for name in ("stacks", "policies", "components", "vaultfleet"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    return dest
+    return Project(dest)
 
 
 def state(project, *, written="2026-11-23T12:22:52.513Z", pending=(), inputs=None):
-    outputs = {fingerprint.OUTPUT: inputs or fingerprint.inputs_fingerprint(project, "lab-a")}
+    outputs = {OUTPUT: inputs or fingerprint(project)}
     return {"deployment": {"manifest": {"time": written}, "pending_operations": list(pending),
                            "resources": [{"type": "pulumi:pulumi:Stack", "outputs": outputs}]}}
+
+
+def fingerprint(project: Project) -> str:
+    """As the program computes it: a fresh read of the files (a new Project, nothing cached)."""
+    return inputs_fingerprint(Project(project.root).stack("lab-a"))
 
 
 def history(kind="update", result="succeeded", ended="2026-11-23T12:22:52.000Z"):
@@ -43,8 +50,8 @@ def check(monkeypatch, project, hist, exported):
     def run_cli(args):
         return SimpleNamespace(stdout=json.dumps(hist if args[:2] == ["stack", "history"] else exported))
 
-    monkeypatch.setattr(fleet.engine, "cli", lambda *a: run_cli)
-    return fleet.unchanged_since_last_up(project, "lab-a", {})
+    monkeypatch.setattr(skip.engine, "cli", lambda *a: run_cli)
+    return skip.unchanged_since_last_up(Project(project.root), "lab-a", {})
 
 
 def test_a_stack_as_its_last_up_left_it_is_known_unchanged(monkeypatch, project):
@@ -72,20 +79,20 @@ def test_anything_else_runs_the_engine(monkeypatch, project, case):
     elif case == "inputs differ":
         exported = state(project, inputs="0" * 64)
     elif case == "stack file edited":
-        path = project / "stacks/Pulumi.lab-a.yaml"
+        path = project.root / "stacks/Pulumi.lab-a.yaml"
         path.write_text(path.read_text().replace("ttl: 1h", "ttl: 2h"))
     elif case == "policy edited":
-        path = project / "policies/kv-read.hcl"
+        path = project.root / "policies/kv-read.hcl"
         path.write_text(path.read_text() + "\n# edited\n")
     assert check(monkeypatch, project, hist, exported) is None
 
 
 def test_the_fingerprint_covers_the_kube_context_the_program_reads(tmp_path, monkeypatch, project):
-    before = fingerprint.inputs_fingerprint(project, "lab-a")
+    before = fingerprint(project)
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({
         "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443"}}],
         "contexts": [{"name": "lab-a", "context": {"cluster": "c"}}],
     }))
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    assert fingerprint.inputs_fingerprint(project, "lab-a") != before
+    assert fingerprint(project) != before

@@ -14,7 +14,7 @@ import pytest
 from pulumi.automation import CommandError
 from pulumi.automation._cmd import CommandResult
 
-from vaultfleet import recovery
+from vaultfleet.fleet import recovery
 
 URN = "urn:pulumi:lab-a::vaultfleet::vaultfleet:cluster:ClusterOnboarding$vaultfleet:vault:KubernetesAuthMount$vault:index/authBackend:AuthBackend::lab-a-auth-backend"
 

@@ -36,7 +36,7 @@ import yaml
 from vaultfleet.lab import postgres, processes, servers
 from vaultfleet.lab.pki import ClusterPki, create_cluster_pki
 from vaultfleet.lab.processes import Tracked
-from vaultfleet.lab.tools import MissingTool, find_tool, search_path, tools_bin_dir
+from vaultfleet.toolchain import MissingTool, find_tool, search_path, tools_bin_dir
 
 # Fixed ports, so Pulumi.yaml can name the lab's Vault; $VAULTFLEET_LAB_PORT_OFFSET shifts them all
 # (a second lab beside a running one, as the lab lifecycle test does).

@@ -35,7 +35,7 @@ from typing import Callable
 
 from vaultfleet.lab import processes
 from vaultfleet.lab.processes import Tracked
-from vaultfleet.lab.tools import MissingTool
+from vaultfleet.toolchain import MissingTool
 
 PORT = 18432 + int(os.environ.get("VAULTFLEET_LAB_PORT_OFFSET", "0"))
 HOST = "127.0.0.1"

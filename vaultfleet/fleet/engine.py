@@ -8,13 +8,18 @@ reads what it needs, the changed steps and the engine's counts, from the event l
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import yaml
+from vaultfleet.toolchain import find_tool, search_path
+
+if TYPE_CHECKING:
+    from pulumi import automation as auto
 
 # Steps that change nothing, and the engine's own bookkeeping resources, are not shown.
 _QUIET_OPS = {"same", "read", "refresh"}
@@ -28,10 +33,43 @@ class EngineRun:
     """One entry per resource that changes: op, type, name."""
 
 
+@functools.cache
+def pulumi_command() -> "auto.PulumiCommand":
+    """The pinned engine from the tool cache (or PATH), never a download.
+
+    Built once per process; its `pulumi version` check is skipped because tools/ pins the binary
+    to the SDK's version (the check cost 0.2 s per stack in a fleet run).
+    """
+    from pulumi import automation as auto
+
+    binary = Path(find_tool("pulumi"))
+    return auto.PulumiCommand(root=str(binary.resolve().parent.parent), skip_version_check=True)
+
+
+def engine_env() -> dict[str, str]:
+    """The caller's environment plus offline engine settings and the tool cache on PATH."""
+    return {
+        **os.environ,
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PATH": search_path(),
+    }
+
+
+def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> "auto.Stack":
+    """Create or select stack `name` of the project in `work_dir` through the Automation API
+    (for tests and scripts that want a `Stack` object; the fleet runs `run_operation`)."""
+    from pulumi import automation as auto
+
+    return auto.create_or_select_stack(
+        stack_name=name,
+        work_dir=str(work_dir),
+        opts=auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=pulumi_command()),
+    )
+
+
 def cli(project: Path, stack: str, env: dict[str, str]) -> Callable[[list[str]], object]:
     """`pulumi ARGS --stack STACK` in the project, with the fleet's environment; raises CommandError."""
-    from vaultfleet.automation import pulumi_command
-
     def run_cli(args: list[str]):
         return pulumi_command().run([*args, "--stack", stack], str(project), env)
 
@@ -71,10 +109,4 @@ def _read_events(events: list[dict]) -> EngineRun:
 def backend_url(project: Path, env: dict[str, str]) -> str:
     if env.get("PULUMI_BACKEND_URL"):
         return env["PULUMI_BACKEND_URL"]
-    from vaultfleet.automation import pulumi_command
-
     return json.loads(pulumi_command().run(["whoami", "--json"], str(project), env).stdout).get("url", "")
-
-
-def project_name(project: Path) -> str:
-    return (yaml.safe_load((project / "Pulumi.yaml").read_text()) or {}).get("name", "")

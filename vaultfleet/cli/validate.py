@@ -3,34 +3,29 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from typing import Annotated
 
 import typer
 
-from vaultfleet.console import err, out
+from vaultfleet.cli.common import err, format_option, load_project, out
 
-
-class Format(str, Enum):
-    text = "text"
-    json = "json"
+Format = format_option("text", "json")
 
 
 def validate(
     stacks: Annotated[list[str] | None, typer.Argument(help="Stack names or stack files (default: every file in stacks/).")] = None,
-    output: Annotated[Format, typer.Option("--format", help="text or json")] = Format.text,
+    output: Format = "text",
     strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
 ) -> None:
     """Check stack files and policy templates without Vault, clusters or the Pulumi engine.
 
     Exit codes: 0 clean; 1 warnings only and --strict; 2 errors.
     """
-    from vaultfleet.project import project_dir
-    from vaultfleet.validate import validate as run
+    from vaultfleet.project.validate import validate as run
 
-    findings, checked = run(project_dir(), stacks)
+    findings, checked = run(load_project(), stacks)
     errors = [f for f in findings if f.severity == "error"]
-    if output is Format.json:
+    if output == "json":
         print(json.dumps({"stacks": [s.name for s in checked], "findings": [f.to_json() for f in findings]}, indent=2))
     else:
         for f in findings:

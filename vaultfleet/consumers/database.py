@@ -11,10 +11,13 @@ created its user on. Nothing here talks to Vault: it is the same stack files `up
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from vaultfleet.config import ClusterStack, SharedStack, stack_file
+from vaultfleet.project import stack_file_name
+from vaultfleet.project.schema import ClusterStack, SharedStack
+
+# Key of the PostgreSQL URL in the Secrets external-secrets and VSO write (beside username, password).
+DATABASE_URL_KEY = "url"
 
 
 class DatabaseCredentialsError(ValueError):
@@ -133,4 +136,4 @@ def resolve(cluster: ClusterStack, paths: tuple[str, ...], shared: SharedStack |
 
 
 def _file(stack: str) -> str:
-    return str(stack_file(Path("."), stack))
+    return stack_file_name(stack)

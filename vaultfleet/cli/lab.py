@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vaultfleet.console import err, out
+from vaultfleet.cli.common import err, out
 
 app = typer.Typer(help="Local lab: a Vault-compatible server and Kubernetes control planes on 127.0.0.1.")
 
@@ -31,7 +31,7 @@ def up(
 ) -> None:
     """Start the lab and wait until every part is healthy."""
     from vaultfleet.lab import lab, servers
-    from vaultfleet.lab.tools import MissingTool
+    from vaultfleet.toolchain import MissingTool
 
     try:
         kind = servers.server_kind(server) if server else servers.from_env()

@@ -1,4 +1,5 @@
-"""Where the lab finds its binaries: the tool cache that `make tools` fills, then PATH."""
+"""Where the engine, the provider plugins, the servers and the lab's tools are found: the tool cache
+that `make tools` fills (~/.cache/vaultfleet/tools, or $VAULTFLEET_TOOLS), then PATH."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaultfleet import config
-from vaultfleet.kubeconfig import read_context
+from vaultfleet.project import Project
+from vaultfleet.project.kubeconfig import read_context
 
 TEMPLATE = """\
 # Cluster {name}: onboarded with `vaultfleet onboard {name} --context {context}`.
@@ -35,9 +35,9 @@ class OnboardError(ValueError):
     pass
 
 
-def onboard(project: Path, name: str, context: str, host: str | None = None, namespace: str = "kube-system") -> Path:
+def onboard(project: Project, name: str, context: str, host: str | None = None, namespace: str = "kube-system") -> Path:
     """Write stacks/Pulumi.<name>.yaml and validate it; refuse to overwrite an existing file."""
-    path = config.stack_file(project, name)
+    path = project.stack(name).path
     if path.exists():
         raise OnboardError(f"{path} already exists; onboarding never overwrites a stack file")
     endpoint = read_context(context)
@@ -46,7 +46,7 @@ def onboard(project: Path, name: str, context: str, host: str | None = None, nam
     ca = "\n".join("      " + line for line in endpoint.ca_pem.strip().splitlines())
     text = TEMPLATE.format(name=name, context=context, host=host or endpoint.server, ca=ca, namespace=namespace)
 
-    from vaultfleet.validate import validate
+    from vaultfleet.project.validate import validate
 
     path.write_text(text)
     findings, _ = validate(project, [str(path)])

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 from hcl.parser import HclParser
 
 if TYPE_CHECKING:
-    from vaultfleet.config import ClusterStack, SharedStack
+    from vaultfleet.project.schema import ClusterStack, SharedStack
 
 # Every capability Vault (and OpenBao) accepts in an ACL policy.
 CAPABILITIES = frozenset({"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"})
 
-POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 
 # Vault keys an entity's aliases by mount accessor, not by mount path, and the accessor exists only
 # once the mount does (a Pulumi Output). Rendering keeps ${mount_accessor} as this placeholder;

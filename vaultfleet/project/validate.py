@@ -7,14 +7,10 @@ runs the same schema as `pulumi up` and renders every policy, then lints the fle
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from vaultfleet import config
-from vaultfleet.config import ClusterStack, SharedStack
-from vaultfleet.policy import PolicyError, render_cluster_policies, render_provisioner
+from vaultfleet.project import ConfigError, Project, StackFileError, stack_file_name
+from vaultfleet.project.policy import PolicyError, render_cluster_policies, render_provisioner
+from vaultfleet.project.schema import ClusterStack, SharedStack
 
 
 @dataclass(frozen=True)
@@ -28,65 +24,30 @@ class Finding:
         return asdict(self)
 
 
-def _project_defaults(project: Path) -> dict[str, Any]:
-    doc = yaml.safe_load((project / "Pulumi.yaml").read_text()) or {}
-    values = {}
-    for key, spec in (doc.get("config") or {}).items():
-        if not key.startswith(f"{config.NAMESPACE}:"):
-            continue
-        if isinstance(spec, dict) and ("value" in spec or "default" in spec):
-            spec = spec.get("value", spec.get("default"))
-        values[key.split(":", 1)[1]] = spec
-    return values
-
-
-def stack_files(project: Path, names: list[str] | None = None) -> list[Path]:
-    """Stack files named by path or stack name; all of stacks/ when none are named."""
-    if not names:
-        return sorted((project / "stacks").glob("Pulumi.*.yaml"))
-    files = []
-    for name in names:
-        path = Path(name)
-        files.append(path if path.suffix in (".yaml", ".yml") else config.stack_file(project, name))
-    return files
-
-
-def _stack_name(path: Path) -> str:
-    return path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
-
-
-def validate(project: Path, names: list[str] | None = None) -> tuple[list[Finding], list[config.ClusterStack | config.SharedStack]]:
-    defaults = _project_defaults(project)
+def validate(project: Project, names: list[str] | None = None) -> tuple[list[Finding], list[ClusterStack | SharedStack]]:
+    """Findings for the named stack files (names or paths; all of stacks/ by default) and the
+    settings of each that has no error."""
     findings: list[Finding] = []
     stacks = []
-    for path in stack_files(project, names):
-        shown = str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
+    for stack_file in project.stacks(names):
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            findings.append(Finding("error", shown, "-", "no such stack file"))
-            continue
-        except yaml.YAMLError as exc:
-            findings.append(Finding("error", shown, "-", f"not valid YAML: {exc}"))
-            continue
-        raw = doc.get("config") or {}
-        values = dict(defaults)
-        values.update({k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{config.NAMESPACE}:")})
-        try:
-            stack = config.parse(values, _stack_name(path), shown)
+            stack = stack_file.settings
             if isinstance(stack, ClusterStack):
-                render_cluster_policies(stack, project / "policies")
+                render_cluster_policies(stack, project.policy_dir)
             else:
-                render_provisioner(stack, project / "policies")
-        except config.ConfigError as exc:
+                render_provisioner(stack, project.policy_dir)
+        except StackFileError as exc:
+            findings.append(Finding("error", exc.file, "-", str(exc).split(": ", 1)[1]))
+            continue
+        except ConfigError as exc:
             findings += [Finding("error", f, fld, msg) for f, fld, msg in exc.problems]
             continue
         except PolicyError as exc:
             findings.append(Finding("error", exc.source, "vaultfleet:policies", str(exc).split(": ", 1)[1]))
             continue
         stacks.append(stack)
-        findings += _lint_stack(stack, shown)
-    findings += _lint_fleet(stacks, project)
+        findings += _lint_stack(stack, stack_file.shown)
+    findings += _lint_fleet(stacks)
     return findings, stacks
 
 
@@ -134,21 +95,21 @@ def _database_role_findings(stacks) -> list[Finding]:
             if name not in declared:
                 out.append(
                     Finding(
-                        "warning", str(config.stack_file(Path("."), stack.name)), f"vaultfleet:databaseRoles[{i}]",
+                        "warning", stack_file_name(stack.name), f"vaultfleet:databaseRoles[{i}]",
                         f"'{name}' is not a role of the shared stack's database engine {declared}",
                     )
                 )
     return out
 
 
-def _lint_fleet(stacks, project: Path) -> list[Finding]:
+def _lint_fleet(stacks) -> list[Finding]:
     out = _database_role_findings(stacks)
     seen: dict[str, str] = {}
     reviewers: dict[tuple[str, str, str], str] = {}
     for stack in stacks:
         if not isinstance(stack, ClusterStack):
             continue
-        shown = str(config.stack_file(Path("."), stack.name))
+        shown = stack_file_name(stack.name)
         if stack.mount_path in seen:
             out.append(Finding("error", shown, "vaultfleet:mountPrefix", f"mount path '{stack.mount_path}' is also used by stack '{seen[stack.mount_path]}'"))
         seen[stack.mount_path] = stack.name

@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from vaultfleet.console import err
+from vaultfleet.cli.common import cluster_stack, err, fail, format_option, load_stacks
 
-
-class Kind(str, Enum):
-    injector = "injector"
-    eso = "eso"
-    vso = "vso"
-    agent = "agent"
-
-
-class Format(str, Enum):
-    yaml = "yaml"
-    json = "json"
-
+Kind = Literal["injector", "eso", "vso", "agent"]
+Format = format_option("yaml", "json", optional=True, help="yaml (default) or json; agent config is JSON only.")
 
 # How to use what each kind prints, said once per ServiceAccount.
 USAGE = {
-    Kind.injector: "patch a Deployment with it: kubectl patch deployment NAME -n {namespace} --patch-file FILE",
-    Kind.eso: "kubectl apply -f FILE (external-secrets installed)",
-    Kind.vso: "kubectl apply -f FILE (Vault Secrets Operator installed)",
-    Kind.agent: "bao agent -config FILE (or vault agent); token_path must hold a token of {namespace}/{account}{audience}",
+    "injector": "patch a Deployment with it: kubectl patch deployment NAME -n {namespace} --patch-file FILE",
+    "eso": "kubectl apply -f FILE (external-secrets installed)",
+    "vso": "kubectl apply -f FILE (Vault Secrets Operator installed)",
+    "agent": "bao agent -config FILE (or vault agent); token_path must hold a token of {namespace}/{account}{audience}",
 }
 
 
@@ -41,36 +30,33 @@ def consumers(
     service_account: Annotated[str | None, typer.Option("--service-account", help="ServiceAccount to log in as (default: the role's first).")] = None,
     secret: Annotated[str, typer.Option("--secret", help="Name of the example KV secret under the role's subtree.")] = "config",
     cluster_store: Annotated[bool, typer.Option("--cluster-store", help="eso: a ClusterSecretStore (usable from the namespace only) instead of a SecretStore.")] = False,
-    output: Annotated[Format | None, typer.Option("--format", help="yaml (default) or json; agent config is JSON only.")] = None,
+    output: Format = None,
 ) -> None:
     """Print consumer configuration matching the stack's auth mount and roles; no Vault or cluster needed.
 
     A role granted db-creds also gets its dynamic PostgreSQL credentials, pointed at the connection
     the shared stack declares for the database role.
     """
-    from vaultfleet import consumers as gen
-    from vaultfleet.cli_checks import load_stacks
-    from vaultfleet.config import ClusterStack
-    from vaultfleet.consumer_database import DatabaseCredentialsError, resolve
+    from vaultfleet.consumers import agent, eso, injector, vso
+    from vaultfleet.consumers.bindings import ConsumerError, bindings, secret_templates
+    from vaultfleet.consumers.database import DatabaseCredentialsError, resolve
 
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", secret):
-        _fail(f"--secret '{secret}' must be a lowercase DNS label (it names the file and the Kubernetes Secret)")
+        fail(f"--secret '{secret}' must be a lowercase DNS label (it names the file and the Kubernetes Secret)")
     for option, value in (("--namespace", namespace), ("--service-account", service_account)):
         if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value):
-            _fail(f"{option} '{value}' is not a Kubernetes name")
-    if kind is Kind.agent and output is Format.yaml:
-        _fail("Vault Agent reads HCL or JSON, not YAML: use --format json (the default for --kind agent)")
-    output = output or (Format.json if kind is Kind.agent else Format.yaml)
+            fail(f"{option} '{value}' is not a Kubernetes name")
+    if kind == "agent" and output == "yaml":
+        fail("Vault Agent reads HCL or JSON, not YAML: use --format json (the default for --kind agent)")
+    output = output or ("json" if kind == "agent" else "yaml")
 
-    project, (settings,) = load_stacks([stack])
-    if not isinstance(settings, ClusterStack):
-        _fail(f"{stack} is the shared stack; consumers log in through a cluster stack")
+    project, settings = cluster_stack(stack, "consumers log in through a cluster stack")
     try:
-        found, notes = gen.bindings(settings, role, namespace, service_account, secret, project / "policies")
-    except gen.ConsumerError as exc:
-        _fail(str(exc))
-    if kind is Kind.agent and len(found) > 1:
-        _fail("an agent config logs in as one ServiceAccount: pick one with --role/--namespace "
+        found, notes = bindings(settings, role, namespace, service_account, secret, project.policy_dir)
+    except ConsumerError as exc:
+        fail(str(exc))
+    if kind == "agent" and len(found) > 1:
+        fail("an agent config logs in as one ServiceAccount: pick one with --role/--namespace "
               f"({', '.join(f'{b.role.name} in {b.namespace}' for b in found)})")
 
     # The shared stack is read only when a role reads database credentials: a broken or absent
@@ -81,13 +67,13 @@ def consumers(
         try:
             databases = resolve(settings, b.database_creds, shared)
         except DatabaseCredentialsError as exc:
-            _fail(str(exc))
-        templates = gen.secret_templates(b, databases)
+            fail(str(exc))
+        templates = secret_templates(b, databases)
         documents = {
-            Kind.injector: lambda: [gen.injector_patch(b, templates)],
-            Kind.eso: lambda: gen.eso_objects(b, cluster_store, databases),
-            Kind.vso: lambda: gen.vso_objects(b, databases),
-            Kind.agent: lambda: [gen.agent_config(b, templates)],
+            "injector": lambda: [injector.injector_patch(b, templates)],
+            "eso": lambda: eso.eso_objects(b, cluster_store, databases),
+            "vso": lambda: vso.vso_objects(b, databases),
+            "agent": lambda: [agent.agent_config(b, templates)],
         }[kind]()
         audience = f" for audience '{b.role.audience}'" if b.role.audience else ""
         usage = USAGE[kind].format(namespace=b.namespace, account=b.service_account, audience=audience)
@@ -95,12 +81,12 @@ def consumers(
     for note in notes:
         err.print(f"[yellow]note[/]: {note}", highlight=False)
 
-    if output is Format.json:
+    if output == "json":
         for lines, _ in groups:
             for line in lines:
                 err.print(line, highlight=False, markup=False)
         documents = [d for _, docs in groups for d in docs]
-        print(json.dumps(documents[0] if kind is Kind.agent else documents, indent=2))
+        print(json.dumps(documents[0] if kind == "agent" else documents, indent=2))
         return
     for lines, docs in groups:
         print("\n".join(f"# {line}" for line in lines))
@@ -114,31 +100,15 @@ def _shared_stack(project):
 
     None when no shared stack declares one; resolve() then says what is missing.
     """
-    import yaml
-
-    from vaultfleet.cli_checks import load_stacks
-    from vaultfleet.fleet import all_stacks, is_shared
-
-    names = []
-    for name in all_stacks(project):
-        try:
-            if is_shared(project, name):
-                names.append(name)
-        except yaml.YAMLError:
-            continue  # not readable as a stack file; `vaultfleet validate` names it
+    names = [s.name for s in project.shared_stacks()]  # an unreadable file is left to `validate`
     if not names:
         return None
-    _, stacks = load_stacks(names)
+    _, stacks = load_stacks(names, project)
     engines = [s for s in stacks if s.database is not None]
     if len(engines) > 1:
-        _fail(f"shared stacks {', '.join(s.name for s in engines)} each declare vaultfleet:database; "
+        fail(f"shared stacks {', '.join(s.name for s in engines)} each declare vaultfleet:database; "
               "vaultfleet expects the fleet's database engine in one of them")
     return engines[0] if engines else stacks[0]
-
-
-def _fail(message: str):
-    err.print(f"[red]error[/]: {message}", highlight=False)
-    raise typer.Exit(code=2)
 
 
 def _yaml(document: dict) -> str:

@@ -3,37 +3,28 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from typing import Annotated
 
 import typer
 
-from vaultfleet.console import err
+from vaultfleet.cli.common import err, fail, format_option, load_project
 
-
-class Format(str, Enum):
-    text = "text"
-    markdown = "markdown"
-    json = "json"
-
+Format = format_option("text", "markdown", "json")
 
 StacksArg = Annotated[list[str] | None, typer.Argument(help="Stack names (default: none; use --all).")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every stack in stacks/.")]
 ParallelOpt = Annotated[int, typer.Option("--parallel", "-p", min=1, max=32, help="Stacks run at once.")]
 
 
-def _select(stacks: list[str] | None, all_: bool, changed_since: str | None = None) -> list[str]:
-    from vaultfleet.fleet import all_stacks, changed_since as changed
-    from vaultfleet.project import project_dir
+def _select(project, stacks: list[str] | None, all_: bool, changed_since: str | None = None) -> list[str]:
+    from vaultfleet.project.changes import changed_since as changed
 
-    project = project_dir()
-    known = all_stacks(project)
+    known = project.stack_names()
     if changed_since:
         try:
             return changed(project, changed_since)
         except ValueError as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(code=2) from None
+            fail(str(exc))
     if all_:
         return known
     if not stacks:
@@ -46,12 +37,11 @@ def _select(stacks: list[str] | None, all_: bool, changed_since: str | None = No
     return stacks
 
 
-def _run(operation: str, names: list[str], parallel: int, refresh: bool = False, full: bool = False):
+def _run(project, operation: str, names: list[str], parallel: int, refresh: bool = False, full: bool = False):
     from rich.live import Live
     from rich.table import Table
 
-    from vaultfleet.fleet import run
-    from vaultfleet.project import project_dir
+    from vaultfleet.fleet.runner import run
 
     status: dict[str, str] = {n: "waiting" for n in names}
 
@@ -70,11 +60,11 @@ def _run(operation: str, names: list[str], parallel: int, refresh: bool = False,
             status[r.stack] = f"[green]ok[/] {r.seconds}s" if r.ok else "[red]failed[/]"
             live.update(table())
 
-        return run(project_dir(), names, operation, parallel, refresh, on_start=started, on_result=finished, full=full)
+        return run(project, names, operation, parallel, refresh, on_start=started, on_result=finished, full=full)
 
 
 def _summary(results, output: Format) -> str:
-    if output is Format.json:
+    if output == "json":
         return json.dumps(
             [
                 {"stack": r.stack, "operation": r.operation, "ok": r.ok, "changed": r.changed,
@@ -85,7 +75,7 @@ def _summary(results, output: Format) -> str:
             indent=2,
         )
     ops = ("create", "update", "delete", "replace")
-    if output is Format.markdown:
+    if output == "markdown":
         lines = ["| stack | result | " + " | ".join(ops) + " | what changes |", "|---|---|" + "---|" * (len(ops) + 1)]
         for r in results:
             what = "<br>".join(f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" for s in r.steps)
@@ -131,7 +121,7 @@ def preview(
     refresh: Annotated[bool, typer.Option(help="Refresh from Vault and the clusters first (finds drift).")] = False,
     full: Annotated[bool, typer.Option("--full", help="Run the engine for every stack, even one whose inputs and state are as its last up left them.")] = False,
     expect_no_changes: Annotated[bool, typer.Option("--expect-no-changes", help="Exit 3 if any stack would change.")] = False,
-    output: Annotated[Format, typer.Option("--format")] = Format.text,
+    output: Format = "text",
 ) -> None:
     """Preview stacks in parallel and summarise their changes.
 
@@ -141,12 +131,13 @@ def preview(
 
     Exit codes: 0 ok; 1 a stack failed; 2 bad arguments; 3 changes with --expect-no-changes.
     """
-    names = _select(stacks, all_, changed_since)
+    project = load_project()
+    names = _select(project, stacks, all_, changed_since)
     if not names:
         print(_summary([], output))
         err.print("no stack affected")
         return
-    _finish(_run("preview", names, parallel, refresh, full), output, expect_no_changes)
+    _finish(_run(project, "preview", names, parallel, refresh, full), output, expect_no_changes)
 
 
 def up(
@@ -154,10 +145,11 @@ def up(
     all_: AllOpt = False,
     parallel: ParallelOpt = 4,
     refresh: Annotated[bool, typer.Option(help="Refresh first.")] = False,
-    output: Annotated[Format, typer.Option("--format")] = Format.text,
+    output: Format = "text",
 ) -> None:
     """Apply stacks (shared stack first), continuing past failures; exit 1 if any failed."""
-    _finish(_run("up", _select(stacks, all_), parallel, refresh), output)
+    project = load_project()
+    _finish(_run(project, "up", _select(project, stacks, all_), parallel, refresh), output)
 
 
 def destroy(
@@ -165,10 +157,11 @@ def destroy(
     all_: AllOpt = False,
     parallel: ParallelOpt = 4,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    output: Annotated[Format, typer.Option("--format")] = Format.text,
+    output: Format = "text",
 ) -> None:
     """Destroy stacks (shared stack last), continuing past failures; exit 1 if any failed."""
-    names = _select(stacks, all_)
+    project = load_project()
+    names = _select(project, stacks, all_)
     if not yes and not typer.confirm(f"destroy {', '.join(names)}?"):
         raise typer.Exit(code=1)
-    _finish(_run("destroy", names, parallel), output)
+    _finish(_run(project, "destroy", names, parallel), output)

@@ -1,0 +1,26 @@
+"""The `vaultfleet` command line: one module per command group, wired here.
+
+Heavy modules (Pulumi, hvac, kubernetes) are imported inside commands, so that `--help` and
+`validate` start fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from vaultfleet.cli import access, consumers, fleet, lab, onboard, validate, verify
+
+app = typer.Typer(
+    help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens: keep them out of tracebacks
+)
+app.add_typer(lab.app, name="lab")
+for command in (
+    validate.validate, onboard.onboard, fleet.preview, fleet.up, fleet.destroy, verify.verify, access.access,
+    consumers.consumers,
+):
+    app.command()(command)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,27 @@
+"""`vaultfleet onboard`: a new cluster is one new stack file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vaultfleet.cli.common import err, load_project, out
+
+
+def onboard(
+    name: Annotated[str, typer.Argument(help="Cluster (and stack) name, a DNS label.")],
+    context: Annotated[str, typer.Option("--context", help="kubeconfig context of the cluster.")],
+    host: Annotated[str | None, typer.Option("--host", help="API server URL as Vault reaches it (default: the context's).")] = None,
+    namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the reviewer ServiceAccount.")] = "kube-system",
+) -> None:
+    """Write stacks/Pulumi.NAME.yaml from a kubeconfig context; never overwrites; validates it."""
+    from vaultfleet.project.kubeconfig import KubeconfigError
+    from vaultfleet.project.onboard import OnboardError, onboard as run
+
+    try:
+        path = run(load_project(), name, context, host, namespace)
+    except (OnboardError, KubeconfigError) as exc:
+        err.print(f"[red]onboard failed, nothing written:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    out.print(f"wrote {path}; next: vaultfleet up {name}  (or: pulumi stack init {name} && pulumi up -s {name})")

@@ -1,0 +1,34 @@
+"""`vaultfleet verify`: a real login per role."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from vaultfleet.cli.common import cluster_stack, fail, out
+
+
+def verify(
+    stack: Annotated[str, typer.Argument(help="Cluster stack to check.")],
+    role: Annotated[str | None, typer.Option("--role", help="Only this role.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Log in for real with a ServiceAccount token per role; name the cause and fix of any failure."""
+    from vaultfleet.verify import verify as run
+
+    project, settings = cluster_stack(stack, "verify a cluster stack")
+    checks = run(settings, project.policy_dir, settings.fleet.vault_address, only_role=role)
+    if role and not checks:
+        fail(f"no role '{role}' in {stack}")
+    if as_json:
+        print(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        for c in checks:
+            if c.ok:
+                out.print(f"[green]ok[/]   {stack}/{c.role}: {c.service_account} logged in, policies {c.policies}, {len(c.capabilities)} path(s) checked")
+            else:
+                out.print(f"[red]FAIL[/] {stack}/{c.role}: {c.service_account}: {c.cause}\n       fix: {c.fix}", highlight=False)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(code=1)

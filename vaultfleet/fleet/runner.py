@@ -1,0 +1,167 @@
+"""Run preview / up / destroy over many stacks, in parallel, each through the pinned engine.
+
+The shared stack goes first on up (cluster stacks may rely on its KV mount and policy) and last on
+destroy; previews all run at once. Stacks run concurrently, each in its own `pulumi` process.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from vaultfleet.fleet import engine
+from vaultfleet.fleet import recovery as recovery_mod
+from vaultfleet.fleet.errors import summarise
+from vaultfleet.fleet.health import vault_problem
+from vaultfleet.fleet.skip import unchanged_since_last_up
+from vaultfleet.project import Project
+
+
+@dataclass
+class StackResult:
+    stack: str
+    operation: str
+    ok: bool = False
+    changes: dict[str, int] = field(default_factory=dict)
+    """Operation -> count, as the engine reports it (create, update, delete, replace, same)."""
+    steps: list[dict] = field(default_factory=list)
+    """One entry per changed resource: op, type, name."""
+    error: str | None = None
+    recovered: str | None = None
+    """What was healed from an interrupted earlier run (stale lock, pending operations), if anything."""
+    unchanged: str | None = None
+    """Set when a preview did not run the engine: why its result is known to be "no changes"."""
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return any(count for op, count in self.changes.items() if op != "same")
+
+
+def ordered(project: Project, stacks: list[str]) -> tuple[list[str], list[str]]:
+    """(shared stacks, cluster stacks); callers run the first group before (or, destroy, after)."""
+    shared = [s for s in stacks if project.stack(s).is_shared]
+    return shared, [s for s in stacks if s not in shared]
+
+
+def run_one(
+    project: Project, stack_name: str, operation: str, env: dict[str, str], refresh: bool = False, full: bool = False
+) -> StackResult:
+    from pulumi.automation import CommandError
+
+    result = StackResult(stack=stack_name, operation=operation)
+    started = time.monotonic()
+    # The fleet's Vault address, when the stack file validates (else the engine names file and field).
+    settings = project.stack(stack_name).valid_settings()
+    vault_address = settings.fleet.vault_address if settings else None
+    try:
+        problem = vault_address and vault_problem(vault_address)
+        if problem:
+            raise _NotRun(problem)
+        if operation == "preview":
+            known = None if refresh or full else unchanged_since_last_up(project, stack_name, env)
+            if known:
+                result.unchanged, result.changes = known
+            else:
+                ran = engine.run_operation(project.root, stack_name, env, ["preview", *(["--refresh"] if refresh else [])])
+                result.changes, result.steps = ran.changes, ran.steps
+        elif operation in ("up", "destroy"):
+            ran, recovery = _apply(project, stack_name, operation, env, refresh)
+            result.recovered = recovery.describe() if recovery else None
+            result.changes, result.steps = ran.changes, ran.steps
+        else:
+            raise ValueError(f"unknown operation {operation}")
+        result.ok = True
+    except _NotRun as exc:
+        result.error = f"not run: {exc}"
+    except CommandError as exc:
+        result.error = summarise(str(exc))
+        # Most engine failures mid-fleet are Vault going away: say so first, plainly.
+        problem = vault_address and vault_problem(vault_address)
+        if problem:
+            result.error = f"{problem}\n{result.error}"
+    except (recovery_mod.StackLocked, recovery_mod.UnresolvedPendingCreate) as exc:
+        result.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one stack's failure must not stop the fleet
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
+class _NotRun(Exception):
+    """The stack was not started (its Vault cannot serve it); nothing was changed."""
+
+
+def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str], refresh: bool):
+    """`up` or `destroy`, after healing what an interrupted earlier run left behind."""
+    recovery = recovery_mod.Recovery()
+    # Before anything reads the stack: a kill may have broken its checkpoint's metadata.
+    recovery.repaired_files += recovery_mod.repair_file_backend(
+        engine.backend_url(project.root, env), project.name, stack_name)
+    run_cli = engine.cli(project.root, stack_name, env)
+    if operation == "up":
+        args = ["up", "--yes", "--skip-preview", *(["--refresh"] if refresh else [])]
+    else:
+        args = ["destroy", "--yes", "--skip-preview"]
+
+    def heal() -> None:
+        from pulumi.automation import CommandError
+
+        try:
+            recovery_mod.settle_pending(lambda: recovery_mod.plain_export(run_cli), run_cli, recovery)
+        except CommandError as exc:
+            if "no stack named" not in str(exc):  # a stack not created yet has nothing to heal
+                raise
+
+    _retry_if_stale_lock(run_cli, recovery, heal)
+    ran = _retry_if_stale_lock(run_cli, recovery, lambda: engine.run_operation(project.root, stack_name, env, args))
+    return ran, recovery
+
+
+def _retry_if_stale_lock(run_cli, recovery: recovery_mod.Recovery, operation):
+    """Run `operation`; if it fails on a lock left by a dead engine, remove the lock and run it again."""
+    from pulumi.automation import CommandError
+
+    try:
+        return operation()
+    except CommandError as exc:
+        if not recovery_mod.clear_stale_locks(run_cli, str(exc), recovery):
+            raise
+    return operation()
+
+
+def run(
+    project: Project,
+    stacks: list[str],
+    operation: str,
+    parallel: int = 4,
+    refresh: bool = False,
+    env: dict[str, str] | None = None,
+    on_result: Callable[[StackResult], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+    full: bool = False,
+) -> list[StackResult]:
+    env = env or engine.engine_env()
+    shared, clusters = ordered(project, stacks)
+    if operation == "preview":
+        groups = [shared + clusters]  # a preview changes nothing: no order to keep, all at once
+    else:
+        groups = [clusters, shared] if operation == "destroy" else [shared, clusters]
+    results: list[StackResult] = []
+
+    def one(name: str) -> StackResult:
+        if on_start:
+            on_start(name)
+        r = run_one(project, name, operation, env, refresh, full)
+        if on_result:
+            on_result(r)
+        return r
+
+    for group in groups:
+        if not group:
+            continue
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            results += list(pool.map(one, group))
+    return results

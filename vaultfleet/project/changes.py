@@ -1,0 +1,30 @@
+"""Which stacks a git diff touches: their own stack file, or anything every stack's program reads."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from vaultfleet.project import Project
+
+
+def changed_since(project: Project, ref: str) -> list[str]:
+    """Stacks affected by the git diff from `ref` to the working tree (untracked files included)."""
+    root = project.root
+    diff = subprocess.run(
+        ["git", "diff", "--name-only", ref, "--", "."], cwd=root, capture_output=True, text=True, check=False
+    )
+    if diff.returncode != 0:
+        raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=False
+    ).stdout
+    # git prints paths relative to the repository root; make them relative to the project.
+    top = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True).stdout.strip())
+    files = [str((top / f).relative_to(root)) for f in diff.stdout.split() if (top / f).is_relative_to(root)]
+    files += untracked.split()
+    stacks = set(project.stack_names())
+    if any(project.touches_every_stack(f) for f in files):
+        return sorted(stacks)
+    touched = {Path(f).name[len("Pulumi."):-len(".yaml")] for f in files if f.startswith("stacks/Pulumi.")}
+    return sorted(touched & stacks)

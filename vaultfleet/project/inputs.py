@@ -1,0 +1,48 @@
+"""Everything a stack's program reads, as one digest: the program exports it (`vaultfleet_inputs`)
+and the preview skip (vaultfleet/fleet/skip.py) compares it with the files as they are now."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import metadata
+
+from vaultfleet.project import StackFile
+
+OUTPUT = "vaultfleet_inputs"
+
+# The SDKs decide resource inputs and diffs (and the provider plugin versions they request).
+_SDKS = ("pulumi", "pulumi-vault", "pulumi-kubernetes")
+
+
+def inputs_fingerprint(stack: StackFile) -> str:
+    """One digest of everything the stack's program reads: the program's files, the stack file,
+    the SDK versions and the kube context's endpoint."""
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    root = stack.project.root
+    for path in [*stack.project.program_files(), stack.path]:
+        label = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        add(label, path.read_bytes() if path.exists() else b"(missing)")
+    for sdk in _SDKS:
+        add(sdk, metadata.version(sdk).encode())
+    add("kube context", _kube_context_endpoint(stack))
+    return digest.hexdigest()
+
+
+def _kube_context_endpoint(stack: StackFile) -> bytes:
+    """The API server and CA of the stack's kube context: the program reads them from the
+    kubeconfig when the stack file does not set apiHost/caCert."""
+    from vaultfleet.project.kubeconfig import KubeconfigError, read_context
+
+    context = stack.kube_context
+    if not context:
+        return b"(no kube context)"
+    try:
+        endpoint = read_context(context)
+    except (KubeconfigError, OSError) as exc:
+        return f"(error: {exc})".encode()
+    return f"{endpoint.server}\0{endpoint.ca_pem}".encode()
