@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv tools postgres demo test unit lab-up lab-down
+.PHONY: venv tools postgres demo lint test unit lab-up lab-down
 
 venv: $(VENV)/.installed
 
@@ -30,13 +30,18 @@ postgres:
 demo: venv tools postgres
 	$(BIN)/python -m vaultfleet.demo
 
+# ruff (pinned in pyproject.toml): lint findings and unformatted files fail `make test` first.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # The suite runs once per lab server of LAB_SERVERS: the whole suite (unit + lab) against the first,
 # then the lab tests again against each other one. Every pytest session starts and stops its own lab
 # of the server $VAULTFLEET_LAB_SERVER names (tests/lab/conftest.py). Each run runs even when an
 # earlier one failed; the target fails when any did. `make test LAB_SERVERS=openbao`: one server.
 LAB_SERVERS ?= openbao vault
 
-test: venv tools postgres
+test: lint venv tools postgres
 	@rc=0; summary=""; selection=""; what="whole suite"; \
 	for server in $(LAB_SERVERS); do \
 		t0=$$(date +%s); \

@@ -15,9 +15,9 @@ import secrets
 import time
 
 import hvac
+from _setup import CLI, REPO, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
 from kubernetes import client
 
-from _setup import CLI, REPO, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
 from tests.lab import k8s
 from vaultfleet.project.policy import render
 

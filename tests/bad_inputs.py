@@ -6,8 +6,8 @@ a scratch copy of the project, and names what the error must mention (file and f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 STACK_FILE = "stacks/Pulumi.lab-a.yaml"
 POLICY_FILE = "policies/kv-read.hcl"

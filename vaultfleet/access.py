@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vaultfleet.project.schema import ClusterStack
 from vaultfleet.project.policy import cluster_policy_rules, for_service_account
+from vaultfleet.project.schema import ClusterStack
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vaultfleet.project.schema import ClusterStack
 from vaultfleet.project.policy import cluster_policy_rules, for_service_account
+from vaultfleet.project.schema import ClusterStack
 
 PROBE_NAME = "vaultfleet-verify"
 
@@ -68,7 +68,8 @@ def _probe_path(path: str) -> str:
 
 def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | None = None, only_role: str | None = None) -> list[RoleCheck]:
     import hvac
-    from kubernetes import client, config as kube_config
+    from kubernetes import client
+    from kubernetes import config as kube_config
 
     from vaultfleet.kube import request_token
     from vaultfleet.project.kubeconfig import kubeconfig_paths

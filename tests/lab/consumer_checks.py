@@ -89,7 +89,7 @@ def assert_subset(generated, stored, where="spec"):
             assert_subset(value, stored[key], f"{where}.{key}")
     elif isinstance(generated, list):
         assert len(generated) == len(stored), f"{where}: {generated!r} stored as {stored!r}"
-        for i, (item, kept) in enumerate(zip(generated, stored)):
+        for i, (item, kept) in enumerate(zip(generated, stored, strict=True)):
             assert_subset(item, kept, f"{where}[{i}]")
     else:
         assert generated == stored, f"{where}: {generated!r} stored as {stored!r}"

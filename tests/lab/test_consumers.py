@@ -22,8 +22,8 @@ from tests.lab.conftest import copy_project, use_lab_for_cli
 from tests.lab.consumer_checks import assert_role_admits
 from tests.lab.consumer_checks import assert_subset as _assert_subset
 from tests.lab.consumer_checks import create_strict as _create
-from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
+from vaultfleet.fleet.engine import select_stack
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()
@@ -231,7 +231,7 @@ def test_4_injector_patch_applies_and_its_fields_match_vault(fleet):
     fleet.write(path.removeprefix("kv/data/"), {"password": "injected"})
     token = fleet.login(annotations["vault.hashicorp.com/role"], "app", pod.spec.service_account_name, audience=audience)
     assert token.read(path)["data"]["data"] == {"password": "injected"}
-    assert 'with secret "%s"' % path in annotations["vault.hashicorp.com/agent-inject-template-config"]
+    assert f'with secret "{path}"' in annotations["vault.hashicorp.com/agent-inject-template-config"]
     token.auth.token.revoke_self()
 
 

@@ -32,8 +32,8 @@ from tests.lab import database as lab_db
 from tests.lab.agent import run_agent
 from tests.lab.conftest import copy_project
 from tests.lab.consumer_checks import assert_role_admits, assert_subset, create_strict
-from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
+from vaultfleet.fleet.engine import select_stack
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()

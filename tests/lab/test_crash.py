@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 
 from tests.lab.conftest import copy_project, use_lab_for_cli
 from tests.lab.holding_proxy import HoldingProxy
-from vaultfleet.fleet.engine import pulumi_command, select_stack
 from vaultfleet.cli import app
+from vaultfleet.fleet.engine import pulumi_command, select_stack
 from vaultfleet.fleet.recovery import pending_operations, plain_export
 
 pytestmark = pytest.mark.lab

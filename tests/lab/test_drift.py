@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from tests.lab import k8s
 from tests.lab.conftest import copy_project, use_lab_for_cli
-from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
+from vaultfleet.fleet.engine import select_stack
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from tests.lab import k8s
 from tests.lab.conftest import copy_project, use_lab_for_cli
-from vaultfleet.fleet.engine import select_stack
 from vaultfleet.cli import app
+from vaultfleet.fleet.engine import select_stack
 from vaultfleet.fleet.runner import run
-from vaultfleet.project import Project
 from vaultfleet.lab import lab as lab_module
+from vaultfleet.project import Project
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()

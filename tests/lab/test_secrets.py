@@ -72,7 +72,7 @@ def test_a_full_cli_run_leaves_no_secret_in_plaintext(lab, lab_env, tmp_path):
         root.auth.token.revoke(provisioner)
 
     secrets = {
-        **{f"reviewer JWT of {c}": jwt for c, jwt in zip(CLUSTERS, reviewer_jwts)},
+        **{f"reviewer JWT of {c}": jwt for c, jwt in zip(CLUSTERS, reviewer_jwts, strict=True)},
         "Vault root token": lab.vault_token(),
         "provisioner token": provisioner,
         "Pulumi passphrase": lab.passphrase_file.read_text().strip(),

@@ -272,8 +272,9 @@ class TestNamespaceScopedPolicy(ComponentTest):
         from vaultfleet.project.policy import MOUNT_ACCESSOR_PLACEHOLDER
 
         templated = (
-            'path "kv/data/clusters/lab-a/namespaces/{{identity.entity.aliases.%s.metadata.service_account_namespace}}/*" '
-            '{ capabilities = ["read"] }' % MOUNT_ACCESSOR_PLACEHOLDER
+            'path "kv/data/clusters/lab-a/namespaces/{{identity.entity.aliases.'
+            + MOUNT_ACCESSOR_PLACEHOLDER
+            + '.metadata.service_account_namespace}}/*" { capabilities = ["read"] }'
         )
         args = cluster_args()
         args.policies = {**args.policies, "k8s-lab-a-kv-namespace": templated}

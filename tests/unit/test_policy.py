@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from vaultfleet.project.schema import parse
 from vaultfleet.project.policy import (
     MOUNT_ACCESSOR_PLACEHOLDER,
     POLICY_DIR,
@@ -16,6 +15,7 @@ from vaultfleet.project.policy import (
     render,
 )
 from vaultfleet.project.policy import render_cluster_policies as render_policies
+from vaultfleet.project.schema import parse
 
 VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv", "database_mount": "database",
         "mount_accessor": MOUNT_ACCESSOR_PLACEHOLDER}
@@ -124,7 +124,7 @@ def test_vault_identity_templating_passes_through_with_the_accessor_left_for_the
     ],
 )
 def test_alias_templates_vault_cannot_resolve_are_rejected(tmp_path, alias, fragment):
-    text = 'path "kv/data/{{identity.entity.aliases.%s}}/*" { capabilities = ["read"] }' % alias
+    text = 'path "kv/data/{{identity.entity.aliases.' + alias + '}}/*" { capabilities = ["read"] }'
     with pytest.raises(PolicyError) as info:
         render("t", VARS, write(tmp_path, text))
     assert fragment in str(info.value)

@@ -39,7 +39,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code=code)
 
 
-def load_project() -> "Project":
+def load_project() -> Project:
     from vaultfleet.project import Project
 
     try:
@@ -48,7 +48,7 @@ def load_project() -> "Project":
         fail(str(exc))
 
 
-def load_stacks(names: list[str] | None, project: "Project | None" = None):
+def load_stacks(names: list[str] | None, project: Project | None = None):
     """The project and its validated stacks; errors printed and exit 2 when any stack is invalid."""
     from vaultfleet.project.validate import validate
 

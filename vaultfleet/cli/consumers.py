@@ -69,12 +69,14 @@ def consumers(
         except DatabaseCredentialsError as exc:
             fail(str(exc))
         templates = secret_templates(b, databases)
-        documents = {
-            "injector": lambda: [injector.injector_patch(b, templates)],
-            "eso": lambda: eso.eso_objects(b, cluster_store, databases),
-            "vso": lambda: vso.vso_objects(b, databases),
-            "agent": lambda: [agent.agent_config(b, templates)],
-        }[kind]()
+        if kind == "injector":
+            documents = [injector.injector_patch(b, templates)]
+        elif kind == "eso":
+            documents = eso.eso_objects(b, cluster_store, databases)
+        elif kind == "vso":
+            documents = vso.vso_objects(b, databases)
+        else:
+            documents = [agent.agent_config(b, templates)]
         audience = f" for audience '{b.role.audience}'" if b.role.audience else ""
         usage = USAGE[kind].format(namespace=b.namespace, account=b.service_account, audience=audience)
         groups.append(([b.describe(), *(d.describe() for d in databases), usage], documents))

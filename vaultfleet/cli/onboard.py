@@ -17,7 +17,8 @@ def onboard(
 ) -> None:
     """Write stacks/Pulumi.NAME.yaml from a kubeconfig context; never overwrites; validates it."""
     from vaultfleet.project.kubeconfig import KubeconfigError
-    from vaultfleet.project.onboard import OnboardError, onboard as run
+    from vaultfleet.project.onboard import OnboardError
+    from vaultfleet.project.onboard import onboard as run
 
     try:
         path = run(load_project(), name, context, host, namespace)

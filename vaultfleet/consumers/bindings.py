@@ -13,6 +13,7 @@ from vaultfleet.consumers.database import DatabaseCredentials
 from vaultfleet.project.policy import POLICY_DIR, cluster_policy_rules, for_service_account
 from vaultfleet.project.schema import ClusterStack, Role
 
+
 class ConsumerError(ValueError):
     """The request names something the stack does not have (role, namespace, ServiceAccount)."""
 

@@ -36,7 +36,7 @@ class PostgresTarget:
     """Parameters as written (sslmode=...): they are the ones Vault connects with."""
 
     @classmethod
-    def from_connection_url(cls, url: str) -> "PostgresTarget":
+    def from_connection_url(cls, url: str) -> PostgresTarget:
         parts = urlsplit(url)
         return cls(address=parts.netloc.rpartition("@")[2], database=parts.path.lstrip("/"), query=parts.query)
 

@@ -12,9 +12,10 @@ import functools
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from vaultfleet.toolchain import find_tool, search_path
 
@@ -34,7 +35,7 @@ class EngineRun:
 
 
 @functools.cache
-def pulumi_command() -> "auto.PulumiCommand":
+def pulumi_command() -> auto.PulumiCommand:
     """The pinned engine from the tool cache (or PATH), never a download.
 
     Built once per process; its `pulumi version` check is skipped because tools/ pins the binary
@@ -56,7 +57,7 @@ def engine_env() -> dict[str, str]:
     }
 
 
-def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> "auto.Stack":
+def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> auto.Stack:
     """Create or select stack `name` of the project in `work_dir` through the Automation API
     (for tests and scripts that want a `Stack` object; the fleet runs `run_operation`)."""
     from pulumi import automation as auto

@@ -30,9 +30,10 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Type token -> provider ID, from the inputs recorded with the pending operation. These are the IDs
 # the providers give the objects (terraform-provider-vault's and pulumi-kubernetes'), so an import

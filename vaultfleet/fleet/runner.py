@@ -7,9 +7,9 @@ destroy; previews all run at once. Stacks run concurrently, each in its own `pul
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 from vaultfleet.fleet import engine
 from vaultfleet.fleet import recovery as recovery_mod

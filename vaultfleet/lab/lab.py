@@ -173,7 +173,7 @@ class LabState:
         path.write_text(json.dumps(data, indent=2))
 
     @classmethod
-    def load(cls, directory: Path | None = None) -> "LabState | None":
+    def load(cls, directory: Path | None = None) -> LabState | None:
         directory = directory or lab_dir()
         path = directory / "lab.json"
         if not path.exists():

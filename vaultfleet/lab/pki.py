@@ -45,7 +45,7 @@ def _write_key(path: Path, key) -> None:
 
 
 def _cert(subject: x509.Name, public_key, issuer: x509.Name, signer, extensions) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -29,9 +29,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from vaultfleet.lab import processes
 from vaultfleet.lab.processes import Tracked
@@ -89,7 +89,7 @@ class PostgresServer:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "PostgresServer":
+    def from_json(cls, data: dict) -> PostgresServer:
         return cls(**data)
 
 

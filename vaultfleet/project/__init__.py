@@ -47,7 +47,7 @@ class Project:
         self._stacks: dict[Path, StackFile] = {}
 
     @classmethod
-    def find(cls) -> "Project":
+    def find(cls) -> Project:
         """$VAULTFLEET_PROJECT, else the nearest directory at or above the working one with Pulumi.yaml."""
         if os.environ.get("VAULTFLEET_PROJECT"):
             return cls(Path(os.environ["VAULTFLEET_PROJECT"]))
@@ -88,7 +88,7 @@ class Project:
     def stack_names(self) -> list[str]:
         return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml"))
 
-    def stack(self, name_or_path: str) -> "StackFile":
+    def stack(self, name_or_path: str) -> StackFile:
         """The stack file of a stack name, or the file at a path ending in .yaml/.yml; read once."""
         path = Path(name_or_path)
         if path.suffix not in (".yaml", ".yml"):
@@ -98,11 +98,11 @@ class Project:
             self._stacks[key] = StackFile(self, path)
         return self._stacks[key]
 
-    def stacks(self, names: list[str] | None = None) -> list["StackFile"]:
+    def stacks(self, names: list[str] | None = None) -> list[StackFile]:
         """The named stacks (names or paths); every stack file in stacks/ when none are named."""
         return [self.stack(n) for n in (names or self.stack_names())]
 
-    def shared_stacks(self) -> list["StackFile"]:
+    def shared_stacks(self) -> list[StackFile]:
         return [s for s in self.stacks() if s.is_shared]
 
     def program_files(self) -> list[Path]:
@@ -181,13 +181,13 @@ class StackFile:
         return cluster.get("kubeContext") if isinstance(cluster, dict) else None
 
     @cached_property
-    def settings(self) -> "ClusterStack | SharedStack":
+    def settings(self) -> ClusterStack | SharedStack:
         """The typed settings; raises StackFileError or ConfigError (file, field, message)."""
         from vaultfleet.project.schema import parse
 
         return parse(self.values, self.name, self.shown)
 
-    def valid_settings(self) -> "ClusterStack | SharedStack | None":
+    def valid_settings(self) -> ClusterStack | SharedStack | None:
         """The settings, or None when the file does not validate (the caller leaves the error to others)."""
         try:
             return self.settings

@@ -63,7 +63,7 @@ class DatabaseRole(Model):
         return statements
 
     @model_validator(mode="after")
-    def _ttl_within_max(self) -> "DatabaseRole":
+    def _ttl_within_max(self) -> DatabaseRole:
         if self.default_ttl > self.max_ttl:
             raise ValueError(f"defaultTtl ({self.default_ttl}s) is above maxTtl ({self.max_ttl}s)")
         return self
@@ -91,7 +91,7 @@ class DatabaseSettings(Model):
         return roles
 
     @model_validator(mode="after")
-    def _roles_name_declared_connections(self) -> "DatabaseSettings":
+    def _roles_name_declared_connections(self) -> DatabaseSettings:
         names = [c.name for c in self.connections]
         for i, role in enumerate(self.roles):
             if role.connection not in names:

@@ -92,7 +92,7 @@ def render(
                   for value in values]
     # Block by block in template order, each block once per value: the creds paths stay together.
     merged: dict[str, tuple[str, ...]] = {}
-    for blocks in zip(*renderings):
+    for blocks in zip(*renderings, strict=True):  # one template: the same blocks per value
         for rule in blocks:
             merged.setdefault(rule.path, rule.capabilities)
     header = f"# Rendered from {path.name} for {LIST_PLACEHOLDERS[key]}: {', '.join(values)}.\n"
@@ -107,7 +107,7 @@ def _substitute(template: Template, variables: dict[str, str], path: Path) -> st
     try:
         return template.substitute(variables)
     except (KeyError, ValueError) as exc:
-        known = ", ".join("${%s}" % k for k in sorted({*variables, *LIST_PLACEHOLDERS}))
+        known = ", ".join(f"${{{k}}}" for k in sorted({*variables, *LIST_PLACEHOLDERS}))
         raise PolicyError(str(path), f"unknown or malformed placeholder {exc} (known: {known})") from None
 
 
@@ -201,7 +201,7 @@ def parse_rules(body: str, source: str, capabilities_only: bool = False) -> list
     return rules
 
 
-def render_cluster_policies(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -> dict[str, str]:
+def render_cluster_policies(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> dict[str, str]:
     """Policy name -> rendered body for a cluster stack, every one checked before anything is written."""
     variables = {
         "cluster": stack.name,
@@ -214,7 +214,7 @@ def render_cluster_policies(stack: "ClusterStack", policy_dir: Path = POLICY_DIR
     return {stack.policy_name(t): render(t, variables, policy_dir, lists) for t in stack.policies}
 
 
-def cluster_policy_rules(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -> dict[str, list[PathRule]]:
+def cluster_policy_rules(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> dict[str, list[PathRule]]:
     """Policy name -> its path rules, alias templates still in the paths (see for_service_account)."""
     return {
         name: parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), name)
@@ -222,7 +222,7 @@ def cluster_policy_rules(stack: "ClusterStack", policy_dir: Path = POLICY_DIR) -
     }
 
 
-def render_provisioner(stack: "SharedStack", policy_dir: Path = POLICY_DIR) -> str:
+def render_provisioner(stack: SharedStack, policy_dir: Path = POLICY_DIR) -> str:
     """The least-privilege policy for the token that provisions cluster stacks."""
     variables = {"mount_prefix": stack.fleet.mount_prefix, "kv_mount": stack.fleet.kv_mount}
     return render("fleet/vaultfleet-provisioner", variables, policy_dir)

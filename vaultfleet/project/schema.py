@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Collection, Literal
+from collections.abc import Collection
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -51,13 +52,13 @@ class Role(Model):
     eso (external-secrets SecretStore), vso (Vault Secrets Operator VaultConnection + VaultAuth)."""
 
     @model_validator(mode="after")
-    def _ttl_within_max(self) -> "Role":
+    def _ttl_within_max(self) -> Role:
         if self.max_ttl is not None and self.ttl > self.max_ttl:
             raise ValueError(f"ttl ({self.ttl}s) is above maxTtl ({self.max_ttl}s)")
         return self
 
     @model_validator(mode="after")
-    def _consumers_need_names(self) -> "Role":
+    def _consumers_need_names(self) -> Role:
         if self.consumers:
             if len(set(self.consumers)) < len(self.consumers):
                 raise ValueError("consumers: each kind once")
@@ -104,7 +105,7 @@ class ClusterStack(Model):
         return names
 
     @model_validator(mode="after")
-    def _roles_name_rendered_policies(self) -> "ClusterStack":
+    def _roles_name_rendered_policies(self) -> ClusterStack:
         for i, role in enumerate(self.roles):
             for p in role.policies:
                 if p not in self.policies:
