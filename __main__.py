@@ -58,7 +58,5 @@ else:
     pulumi.export("role_names", cluster.role_names)
     pulumi.export(
         "login_hint",
-        cluster.mount_path.apply(
-            lambda path: f"vault write auth/{path}/login role=<role> jwt=<ServiceAccount token>"
-        ),
+        cluster.mount_path.apply(lambda path: f"vault write auth/{path}/login role=<role> jwt=<ServiceAccount token>"),
     )

@@ -34,8 +34,11 @@ def lab_project():
     if started:
         state = lab.up(LAB_CLUSTERS, echo=None)
     env = {
-        **os.environ, **state.env(), "VAULT_TOKEN": state.vault_token(),
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PULUMI_SKIP_UPDATE_CHECK": "true",
+        **os.environ,
+        **state.env(),
+        "VAULT_TOKEN": state.vault_token(),
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
     project = copy_project(Path(tempfile.mkdtemp(prefix="vaultfleet-bench-")))
     env["VAULTFLEET_PROJECT"] = str(project)
@@ -53,8 +56,14 @@ def write_cluster_stack(project: Path, name: str, context: str, roles: int = 2) 
         "config": {
             "vaultfleet:cluster": {"kubeContext": context, "reviewerServiceAccount": f"vault-auth-{name}"},
             "vaultfleet:roles": [
-                {"name": f"role-{i}", "serviceAccounts": [f"app-{i}"], "namespaces": ["app"],
-                 "policies": ["kv-read"], "ttl": "1h", "audience": "vault"}
+                {
+                    "name": f"role-{i}",
+                    "serviceAccounts": [f"app-{i}"],
+                    "namespaces": ["app"],
+                    "policies": ["kv-read"],
+                    "ttl": "1h",
+                    "audience": "vault",
+                }
                 for i in range(roles)
             ],
         }
@@ -87,4 +96,6 @@ def remove_stacks(project: Path, env: dict[str, str], names: list[str]) -> None:
 
     run(Project(project), names, "destroy", env=env, parallel=4)
     for name in names:
-        subprocess.run(["pulumi", "stack", "rm", "-s", name, "--yes", "--force"], env=env, cwd=project, capture_output=True)
+        subprocess.run(
+            ["pulumi", "stack", "rm", "-s", name, "--yes", "--force"], env=env, cwd=project, capture_output=True
+        )

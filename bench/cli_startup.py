@@ -35,8 +35,10 @@ def main() -> None:
     print(f"rounds: {args.rounds}; medians")
     print(f"python interpreter start (floor)            : {bare:6.3f} s")
     print(f"`vaultfleet --help`                         : {help_:6.3f} s   {help_ / bare:.1f}x the interpreter")
-    print(f"`vaultfleet validate` ({args.stacks} stack files)     : {validate:6.3f} s   "
-          f"{1000 * (validate - help_) / args.stacks:.1f} ms per stack file beyond start-up")
+    print(
+        f"`vaultfleet validate` ({args.stacks} stack files)     : {validate:6.3f} s   "
+        f"{1000 * (validate - help_) / args.stacks:.1f} ms per stack file beyond start-up"
+    )
 
 
 if __name__ == "__main__":

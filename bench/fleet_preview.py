@@ -40,7 +40,9 @@ def main() -> None:
                 subprocess.run(argv, cwd=project, check=True)
             serial, full, fleet = [], [], []
             for _ in range(args.rounds):
-                serial.append(sum(timed(["pulumi", "preview", "-s", s, "--non-interactive"], env, project) for s in stacks))
+                serial.append(
+                    sum(timed(["pulumi", "preview", "-s", s, "--non-interactive"], env, project) for s in stacks)
+                )
                 full.append(timed([CLI, "preview", "--all", "--full", "--parallel", str(args.parallel)], env, project))
                 fleet.append(timed([CLI, "preview", "--all", "--parallel", str(args.parallel)], env, project))
 
@@ -52,11 +54,17 @@ def main() -> None:
                 changed.append(timed([CLI, "preview", "--changed-since", "HEAD"], env, project))
 
             s, u, f, o, c = median(serial), median(full), median(fleet), median(one), median(changed)
-            print(f"fleet: {len(stacks)} stacks (shared + {len(clusters)} clusters on {LAB_CLUSTERS} lab clusters), "
-                  f"rounds: {args.rounds}, parallel: {args.parallel}, cores: {os.cpu_count()}; medians")
+            print(
+                f"fleet: {len(stacks)} stacks (shared + {len(clusters)} clusters on {LAB_CLUSTERS} lab clusters), "
+                f"rounds: {args.rounds}, parallel: {args.parallel}, cores: {os.cpu_count()}; medians"
+            )
             print(f"serial loop of plain `pulumi preview`     : {s:7.2f} s")
-            print(f"`vaultfleet preview --all --full`         : {u:7.2f} s   serial/full  = {s / u:.2f}x (engine for every stack)")
-            print(f"`vaultfleet preview --all`                : {f:7.2f} s   serial/fleet = {s / f:.2f}x (unchanged stacks skip the engine)")
+            print(
+                f"`vaultfleet preview --all --full`         : {u:7.2f} s   serial/full  = {s / u:.2f}x (engine for every stack)"
+            )
+            print(
+                f"`vaultfleet preview --all`                : {f:7.2f} s   serial/fleet = {s / f:.2f}x (unchanged stacks skip the engine)"
+            )
             print(f"plain `pulumi preview` of the one changed : {o:7.2f} s")
             print(f"`vaultfleet preview --changed-since HEAD` : {c:7.2f} s   changed-only/one-stack = {c / o:.2f}x")
         finally:

@@ -28,31 +28,54 @@ def floor(state, name: str, context: str) -> float:
     api = k8s.api_client(str(state.kubeconfig), context)
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     account = f"vault-auth-{name}"
-    core.create_namespaced_service_account("kube-system", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account)))
-    rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
-        metadata=client.V1ObjectMeta(name=f"{account}-kube-system-auth-delegator"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"),
-        subjects=[client.RbacV1Subject(kind="ServiceAccount", name=account, namespace="kube-system")],
-    ))
-    core.create_namespaced_secret("kube-system", client.V1Secret(
-        metadata=client.V1ObjectMeta(name=f"{account}-token", annotations={"kubernetes.io/service-account.name": account}),
-        type="kubernetes.io/service-account-token",
-    ))
+    core.create_namespaced_service_account(
+        "kube-system", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
+    )
+    rbac.create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=f"{account}-kube-system-auth-delegator"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=account, namespace="kube-system")],
+        )
+    )
+    core.create_namespaced_secret(
+        "kube-system",
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name=f"{account}-token", annotations={"kubernetes.io/service-account.name": account}
+            ),
+            type="kubernetes.io/service-account-token",
+        ),
+    )
     jwt = k8s.wait_for_secret_token(api, "kube-system", f"{account}-token")
     vault = hvac.Client(url=state.vault_addr, token=state.vault_token())
     mount = f"k8s-{name}"
     vault.sys.enable_auth_method("kubernetes", path=mount)
     server = next(c.server for c in state.clusters if c.name == context)
-    vault.write_data(f"auth/{mount}/config", data={
-        "kubernetes_host": server, "kubernetes_ca_cert": state.pki(context).ca_cert.read_text(),
-        "token_reviewer_jwt": jwt, "disable_iss_validation": True})
+    vault.write_data(
+        f"auth/{mount}/config",
+        data={
+            "kubernetes_host": server,
+            "kubernetes_ca_cert": state.pki(context).ca_cert.read_text(),
+            "token_reviewer_jwt": jwt,
+            "disable_iss_validation": True,
+        },
+    )
     for template in ("kv-read", "kv-write"):
         body = render(template, {"cluster": name, "mount": mount, "kv_mount": "kv"}, REPO / "policies")
         vault.sys.create_or_update_policy(f"{mount}-{template}", body)
     for i in range(2):
-        vault.auth.kubernetes.create_role(f"role-{i}", bound_service_account_names=[f"app-{i}"],
-                                          bound_service_account_namespaces=["app"], policies=[f"{mount}-kv-read"],
-                                          ttl="1h", audience="vault", mount_point=mount)
+        vault.auth.kubernetes.create_role(
+            f"role-{i}",
+            bound_service_account_names=[f"app-{i}"],
+            bound_service_account_namespaces=["app"],
+            policies=[f"{mount}-kv-read"],
+            ttl="1h",
+            audience="vault",
+            mount_point=mount,
+        )
     return time.perf_counter() - started
 
 

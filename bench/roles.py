@@ -26,18 +26,32 @@ def main() -> None:
         stacks = ["vault", *sizes]
         try:
             timed([CLI, "up", *stacks], env, project)
-            plain = {n: median([timed(["pulumi", "preview", "-s", n, "--non-interactive"], env, project)
-                                for _ in range(args.rounds)]) for n in sizes}
-            full = {n: median([timed([CLI, "preview", n, "--full"], env, project) for _ in range(args.rounds)]) for n in sizes}
+            plain = {
+                n: median(
+                    [
+                        timed(["pulumi", "preview", "-s", n, "--non-interactive"], env, project)
+                        for _ in range(args.rounds)
+                    ]
+                )
+                for n in sizes
+            }
+            full = {
+                n: median([timed([CLI, "preview", n, "--full"], env, project) for _ in range(args.rounds)])
+                for n in sizes
+            }
             fleet = {n: median([timed([CLI, "preview", n], env, project) for _ in range(args.rounds)]) for n in sizes}
         finally:
             remove_stacks(project, env, stacks)
         print(f"no-op preview of one cluster stack, rounds: {args.rounds}; medians")
         for n in sizes:
-            print(f"{n:<10} plain `pulumi preview` {plain[n]:6.2f} s   `vaultfleet preview --full` {full[n]:6.2f} s   "
-                  f"`vaultfleet preview` (engine skipped) {fleet[n]:6.2f} s")
-        print(f"100 roles / 3 roles: plain {plain['roles-100'] / plain['roles-3']:.2f}x, "
-              f"--full {full['roles-100'] / full['roles-3']:.2f}x, skipped {fleet['roles-100'] / fleet['roles-3']:.2f}x")
+            print(
+                f"{n:<10} plain `pulumi preview` {plain[n]:6.2f} s   `vaultfleet preview --full` {full[n]:6.2f} s   "
+                f"`vaultfleet preview` (engine skipped) {fleet[n]:6.2f} s"
+            )
+        print(
+            f"100 roles / 3 roles: plain {plain['roles-100'] / plain['roles-3']:.2f}x, "
+            f"--full {full['roles-100'] / full['roles-3']:.2f}x, skipped {fleet['roles-100'] / fleet['roles-3']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,23 @@ from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
 from components.shared import SharedVault, SharedVaultArgs
 
 __all__ = [
-    "AuthRoles", "AuthRolesArgs", "ClusterOnboarding", "ClusterOnboardingArgs", "ClusterPolicies",
-    "ClusterPoliciesArgs", "ConsumerObjects", "ConsumerObjectsArgs", "DatabaseEngine", "DatabaseEngineArgs",
-    "DatabaseRoleSpec", "KubernetesAuthMount", "KubernetesAuthMountArgs", "PostgresConnectionSpec",
-    "ReviewerIdentity", "ReviewerIdentityArgs", "RoleSpec", "SharedVault", "SharedVaultArgs",
+    "AuthRoles",
+    "AuthRolesArgs",
+    "ClusterOnboarding",
+    "ClusterOnboardingArgs",
+    "ClusterPolicies",
+    "ClusterPoliciesArgs",
+    "ConsumerObjects",
+    "ConsumerObjectsArgs",
+    "DatabaseEngine",
+    "DatabaseEngineArgs",
+    "DatabaseRoleSpec",
+    "KubernetesAuthMount",
+    "KubernetesAuthMountArgs",
+    "PostgresConnectionSpec",
+    "ReviewerIdentity",
+    "ReviewerIdentityArgs",
+    "RoleSpec",
+    "SharedVault",
+    "SharedVaultArgs",
 ]

@@ -27,7 +27,9 @@ class ClusterPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vaultfleet:vault:ClusterPolicies", name, None, opts)
         created = [
-            vault.Policy(f"{name}-{policy_name}", name=policy_name, policy=body, opts=pulumi.ResourceOptions(parent=self))
+            vault.Policy(
+                f"{name}-{policy_name}", name=policy_name, policy=body, opts=pulumi.ResourceOptions(parent=self)
+            )
             for policy_name, body in args.policies.items()
         ]
         self.names = pulumi.Output.all(*[p.name for p in created])

@@ -64,7 +64,5 @@ class ReviewerIdentity(pulumi.ComponentResource):
         )
 
         self.service_account_name = account.metadata.apply(lambda m: m["name"])
-        self.token = pulumi.Output.secret(
-            secret.data.apply(lambda d: base64.b64decode(d["token"]).decode())
-        )
+        self.token = pulumi.Output.secret(secret.data.apply(lambda d: base64.b64decode(d["token"]).decode()))
         self.register_outputs({"service_account_name": self.service_account_name, "token": self.token})

@@ -28,30 +28,35 @@ class BadInput:
 def _role(**changes):
     def edit(config):
         config["vaultfleet:roles"][0].update(changes)
+
     return edit
 
 
 def _role_drop(key):
     def edit(config):
         config["vaultfleet:roles"][0].pop(key)
+
     return edit
 
 
 def _cluster(**changes):
     def edit(config):
         config["vaultfleet:cluster"].update(changes)
+
     return edit
 
 
 def _set(key, value):
     def edit(config):
         config[key] = value
+
     return edit
 
 
 def _rename(old, new):
     def edit(config):
         config[new] = config.pop(old)
+
     return edit
 
 
@@ -90,7 +95,9 @@ CASES = [
     BadInput("namespaces empty", "vaultfleet:roles[0].namespaces", _role(namespaces=[])),
     BadInput("namespace invalid", "vaultfleet:roles[0].namespaces", _role(namespaces=["Bad_NS"])),
     BadInput("policies empty", "vaultfleet:roles[0].policies", _role(policies=[])),
-    BadInput("kubeContext missing", "vaultfleet:cluster.kubeContext", lambda c: c["vaultfleet:cluster"].pop("kubeContext")),
+    BadInput(
+        "kubeContext missing", "vaultfleet:cluster.kubeContext", lambda c: c["vaultfleet:cluster"].pop("kubeContext")
+    ),
     BadInput("kubeContext empty", "vaultfleet:cluster.kubeContext", _cluster(kubeContext="")),
     BadInput("mountPrefix uppercase", "vaultfleet:mountPrefix", _set("vaultfleet:mountPrefix", "K8S")),
     BadInput("kvMount empty", "vaultfleet:kvMount", _set("vaultfleet:kvMount", "")),
@@ -112,10 +119,14 @@ CASES = [
     BadInput("role names a policy not rendered", "roles[0].policies", _role(policies=["kv-admin"])),
     # database roles a cluster may read credentials of
     BadInput("databaseRoles a string", "vaultfleet:databaseRoles", _set("vaultfleet:databaseRoles", "app-readonly")),
-    BadInput("databaseRoles uppercase", "vaultfleet:databaseRoles[0]", _set("vaultfleet:databaseRoles", ["AppReadonly"])),
+    BadInput(
+        "databaseRoles uppercase", "vaultfleet:databaseRoles[0]", _set("vaultfleet:databaseRoles", ["AppReadonly"])
+    ),
     BadInput("databaseRoles duplicate", "vaultfleet:databaseRoles", _set("vaultfleet:databaseRoles", ["app", "app"])),
     BadInput("key typo databaseRole", "vaultfleet:databaseRole", _set("vaultfleet:databaseRole", ["app"])),
-    BadInput("database engine in a cluster stack", "vaultfleet:database", _set("vaultfleet:database", {"connections": []})),
+    BadInput(
+        "database engine in a cluster stack", "vaultfleet:database", _set("vaultfleet:database", {"connections": []})
+    ),
     BadInput("databaseMount uppercase", "vaultfleet:databaseMount", _set("vaultfleet:databaseMount", "DB")),
     # policy templates
     BadInput("HCL syntax error", POLICY_FILE, policy='path "kv/data/*" {\n  capabilities = ["read"]\n'),

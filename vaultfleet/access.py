@@ -38,5 +38,7 @@ def grants(stacks: list, policy_dir: Path) -> list[Grant]:
                         for sa in role.service_accounts:
                             # Templated paths differ per ServiceAccount: show each one's own.
                             path = for_service_account(rule.path, ns, sa)
-                            rows.append(Grant(stack.name, stack.mount_path, ns, sa, role.name, name, path, rule.capabilities))
+                            rows.append(
+                                Grant(stack.name, stack.mount_path, ns, sa, role.name, name, path, rule.capabilities)
+                            )
     return rows

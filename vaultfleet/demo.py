@@ -59,7 +59,9 @@ def main() -> int:
         else:
             err.print(f"[red]login of a {cluster} token at {other}'s mount succeeded: clusters are not isolated[/]")
             failures += 1
-    out.print('explore: eval "$(.venv/bin/vaultfleet lab env)"; then pulumi stack ls, "$VAULT_CLI" auth list, kubectl --context lab-a get sa -A')
+    out.print(
+        'explore: eval "$(.venv/bin/vaultfleet lab env)"; then pulumi stack ls, "$VAULT_CLI" auth list, kubectl --context lab-a get sa -A'
+    )
     return 1 if failures else 0
 
 

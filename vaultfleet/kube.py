@@ -24,7 +24,9 @@ def ensure_service_account(api: client.ApiClient, namespace: str, name: str) -> 
             raise
 
 
-def request_token(api: client.ApiClient, namespace: str, name: str, audience: str | None = None, seconds: int = 600) -> str:
+def request_token(
+    api: client.ApiClient, namespace: str, name: str, audience: str | None = None, seconds: int = 600
+) -> str:
     """A short-lived token of the ServiceAccount, through the TokenRequest API."""
     spec = client.V1TokenRequestSpec(audiences=[audience] if audience else [], expiration_seconds=seconds)
     result = client.CoreV1Api(api).create_namespaced_service_account_token(

@@ -23,9 +23,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         host = host or endpoint.server
         ca = ca or endpoint.ca_pem
         if ca is None:
-            raise ValueError(
-                f"kube context '{stack.cluster.kube_context}' has no CA; set vaultfleet:cluster.caCert"
-            )
+            raise ValueError(f"kube context '{stack.cluster.kube_context}' has no CA; set vaultfleet:cluster.caCert")
     return ClusterOnboardingArgs(
         cluster=stack.name,
         mount_path=stack.mount_path,

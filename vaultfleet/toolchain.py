@@ -29,6 +29,5 @@ def find_tool(*names: str) -> str:
         if found:
             return found
     raise MissingTool(
-        f"{' or '.join(names)} not found in {tools_bin_dir()} or on PATH; "
-        "run `make tools` to build the toolchain"
+        f"{' or '.join(names)} not found in {tools_bin_dir()} or on PATH; run `make tools` to build the toolchain"
     )

@@ -17,28 +17,52 @@ PROBE_NAME = "vaultfleet-verify"
 
 # Vault's login error text -> (cause, fix). Checked in order; first match wins.
 CAUSES = [
-    ("x509", "unknown CA: Vault does not trust the API server's certificate",
-     "set vaultfleet:cluster.caCert to the API server's CA (PEM)"),
-    ("certificate signed by unknown authority", "unknown CA: Vault does not trust the API server's certificate",
-     "set vaultfleet:cluster.caCert to the API server's CA (PEM)"),
-    ("tokenreviews.authentication.k8s.io", "the reviewer ServiceAccount lacks system:auth-delegator",
-     "bind the reviewer to ClusterRole system:auth-delegator (vaultfleet up restores the binding)"),
-    ("invalid issuer", "issuer mismatch: the token's iss differs from vaultfleet:cluster.issuer",
-     "set vaultfleet:cluster.issuer to the cluster's --service-account-issuer, or remove it"),
-    ("invalid audience", "audience mismatch: the token's aud lacks the role's audience",
-     "request tokens for the role's audience (e.g. serviceAccountToken audience), or fix roles[].audience"),
-    ("aud claim", "audience mismatch: the token's aud lacks the role's audience",
-     "request tokens for the role's audience, or fix roles[].audience"),
-    ("service account name not authorized", "ServiceAccount not bound to the role",
-     "add it to roles[].serviceAccounts"),
+    (
+        "x509",
+        "unknown CA: Vault does not trust the API server's certificate",
+        "set vaultfleet:cluster.caCert to the API server's CA (PEM)",
+    ),
+    (
+        "certificate signed by unknown authority",
+        "unknown CA: Vault does not trust the API server's certificate",
+        "set vaultfleet:cluster.caCert to the API server's CA (PEM)",
+    ),
+    (
+        "tokenreviews.authentication.k8s.io",
+        "the reviewer ServiceAccount lacks system:auth-delegator",
+        "bind the reviewer to ClusterRole system:auth-delegator (vaultfleet up restores the binding)",
+    ),
+    (
+        "invalid issuer",
+        "issuer mismatch: the token's iss differs from vaultfleet:cluster.issuer",
+        "set vaultfleet:cluster.issuer to the cluster's --service-account-issuer, or remove it",
+    ),
+    (
+        "invalid audience",
+        "audience mismatch: the token's aud lacks the role's audience",
+        "request tokens for the role's audience (e.g. serviceAccountToken audience), or fix roles[].audience",
+    ),
+    (
+        "aud claim",
+        "audience mismatch: the token's aud lacks the role's audience",
+        "request tokens for the role's audience, or fix roles[].audience",
+    ),
+    (
+        "service account name not authorized",
+        "ServiceAccount not bound to the role",
+        "add it to roles[].serviceAccounts",
+    ),
     ("namespace not authorized", "namespace not bound to the role", "add it to roles[].namespaces"),
     ("invalid role name", "role missing at the mount", "run vaultfleet up for this stack"),
     ("could not be found", "role missing at the mount", "run vaultfleet up for this stack"),
     ("no handler for route", "auth mount missing", "run vaultfleet up for this stack"),
     ("unsupported path", "auth mount missing", "run vaultfleet up for this stack"),
     ("not yet configured", "auth mount not configured", "run vaultfleet up for this stack"),
-    ("signing key", "token signed by another cluster's key (wrong mount or API host)",
-     "check vaultfleet:cluster.apiHost points at this cluster"),
+    (
+        "signing key",
+        "token signed by another cluster's key (wrong mount or API host)",
+        "check vaultfleet:cluster.apiHost points at this cluster",
+    ),
 ]
 
 
@@ -66,7 +90,9 @@ def _probe_path(path: str) -> str:
     return path.replace("+", PROBE_NAME).replace("*", PROBE_NAME)
 
 
-def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | None = None, only_role: str | None = None) -> list[RoleCheck]:
+def verify(
+    stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | None = None, only_role: str | None = None
+) -> list[RoleCheck]:
     import hvac
     from kubernetes import client
     from kubernetes import config as kube_config
@@ -117,7 +143,10 @@ def verify(stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | N
             if missing:
                 check.cause, check.fix = f"token lacks policies {sorted(missing)}", "run vaultfleet up for this stack"
             elif wrong:
-                check.cause, check.fix = "capabilities differ from the policy: " + "; ".join(wrong), "run vaultfleet up (policy drift)"
+                check.cause, check.fix = (
+                    "capabilities differ from the policy: " + "; ".join(wrong),
+                    "run vaultfleet up (policy drift)",
+                )
             else:
                 check.ok = True
         finally:
@@ -141,8 +170,10 @@ def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, 
 
     token = os.environ.get("VAULT_TOKEN")
     if not token:
-        return ("login refused: permission denied (set VAULT_TOKEN so verify can read the mount's config)",
-                "rerun with VAULT_TOKEN of the provisioner")
+        return (
+            "login refused: permission denied (set VAULT_TOKEN so verify can read the mount's config)",
+            "rerun with VAULT_TOKEN of the provisioner",
+        )
     try:
         config = hvac.Client(url=vault_addr, token=token).read(f"auth/{stack.mount_path}/config")["data"]
     except Exception as exc:  # noqa: BLE001 - inspection is best effort
@@ -153,26 +184,36 @@ def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, 
         ca.write(config.get("kubernetes_ca_cert") or "")
         ca.flush()
         try:
-            context = ssl.create_default_context(cafile=ca.name) if config.get("kubernetes_ca_cert") else ssl.create_default_context()
+            context = (
+                ssl.create_default_context(cafile=ca.name)
+                if config.get("kubernetes_ca_cert")
+                else ssl.create_default_context()
+            )
             with socket.create_connection((host.hostname, host.port or 443), timeout=5) as sock:
                 with context.wrap_socket(sock, server_hostname=host.hostname):
                     pass
         except ssl.SSLCertVerificationError:
             return CAUSES[0][1], CAUSES[0][2]
         except (OSError, ssl.SSLError) as exc:
-            return (f"Vault's kubernetes_host {config['kubernetes_host']} is unreachable ({exc})",
-                    "set vaultfleet:cluster.apiHost to the API server as Vault reaches it")
+            return (
+                f"Vault's kubernetes_host {config['kubernetes_host']} is unreachable ({exc})",
+                "set vaultfleet:cluster.apiHost to the API server as Vault reaches it",
+            )
 
     claims = json.loads(base64.urlsafe_b64decode(jwt.split(".")[1] + "=="))
     if not config.get("disable_iss_validation") and config.get("issuer") and claims.get("iss") != config["issuer"]:
-        return (f"issuer mismatch: tokens say iss={claims.get('iss')}, the mount expects {config['issuer']}",
-                "set vaultfleet:cluster.issuer to the cluster's --service-account-issuer, or remove it")
+        return (
+            f"issuer mismatch: tokens say iss={claims.get('iss')}, the mount expects {config['issuer']}",
+            "set vaultfleet:cluster.issuer to the cluster's --service-account-issuer, or remove it",
+        )
 
     review = client.AuthorizationV1Api(api).create_subject_access_review(
         client.V1SubjectAccessReview(
             spec=client.V1SubjectAccessReviewSpec(
                 user=f"system:serviceaccount:{stack.cluster.reviewer_namespace}:{stack.cluster.reviewer_service_account}",
-                resource_attributes=client.V1ResourceAttributes(group="authentication.k8s.io", resource="tokenreviews", verb="create"),
+                resource_attributes=client.V1ResourceAttributes(
+                    group="authentication.k8s.io", resource="tokenreviews", verb="create"
+                ),
             )
         )
     )
@@ -206,7 +247,9 @@ def _ensure(core, client, namespace: str, account: str) -> list[tuple[str, str, 
     except client.ApiException as exc:
         if exc.status != 404:
             raise
-        core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account)))
+        core.create_namespaced_service_account(
+            namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))
+        )
         created.append(("serviceaccount", account, namespace))
     return created
 

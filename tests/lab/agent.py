@@ -21,7 +21,9 @@ def run_agent(binary: str, config: dict, workdir: Path, timeout: float = 60) -> 
     with log_file.open("w") as log:
         agent = subprocess.Popen(
             [binary, "agent", f"-config={config_file}", "-exit-after-auth"],
-            stdout=log, stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(workdir)},
         )
         try:
             code = agent.wait(timeout=timeout)

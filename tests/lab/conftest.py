@@ -38,12 +38,17 @@ def lab(lab_server):
         started_here = True
     elif state.vault_server != lab_server.name:
         # Reusing it would test the other server while reporting this one.
-        pytest.exit(f"the running lab in {state.directory} serves {state.server.product}, this session tests "
-                    f"{lab_server.product} (${servers.ENV_VAR}={lab_server.name}): `vaultfleet lab down` first",
-                    returncode=2)
+        pytest.exit(
+            f"the running lab in {state.directory} serves {state.server.product}, this session tests "
+            f"{lab_server.product} (${servers.ENV_VAR}={lab_server.name}): `vaultfleet lab down` first",
+            returncode=2,
+        )
     elif len(state.clusters) < LAB_CLUSTERS:
-        pytest.exit(f"the running lab has {len(state.clusters)} clusters, the lab tests need {LAB_CLUSTERS}: "
-                    f"`vaultfleet lab down && vaultfleet lab up --clusters {LAB_CLUSTERS}`", returncode=2)
+        pytest.exit(
+            f"the running lab has {len(state.clusters)} clusters, the lab tests need {LAB_CLUSTERS}: "
+            f"`vaultfleet lab down && vaultfleet lab up --clusters {LAB_CLUSTERS}`",
+            returncode=2,
+        )
     yield state
     if started_here:
         lab_module.down(echo=None)

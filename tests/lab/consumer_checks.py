@@ -95,10 +95,15 @@ def assert_subset(generated, stored, where="spec"):
         assert generated == stored, f"{where}: {generated!r} stored as {stored!r}"
 
 
-def assert_role_admits(vault: hvac.Client, mount: str, role: str, namespace: str, account: str, audiences: list[str] | None):
+def assert_role_admits(
+    vault: hvac.Client, mount: str, role: str, namespace: str, account: str, audiences: list[str] | None
+):
     """The mount and role an object names exist in Vault and bind this ServiceAccount and audience."""
     assert vault.sys.list_auth_methods()["data"][f"{mount}/"]["type"] == "kubernetes"
     vault_role = vault.auth.kubernetes.read_role(role, mount_point=mount)
     assert account in vault_role["bound_service_account_names"]
-    assert namespace in vault_role["bound_service_account_namespaces"] or "*" in vault_role["bound_service_account_namespaces"]
+    assert (
+        namespace in vault_role["bound_service_account_namespaces"]
+        or "*" in vault_role["bound_service_account_namespaces"]
+    )
     assert audiences == ([vault_role["audience"]] if vault_role["audience"] else None)

@@ -31,7 +31,9 @@ def prepare(pg: PostgresServer, admin_password: SecretStr) -> None:
         conn.execute("CREATE TABLE inventory (item text PRIMARY KEY, count int)")
         conn.cursor().executemany("INSERT INTO inventory VALUES (%s, %s)", INVENTORY)
         # PASSWORD takes no bind parameter; the value is ours (token_urlsafe: no quotes).
-        conn.execute(f"CREATE ROLE {VAULT_DB_USER} WITH LOGIN CREATEROLE PASSWORD '{admin_password.get_secret_value()}'")
+        conn.execute(
+            f"CREATE ROLE {VAULT_DB_USER} WITH LOGIN CREATEROLE PASSWORD '{admin_password.get_secret_value()}'"
+        )
         conn.execute(f"GRANT SELECT ON inventory TO {VAULT_DB_USER} WITH GRANT OPTION")
 
 

@@ -9,7 +9,14 @@ from kubernetes import client, config
 
 from vaultfleet.kube import ensure_namespace, ensure_service_account, request_token
 
-__all__ = ["api_client", "delete_namespace", "ensure_namespace", "ensure_service_account", "request_token", "wait_for_secret_token"]
+__all__ = [
+    "api_client",
+    "delete_namespace",
+    "ensure_namespace",
+    "ensure_service_account",
+    "request_token",
+    "wait_for_secret_token",
+]
 
 
 def api_client(kubeconfig: str, context: str) -> client.ApiClient:

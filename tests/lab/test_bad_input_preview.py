@@ -24,8 +24,12 @@ def listings(lab) -> dict:
         "auth": sorted(vault.sys.list_auth_methods()["data"]),
         "policies": sorted(vault.sys.list_policies()["data"]["policies"]),
         "mounts": sorted(vault.sys.list_mounted_secrets_engines()["data"]),
-        "serviceaccounts": sorted(sa.metadata.name for sa in client.CoreV1Api(api).list_namespaced_service_account("kube-system").items),
-        "bindings": sorted(b.metadata.name for b in client.RbacAuthorizationV1Api(api).list_cluster_role_binding().items),
+        "serviceaccounts": sorted(
+            sa.metadata.name for sa in client.CoreV1Api(api).list_namespaced_service_account("kube-system").items
+        ),
+        "bindings": sorted(
+            b.metadata.name for b in client.RbacAuthorizationV1Api(api).list_cluster_role_binding().items
+        ),
     }
 
 

@@ -85,38 +85,57 @@ def test_1_onboard_then_up_with_no_edit_then_verify(project, lab):
 BREAKAGES = {
     "audience": (
         lambda v, lab: v.auth.kubernetes.create_role(
-            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["app"],
-            audience="someone-else", mount_point="k8s-lab-a"),
+            "app",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=["app"],
+            audience="someone-else",
+            mount_point="k8s-lab-a",
+        ),
         "audience mismatch",
     ),
     "service account": (
         lambda v, lab: v.auth.kubernetes.create_role(
-            "app", bound_service_account_names=["nobody"], bound_service_account_namespaces=["app"],
-            audience="vault", mount_point="k8s-lab-a"),
+            "app",
+            bound_service_account_names=["nobody"],
+            bound_service_account_namespaces=["app"],
+            audience="vault",
+            mount_point="k8s-lab-a",
+        ),
         "ServiceAccount not bound",
     ),
     "namespace": (
         lambda v, lab: v.auth.kubernetes.create_role(
-            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["elsewhere"],
-            audience="vault", mount_point="k8s-lab-a"),
+            "app",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=["elsewhere"],
+            audience="vault",
+            mount_point="k8s-lab-a",
+        ),
         "namespace not bound",
     ),
     "role": (lambda v, lab: v.auth.kubernetes.delete_role("app", mount_point="k8s-lab-a"), "role missing"),
     "ca": (
         lambda v, lab: v.write(
-            "auth/k8s-lab-a/config", kubernetes_ca_cert=lab.pki("lab-b").ca_cert.read_text(),
-            kubernetes_host=lab.clusters[0].server),
+            "auth/k8s-lab-a/config",
+            kubernetes_ca_cert=lab.pki("lab-b").ca_cert.read_text(),
+            kubernetes_host=lab.clusters[0].server,
+        ),
         "unknown CA",
     ),
     "issuer": (
         lambda v, lab: v.write(
-            "auth/k8s-lab-a/config", issuer="https://wrong.example", disable_iss_validation=False,
-            kubernetes_host=lab.clusters[0].server, kubernetes_ca_cert=lab.pki("lab-a").ca_cert.read_text()),
+            "auth/k8s-lab-a/config",
+            issuer="https://wrong.example",
+            disable_iss_validation=False,
+            kubernetes_host=lab.clusters[0].server,
+            kubernetes_ca_cert=lab.pki("lab-a").ca_cert.read_text(),
+        ),
         "issuer mismatch",
     ),
     "auth-delegator": (
-        lambda v, lab: client.RbacAuthorizationV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a"))
-        .delete_cluster_role_binding("vault-auth-kube-system-auth-delegator"),
+        lambda v, lab: client.RbacAuthorizationV1Api(
+            k8s.api_client(str(lab.kubeconfig), "lab-a")
+        ).delete_cluster_role_binding("vault-auth-kube-system-auth-delegator"),
         "lacks system:auth-delegator",
     ),
     "mount": (lambda v, lab: v.sys.disable_auth_method("k8s-lab-a"), "auth mount missing"),
@@ -193,8 +212,12 @@ def test_3b_preview_runs_the_engine_only_where_something_changed(project, lab_en
 def test_4_refresh_expect_no_changes_catches_out_of_band_role_edit(project, lab):
     assert cli("preview", "lab-a", "--refresh", "--expect-no-changes").exit_code == 0
     vault(lab).auth.kubernetes.create_role(
-        "app", bound_service_account_names=["app"], bound_service_account_namespaces=["app", "intruder"],
-        policies=["k8s-lab-a-kv-read"], audience="vault", mount_point="k8s-lab-a",
+        "app",
+        bound_service_account_names=["app"],
+        bound_service_account_namespaces=["app", "intruder"],
+        policies=["k8s-lab-a-kv-read"],
+        audience="vault",
+        mount_point="k8s-lab-a",
     )
     result = cli("preview", "lab-a", "--refresh", "--expect-no-changes")
     assert result.exit_code == 3, result.output

@@ -65,7 +65,14 @@ class Fleet:
 def add_team_role(config) -> None:
     config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]
     config["vaultfleet:roles"].append(
-        {"name": "team", "serviceAccounts": ["app"], "namespaces": ["*"], "policies": ["kv-namespace"], "ttl": "15m", "audience": "vault"}
+        {
+            "name": "team",
+            "serviceAccounts": ["app"],
+            "namespaces": ["*"],
+            "policies": ["kv-namespace"],
+            "ttl": "15m",
+            "audience": "vault",
+        }
     )
 
 
@@ -154,8 +161,14 @@ def test_2_generated_objects_are_accepted_by_the_real_crds_and_match_vault(fleet
         account = auth["serviceAccountRef"]
         assert vault["server"] == fleet.lab.vault_addr
         _assert_kv_mount(fleet, vault["path"], vault["version"].removeprefix("v"))
-        assert_role_admits(fleet.vault, auth["mountPath"], auth["role"], account.get("namespace", namespace),
-                            account["name"], account.get("audiences"))
+        assert_role_admits(
+            fleet.vault,
+            auth["mountPath"],
+            auth["role"],
+            account.get("namespace", namespace),
+            account["name"],
+            account.get("audiences"),
+        )
         secret_path = (vault["path"], stored["ExternalSecret"]["spec"]["dataFrom"][0]["extract"]["key"])
         login = (auth["role"], account["name"], account.get("audiences"))
     else:
@@ -163,7 +176,9 @@ def test_2_generated_objects_are_accepted_by_the_real_crds_and_match_vault(fleet
         assert connection["spec"]["address"] == fleet.lab.vault_addr
         assert auth["spec"]["vaultConnectionRef"] == connection["metadata"]["name"]
         kube = auth["spec"]["kubernetes"]
-        assert_role_admits(fleet.vault, auth["spec"]["mount"], kube["role"], namespace, kube["serviceAccount"], kube.get("audiences"))
+        assert_role_admits(
+            fleet.vault, auth["spec"]["mount"], kube["role"], namespace, kube["serviceAccount"], kube.get("audiences")
+        )
         assert static["spec"]["vaultAuthRef"] == auth["metadata"]["name"]
         _assert_kv_mount(fleet, static["spec"]["mount"], static["spec"]["type"].removeprefix("kv-v"))
         secret_path = (static["spec"]["mount"], static["spec"]["path"])
@@ -173,7 +188,9 @@ def test_2_generated_objects_are_accepted_by_the_real_crds_and_match_vault(fleet
     role_name, account, audiences = login
     fleet.write(secret_path[1], {"value": f"{kind}-{namespace}"})
     token = fleet.login(role_name, namespace, account, audience=(audiences or [None])[0])
-    read = token.secrets.kv.v2.read_secret_version(secret_path[1], mount_point=secret_path[0], raise_on_deleted_version=True)
+    read = token.secrets.kv.v2.read_secret_version(
+        secret_path[1], mount_point=secret_path[0], raise_on_deleted_version=True
+    )
     assert read["data"]["data"] == {"value": f"{kind}-{namespace}"}
     token.auth.token.revoke_self()
 
@@ -199,7 +216,10 @@ def test_4_injector_patch_applies_and_its_fields_match_vault(fleet):
         "metadata": {"name": "web", "namespace": "app"},
         "spec": {
             "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web:1"}]}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1"}]},
+            },
         },
     }
     try:
@@ -220,16 +240,28 @@ def test_4_injector_patch_applies_and_its_fields_match_vault(fleet):
     assert annotations["vault.hashicorp.com/service"] == fleet.lab.vault_addr
     auth_path = annotations["vault.hashicorp.com/auth-path"]
     assert auth_path.startswith("auth/")  # the injector's agent takes the path as written
-    (volume,) = [v for v in pod.spec.volumes if v.name == annotations["vault.hashicorp.com/agent-service-account-token-volume-name"]]
+    (volume,) = [
+        v
+        for v in pod.spec.volumes
+        if v.name == annotations["vault.hashicorp.com/agent-service-account-token-volume-name"]
+    ]
     audience = volume.projected.sources[0].service_account_token.audience
-    assert_role_admits(fleet.vault, auth_path.removeprefix("auth/"), annotations["vault.hashicorp.com/role"], "app",
-                        pod.spec.service_account_name, [audience])
+    assert_role_admits(
+        fleet.vault,
+        auth_path.removeprefix("auth/"),
+        annotations["vault.hashicorp.com/role"],
+        "app",
+        pod.spec.service_account_name,
+        [audience],
+    )
     assert pod.spec.containers[0].name == "web"  # the patch merged, it did not replace the pod spec
 
     # The secret annotation names a path this role can read, with a token for that audience.
     path = annotations["vault.hashicorp.com/agent-inject-secret-config"]
     fleet.write(path.removeprefix("kv/data/"), {"password": "injected"})
-    token = fleet.login(annotations["vault.hashicorp.com/role"], "app", pod.spec.service_account_name, audience=audience)
+    token = fleet.login(
+        annotations["vault.hashicorp.com/role"], "app", pod.spec.service_account_name, audience=audience
+    )
     assert token.read(path)["data"]["data"] == {"password": "injected"}
     assert f'with secret "{path}"' in annotations["vault.hashicorp.com/agent-inject-template-config"]
     token.auth.token.revoke_self()
@@ -291,14 +323,26 @@ def test_7_up_creates_the_consumer_objects_a_role_asks_for_and_removes_them(flee
         assert result.summary.result == "succeeded", result.stderr
         assert result.summary.resource_changes.get("create") == 4, result.summary.resource_changes  # component + 3
         # What `vaultfleet consumers` prints for the role is what `up` put in the cluster.
-        printed = {d["kind"]: d for d in fleet.consumers("--kind", "eso", "--role", "app") + fleet.consumers("--kind", "vso", "--role", "app")}
+        printed = {
+            d["kind"]: d
+            for d in fleet.consumers("--kind", "eso", "--role", "app")
+            + fleet.consumers("--kind", "vso", "--role", "app")
+        }
         for group, version, plural, name in wanted:
             stored = objects.get_namespaced_custom_object(group, version, "app", plural, name)
             _assert_subset(printed[stored["kind"]]["spec"], stored["spec"])
-        store = objects.get_namespaced_custom_object("external-secrets.io", "v1", "app", "secretstores", "vaultfleet-app")
+        store = objects.get_namespaced_custom_object(
+            "external-secrets.io", "v1", "app", "secretstores", "vaultfleet-app"
+        )
         auth = store["spec"]["provider"]["vault"]["auth"]["kubernetes"]
-        assert_role_admits(fleet.vault, auth["mountPath"], auth["role"], "app", auth["serviceAccountRef"]["name"],
-                            auth["serviceAccountRef"].get("audiences"))
+        assert_role_admits(
+            fleet.vault,
+            auth["mountPath"],
+            auth["role"],
+            "app",
+            auth["serviceAccountRef"]["name"],
+            auth["serviceAccountRef"].get("audiences"),
+        )
     finally:
         path.write_text(original)
         result = fleet.stacks[CLUSTER].up(color="never")

@@ -66,7 +66,8 @@ class Fleet:
     def consumers(self, *args: str):
         """What `vaultfleet consumers` prints for the role, parsed from its JSON."""
         result = runner.invoke(
-            app, ["consumers", CLUSTER, "--role", ROLE, *args, "--format", "json"],
+            app,
+            ["consumers", CLUSTER, "--role", ROLE, *args, "--format", "json"],
             env={"VAULTFLEET_PROJECT": str(self.project)},
         )
         assert result.exit_code == 0, result.output
@@ -82,32 +83,62 @@ class Fleet:
 
 def _declare(fleet: Fleet) -> None:
     """The stack files as a user writes them; the password only through `config set --secret --path`."""
-    fleet.edit("vault", lambda c: c.update({"vaultfleet:database": {
-        "connections": [{"name": "lab-pg", "connectionUrl": fleet.pg.vault_connection_url(), "username": lab_db.VAULT_DB_USER}],
-        "roles": [{"name": DB_ROLE, "connection": "lab-pg", "creationStatements": lab_db.CREATE,
-                   "revocationStatements": lab_db.REVOKE, "defaultTtl": "10m", "maxTtl": "1h"}],
-    }}))
+    fleet.edit(
+        "vault",
+        lambda c: c.update(
+            {
+                "vaultfleet:database": {
+                    "connections": [
+                        {
+                            "name": "lab-pg",
+                            "connectionUrl": fleet.pg.vault_connection_url(),
+                            "username": lab_db.VAULT_DB_USER,
+                        }
+                    ],
+                    "roles": [
+                        {
+                            "name": DB_ROLE,
+                            "connection": "lab-pg",
+                            "creationStatements": lab_db.CREATE,
+                            "revocationStatements": lab_db.REVOKE,
+                            "defaultTtl": "10m",
+                            "maxTtl": "1h",
+                        }
+                    ],
+                }
+            }
+        ),
+    )
 
     def grant(config):
         config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
         config["vaultfleet:databaseRoles"] = [DB_ROLE]
-        config["vaultfleet:roles"].append({
-            "name": ROLE, "serviceAccounts": [ACCOUNT], "namespaces": [NAMESPACE],
-            "policies": ["kv-read", "db-creds"], "ttl": "15m", "audience": "vault",
-        })
+        config["vaultfleet:roles"].append(
+            {
+                "name": ROLE,
+                "serviceAccounts": [ACCOUNT],
+                "namespaces": [NAMESPACE],
+                "policies": ["kv-read", "db-creds"],
+                "ttl": "15m",
+                "audience": "vault",
+            }
+        )
 
     fleet.edit(CLUSTER, grant)
     fleet.stacks = {name: select_stack(name, fleet.project, fleet.env) for name in ("vault", CLUSTER)}
     fleet.stacks["vault"].set_config(
         "vaultfleet:database.connections[0].password",
-        auto.ConfigValue(fleet.admin_password.get_secret_value(), secret=True), path=True,
+        auto.ConfigValue(fleet.admin_password.get_secret_value(), secret=True),
+        path=True,
     )
 
 
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
     assert lab.postgres is not None, "this lab runs without PostgreSQL: `vaultfleet lab down` and `lab up` again"
-    fleet = Fleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("dbconsumers")), SecretStr(secrets.token_urlsafe(24)))
+    fleet = Fleet(
+        lab, lab_env, copy_project(tmp_path_factory.mktemp("dbconsumers")), SecretStr(secrets.token_urlsafe(24))
+    )
     lab_db.prepare(fleet.pg, fleet.admin_password)
     _declare(fleet)
     try:
@@ -162,8 +193,15 @@ def _query(server: tuple, username: str, password: SecretStr) -> tuple[str, list
     """Connect where `server` says, as the user Vault handed out; (current_user, the inventory)."""
     host, port, database, query = server
     try:
-        with psycopg.connect(host=host, port=port, dbname=database, user=username, password=password.get_secret_value(),
-                             connect_timeout=5, **dict(parse_qsl(query))) as conn:
+        with psycopg.connect(
+            host=host,
+            port=port,
+            dbname=database,
+            user=username,
+            password=password.get_secret_value(),
+            connect_timeout=5,
+            **dict(parse_qsl(query)),
+        ) as conn:
             (user,) = conn.execute("SELECT current_user").fetchone()
             return user, conn.execute("SELECT item, count FROM inventory ORDER BY item").fetchall()
     except psycopg.Error as exc:
@@ -223,10 +261,14 @@ def test_2_vault_agent_renders_the_kv_secret_and_a_connection_string_that_connec
                 (user,) = conn.execute("SELECT current_user").fetchone()
                 rows = conn.execute("SELECT item, count FROM inventory ORDER BY item").fetchall()
         except psycopg.Error as exc:
-            raise AssertionError(f"the rendered connection string does not connect: {_redacted(str(exc), SecretStr(parts.password))}") from None
+            raise AssertionError(
+                f"the rendered connection string does not connect: {_redacted(str(exc), SecretStr(parts.password))}"
+            ) from None
         assert (user, rows) == (username, lab_db.INVENTORY)
         with lab_db.superuser(fleet.pg) as conn:
-            (valid_until,) = conn.execute("SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+            (valid_until,) = conn.execute(
+                "SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (username,)
+            ).fetchone()
         assert valid_until is not None  # VALID UNTIL '{{expiration}}': the user dies with its lease
 
         # The agent's lease is a real one: revoking it drops the user, and the string stops working.
@@ -260,11 +302,17 @@ def test_3_eso_generator_and_external_secret_are_accepted_and_match_vault(fleet,
     assert provider["server"] == fleet.lab.vault_addr
     auth = provider["auth"]["kubernetes"]
     account = auth["serviceAccountRef"]
-    assert_role_admits(fleet.vault, auth["mountPath"], auth["role"], NAMESPACE, account["name"], account.get("audiences"))
+    assert_role_admits(
+        fleet.vault, auth["mountPath"], auth["role"], NAMESPACE, account["name"], account.get("audiences")
+    )
     # The ExternalSecret runs exactly this generator.
     (source,) = external["spec"]["dataFrom"]
     ref = source["sourceRef"]["generatorRef"]
-    assert (ref["apiVersion"], ref["kind"], ref["name"]) == (generator["apiVersion"], generator["kind"], generator["metadata"]["name"])
+    assert (ref["apiVersion"], ref["kind"], ref["name"]) == (
+        generator["apiVersion"],
+        generator["kind"],
+        generator["metadata"]["name"],
+    )
 
     path = generator["spec"]["path"]
     server, lease = _engine_connection(fleet, path)
@@ -291,7 +339,9 @@ def test_4_vso_vault_dynamic_secret_is_accepted_and_matches_vault(fleet, crds):
     assert auth["spec"]["vaultConnectionRef"] == connection["metadata"]["name"]
     assert connection["spec"]["address"] == fleet.lab.vault_addr
     kube = auth["spec"]["kubernetes"]
-    assert_role_admits(fleet.vault, auth["spec"]["mount"], kube["role"], NAMESPACE, kube["serviceAccount"], kube.get("audiences"))
+    assert_role_admits(
+        fleet.vault, auth["spec"]["mount"], kube["role"], NAMESPACE, kube["serviceAccount"], kube.get("audiences")
+    )
 
     # VSO reads <mount>/<path>: mount and path apart.
     path = f"{dynamic['spec']['mount']}/{dynamic['spec']['path']}"
@@ -316,14 +366,28 @@ def test_5_injector_patch_names_the_credentials_and_revokes_them_with_the_pod(fl
     (patch,) = fleet.consumers("--kind", "injector")
     apps = client.AppsV1Api(fleet.kube)
     k8s.ensure_namespace(fleet.kube, NAMESPACE)
-    apps.create_namespaced_deployment(NAMESPACE, {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "orders"},
-        "spec": {"selector": {"matchLabels": {"app": "orders"}},
-                 "template": {"metadata": {"labels": {"app": "orders"}}, "spec": {"containers": [{"name": "orders", "image": "orders:1"}]}}},
-    })
+    apps.create_namespaced_deployment(
+        NAMESPACE,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "orders"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "orders"}},
+                "template": {
+                    "metadata": {"labels": {"app": "orders"}},
+                    "spec": {"containers": [{"name": "orders", "image": "orders:1"}]},
+                },
+            },
+        },
+    )
     try:
         apps.patch_namespaced_deployment(
-            "orders", NAMESPACE, patch, field_validation="Strict", _content_type="application/strategic-merge-patch+json"
+            "orders",
+            NAMESPACE,
+            patch,
+            field_validation="Strict",
+            _content_type="application/strategic-merge-patch+json",
         )
         pod = apps.read_namespaced_deployment("orders", NAMESPACE).spec.template
     finally:

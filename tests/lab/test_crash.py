@@ -96,17 +96,35 @@ def _kill_tree(pid: int) -> None:
         os.kill(p, signal.SIGKILL)
 
 
-def _kill_during_up(project: Path, env: dict[str, str], proxy: HoldingProxy, resource_type: str, how: str,
-                    held_path: str | None, tmp: Path) -> None:
+def _kill_during_up(
+    project: Path,
+    env: dict[str, str],
+    proxy: HoldingProxy,
+    resource_type: str,
+    how: str,
+    held_path: str | None,
+    tmp: Path,
+) -> None:
     events, output = tmp / "events.jsonl", tmp / "engine.log"
     proxy.reset(lambda method, path: how == "held" and method in ("PUT", "POST") and path.startswith(held_path))
     select_stack("lab-a", project, env)  # exists (empty) before the plain CLI runs it
     with open(output, "wb") as log:
         engine = subprocess.Popen(
-            [pulumi_command().command, "up", "--yes", "--non-interactive", "--skip-preview", "-s", "lab-a",
-             "--event-log", str(events)],
-            cwd=project, env={**env, "PULUMI_DEBUG_COMMANDS": "true"},  # enables --event-log
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                pulumi_command().command,
+                "up",
+                "--yes",
+                "--non-interactive",
+                "--skip-preview",
+                "-s",
+                "lab-a",
+                "--event-log",
+                str(events),
+            ],
+            cwd=project,
+            env={**env, "PULUMI_DEBUG_COMMANDS": "true"},  # enables --event-log
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 180
@@ -153,18 +171,23 @@ def _fleet_objects(vault: hvac.Client) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "resource_type, how, held_path", KILL_POINTS,
+    "resource_type, how, held_path",
+    KILL_POINTS,
     ids=[f"{how}-at-{t.rsplit(':', 1)[-1]}" for t, how, _ in KILL_POINTS],
 )
-def test_up_killed_midway_is_healed_by_the_next_up(lab, lab_env, project, proxy, tmp_path, resource_type, how, held_path):
+def test_up_killed_midway_is_healed_by_the_next_up(
+    lab, lab_env, project, proxy, tmp_path, resource_type, how, held_path
+):
     run_cli = lambda args: pulumi_command().run([*args, "--stack", "lab-a"], str(project), lab_env)  # noqa: E731
     vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
     _kill_during_up(project, lab_env, proxy, resource_type, how, held_path, tmp_path)
     if how == "held":  # made in Vault, "creating" in the checkpoint
         left = _pending_in_checkpoint(lab)
         assert any(op.type == "creating" and op.resource_type == resource_type for op in left), left
-        assert any(o.startswith(held_path.removeprefix("/v1/").removeprefix("sys/auth/").removeprefix("sys/policies/acl/"))
-                   for o in _fleet_objects(vault)), _fleet_objects(vault)
+        assert any(
+            o.startswith(held_path.removeprefix("/v1/").removeprefix("sys/auth/").removeprefix("sys/policies/acl/"))
+            for o in _fleet_objects(vault)
+        ), _fleet_objects(vault)
 
     result = runner.invoke(app, ["up", "lab-a", "--format", "json"])
     assert result.exit_code == 0, result.output

@@ -74,26 +74,53 @@ class DatabaseFleet:
 
 def _declare(fleet: DatabaseFleet) -> None:
     """The stack files as a user writes them; the password only through `config set --secret --path`."""
-    fleet.edit("vault", lambda c: c.update({"vaultfleet:database": {
-        "connections": [{
-            "name": "lab-pg",
-            "connectionUrl": fleet.pg.vault_connection_url(),
-            "username": VAULT_DB_USER,
-        }],
-        "roles": [
-            {"name": "app-readonly", "connection": "lab-pg", "creationStatements": CREATE,
-             "revocationStatements": REVOKE, "defaultTtl": "10m", "maxTtl": "1h"},
-            {"name": "reporting", "connection": "lab-pg", "creationStatements": CREATE, "defaultTtl": "5m", "maxTtl": "30m"},
-        ],
-    }}))
+    fleet.edit(
+        "vault",
+        lambda c: c.update(
+            {
+                "vaultfleet:database": {
+                    "connections": [
+                        {
+                            "name": "lab-pg",
+                            "connectionUrl": fleet.pg.vault_connection_url(),
+                            "username": VAULT_DB_USER,
+                        }
+                    ],
+                    "roles": [
+                        {
+                            "name": "app-readonly",
+                            "connection": "lab-pg",
+                            "creationStatements": CREATE,
+                            "revocationStatements": REVOKE,
+                            "defaultTtl": "10m",
+                            "maxTtl": "1h",
+                        },
+                        {
+                            "name": "reporting",
+                            "connection": "lab-pg",
+                            "creationStatements": CREATE,
+                            "defaultTtl": "5m",
+                            "maxTtl": "30m",
+                        },
+                    ],
+                }
+            }
+        ),
+    )
 
     def grant(config):
         config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
         config["vaultfleet:databaseRoles"] = ["app-readonly"]
-        config["vaultfleet:roles"].append({
-            "name": CLUSTER_ROLE, "serviceAccounts": [ACCOUNT], "namespaces": [NAMESPACE],
-            "policies": ["db-creds"], "ttl": "15m", "audience": "vault",
-        })
+        config["vaultfleet:roles"].append(
+            {
+                "name": CLUSTER_ROLE,
+                "serviceAccounts": [ACCOUNT],
+                "namespaces": [NAMESPACE],
+                "policies": ["db-creds"],
+                "ttl": "15m",
+                "audience": "vault",
+            }
+        )
 
     fleet.edit("lab-a", grant)
     fleet.stacks = {name: select_stack(name, fleet.project, fleet.env) for name in ("vault", "lab-a")}
@@ -144,7 +171,10 @@ def test_2_service_account_reads_credentials_and_queries_postgres(fleet):
     assert creds["lease_duration"] == 600 and creds["renewable"]
     with fleet.as_user(username, password) as conn:
         assert conn.execute("SELECT current_user").fetchone() == (username,)
-        assert conn.execute("SELECT item, count FROM inventory ORDER BY item").fetchall() == [("bolts", 40), ("nuts", 2)]
+        assert conn.execute("SELECT item, count FROM inventory ORDER BY item").fetchall() == [
+            ("bolts", 40),
+            ("nuts", 2),
+        ]
         # Only what the creation statements granted: no writes.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("INSERT INTO inventory VALUES ('washers', 1)")
@@ -169,7 +199,9 @@ def test_4_after_revoke_the_credentials_no_longer_connect(fleet):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         fleet.as_user(creds["data"]["username"], creds["data"]["password"])
     with fleet.superuser() as conn:
-        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (creds["data"]["username"],)).fetchone() is None
+        assert (
+            conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (creds["data"]["username"],)).fetchone() is None
+        )
 
 
 def test_5_no_credentials_without_the_policy_or_for_undeclared_roles(fleet):
@@ -191,8 +223,12 @@ def test_5_no_credentials_without_the_policy_or_for_undeclared_roles(fleet):
 def _plain_stack_export(fleet, name) -> str:
     """What `pulumi stack export` prints (the Automation API's export_stack adds --show-secrets)."""
     out = subprocess.run(
-        ["pulumi", "stack", "export", "-s", name], cwd=fleet.project, env=fleet.env,
-        capture_output=True, text=True, timeout=120,
+        ["pulumi", "stack", "export", "-s", name],
+        cwd=fleet.project,
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -213,7 +249,11 @@ def test_6_password_never_in_plaintext_in_state_export_logs_or_outputs(fleet):
     # It is in state, encrypted: the password input, and the whole postgresql block the provider
     # reads back (an additional secret output), carry ciphertext.
     deployment = json.loads(export)["deployment"]
-    connection = next(r for r in deployment["resources"] if r["type"] == "vault:database/secretBackendConnection:SecretBackendConnection")
+    connection = next(
+        r
+        for r in deployment["resources"]
+        if r["type"] == "vault:database/secretBackendConnection:SecretBackendConnection"
+    )
     assert "ciphertext" in connection["inputs"]["postgresql"]["password"], connection["inputs"]["postgresql"]
     assert "ciphertext" in connection["outputs"]["postgresql"], connection["outputs"]["postgresql"]
 
@@ -234,4 +274,7 @@ def test_8_destroy_revokes_outstanding_leases_and_removes_the_engine(fleet):
     assert "database/" not in fleet.vault.sys.list_mounted_secrets_engines()["data"]
     assert "k8s-lab-a-db-creds" not in fleet.vault.sys.list_policies()["data"]["policies"]
     with fleet.superuser() as conn:
-        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (fleet.outstanding["username"],)).fetchone() is None
+        assert (
+            conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (fleet.outstanding["username"],)).fetchone()
+            is None
+        )

@@ -47,24 +47,42 @@ def _rbac(lab):
 DRIFTS = {
     "role policies": (
         lambda lab: _vault(lab).auth.kubernetes.create_role(
-            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["app"],
-            policies=["root"], audience="vault", ttl=3600, max_ttl=14400, mount_point="k8s-lab-a"),
+            "app",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=["app"],
+            policies=["root"],
+            audience="vault",
+            ttl=3600,
+            max_ttl=14400,
+            mount_point="k8s-lab-a",
+        ),
         lambda lab: _role(lab)["token_policies"] == ["k8s-lab-a-kv-read"],
     ),
     "role bound namespaces": (
         lambda lab: _vault(lab).auth.kubernetes.create_role(
-            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["*"],
-            policies=["k8s-lab-a-kv-read"], audience="vault", ttl=3600, max_ttl=14400, mount_point="k8s-lab-a"),
+            "app",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=["*"],
+            policies=["k8s-lab-a-kv-read"],
+            audience="vault",
+            ttl=3600,
+            max_ttl=14400,
+            mount_point="k8s-lab-a",
+        ),
         lambda lab: _role(lab)["bound_service_account_namespaces"] == ["app"],
     ),
     "mount config host": (
         lambda lab: _vault(lab).write(
-            "auth/k8s-lab-a/config", kubernetes_host="https://127.0.0.1:1",
-            kubernetes_ca_cert=lab.pki("lab-a").ca_cert.read_text()),
+            "auth/k8s-lab-a/config",
+            kubernetes_host="https://127.0.0.1:1",
+            kubernetes_ca_cert=lab.pki("lab-a").ca_cert.read_text(),
+        ),
         lambda lab: _vault(lab).read("auth/k8s-lab-a/config")["data"]["kubernetes_host"] == lab.clusters[0].server,
     ),
     "policy body": (
-        lambda lab: _vault(lab).sys.create_or_update_policy("k8s-lab-a-kv-read", 'path "kv/data/*" { capabilities = ["read"] }'),
+        lambda lab: _vault(lab).sys.create_or_update_policy(
+            "k8s-lab-a-kv-read", 'path "kv/data/*" { capabilities = ["read"] }'
+        ),
         lambda lab: "clusters/lab-a" in _vault(lab).sys.read_policy("k8s-lab-a-kv-read")["data"]["rules"],
     ),
     "reviewer binding deleted": (
@@ -72,8 +90,15 @@ DRIFTS = {
         lambda lab: _rbac(lab).read_cluster_role_binding(BINDING).role_ref.name == "system:auth-delegator",
     ),
     "reviewer service account deleted": (
-        lambda lab: client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a")).delete_namespaced_service_account("vault-auth", "kube-system"),
-        lambda lab: client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a")).read_namespaced_service_account("vault-auth", "kube-system") is not None,
+        lambda lab: client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a")).delete_namespaced_service_account(
+            "vault-auth", "kube-system"
+        ),
+        lambda lab: (
+            client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-a")).read_namespaced_service_account(
+                "vault-auth", "kube-system"
+            )
+            is not None
+        ),
     ),
 }
 

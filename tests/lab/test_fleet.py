@@ -80,7 +80,9 @@ def test_2_every_pair_of_clusters_is_isolated(lab):
     vault = _vault(lab)
     jwts = {}
     for cluster in CLUSTERS:
-        vault.secrets.kv.v2.create_or_update_secret(f"clusters/{cluster}/db", secret={"owner": cluster}, mount_point="kv")
+        vault.secrets.kv.v2.create_or_update_secret(
+            f"clusters/{cluster}/db", secret={"owner": cluster}, mount_point="kv"
+        )
         api = k8s.api_client(str(lab.kubeconfig), cluster)
         k8s.ensure_service_account(api, "app", "app")
         jwts[cluster] = k8s.request_token(api, "app", "app", audience="vault")
@@ -89,14 +91,18 @@ def test_2_every_pair_of_clusters_is_isolated(lab):
     for cluster in CLUSTERS:
         login = hvac.Client(url=lab.vault_addr)
         login.auth.kubernetes.login("app", jwts[cluster], mount_point=f"k8s-{cluster}")
-        own = login.secrets.kv.v2.read_secret_version(f"clusters/{cluster}/db", mount_point="kv", raise_on_deleted_version=True)
+        own = login.secrets.kv.v2.read_secret_version(
+            f"clusters/{cluster}/db", mount_point="kv", raise_on_deleted_version=True
+        )
         assert own["data"]["data"] == {"owner": cluster}
         accepted.append(cluster)
         for other in CLUSTERS:
             if other == cluster:
                 continue
             with pytest.raises(hvac.exceptions.Forbidden):
-                login.secrets.kv.v2.read_secret_version(f"clusters/{other}/db", mount_point="kv", raise_on_deleted_version=True)
+                login.secrets.kv.v2.read_secret_version(
+                    f"clusters/{other}/db", mount_point="kv", raise_on_deleted_version=True
+                )
             refused_reads.append((cluster, other))
     for cluster, other in itertools.permutations(CLUSTERS, 2):
         # A token of `cluster` at `other`'s mount: signed by another key, refused by other's TokenReview.
@@ -111,7 +117,13 @@ def _add_role_to_every_cluster(project, name: str) -> None:
         path = project / "stacks" / f"Pulumi.{cluster}.yaml"
         doc = yaml.safe_load(path.read_text())
         doc["config"]["vaultfleet:roles"].append(
-            {"name": name, "serviceAccounts": [name], "namespaces": [name], "policies": ["kv-read"], "audience": "vault"}
+            {
+                "name": name,
+                "serviceAccounts": [name],
+                "namespaces": [name],
+                "policies": ["kv-read"],
+                "audience": "vault",
+            }
         )
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
 

@@ -26,7 +26,9 @@ def _reviewer(api, namespace="kube-system", name=None) -> str:
     client.RbacAuthorizationV1Api(api).create_cluster_role_binding(
         client.V1ClusterRoleBinding(
             metadata=client.V1ObjectMeta(name=name),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"
+            ),
             subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)],
         )
     )
@@ -74,8 +76,12 @@ def test_token_of_one_cluster_is_accepted_by_its_mount_and_rejected_by_the_other
             mount_point=mount,
         )
         vault.auth.kubernetes.create_role(
-            "app", bound_service_account_names=["app"], bound_service_account_namespaces=["hand"],
-            policies=["default"], mount_point=mount, audience="vault",
+            "app",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=["hand"],
+            policies=["default"],
+            mount_point=mount,
+            audience="vault",
         )
         mounts[cluster] = mount
     try:
@@ -140,7 +146,10 @@ def test_lab_up_refuses_a_taken_port_and_starts_nothing(tmp_path):
         blocker.listen()
         out = subprocess.run(
             [sys.executable, "-m", "vaultfleet.cli", "lab", "up", "--clusters", "1"],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert out.returncode == 2
     assert "127.0.0.1:18400 (vault)" in out.stderr
@@ -157,7 +166,10 @@ def test_postgres_runs_unprivileged_and_takes_only_its_password(lab):
     from vaultfleet.lab import lab as lab_module
 
     pg = lab.postgres
-    assert pg is not None and (pg.host, pg.port) == ("127.0.0.1", 18432 + int(os.environ.get("VAULTFLEET_LAB_PORT_OFFSET", "0")))
+    assert pg is not None and (pg.host, pg.port) == (
+        "127.0.0.1",
+        18432 + int(os.environ.get("VAULTFLEET_LAB_PORT_OFFSET", "0")),
+    )
     proc = next(p for p in lab.processes if p.name == "postgres")
     # The tracked PID is the postmaster itself (setpriv and env exec it), never running as root.
     assert os.readlink(f"/proc/{proc.pid}/exe").endswith("/bin/postgres")
@@ -166,7 +178,9 @@ def test_postgres_runs_unprivileged_and_takes_only_its_password(lab):
     assert stat.S_IMODE(os.stat(pg.password_file).st_mode) == 0o600
 
     with psycopg.connect(**pg.connect_kwargs()) as conn:
-        listen, version = conn.execute("SELECT current_setting('listen_addresses'), current_setting('server_version_num')").fetchone()
+        listen, version = conn.execute(
+            "SELECT current_setting('listen_addresses'), current_setting('server_version_num')"
+        ).fetchone()
     assert listen == "127.0.0.1" and int(version) >= 150000
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(**pg.connect_kwargs(user=pg.superuser, password="not-the-password"))

@@ -29,7 +29,9 @@ def test_cluster_stack_up_and_destroy_with_only_the_provisioner_policy(lab, lab_
 
         provisioner = hvac.Client(url=lab.vault_addr, token=token)
         with pytest.raises(hvac.exceptions.Forbidden):
-            provisioner.secrets.kv.v2.read_secret_version("clusters/lab-a/db", mount_point="kv", raise_on_deleted_version=True)
+            provisioner.secrets.kv.v2.read_secret_version(
+                "clusters/lab-a/db", mount_point="kv", raise_on_deleted_version=True
+            )
         with pytest.raises(hvac.exceptions.Forbidden):  # nor touch what is not the fleet's
             provisioner.sys.enable_auth_method("userpass", path="backdoor")
         with pytest.raises(hvac.exceptions.Forbidden):

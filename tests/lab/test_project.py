@@ -141,8 +141,12 @@ def test_4_removing_role_and_policy_removes_them_and_adding_back_restores(fleet)
 def _plain_stack_export(fleet, name) -> str:
     """What `pulumi stack export` prints (the Automation API's export_stack adds --show-secrets)."""
     out = subprocess.run(
-        ["pulumi", "stack", "export", "-s", name], cwd=fleet.project, env=fleet.env,
-        capture_output=True, text=True, timeout=120,
+        ["pulumi", "stack", "export", "-s", name],
+        cwd=fleet.project,
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -165,8 +169,12 @@ def test_5_secrets_stay_out_of_state(fleet):
         assert not leaks, f"secret #{i} in plaintext in {leaks}"
     # The reviewer JWT is in state, encrypted: the config resource carries a ciphertext.
     deployment = json.loads(exports["lab-a"])["deployment"]
-    config = next(r for r in deployment["resources"] if r["type"] == "vault:kubernetes/authBackendConfig:AuthBackendConfig")
-    assert config["inputs"]["tokenReviewerJwt"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    config = next(
+        r for r in deployment["resources"] if r["type"] == "vault:kubernetes/authBackendConfig:AuthBackendConfig"
+    )
+    assert (
+        config["inputs"]["tokenReviewerJwt"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    )
     assert "ciphertext" in config["inputs"]["tokenReviewerJwt"]
 
 
@@ -223,7 +231,9 @@ def test_8_destroy_one_cluster_leaves_the_other_working(fleet):
         core.read_namespaced_service_account("vault-auth", "kube-system")
     assert info.value.status == 404
     with pytest.raises(client.ApiException):
-        client.RbacAuthorizationV1Api(fleet.kube("lab-a")).read_cluster_role_binding("vault-auth-kube-system-auth-delegator")
+        client.RbacAuthorizationV1Api(fleet.kube("lab-a")).read_cluster_role_binding(
+            "vault-auth-kube-system-auth-delegator"
+        )
 
     app = fleet.login("lab-b", "app", "app")
     assert app.secrets.kv.v2.read_secret_version("clusters/lab-b/db", mount_point="kv", raise_on_deleted_version=True)

@@ -14,10 +14,14 @@ pytestmark = pytest.mark.lab
 
 
 def program():
-    vault_provider = vault.Provider("vault", address=pulumi.Config("smoke").require("vaultAddress"), skip_child_token=True)
+    vault_provider = vault.Provider(
+        "vault", address=pulumi.Config("smoke").require("vaultAddress"), skip_child_token=True
+    )
     kube_provider = k8s.Provider("kube", context="lab-a")
     policy = vault.Policy(
-        "smoke", name="smoke-offline", policy='path "kv/data/smoke/*" { capabilities = ["read"] }',
+        "smoke",
+        name="smoke-offline",
+        policy='path "kv/data/smoke/*" { capabilities = ["read"] }',
         opts=pulumi.ResourceOptions(provider=vault_provider),
     )
     namespace = k8s.core.v1.Namespace(

@@ -53,13 +53,21 @@ def test_a_full_cli_run_leaves_no_secret_in_plaintext(lab, lab_env, tmp_path):
     provisioner = root.auth.token.create(policies=["vaultfleet-provisioner"], ttl="1h")["auth"]["client_token"]
     try:
         run(["up", *CLUSTERS, "--format", "json"], provisioner)
-        reviewer_jwts = [k8s.wait_for_secret_token(k8s.api_client(str(lab.kubeconfig), c), "kube-system", "vault-auth-token")
-                         for c in CLUSTERS]
+        reviewer_jwts = [
+            k8s.wait_for_secret_token(k8s.api_client(str(lab.kubeconfig), c), "kube-system", "vault-auth-token")
+            for c in CLUSTERS
+        ]
         env = {**lab_env, "VAULT_TOKEN": provisioner}
         exports = {}
         for name in ["vault", *CLUSTERS]:
-            done = subprocess.run(["pulumi", "stack", "export", "-s", name], cwd=project, env=env,
-                                  capture_output=True, text=True, timeout=120)
+            done = subprocess.run(
+                ["pulumi", "stack", "export", "-s", name],
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert done.returncode == 0, done.stderr
             exports[f"pulumi stack export -s {name}"] = done.stdout
         # The provisioner manages cluster stacks only: the shared stack is previewed by the admin.

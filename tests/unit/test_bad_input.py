@@ -45,7 +45,8 @@ def test_validate_rejects(case, tmp_path, monkeypatch):
     assert result.exit_code == 2, result.output
     findings = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "error"]
     assert any(
-        f["file"].endswith(case.file) and (case.field in f["field"] or case.field in f["message"] or case.field in f["file"])
+        f["file"].endswith(case.file)
+        and (case.field in f["field"] or case.field in f["message"] or case.field in f["file"])
         for f in findings
     ), findings
     assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == before  # nothing written

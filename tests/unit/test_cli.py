@@ -49,7 +49,12 @@ def test_validate_error_names_file_and_field_and_exits_2(project):
     result = runner.invoke(app, ["validate", "--format", "json"])
     assert result.exit_code == 2
     findings = json.loads(result.stdout)["findings"]
-    assert {"severity": "error", "file": "stacks/Pulumi.lab-a.yaml", "field": "vaultfleet:roles[0].policy", "message": "unknown field"} in findings
+    assert {
+        "severity": "error",
+        "file": "stacks/Pulumi.lab-a.yaml",
+        "field": "vaultfleet:roles[0].policy",
+        "message": "unknown field",
+    } in findings
 
 
 def test_validate_warnings_fail_only_with_strict(project):
@@ -87,7 +92,10 @@ def test_validate_two_stacks_managing_one_reviewer_account(project):
     assert finding["field"] == "vaultfleet:cluster.reviewerServiceAccount"
     assert "kube-system/vault-auth is also managed by stack 'lab-a'" in finding["message"]
     # Its own reviewer account makes the second stack fine (as the benchmarks' 20 stacks on 6 clusters).
-    edit(project / "stacks/Pulumi.lab-a2.yaml", lambda c: c["vaultfleet:cluster"].update(reviewerServiceAccount="vault-auth-2"))
+    edit(
+        project / "stacks/Pulumi.lab-a2.yaml",
+        lambda c: c["vaultfleet:cluster"].update(reviewerServiceAccount="vault-auth-2"),
+    )
     assert runner.invoke(app, ["validate"]).exit_code == 0
 
 
@@ -148,10 +156,22 @@ def test_onboard_refuses_an_invalid_name_and_writes_nothing(project, tmp_path, m
 
     ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443", "certificate-authority-data": base64.b64encode(ca.encode()).decode()}}],
-        "contexts": [{"name": "ctx", "context": {"cluster": "c"}}],
-    }))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": "https://10.0.0.1:6443",
+                            "certificate-authority-data": base64.b64encode(ca.encode()).decode(),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "ctx", "context": {"cluster": "c"}}],
+            }
+        )
+    )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     result = runner.invoke(app, ["onboard", "Prod_1", "--context", "ctx"])
     assert result.exit_code == 2
@@ -178,8 +198,16 @@ def test_destroy_asks_first(project):
 
 def test_access_formats(project):
     rows = json.loads(runner.invoke(app, ["access", "--format", "json"]).stdout)
-    assert {"cluster": "lab-a", "mount": "k8s-lab-a", "namespace": "app", "service_account": "app", "role": "app",
-            "policy": "k8s-lab-a-kv-read", "path": "kv/data/clusters/lab-a/*", "capabilities": ["read"]} in rows
+    assert {
+        "cluster": "lab-a",
+        "mount": "k8s-lab-a",
+        "namespace": "app",
+        "service_account": "app",
+        "role": "app",
+        "policy": "k8s-lab-a-kv-read",
+        "path": "kv/data/clusters/lab-a/*",
+        "capabilities": ["read"],
+    } in rows
     markdown = runner.invoke(app, ["access", "lab-b", "--format", "markdown"]).stdout
     assert "| lab-b | ci | deployer | deployer | k8s-lab-b-kv-write | `kv/data/clusters/lab-b/*` |" in markdown
     assert "lab-a" not in markdown
@@ -198,11 +226,24 @@ CREATE_WITH_EXPIRY = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}
 
 def declare_database(project, password, creation=CREATE_WITH_EXPIRY, cluster_roles=("app-readonly",)):
     """The shared stack declares an engine; lab-a grants its app role db-creds for `cluster_roles`."""
-    edit(project / "stacks/Pulumi.vault.yaml", lambda c: c.update({"vaultfleet:database": {
-        "connections": [{"name": "app-db", "connectionUrl": "postgresql://{{username}}:{{password}}@db:5432/app",
-                         "username": "vault", "password": password}],
-        "roles": [{"name": "app-readonly", "connection": "app-db", "creationStatements": [creation]}],
-    }}))
+    edit(
+        project / "stacks/Pulumi.vault.yaml",
+        lambda c: c.update(
+            {
+                "vaultfleet:database": {
+                    "connections": [
+                        {
+                            "name": "app-db",
+                            "connectionUrl": "postgresql://{{username}}:{{password}}@db:5432/app",
+                            "username": "vault",
+                            "password": password,
+                        }
+                    ],
+                    "roles": [{"name": "app-readonly", "connection": "app-db", "creationStatements": [creation]}],
+                }
+            }
+        ),
+    )
 
     def grant(config):
         config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
@@ -225,15 +266,19 @@ def test_validate_refuses_a_plaintext_database_password(project):
     assert result.exit_code == 2
     findings = json.loads(result.stdout)["findings"]
     assert any(
-        f["file"] == "stacks/Pulumi.vault.yaml" and f["field"] == "vaultfleet:database.connections[0].password"
-        and "must be a Pulumi secret" in f["message"] for f in findings
+        f["file"] == "stacks/Pulumi.vault.yaml"
+        and f["field"] == "vaultfleet:database.connections[0].password"
+        and "must be a Pulumi secret" in f["message"]
+        for f in findings
     ), findings
     assert "hunter2-plaintext" not in result.stdout
 
 
 def test_validate_warns_about_users_without_expiry_and_undeclared_database_roles(project):
     declare_database(
-        project, {"secure": "v1:x"}, creation="CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';",
+        project,
+        {"secure": "v1:x"},
+        creation="CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';",
         cluster_roles=("app-readonly", "reporting"),
     )
     result = runner.invoke(app, ["validate", "--strict", "--format", "json"])

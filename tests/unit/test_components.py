@@ -199,7 +199,9 @@ class TestDatabaseEngine(ComponentTest):
         self.assertIn("{{username}}:{{password}}@", postgresql["connectionUrl"])
         (role,) = self.mocks.of_type("vault:database/secretBackendRole:SecretBackendRole")
         self.assertEqual(role.name, "fleet-database-role-app-readonly")
-        self.assertEqual((role.inputs["name"], role.inputs["dbName"], role.inputs["backend"]), ("app-readonly", "app-db", "database"))
+        self.assertEqual(
+            (role.inputs["name"], role.inputs["dbName"], role.inputs["backend"]), ("app-readonly", "app-db", "database")
+        )
         self.assertEqual(role.inputs["creationStatements"], CREATE)
         self.assertEqual(role.inputs["revocationStatements"], ['DROP ROLE "{{name}}";'])
         self.assertEqual((role.inputs["defaultTtl"], role.inputs["maxTtl"]), (3600, 86400))
@@ -218,7 +220,9 @@ class TestSharedVaultWithDatabase(ComponentTest):
 
         @pulumi.runtime.test
         def program():
-            shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv", provisioner_policy='path "a" {}', database=database_args()))
+            shared = SharedVault(
+                "fleet", SharedVaultArgs(kv_mount="kv", provisioner_policy='path "a" {}', database=database_args())
+            )
             return shared.database.mount_path.apply(lambda path: self.assertEqual(path, "database"))
 
         program()
@@ -234,7 +238,9 @@ class TestSharedVaultWithDatabase(ComponentTest):
         shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv", provisioner_policy='path "a" {}'))
         self.assertIsNone(shared.database)
         return shared.kv_mount.apply(
-            lambda _: self.assertEqual([m.inputs["type"] for m in self.mocks.of_type("vault:index/mount:Mount")], ["kv"])
+            lambda _: self.assertEqual(
+                [m.inputs["type"] for m in self.mocks.of_type("vault:index/mount:Mount")], ["kv"]
+            )
         )
 
 
@@ -250,10 +256,28 @@ class TestProgramDatabaseArgs(ComponentTest):
             "databaseMount": "pg",
             "database": {
                 "connections": [
-                    {"name": "app-db", "connectionUrl": "postgresql://{{username}}:{{password}}@h:5432/app", "username": "vault", "password": DB_PASSWORD},
-                    {"name": "unused-db", "connectionUrl": "postgresql://{{username}}:{{password}}@h:5432/x", "username": "vault", "password": DB_PASSWORD},
+                    {
+                        "name": "app-db",
+                        "connectionUrl": "postgresql://{{username}}:{{password}}@h:5432/app",
+                        "username": "vault",
+                        "password": DB_PASSWORD,
+                    },
+                    {
+                        "name": "unused-db",
+                        "connectionUrl": "postgresql://{{username}}:{{password}}@h:5432/x",
+                        "username": "vault",
+                        "password": DB_PASSWORD,
+                    },
                 ],
-                "roles": [{"name": "app-readonly", "connection": "app-db", "creationStatements": CREATE, "defaultTtl": "15m", "maxTtl": "1h"}],
+                "roles": [
+                    {
+                        "name": "app-readonly",
+                        "connection": "app-db",
+                        "creationStatements": CREATE,
+                        "defaultTtl": "15m",
+                        "maxTtl": "1h",
+                    }
+                ],
             },
         }
         stack = schema.parse(values, "vault", "stacks/Pulumi.vault.yaml", secret_keys={"database"})
@@ -264,7 +288,10 @@ class TestProgramDatabaseArgs(ComponentTest):
         self.assertEqual((role.connection, role.default_ttl_seconds, role.max_ttl_seconds), ("app-db", 900, 3600))
         password = args.connections[0].password
         self.assertIsInstance(password, pulumi.Output)
-        return pulumi.Output.all(password.is_secret(), password).apply(lambda a: self.assertEqual(a, [True, DB_PASSWORD]))
+        return pulumi.Output.all(password.is_secret(), password).apply(
+            lambda a: self.assertEqual(a, [True, DB_PASSWORD])
+        )
+
 
 class TestNamespaceScopedPolicy(ComponentTest):
     def test_policy_body_gets_the_mount_accessor_once_the_mount_exists(self):
@@ -286,7 +313,10 @@ class TestNamespaceScopedPolicy(ComponentTest):
         program()
         bodies = {p.inputs["name"]: p.inputs["policy"] for p in self.mocks.of_type("vault:index/policy:Policy")}
         # The mock's accessor for the backend registered as "lab-a-auth-backend".
-        self.assertIn("aliases.auth_kubernetes_lab-a-auth-backend.metadata.service_account_namespace", bodies["k8s-lab-a-kv-namespace"])
+        self.assertIn(
+            "aliases.auth_kubernetes_lab-a-auth-backend.metadata.service_account_namespace",
+            bodies["k8s-lab-a-kv-namespace"],
+        )
         self.assertNotIn("${", bodies["k8s-lab-a-kv-namespace"])
         # A body without the placeholder goes through unchanged.
         self.assertEqual(bodies["k8s-lab-a-kv-read"], args.policies["k8s-lab-a-kv-read"])
@@ -297,9 +327,14 @@ class TestConsumerObjects(ComponentTest):
         from components import ClusterOnboarding
 
         auth = {
-            "apiVersion": "secrets.hashicorp.com/v1beta1", "kind": "VaultAuth",
+            "apiVersion": "secrets.hashicorp.com/v1beta1",
+            "kind": "VaultAuth",
             "metadata": {"name": "vaultfleet-app", "namespace": "app"},
-            "spec": {"method": "kubernetes", "mount": "k8s-lab-a", "kubernetes": {"role": "app", "serviceAccount": "app"}},
+            "spec": {
+                "method": "kubernetes",
+                "mount": "k8s-lab-a",
+                "kubernetes": {"role": "app", "serviceAccount": "app"},
+            },
         }
         args = cluster_args()
         args.consumer_objects = [auth]

@@ -9,7 +9,13 @@ FLEET = {"vaultAddress": "http://127.0.0.1:18200", "mountPrefix": "k8s", "kvMoun
 
 
 def role(**overrides):
-    base = {"name": "app", "serviceAccounts": ["app"], "namespaces": ["app"], "policies": ["kv-read"], "audience": "vault"}
+    base = {
+        "name": "app",
+        "serviceAccounts": ["app"],
+        "namespaces": ["app"],
+        "policies": ["kv-read"],
+        "audience": "vault",
+    }
     base.update(overrides)
     return base
 
@@ -61,7 +67,11 @@ def problems(values, stack="lab-a"):
         (cluster_values(roles=[role(), role()]), "vaultfleet:roles", "declared twice"),
         (cluster_values(roles="app"), "vaultfleet:roles", "valid list"),
         (cluster_values(cluster={}), "vaultfleet:cluster.kubeContext", "required"),
-        (cluster_values(cluster={"kubeContext": "x", "apiHost": "ftp://h"}), "vaultfleet:cluster.apiHost", "not an http"),
+        (
+            cluster_values(cluster={"kubeContext": "x", "apiHost": "ftp://h"}),
+            "vaultfleet:cluster.apiHost",
+            "not an http",
+        ),
         (cluster_values(cluster={"kubeContext": "x", "caCert": "hello"}), "vaultfleet:cluster.caCert", "PEM"),
         ({**cluster_values(), "vaultAddress": "not a url"}, "vaultfleet:vaultAddress", "not an http"),
         ({k: v for k, v in cluster_values().items() if k != "vaultAddress"}, "vaultfleet:vaultAddress", "required"),
@@ -159,25 +169,97 @@ def test_decode_secret_keys_keeps_the_vaultfleet_namespace_only():
     ("values", "field", "fragment"),
     [
         (shared_values({"connections": []}), "vaultfleet:database.connections", "at least 1"),
-        (shared_values({"connections": [connection(allowedRoles=["*"])]}), "vaultfleet:database.connections[0].allowedRoles", "unknown field"),
-        (shared_values({"connections": [connection(connectionURL=PG_URL)]}), "vaultfleet:database.connections[0].connectionURL", "unknown field"),
+        (
+            shared_values({"connections": [connection(allowedRoles=["*"])]}),
+            "vaultfleet:database.connections[0].allowedRoles",
+            "unknown field",
+        ),
+        (
+            shared_values({"connections": [connection(connectionURL=PG_URL)]}),
+            "vaultfleet:database.connections[0].connectionURL",
+            "unknown field",
+        ),
         (shared_values({"connection": []}), "vaultfleet:database.connection", "unknown field"),
-        (shared_values({"connections": [connection(connectionUrl="mysql://{{username}}:{{password}}@h/db")]}), "vaultfleet:database.connections[0].connectionUrl", "postgresql://"),
-        (shared_values({"connections": [connection(connectionUrl="postgresql://vault:hunter2@h:5432/db")]}), "vaultfleet:database.connections[0].connectionUrl", "{{username}}:{{password}}"),
-        (shared_values({"connections": [connection(connectionUrl="postgresql://h:5432/db")]}), "vaultfleet:database.connections[0].connectionUrl", "Vault's templating"),
-        (shared_values({"connections": [connection(username="")]}), "vaultfleet:database.connections[0].username", "at least 1"),
-        (shared_values({"connections": [connection(password="")]}), "vaultfleet:database.connections[0].password", "must not be empty"),
-        (shared_values({"connections": [connection(name="App_DB")]}), "vaultfleet:database.connections[0].name", "DNS label"),
-        (shared_values({"connections": [connection(), connection()]}), "vaultfleet:database.connections", "declared twice"),
-        (shared_values({"connections": [connection()], "roles": [db_role(), db_role()]}), "vaultfleet:database.roles", "declared twice"),
-        (shared_values({"connections": [connection()], "roles": [db_role(connection="other")]}), "vaultfleet:database", "roles[0].connection: 'other' is not among"),
-        (shared_values({"connections": [connection()], "roles": [db_role(creationStatements=[])]}), "vaultfleet:database.roles[0].creationStatements", "at least 1"),
-        (shared_values({"connections": [connection()], "roles": [db_role(creationStatements=["CREATE ROLE x;"])]}), "vaultfleet:database.roles[0].creationStatements", "{{name}} and {{password}}"),
-        (shared_values({"connections": [connection()], "roles": [db_role(creationStatements="CREATE ROLE")]}), "vaultfleet:database.roles[0].creationStatements", "valid list"),
-        (shared_values({"connections": [connection()], "roles": [db_role(revocationStatements=[" "])]}), "vaultfleet:database.roles[0].revocationStatements", "statement is empty"),
-        (shared_values({"connections": [connection()], "roles": [db_role(defaultTtl="2d", maxTtl="1d")]}), "vaultfleet:database.roles[0]", "above maxTtl"),
-        (shared_values({"connections": [connection()], "roles": [db_role(defaultTtl="soon")]}), "vaultfleet:database.roles[0].defaultTtl", "not a duration"),
-        (shared_values({"connections": [connection()], "roles": [db_role(default_ttl="1h")]}), "vaultfleet:database.roles[0].default_ttl", "unknown field"),
+        (
+            shared_values({"connections": [connection(connectionUrl="mysql://{{username}}:{{password}}@h/db")]}),
+            "vaultfleet:database.connections[0].connectionUrl",
+            "postgresql://",
+        ),
+        (
+            shared_values({"connections": [connection(connectionUrl="postgresql://vault:hunter2@h:5432/db")]}),
+            "vaultfleet:database.connections[0].connectionUrl",
+            "{{username}}:{{password}}",
+        ),
+        (
+            shared_values({"connections": [connection(connectionUrl="postgresql://h:5432/db")]}),
+            "vaultfleet:database.connections[0].connectionUrl",
+            "Vault's templating",
+        ),
+        (
+            shared_values({"connections": [connection(username="")]}),
+            "vaultfleet:database.connections[0].username",
+            "at least 1",
+        ),
+        (
+            shared_values({"connections": [connection(password="")]}),
+            "vaultfleet:database.connections[0].password",
+            "must not be empty",
+        ),
+        (
+            shared_values({"connections": [connection(name="App_DB")]}),
+            "vaultfleet:database.connections[0].name",
+            "DNS label",
+        ),
+        (
+            shared_values({"connections": [connection(), connection()]}),
+            "vaultfleet:database.connections",
+            "declared twice",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(), db_role()]}),
+            "vaultfleet:database.roles",
+            "declared twice",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(connection="other")]}),
+            "vaultfleet:database",
+            "roles[0].connection: 'other' is not among",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(creationStatements=[])]}),
+            "vaultfleet:database.roles[0].creationStatements",
+            "at least 1",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(creationStatements=["CREATE ROLE x;"])]}),
+            "vaultfleet:database.roles[0].creationStatements",
+            "{{name}} and {{password}}",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(creationStatements="CREATE ROLE")]}),
+            "vaultfleet:database.roles[0].creationStatements",
+            "valid list",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(revocationStatements=[" "])]}),
+            "vaultfleet:database.roles[0].revocationStatements",
+            "statement is empty",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(defaultTtl="2d", maxTtl="1d")]}),
+            "vaultfleet:database.roles[0]",
+            "above maxTtl",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(defaultTtl="soon")]}),
+            "vaultfleet:database.roles[0].defaultTtl",
+            "not a duration",
+        ),
+        (
+            shared_values({"connections": [connection()], "roles": [db_role(default_ttl="1h")]}),
+            "vaultfleet:database.roles[0].default_ttl",
+            "unknown field",
+        ),
         (shared_values("postgres"), "vaultfleet:database", "valid dictionary"),
         (shared_values(databaseMount="Database"), "vaultfleet:databaseMount", "DNS label"),
     ],
@@ -215,6 +297,7 @@ def test_shared_stack_refuses_database_roles():
     with pytest.raises(ConfigError) as info:
         parse_shared({**shared_values(), "databaseRoles": ["a"]})
     assert info.value.problems == [(SHARED_FILE, "vaultfleet:databaseRoles", "not allowed in the shared stack")]
+
 
 @pytest.mark.parametrize(
     ("overrides", "field", "fragment"),

@@ -37,7 +37,13 @@ def add_team_role(config) -> None:
     """A role for every namespace, each reading only its own subtree."""
     config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]
     config["vaultfleet:roles"].append(
-        {"name": "team", "serviceAccounts": ["app"], "namespaces": ["*"], "policies": ["kv-namespace"], "audience": "vault"}
+        {
+            "name": "team",
+            "serviceAccounts": ["app"],
+            "namespaces": ["*"],
+            "policies": ["kv-namespace"],
+            "audience": "vault",
+        }
     )
 
 
@@ -118,7 +124,11 @@ def test_vso_auth_mount_has_no_auth_prefix(project):
     assert auth["spec"]["mount"] == "k8s-lab-a"
     assert auth["spec"]["kubernetes"] == {"role": "app", "serviceAccount": "app", "audiences": ["vault"]}
     assert static["spec"]["vaultAuthRef"] == auth["metadata"]["name"]
-    assert (static["spec"]["mount"], static["spec"]["type"], static["spec"]["path"]) == ("kv", "kv-v2", "clusters/lab-a/config")
+    assert (static["spec"]["mount"], static["spec"]["type"], static["spec"]["path"]) == (
+        "kv",
+        "kv-v2",
+        "clusters/lab-a/config",
+    )
     assert {o["metadata"]["namespace"] for o in objects.values()} == {"app"}
 
 
@@ -148,7 +158,10 @@ def test_every_role_by_default_and_wildcard_roles_left_out_with_a_note(project):
     result = runner.invoke(app, ["consumers", "lab-a", "--kind", "vso"])
     assert result.exit_code == 0, result.output
     auths = [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "VaultAuth"]
-    assert [(a["spec"]["kubernetes"]["role"], a["metadata"]["namespace"]) for a in auths] == [("app", "app"), ("deployer", "ci")]
+    assert [(a["spec"]["kubernetes"]["role"], a["metadata"]["namespace"]) for a in auths] == [
+        ("app", "app"),
+        ("deployer", "ci"),
+    ]
     assert "role team left out: role 'team' binds every namespace ('*'): say which with --namespace" in result.stderr
     # Which ServiceAccount each block logs in as, and what the role binds.
     assert "# lab-a role deployer: logs in at auth/k8s-lab-a as ServiceAccount ci/deployer" in result.stdout
@@ -185,24 +198,61 @@ SERVER = "@db.internal:6432/shop?sslmode=verify-full"
 
 def add_database(project: Path, mount: str | None = None) -> None:
     """The shared stack's engine (two connections, two roles) and lab-a role `orders` reading app-readonly."""
-    edit(project, "vault", lambda c: c.update({"vaultfleet:database": {
-        "connections": [
-            {"name": "other", "connectionUrl": "postgresql://{{username}}:{{password}}@elsewhere:5432/x",
-             "username": "vault", "password": {"secure": "v1:x"}},
-            {"name": "shop-db", "connectionUrl": DB_URL, "username": "vault", "password": {"secure": "v1:y"}},
-        ],
-        "roles": [
-            {"name": "reporting", "connection": "other", "creationStatements": ["CREATE ROLE \"{{name}}\" PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]},
-            {"name": "app-readonly", "connection": "shop-db", "defaultTtl": "10m", "maxTtl": "1h",
-             "creationStatements": ["CREATE ROLE \"{{name}}\" PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]},
-        ],
-    }}))
+    edit(
+        project,
+        "vault",
+        lambda c: c.update(
+            {
+                "vaultfleet:database": {
+                    "connections": [
+                        {
+                            "name": "other",
+                            "connectionUrl": "postgresql://{{username}}:{{password}}@elsewhere:5432/x",
+                            "username": "vault",
+                            "password": {"secure": "v1:x"},
+                        },
+                        {
+                            "name": "shop-db",
+                            "connectionUrl": DB_URL,
+                            "username": "vault",
+                            "password": {"secure": "v1:y"},
+                        },
+                    ],
+                    "roles": [
+                        {
+                            "name": "reporting",
+                            "connection": "other",
+                            "creationStatements": [
+                                "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+                            ],
+                        },
+                        {
+                            "name": "app-readonly",
+                            "connection": "shop-db",
+                            "defaultTtl": "10m",
+                            "maxTtl": "1h",
+                            "creationStatements": [
+                                "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+                            ],
+                        },
+                    ],
+                }
+            }
+        ),
+    )
 
     def grant(config):
         config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
         config["vaultfleet:databaseRoles"] = ["app-readonly"]
-        config["vaultfleet:roles"].append({"name": "orders", "serviceAccounts": ["orders"], "namespaces": ["shop"],
-                                           "policies": ["kv-read", "db-creds"], "audience": "vault"})
+        config["vaultfleet:roles"].append(
+            {
+                "name": "orders",
+                "serviceAccounts": ["orders"],
+                "namespaces": ["shop"],
+                "policies": ["kv-read", "db-creds"],
+                "audience": "vault",
+            }
+        )
 
     edit(project, "lab-a", grant)
     if mount:
@@ -249,16 +299,20 @@ def test_agent_renders_the_same_url(project):
     )
     assert config["auto_auth"]["method"][0]["config"]["role"] == "orders"
     # What it reads and where it connects, said on stderr beside the JSON.
-    assert (f"dynamic PostgreSQL credentials at {CREDS} (connection shop-db: db.internal:6432/shop), "
-            "lease 600s, renewable up to 3600s") in result.stderr
+    assert (
+        f"dynamic PostgreSQL credentials at {CREDS} (connection shop-db: db.internal:6432/shop), "
+        "lease 600s, renewable up to 3600s"
+    ) in result.stderr
 
 
 def test_eso_runs_a_vault_dynamic_secret_generator(project):
     add_database(project)
     documents = consumers("lab-a", "--kind", "eso", "--role", "orders")
     assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
-        ("SecretStore", "vaultfleet-orders"), ("ExternalSecret", "config"),
-        ("VaultDynamicSecret", "db-app-readonly"), ("ExternalSecret", "db-app-readonly"),
+        ("SecretStore", "vaultfleet-orders"),
+        ("ExternalSecret", "config"),
+        ("VaultDynamicSecret", "db-app-readonly"),
+        ("ExternalSecret", "db-app-readonly"),
     ]
     generator, external = documents[2], documents[3]
     assert generator["apiVersion"] == "generators.external-secrets.io/v1alpha1"
@@ -267,22 +321,41 @@ def test_eso_runs_a_vault_dynamic_secret_generator(project):
         "path": CREDS,
         "method": "GET",
         "resultType": "Data",
-        "provider": {"server": VAULT, "auth": {"kubernetes": {
-            "mountPath": "k8s-lab-a", "role": "orders", "serviceAccountRef": {"name": "orders", "audiences": ["vault"]},
-        }}},
+        "provider": {
+            "server": VAULT,
+            "auth": {
+                "kubernetes": {
+                    "mountPath": "k8s-lab-a",
+                    "role": "orders",
+                    "serviceAccountRef": {"name": "orders", "audiences": ["vault"]},
+                }
+            },
+        },
     }
     assert external["apiVersion"] == "external-secrets.io/v1"
     assert external["metadata"] == {"name": "db-app-readonly", "namespace": "shop"}
-    assert external["spec"]["dataFrom"] == [{"sourceRef": {"generatorRef": {
-        "apiVersion": "generators.external-secrets.io/v1alpha1", "kind": "VaultDynamicSecret", "name": "db-app-readonly",
-    }}}]
+    assert external["spec"]["dataFrom"] == [
+        {
+            "sourceRef": {
+                "generatorRef": {
+                    "apiVersion": "generators.external-secrets.io/v1alpha1",
+                    "kind": "VaultDynamicSecret",
+                    "name": "db-app-readonly",
+                }
+            }
+        }
+    ]
     assert "secretStoreRef" not in external["spec"]  # the generator logs in itself
     # Nothing renews the lease (10m): new credentials at half of it.
     assert external["spec"]["refreshInterval"] == "300s"
-    assert external["spec"]["target"] == {"name": "db-app-readonly", "template": {
-        "engineVersion": "v2", "mergePolicy": "Merge",
-        "data": {"url": "postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}" + SERVER},
-    }}
+    assert external["spec"]["target"] == {
+        "name": "db-app-readonly",
+        "template": {
+            "engineVersion": "v2",
+            "mergePolicy": "Merge",
+            "data": {"url": "postgresql://{{ .username | urlquery }}:{{ .password | urlquery }}" + SERVER},
+        },
+    }
 
 
 def test_eso_cluster_store_leaves_the_generator_in_the_namespace(project):
@@ -292,7 +365,10 @@ def test_eso_cluster_store_leaves_the_generator_in_the_namespace(project):
     generator = documents["VaultDynamicSecret"]
     assert generator["metadata"]["namespace"] == "shop"
     # A namespaced generator's ServiceAccount is in its own namespace: none named.
-    assert generator["spec"]["provider"]["auth"]["kubernetes"]["serviceAccountRef"] == {"name": "orders", "audiences": ["vault"]}
+    assert generator["spec"]["provider"]["auth"]["kubernetes"]["serviceAccountRef"] == {
+        "name": "orders",
+        "audiences": ["vault"],
+    }
 
 
 def test_vso_vault_dynamic_secret_mount_and_path_apart(project):
@@ -307,16 +383,27 @@ def test_vso_vault_dynamic_secret_mount_and_path_apart(project):
         "mount": "database",
         "path": "creds/app-readonly",
         "revoke": True,
-        "destination": {"name": "db-app-readonly", "create": True, "transformation": {"templates": {"url": {
-            "text": 'postgresql://{{ get .Secrets "username" | urlquery }}:{{ get .Secrets "password" | urlquery }}' + SERVER,
-        }}}},
+        "destination": {
+            "name": "db-app-readonly",
+            "create": True,
+            "transformation": {
+                "templates": {
+                    "url": {
+                        "text": 'postgresql://{{ get .Secrets "username" | urlquery }}:{{ get .Secrets "password" | urlquery }}'
+                        + SERVER,
+                    }
+                }
+            },
+        },
     }
     assert documents[1]["metadata"]["name"] == "vaultfleet-orders"
 
 
 def test_database_mount_from_pulumi_yaml_reaches_every_consumer(project):
     add_database(project, mount="pg")
-    annotations = consumers("lab-a", "--kind", "injector", "--role", "orders")[0]["spec"]["template"]["metadata"]["annotations"]
+    annotations = consumers("lab-a", "--kind", "injector", "--role", "orders")[0]["spec"]["template"]["metadata"][
+        "annotations"
+    ]
     assert annotations["vault.hashicorp.com/agent-inject-secret-db-app-readonly"] == "pg/creds/app-readonly"
     eso = by_kind(consumers("lab-a", "--kind", "eso", "--role", "orders"))["VaultDynamicSecret"]
     assert eso["spec"]["path"] == "pg/creds/app-readonly"
@@ -329,15 +416,20 @@ def test_database_mount_from_pulumi_yaml_reaches_every_consumer(project):
     [
         ("postgresql://{{username}}:{{password}}@db:5432/app", "@db:5432/app"),
         ("postgres://{{username}}:{{password}}@db", "@db"),  # libpq defaults: port 5432, database = user
-        ("postgresql://{{username}}:{{password}}@[::1]:5432/app?sslmode=require&connect_timeout=5",
-         "@[::1]:5432/app?sslmode=require&connect_timeout=5"),
+        (
+            "postgresql://{{username}}:{{password}}@[::1]:5432/app?sslmode=require&connect_timeout=5",
+            "@[::1]:5432/app?sslmode=require&connect_timeout=5",
+        ),
         ("postgresql://{{username}}:{{password}}@h1:5432,h2:5433/app", "@h1:5432,h2:5433/app"),
     ],
 )
 def test_url_keeps_the_connection_s_server_part_as_written(url, server):
     from vaultfleet.consumers.database import PostgresTarget
 
-    assert PostgresTarget.from_connection_url(url).url("u", "p") == "postgresql://{{ u | urlquery }}:{{ p | urlquery }}" + server
+    assert (
+        PostgresTarget.from_connection_url(url).url("u", "p")
+        == "postgresql://{{ u | urlquery }}:{{ p | urlquery }}" + server
+    )
 
 
 def test_kv_only_roles_never_read_the_shared_stack(project):
@@ -347,7 +439,10 @@ def test_kv_only_roles_never_read_the_shared_stack(project):
     assert consumers("lab-a", "--kind", "eso", "--role", "app")
     result = runner.invoke(app, ["consumers", "lab-a", "--kind", "eso", "--role", "orders"])
     assert result.exit_code == 2
-    assert "stacks/Pulumi.vault.yaml: vaultfleet:database.connections[0].password: must be a Pulumi secret" in result.output
+    assert (
+        "stacks/Pulumi.vault.yaml: vaultfleet:database.connections[0].password: must be a Pulumi secret"
+        in result.output
+    )
 
 
 def _no_engine(project):
@@ -369,14 +464,26 @@ def _mount_differs(project):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_no_engine, "stacks/Pulumi.vault.yaml: vaultfleet:database: not declared, but stacks/Pulumi.lab-a.yaml reads "
-                     "database/creds/app-readonly (vaultfleet:databaseRoles)"),
-        (_undeclared_role, "stacks/Pulumi.vault.yaml: vaultfleet:database.roles: no role 'app-readonly', which "
-                           "stacks/Pulumi.lab-a.yaml reads (vaultfleet:databaseRoles); declared: reporting"),
-        (_no_shared_stack, "stacks/Pulumi.lab-a.yaml: vaultfleet:databaseRoles: lab-a reads database/creds/app-readonly, "
-                           "but no shared stack (vaultfleet:kind: shared) in stacks/ declares the database engine"),
-        (_mount_differs, "stacks/Pulumi.vault.yaml: vaultfleet:databaseMount: the engine is mounted at 'database' but "
-                         "stacks/Pulumi.lab-a.yaml reads it at 'pg'"),
+        (
+            _no_engine,
+            "stacks/Pulumi.vault.yaml: vaultfleet:database: not declared, but stacks/Pulumi.lab-a.yaml reads "
+            "database/creds/app-readonly (vaultfleet:databaseRoles)",
+        ),
+        (
+            _undeclared_role,
+            "stacks/Pulumi.vault.yaml: vaultfleet:database.roles: no role 'app-readonly', which "
+            "stacks/Pulumi.lab-a.yaml reads (vaultfleet:databaseRoles); declared: reporting",
+        ),
+        (
+            _no_shared_stack,
+            "stacks/Pulumi.lab-a.yaml: vaultfleet:databaseRoles: lab-a reads database/creds/app-readonly, "
+            "but no shared stack (vaultfleet:kind: shared) in stacks/ declares the database engine",
+        ),
+        (
+            _mount_differs,
+            "stacks/Pulumi.vault.yaml: vaultfleet:databaseMount: the engine is mounted at 'database' but "
+            "stacks/Pulumi.lab-a.yaml reads it at 'pg'",
+        ),
     ],
     ids=["no-engine", "undeclared-role", "no-shared-stack", "mount-differs"],
 )
@@ -396,8 +503,14 @@ def test_credentials_the_shared_stack_cannot_back_exit_2(project, change, messag
         (["nope", "--kind", "eso"], "no such stack file"),
         (["vault", "--kind", "eso"], "vault is the shared stack"),
         (["lab-a", "--kind", "eso", "--role", "nope"], "no role 'nope' in lab-a (roles: app, deployer)"),
-        (["lab-a", "--kind", "vso", "--role", "app", "--namespace", "other"], "role 'app' does not bind namespace 'other' (it binds: app)"),
-        (["lab-a", "--kind", "vso", "--role", "app", "--service-account", "x"], "role 'app' does not bind ServiceAccount 'x'"),
+        (
+            ["lab-a", "--kind", "vso", "--role", "app", "--namespace", "other"],
+            "role 'app' does not bind namespace 'other' (it binds: app)",
+        ),
+        (
+            ["lab-a", "--kind", "vso", "--role", "app", "--service-account", "x"],
+            "role 'app' does not bind ServiceAccount 'x'",
+        ),
         (["lab-a", "--kind", "agent"], "an agent config logs in as one ServiceAccount"),
         (["lab-a", "--kind", "agent", "--role", "app", "--format", "yaml"], "Vault Agent reads HCL or JSON, not YAML"),
         (["lab-a", "--kind", "eso", "--secret", "Bad/Name"], "--secret 'Bad/Name' must be a lowercase DNS label"),
@@ -437,8 +550,21 @@ def test_managed_objects_are_the_login_objects_each_once(project):
         "vaultAddress": VAULT,
         "cluster": {"kubeContext": "lab-a"},
         "roles": [
-            {"name": "app", "serviceAccounts": ["app"], "namespaces": ["app"], "policies": ["kv-read"], "audience": "vault", "consumers": ["eso", "vso"]},
-            {"name": "worker", "serviceAccounts": ["worker"], "namespaces": ["app"], "policies": ["kv-read"], "consumers": ["vso"]},
+            {
+                "name": "app",
+                "serviceAccounts": ["app"],
+                "namespaces": ["app"],
+                "policies": ["kv-read"],
+                "audience": "vault",
+                "consumers": ["eso", "vso"],
+            },
+            {
+                "name": "worker",
+                "serviceAccounts": ["worker"],
+                "namespaces": ["app"],
+                "policies": ["kv-read"],
+                "consumers": ["vso"],
+            },
             {"name": "deployer", "serviceAccounts": ["deployer"], "namespaces": ["ci"], "policies": ["kv-write"]},
         ],
     }

@@ -6,13 +6,22 @@ import pwd
 from vaultfleet.lab import lab, postgres
 
 SERVER = postgres.PostgresServer(
-    host="127.0.0.1", port=18432, superuser="postgres", database="postgres",
-    password_file="/lab/postgres-password", directory="/tmp/vaultfleet-lab-postgres-x", os_user="postgres", version="15",
+    host="127.0.0.1",
+    port=18432,
+    superuser="postgres",
+    database="postgres",
+    password_file="/lab/postgres-password",
+    directory="/tmp/vaultfleet-lab-postgres-x",
+    os_user="postgres",
+    version="15",
 )
 
 
 def test_vault_connection_url_uses_vaults_templating():
-    assert SERVER.vault_connection_url() == "postgresql://{{username}}:{{password}}@127.0.0.1:18432/postgres?sslmode=disable"
+    assert (
+        SERVER.vault_connection_url()
+        == "postgresql://{{username}}:{{password}}@127.0.0.1:18432/postgres?sslmode=disable"
+    )
     assert SERVER.vault_connection_url("app").split("?")[0].endswith(":18432/app")
 
 
@@ -23,7 +32,13 @@ def test_connect_kwargs_for_another_user_never_read_the_superuser_password():
 
 def test_env_names_the_server_but_holds_no_password():
     env = postgres.env(SERVER)
-    assert env == {"PGHOST": "127.0.0.1", "PGPORT": "18432", "PGUSER": "postgres", "PGDATABASE": "postgres", "PGSSLMODE": "disable"}
+    assert env == {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": "18432",
+        "PGUSER": "postgres",
+        "PGDATABASE": "postgres",
+        "PGSSLMODE": "disable",
+    }
 
 
 def test_another_account_runs_through_setpriv_which_execs_the_server():
@@ -40,7 +55,9 @@ def test_own_account_runs_the_server_directly():
 
 
 def test_lab_json_records_the_server_and_older_lab_json_loads_without_one(tmp_path):
-    state = lab.LabState(directory=tmp_path, vault_addr="http://127.0.0.1:18200", vault_server="openbao", clusters=[], postgres=SERVER)
+    state = lab.LabState(
+        directory=tmp_path, vault_addr="http://127.0.0.1:18200", vault_server="openbao", clusters=[], postgres=SERVER
+    )
     state.save()
     assert lab.LabState.load(tmp_path).postgres == SERVER
     data = json.loads((tmp_path / "lab.json").read_text())

@@ -17,7 +17,9 @@ def test_default_is_openbao_and_the_env_var_chooses_vault():
 
 
 def test_unknown_server_names_its_source_and_the_choices():
-    with pytest.raises(ValueError, match=r"\$VAULTFLEET_LAB_SERVER: unknown lab server 'hcv'; choose one of openbao, vault"):
+    with pytest.raises(
+        ValueError, match=r"\$VAULTFLEET_LAB_SERVER: unknown lab server 'hcv'; choose one of openbao, vault"
+    ):
         servers.from_env({"VAULTFLEET_LAB_SERVER": "hcv"})
 
 
@@ -38,8 +40,12 @@ def test_config_is_a_non_dev_server_on_file_storage_and_loopback():
 
 def _state(tmp_path, server="vault"):
     return lab.LabState(
-        directory=tmp_path, vault_addr="http://127.0.0.1:18200", vault_server=server, clusters=[],
-        vault_cli="/tools/bin/vault", vault_version="1.14.1",
+        directory=tmp_path,
+        vault_addr="http://127.0.0.1:18200",
+        vault_server=server,
+        clusters=[],
+        vault_cli="/tools/bin/vault",
+        vault_version="1.14.1",
     )
 
 

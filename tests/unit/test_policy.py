@@ -17,8 +17,13 @@ from vaultfleet.project.policy import (
 from vaultfleet.project.policy import render_cluster_policies as render_policies
 from vaultfleet.project.schema import parse
 
-VARS = {"cluster": "lab-a", "mount": "k8s-lab-a", "kv_mount": "kv", "database_mount": "database",
-        "mount_accessor": MOUNT_ACCESSOR_PLACEHOLDER}
+VARS = {
+    "cluster": "lab-a",
+    "mount": "k8s-lab-a",
+    "kv_mount": "kv",
+    "database_mount": "database",
+    "mount_accessor": MOUNT_ACCESSOR_PLACEHOLDER,
+}
 LISTS = {"database_role": ["app-readonly"]}
 # Paths a template may grant beyond the cluster's own: the lease endpoints of dynamic credentials,
 # which Vault checks against the lease's own token anyway.
@@ -57,12 +62,16 @@ def test_db_creds_follows_the_fleet_database_mount():
 
 
 def test_db_creds_without_database_roles_names_the_field():
-    with pytest.raises(PolicyError, match=r"db-creds.hcl: uses \$\{database_role\}: name the values in vaultfleet:databaseRoles"):
+    with pytest.raises(
+        PolicyError, match=r"db-creds.hcl: uses \$\{database_role\}: name the values in vaultfleet:databaseRoles"
+    ):
         render_policies(cluster(policies=["kv-read", "db-creds"]))
 
 
 def test_list_template_may_hold_only_capabilities(tmp_path):
-    text = 'path "database/creds/${database_role}" {\n  capabilities = ["read"]\n  allowed_parameters = { "ttl" = [] }\n}'
+    text = (
+        'path "database/creds/${database_role}" {\n  capabilities = ["read"]\n  allowed_parameters = { "ttl" = [] }\n}'
+    )
     with pytest.raises(PolicyError, match="may hold only `capabilities`"):
         render("t", VARS, write(tmp_path, text), LISTS)
 
@@ -88,7 +97,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ('path "x/*" { capabilities = ["reed"] }', "unknown capabilities ['reed']"),
         ('path "" { capabilities = ["read"] }', "empty path"),
         ('path "x" { }', "non-empty list"),
-        ('# nothing here\n', "no `path` block"),
+        ("# nothing here\n", "no `path` block"),
         ('path "${nope}/x" { capabilities = ["read"] }', "unknown or malformed placeholder"),
         ('key "x" { capabilities = ["read"] }', "unknown top-level block"),
     ],
@@ -139,5 +148,7 @@ def test_namespace_template_gives_each_namespace_its_own_subtree():
     assert for_service_account(data.path, "team-x", "app") == "kv/data/clusters/lab-a/namespaces/team-x/*"
     assert for_service_account(data.path, "team-y", "app") == "kv/data/clusters/lab-a/namespaces/team-y/*"
     # A wildcard binding: the namespace is whichever the login comes from.
-    assert for_service_account(data.path, "*", "app") == "kv/data/clusters/lab-a/namespaces/<service_account_namespace>/*"
+    assert (
+        for_service_account(data.path, "*", "app") == "kv/data/clusters/lab-a/namespaces/<service_account_namespace>/*"
+    )
     assert data.capabilities == ("read",)

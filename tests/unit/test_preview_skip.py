@@ -33,8 +33,13 @@ def project(tmp_path, monkeypatch):
 
 def state(project, *, written="2026-11-23T12:22:52.513Z", pending=(), inputs=None):
     outputs = {OUTPUT: inputs or fingerprint(project)}
-    return {"deployment": {"manifest": {"time": written}, "pending_operations": list(pending),
-                           "resources": [{"type": "pulumi:pulumi:Stack", "outputs": outputs}]}}
+    return {
+        "deployment": {
+            "manifest": {"time": written},
+            "pending_operations": list(pending),
+            "resources": [{"type": "pulumi:pulumi:Stack", "outputs": outputs}],
+        }
+    }
 
 
 def fingerprint(project: Project) -> str:
@@ -61,8 +66,16 @@ def test_a_stack_as_its_last_up_left_it_is_known_unchanged(monkeypatch, project)
 
 @pytest.mark.parametrize(
     "case",
-    ["last op a refresh", "last up failed", "no history", "state written after the up", "pending operations",
-     "inputs differ", "stack file edited", "policy edited"],
+    [
+        "last op a refresh",
+        "last up failed",
+        "no history",
+        "state written after the up",
+        "pending operations",
+        "inputs differ",
+        "stack file edited",
+        "policy edited",
+    ],
 )
 def test_anything_else_runs_the_engine(monkeypatch, project, case):
     hist, exported = history(), state(project)
@@ -90,9 +103,13 @@ def test_anything_else_runs_the_engine(monkeypatch, project, case):
 def test_the_fingerprint_covers_the_kube_context_the_program_reads(tmp_path, monkeypatch, project):
     before = fingerprint(project)
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443"}}],
-        "contexts": [{"name": "lab-a", "context": {"cluster": "c"}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1:6443"}}],
+                "contexts": [{"name": "lab-a", "context": {"cluster": "c"}}],
+            }
+        )
+    )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     assert fingerprint(project) != before

@@ -34,8 +34,16 @@ def op(kind, resource_type, inputs, urn=URN):
         ("vault:index/mount:Mount", {"path": "kv"}, "kv"),
         ("vault:index/policy:Policy", {"name": "k8s-lab-a-kv-read"}, "k8s-lab-a-kv-read"),
         ("vault:kubernetes/authBackendConfig:AuthBackendConfig", {"backend": "k8s-lab-a"}, "auth/k8s-lab-a/config"),
-        ("vault:kubernetes/authBackendRole:AuthBackendRole", {"backend": "k8s-lab-a", "roleName": "app"}, "auth/k8s-lab-a/role/app"),
-        ("kubernetes:core/v1:ServiceAccount", {"metadata": {"name": "vault-auth", "namespace": "kube-system"}}, "kube-system/vault-auth"),
+        (
+            "vault:kubernetes/authBackendRole:AuthBackendRole",
+            {"backend": "k8s-lab-a", "roleName": "app"},
+            "auth/k8s-lab-a/role/app",
+        ),
+        (
+            "kubernetes:core/v1:ServiceAccount",
+            {"metadata": {"name": "vault-auth", "namespace": "kube-system"}},
+            "kube-system/vault-auth",
+        ),
         ("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", {"metadata": {"name": "b"}}, "b"),
         # Unknown inputs (computed when the op was recorded) or types: no guess.
         ("vault:kubernetes/authBackendRole:AuthBackendRole", {"roleName": "app"}, None),
@@ -47,10 +55,12 @@ def test_provider_id_of_each_type_vaultfleet_creates(resource_type, inputs, expe
 
 
 def test_pending_operations_are_read_from_the_export():
-    ops = recovery.pending_operations(deployment(
-        op("creating", "vault:index/authBackend:AuthBackend", {"path": "k8s-lab-a"}),
-        op("updating", "vault:index/policy:Policy", {"name": "p"}, urn="urn:x::p"),
-    ))
+    ops = recovery.pending_operations(
+        deployment(
+            op("creating", "vault:index/authBackend:AuthBackend", {"path": "k8s-lab-a"}),
+            op("updating", "vault:index/policy:Policy", {"name": "p"}, urn="urn:x::p"),
+        )
+    )
     assert [(o.type, o.provider_id) for o in ops] == [("creating", "k8s-lab-a"), ("updating", "p")]
     assert recovery.pending_operations({"deployment": {}}) == []
 
@@ -101,17 +111,29 @@ PROVIDER_REF = "urn:pulumi:lab-a::vaultfleet::pulumi:providers:vault::vault::0b5
 
 
 def pending_create(path):
-    return {"type": "creating", "resource": {
-        "urn": URN.replace("lab-a-auth-backend", f"{path}-backend"), "type": "vault:index/authBackend:AuthBackend",
-        "inputs": {"path": path}, "parent": PARENT, "provider": PROVIDER_REF}}
+    return {
+        "type": "creating",
+        "resource": {
+            "urn": URN.replace("lab-a-auth-backend", f"{path}-backend"),
+            "type": "vault:index/authBackend:AuthBackend",
+            "inputs": {"path": path},
+            "parent": PARENT,
+            "provider": PROVIDER_REF,
+        },
+    }
 
 
 def test_interrupted_creates_are_cleared_then_adopted_by_import_when_the_object_exists():
-    exports = iter([
-        deployment(pending_create("k8s-lab-a"), pending_create("k8s-gone"),
-                   op("deleting", "vault:index/policy:Policy", {"name": "p"}, urn="urn:x::p")),
-        deployment(),
-    ])
+    exports = iter(
+        [
+            deployment(
+                pending_create("k8s-lab-a"),
+                pending_create("k8s-gone"),
+                op("deleting", "vault:index/policy:Policy", {"name": "p"}, urn="urn:x::p"),
+            ),
+            deployment(),
+        ]
+    )
     calls, specs = [], []
 
     def run_cli(args):
@@ -129,8 +151,15 @@ def test_interrupted_creates_are_cleared_then_adopted_by_import_when_the_object_
     assert [c[0] for c in imports] == ["import", "import"] and all("--protect=false" in c for c in imports)
     # The import recreates the exact URN: same type and name, under the same parent and provider.
     assert specs[0]["nameTable"] == {"parent": PARENT, "provider": PROVIDER_REF.rsplit("::", 1)[0]}
-    assert specs[0]["resources"] == [{"type": "vault:index/authBackend:AuthBackend", "name": "k8s-lab-a-backend",
-                                      "id": "k8s-lab-a", "parent": "parent", "provider": "provider"}]
+    assert specs[0]["resources"] == [
+        {
+            "type": "vault:index/authBackend:AuthBackend",
+            "name": "k8s-lab-a-backend",
+            "id": "k8s-lab-a",
+            "parent": "parent",
+            "provider": "provider",
+        }
+    ]
     assert [o.provider_id for o in found.adopted] == ["k8s-lab-a"]
     assert [o.provider_id for o in found.dropped] == ["k8s-gone"]
     assert [o.type for o in found.settled] == ["deleting"]

@@ -17,7 +17,13 @@ app = typer.Typer(
 )
 app.add_typer(lab.app, name="lab")
 for command in (
-    validate.validate, onboard.onboard, fleet.preview, fleet.up, fleet.destroy, verify.verify, access.access,
+    validate.validate,
+    onboard.onboard,
+    fleet.preview,
+    fleet.up,
+    fleet.destroy,
+    verify.verify,
+    access.access,
     consumers.consumers,
 ):
     app.command()(command)

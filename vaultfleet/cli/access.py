@@ -25,7 +25,9 @@ def access(
         print(json.dumps([g.to_json() for g in rows], indent=2))
         return
     headers = ["cluster", "namespace", "serviceaccount", "role", "policy", "path", "capabilities"]
-    values = [[g.cluster, g.namespace, g.service_account, g.role, g.policy, g.path, ",".join(g.capabilities)] for g in rows]
+    values = [
+        [g.cluster, g.namespace, g.service_account, g.role, g.policy, g.path, ",".join(g.capabilities)] for g in rows
+    ]
     if output == "markdown":
         print("| " + " | ".join(headers) + " |\n|" + "---|" * len(headers))
         for v in values:

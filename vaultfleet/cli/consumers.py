@@ -24,12 +24,30 @@ USAGE = {
 
 def consumers(
     stack: Annotated[str, typer.Argument(help="Cluster stack whose mount and roles the consumers log in to.")],
-    kind: Annotated[Kind, typer.Option("--kind", help="injector (pod annotations), eso (external-secrets), vso (Vault Secrets Operator) or agent (Vault Agent config).")],
+    kind: Annotated[
+        Kind,
+        typer.Option(
+            "--kind",
+            help="injector (pod annotations), eso (external-secrets), vso (Vault Secrets Operator) or agent (Vault Agent config).",
+        ),
+    ],
     role: Annotated[str | None, typer.Option("--role", help="Only this role (default: every role).")] = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", help="Namespace the consumer runs in (default: each the role binds).")] = None,
-    service_account: Annotated[str | None, typer.Option("--service-account", help="ServiceAccount to log in as (default: the role's first).")] = None,
-    secret: Annotated[str, typer.Option("--secret", help="Name of the example KV secret under the role's subtree.")] = "config",
-    cluster_store: Annotated[bool, typer.Option("--cluster-store", help="eso: a ClusterSecretStore (usable from the namespace only) instead of a SecretStore.")] = False,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Namespace the consumer runs in (default: each the role binds).")
+    ] = None,
+    service_account: Annotated[
+        str | None, typer.Option("--service-account", help="ServiceAccount to log in as (default: the role's first).")
+    ] = None,
+    secret: Annotated[
+        str, typer.Option("--secret", help="Name of the example KV secret under the role's subtree.")
+    ] = "config",
+    cluster_store: Annotated[
+        bool,
+        typer.Option(
+            "--cluster-store",
+            help="eso: a ClusterSecretStore (usable from the namespace only) instead of a SecretStore.",
+        ),
+    ] = False,
     output: Format = None,
 ) -> None:
     """Print consumer configuration matching the stack's auth mount and roles; no Vault or cluster needed.
@@ -56,8 +74,10 @@ def consumers(
     except ConsumerError as exc:
         fail(str(exc))
     if kind == "agent" and len(found) > 1:
-        fail("an agent config logs in as one ServiceAccount: pick one with --role/--namespace "
-              f"({', '.join(f'{b.role.name} in {b.namespace}' for b in found)})")
+        fail(
+            "an agent config logs in as one ServiceAccount: pick one with --role/--namespace "
+            f"({', '.join(f'{b.role.name} in {b.namespace}' for b in found)})"
+        )
 
     # The shared stack is read only when a role reads database credentials: a broken or absent
     # shared stack file has nothing to say about KV consumers.
@@ -108,8 +128,10 @@ def _shared_stack(project):
     _, stacks = load_stacks(names, project)
     engines = [s for s in stacks if s.database is not None]
     if len(engines) > 1:
-        fail(f"shared stacks {', '.join(s.name for s in engines)} each declare vaultfleet:database; "
-              "vaultfleet expects the fleet's database engine in one of them")
+        fail(
+            f"shared stacks {', '.join(s.name for s in engines)} each declare vaultfleet:database; "
+            "vaultfleet expects the fleet's database engine in one of them"
+        )
     return engines[0] if engines else stacks[0]
 
 

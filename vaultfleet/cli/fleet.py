@@ -52,6 +52,7 @@ def _run(project, operation: str, names: list[str], parallel: int, refresh: bool
         return t
 
     with Live(table(), console=err, transient=True, refresh_per_second=4) as live:
+
         def started(name):
             status[name] = "[cyan]running[/]"
             live.update(table())
@@ -67,9 +68,18 @@ def _summary(results, output: Format) -> str:
     if output == "json":
         return json.dumps(
             [
-                {"stack": r.stack, "operation": r.operation, "ok": r.ok, "changed": r.changed,
-                 "changes": r.changes, "steps": r.steps, "error": r.error, "recovered": r.recovered,
-                 "unchanged": r.unchanged, "seconds": r.seconds}
+                {
+                    "stack": r.stack,
+                    "operation": r.operation,
+                    "ok": r.ok,
+                    "changed": r.changed,
+                    "changes": r.changes,
+                    "steps": r.steps,
+                    "error": r.error,
+                    "recovered": r.recovered,
+                    "unchanged": r.unchanged,
+                    "seconds": r.seconds,
+                }
                 for r in results
             ],
             indent=2,
@@ -81,11 +91,21 @@ def _summary(results, output: Format) -> str:
             what = "<br>".join(f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" for s in r.steps)
             what = what or ("unchanged since its last up (engine not run)" if r.unchanged else "-")
             state = "ok" if r.ok else "**failed**"
-            lines.append(f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |")
+            lines.append(
+                f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |"
+            )
         lines += [f"\n_{r.stack}: {r.recovered}_" for r in results if r.recovered]
         failed = [r for r in results if not r.ok]
         for r in failed:
-            lines += ["", f"<details><summary>{r.stack}: error</summary>", "", "```", r.error or "", "```", "</details>"]
+            lines += [
+                "",
+                f"<details><summary>{r.stack}: error</summary>",
+                "",
+                "```",
+                r.error or "",
+                "```",
+                "</details>",
+            ]
         return "\n".join(lines)
     lines = []
     for r in results:
@@ -116,11 +136,21 @@ def _finish(results, output: Format, expect_no_changes: bool = False) -> None:
 def preview(
     stacks: StacksArg = None,
     all_: AllOpt = False,
-    changed_since: Annotated[str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")] = None,
+    changed_since: Annotated[
+        str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")
+    ] = None,
     parallel: ParallelOpt = 4,
     refresh: Annotated[bool, typer.Option(help="Refresh from Vault and the clusters first (finds drift).")] = False,
-    full: Annotated[bool, typer.Option("--full", help="Run the engine for every stack, even one whose inputs and state are as its last up left them.")] = False,
-    expect_no_changes: Annotated[bool, typer.Option("--expect-no-changes", help="Exit 3 if any stack would change.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Run the engine for every stack, even one whose inputs and state are as its last up left them.",
+        ),
+    ] = False,
+    expect_no_changes: Annotated[
+        bool, typer.Option("--expect-no-changes", help="Exit 3 if any stack would change.")
+    ] = False,
     output: Format = "text",
 ) -> None:
     """Preview stacks in parallel and summarise their changes.

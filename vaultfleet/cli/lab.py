@@ -15,9 +15,14 @@ app = typer.Typer(help="Local lab: a Vault-compatible server and Kubernetes cont
 
 @app.command()
 def up(
-    clusters: Annotated[int, typer.Option("--clusters", "-n", help="Number of Kubernetes clusters (lab-a, lab-b, ...).")] = 2,
+    clusters: Annotated[
+        int, typer.Option("--clusters", "-n", help="Number of Kubernetes clusters (lab-a, lab-b, ...).")
+    ] = 2,
     with_postgres: Annotated[
-        bool, typer.Option("--postgres/--no-postgres", help="Also start PostgreSQL on 127.0.0.1 (Debian package postgresql).")
+        bool,
+        typer.Option(
+            "--postgres/--no-postgres", help="Also start PostgreSQL on 127.0.0.1 (Debian package postgresql)."
+        ),
     ] = True,
     server: Annotated[
         str | None,
@@ -39,7 +44,9 @@ def up(
         err.print(f"[red]lab up failed:[/] {exc}")
         raise typer.Exit(code=2) from None
     try:
-        state = lab.up(clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), with_postgres=with_postgres, server=kind)
+        state = lab.up(
+            clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), with_postgres=with_postgres, server=kind
+        )
     except (lab.LabError, MissingTool, ValueError) as exc:
         err.print(f"[red]lab up failed:[/] {exc}")
         raise typer.Exit(code=2) from None
@@ -54,7 +61,9 @@ def up(
         out.print(f"  context {c.name}: kube-apiserver {c.server}")
     if state.postgres is not None:
         pg = state.postgres
-        out.print(f"  postgresql {pg.version} at {pg.host}:{pg.port}: superuser {pg.superuser}, password in {pg.password_file}")
+        out.print(
+            f"  postgresql {pg.version} at {pg.host}:{pg.port}: superuser {pg.superuser}, password in {pg.password_file}"
+        )
     out.print(f"  kubeconfig {state.kubeconfig}, Pulumi backend {state.backend_url}")
     out.print('prepare a shell with: eval "$(vaultfleet lab env)"')
 

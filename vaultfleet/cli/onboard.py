@@ -12,8 +12,12 @@ from vaultfleet.cli.common import err, load_project, out
 def onboard(
     name: Annotated[str, typer.Argument(help="Cluster (and stack) name, a DNS label.")],
     context: Annotated[str, typer.Option("--context", help="kubeconfig context of the cluster.")],
-    host: Annotated[str | None, typer.Option("--host", help="API server URL as Vault reaches it (default: the context's).")] = None,
-    namespace: Annotated[str, typer.Option("--namespace", help="Namespace of the reviewer ServiceAccount.")] = "kube-system",
+    host: Annotated[
+        str | None, typer.Option("--host", help="API server URL as Vault reaches it (default: the context's).")
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option("--namespace", help="Namespace of the reviewer ServiceAccount.")
+    ] = "kube-system",
 ) -> None:
     """Write stacks/Pulumi.NAME.yaml from a kubeconfig context; never overwrites; validates it."""
     from vaultfleet.project.kubeconfig import KubeconfigError

@@ -13,7 +13,9 @@ Format = format_option("text", "json")
 
 
 def validate(
-    stacks: Annotated[list[str] | None, typer.Argument(help="Stack names or stack files (default: every file in stacks/).")] = None,
+    stacks: Annotated[
+        list[str] | None, typer.Argument(help="Stack names or stack files (default: every file in stacks/).")
+    ] = None,
     output: Format = "text",
     strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
 ) -> None:

@@ -27,8 +27,13 @@ def verify(
     else:
         for c in checks:
             if c.ok:
-                out.print(f"[green]ok[/]   {stack}/{c.role}: {c.service_account} logged in, policies {c.policies}, {len(c.capabilities)} path(s) checked")
+                out.print(
+                    f"[green]ok[/]   {stack}/{c.role}: {c.service_account} logged in, policies {c.policies}, {len(c.capabilities)} path(s) checked"
+                )
             else:
-                out.print(f"[red]FAIL[/] {stack}/{c.role}: {c.service_account}: {c.cause}\n       fix: {c.fix}", highlight=False)
+                out.print(
+                    f"[red]FAIL[/] {stack}/{c.role}: {c.service_account}: {c.cause}\n       fix: {c.fix}",
+                    highlight=False,
+                )
     if not all(c.ok for c in checks):
         raise typer.Exit(code=1)

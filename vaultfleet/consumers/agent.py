@@ -6,8 +6,9 @@ from vaultfleet.consumers.bindings import Binding, SecretTemplate
 from vaultfleet.consumers.injector import INJECTOR_TOKEN_DIR, SECRETS_DIR
 
 
-def agent_config(binding: Binding, templates: list[SecretTemplate], token_path: str | None = None,
-                 destination_dir: str = SECRETS_DIR) -> dict:
+def agent_config(
+    binding: Binding, templates: list[SecretTemplate], token_path: str | None = None, destination_dir: str = SECRETS_DIR
+) -> dict:
     """A Vault Agent configuration (HCL's JSON form): kubernetes auto-auth and the role's templates.
 
     It runs as a sidecar (renewing leases); `-exit-after-auth` makes it render once and exit, as an
@@ -22,7 +23,9 @@ def agent_config(binding: Binding, templates: list[SecretTemplate], token_path: 
         "auto_auth": {
             # The agent wants the auth/ prefix (its default is auth/kubernetes).
             # exit_on_err: a refused login stops the agent (the pod shows it) instead of retrying unseen.
-            "method": [{"type": "kubernetes", "mount_path": binding.auth_path, "exit_on_err": True, "config": method_config}],
+            "method": [
+                {"type": "kubernetes", "mount_path": binding.auth_path, "exit_on_err": True, "config": method_config}
+            ],
         },
         # Likewise a template it cannot render (denied, missing) once its retries are spent.
         "template_config": {"exit_on_retry_failure": True},

@@ -94,8 +94,10 @@ def bindings(
     found, notes = [], []
     for r in chosen:
         try:
-            accounts = [(ns, _pick(r, "ServiceAccount", r.service_accounts, service_account, "--service-account"))
-                        for ns in _namespaces(r, namespace)]
+            accounts = [
+                (ns, _pick(r, "ServiceAccount", r.service_accounts, service_account, "--service-account"))
+                for ns in _namespaces(r, namespace)
+            ]
         except ConsumerError as exc:
             if role is not None:
                 raise
@@ -173,28 +175,32 @@ def secret_templates(binding: Binding, databases: list[DatabaseCredentials] = ()
     templates = []
     if binding.kv_secret:
         # KEY=value lines, one per field of the KV v2 secret (Go templates range over sorted keys).
-        templates.append(SecretTemplate(
-            name=binding.kv_secret.rsplit("/", 1)[1],
-            vault_path=binding.kv_secret,
-            contents=(
-                f'{{{{ with secret "{binding.kv_secret}" -}}}}\n'
-                "{{ range $key, $value := .Data.data -}}\n"
-                "{{ $key }}={{ $value }}\n"
-                "{{ end -}}\n"
-                "{{ end -}}\n"
-            ),
-        ))
+        templates.append(
+            SecretTemplate(
+                name=binding.kv_secret.rsplit("/", 1)[1],
+                vault_path=binding.kv_secret,
+                contents=(
+                    f'{{{{ with secret "{binding.kv_secret}" -}}}}\n'
+                    "{{ range $key, $value := .Data.data -}}\n"
+                    "{{ $key }}={{ $value }}\n"
+                    "{{ end -}}\n"
+                    "{{ end -}}\n"
+                ),
+            )
+        )
     for database in databases:
         # Each render gets a fresh lease: the agent renews it while the pod runs.
-        templates.append(SecretTemplate(
-            name=database.name,
-            vault_path=database.path,
-            contents=(
-                f'{{{{ with secret "{database.path}" -}}}}\n'
-                f"{database.target.url('.Data.username', '.Data.password')}\n"
-                "{{- end }}\n"
-            ),
-        ))
+        templates.append(
+            SecretTemplate(
+                name=database.name,
+                vault_path=database.path,
+                contents=(
+                    f'{{{{ with secret "{database.path}" -}}}}\n'
+                    f"{database.target.url('.Data.username', '.Data.password')}\n"
+                    "{{- end }}\n"
+                ),
+            )
+        )
     return templates
 
 

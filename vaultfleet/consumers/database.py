@@ -124,14 +124,16 @@ def resolve(cluster: ClusterStack, paths: tuple[str, ...], shared: SharedStack |
                 f"{shared_file}: vaultfleet:database.roles: no role '{name}', which {cluster_file} reads "
                 f"(vaultfleet:databaseRoles); declared: {', '.join(roles) or 'none'}"
             )
-        found.append(DatabaseCredentials(
-            mount=shared.fleet.database_mount,
-            role=name,
-            connection=role.connection,
-            target=PostgresTarget.from_connection_url(urls[role.connection]),
-            default_ttl=role.default_ttl,
-            max_ttl=role.max_ttl,
-        ))
+        found.append(
+            DatabaseCredentials(
+                mount=shared.fleet.database_mount,
+                role=name,
+                connection=role.connection,
+                target=PostgresTarget.from_connection_url(urls[role.connection]),
+                default_ttl=role.default_ttl,
+                max_ttl=role.max_ttl,
+            )
+        )
     return found
 
 

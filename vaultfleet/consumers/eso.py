@@ -19,13 +19,21 @@ def eso_objects(binding: Binding, cluster_store: bool = False, databases: list[D
     objects = [store]
     if binding.kv_key:
         secret = binding.kv_key.rsplit("/", 1)[1]
-        objects.append(k8s_object(ESO_API_VERSION, "ExternalSecret", secret, binding.namespace, {
-            "refreshInterval": "1h",
-            "secretStoreRef": {"kind": store["kind"], "name": store["metadata"]["name"]},
-            "target": {"name": secret},
-            # The key inside the mount, without data/: version v2 adds it.
-            "dataFrom": [{"extract": {"key": binding.kv_key}}],
-        }))
+        objects.append(
+            k8s_object(
+                ESO_API_VERSION,
+                "ExternalSecret",
+                secret,
+                binding.namespace,
+                {
+                    "refreshInterval": "1h",
+                    "secretStoreRef": {"kind": store["kind"], "name": store["metadata"]["name"]},
+                    "target": {"name": secret},
+                    # The key inside the mount, without data/: version v2 adds it.
+                    "dataFrom": [{"extract": {"key": binding.kv_key}}],
+                },
+            )
+        )
     for database in databases:
         objects += eso_database(binding, database)
     return objects
@@ -39,24 +47,47 @@ def eso_database(binding: Binding, database: DatabaseCredentials) -> list[dict]:
     lease: each refresh issues new credentials and the old ones lapse with their lease, so the
     refresh comes at half the lease and workloads must pick up the changed Secret.
     """
-    generator = k8s_object(ESO_GENERATOR_API_VERSION, "VaultDynamicSecret", database.name, binding.namespace, {
-        "path": database.path,  # the whole Vault path, mount included
-        "method": "GET",
-        "resultType": "Data",  # username, password
-        "provider": {"server": binding.vault_address, "auth": {"kubernetes": _eso_kubernetes_auth(binding)}},
-    })
-    external = k8s_object(ESO_API_VERSION, "ExternalSecret", database.name, binding.namespace, {
-        "refreshInterval": f"{max(database.default_ttl // 2, 1)}s",
-        "target": {
-            "name": database.name,
-            # Merge: the Secret keeps username and password and gains the URL.
-            "template": {"engineVersion": "v2", "mergePolicy": "Merge",
-                         "data": {DATABASE_URL_KEY: database.target.url(".username", ".password")}},
+    generator = k8s_object(
+        ESO_GENERATOR_API_VERSION,
+        "VaultDynamicSecret",
+        database.name,
+        binding.namespace,
+        {
+            "path": database.path,  # the whole Vault path, mount included
+            "method": "GET",
+            "resultType": "Data",  # username, password
+            "provider": {"server": binding.vault_address, "auth": {"kubernetes": _eso_kubernetes_auth(binding)}},
         },
-        "dataFrom": [{"sourceRef": {"generatorRef": {
-            "apiVersion": ESO_GENERATOR_API_VERSION, "kind": "VaultDynamicSecret", "name": database.name,
-        }}}],
-    })
+    )
+    external = k8s_object(
+        ESO_API_VERSION,
+        "ExternalSecret",
+        database.name,
+        binding.namespace,
+        {
+            "refreshInterval": f"{max(database.default_ttl // 2, 1)}s",
+            "target": {
+                "name": database.name,
+                # Merge: the Secret keeps username and password and gains the URL.
+                "template": {
+                    "engineVersion": "v2",
+                    "mergePolicy": "Merge",
+                    "data": {DATABASE_URL_KEY: database.target.url(".username", ".password")},
+                },
+            },
+            "dataFrom": [
+                {
+                    "sourceRef": {
+                        "generatorRef": {
+                            "apiVersion": ESO_GENERATOR_API_VERSION,
+                            "kind": "VaultDynamicSecret",
+                            "name": database.name,
+                        }
+                    }
+                }
+            ],
+        },
+    )
     return [generator, external]
 
 
@@ -72,14 +103,24 @@ def eso_store(binding: Binding, cluster_store: bool = False) -> dict:
     """An external-secrets SecretStore (or ClusterSecretStore) logging in with the binding's role."""
     auth = _eso_kubernetes_auth(binding)
     provider = {
-        "vault": {"server": binding.vault_address, "path": binding.kv_mount, "version": "v2", "auth": {"kubernetes": auth}}
+        "vault": {
+            "server": binding.vault_address,
+            "path": binding.kv_mount,
+            "version": "v2",
+            "auth": {"kubernetes": auth},
+        }
     }
     if cluster_store:
         auth["serviceAccountRef"]["namespace"] = binding.namespace
         name = f"vaultfleet-{binding.role.name}-{binding.namespace}"
         # Only the role's namespace may use a store that logs in as one of its ServiceAccounts.
-        store = k8s_object(ESO_API_VERSION, "ClusterSecretStore", name, None,
-                        {"provider": provider, "conditions": [{"namespaces": [binding.namespace]}]})
+        store = k8s_object(
+            ESO_API_VERSION,
+            "ClusterSecretStore",
+            name,
+            None,
+            {"provider": provider, "conditions": [{"namespaces": [binding.namespace]}]},
+        )
     else:
         name = f"vaultfleet-{binding.role.name}"
         store = k8s_object(ESO_API_VERSION, "SecretStore", name, binding.namespace, {"provider": provider})

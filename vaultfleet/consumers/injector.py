@@ -43,5 +43,7 @@ def injector_patch(binding: Binding, templates: list[SecretTemplate]) -> dict:
 def _token_volume(audience: str) -> dict:
     return {
         "name": TOKEN_VOLUME,
-        "projected": {"sources": [{"serviceAccountToken": {"audience": audience, "expirationSeconds": 3600, "path": "token"}}]},
+        "projected": {
+            "sources": [{"serviceAccountToken": {"audience": audience, "expirationSeconds": 3600, "path": "token"}}]
+        },
     }

@@ -17,31 +17,51 @@ def vso_objects(binding: Binding, databases: list[DatabaseCredentials] = ()) -> 
     auth = objects[-1]["metadata"]["name"]
     if binding.kv_key:
         secret = binding.kv_key.rsplit("/", 1)[1]
-        objects.append(k8s_object(VSO_API_VERSION, "VaultStaticSecret", secret, binding.namespace, {
-            "vaultAuthRef": auth,
-            "mount": binding.kv_mount,
-            "type": "kv-v2",
-            "path": binding.kv_key,
-            "refreshAfter": "60s",
-            "destination": {"name": secret, "create": True},
-        }))
+        objects.append(
+            k8s_object(
+                VSO_API_VERSION,
+                "VaultStaticSecret",
+                secret,
+                binding.namespace,
+                {
+                    "vaultAuthRef": auth,
+                    "mount": binding.kv_mount,
+                    "type": "kv-v2",
+                    "path": binding.kv_key,
+                    "refreshAfter": "60s",
+                    "destination": {"name": secret, "create": True},
+                },
+            )
+        )
     for database in databases:
         # VSO renews the lease (at renewalPercent of it) and fetches new credentials when it can no
         # longer be renewed; the lease is revoked when the object is deleted.
-        objects.append(k8s_object(VSO_API_VERSION, "VaultDynamicSecret", database.name, binding.namespace, {
-            "vaultAuthRef": auth,
-            "mount": database.mount,
-            "path": f"creds/{database.role}",  # relative to the mount
-            "revoke": True,
-            "destination": {
-                "name": database.name,
-                "create": True,
-                # Beside the username and password VSO writes: the URL (VSO's templates read .Secrets).
-                "transformation": {"templates": {DATABASE_URL_KEY: {
-                    "text": database.target.url('get .Secrets "username"', 'get .Secrets "password"'),
-                }}},
-            },
-        }))
+        objects.append(
+            k8s_object(
+                VSO_API_VERSION,
+                "VaultDynamicSecret",
+                database.name,
+                binding.namespace,
+                {
+                    "vaultAuthRef": auth,
+                    "mount": database.mount,
+                    "path": f"creds/{database.role}",  # relative to the mount
+                    "revoke": True,
+                    "destination": {
+                        "name": database.name,
+                        "create": True,
+                        # Beside the username and password VSO writes: the URL (VSO's templates read .Secrets).
+                        "transformation": {
+                            "templates": {
+                                DATABASE_URL_KEY: {
+                                    "text": database.target.url('get .Secrets "username"', 'get .Secrets "password"'),
+                                }
+                            }
+                        },
+                    },
+                },
+            )
+        )
     return objects
 
 
@@ -52,13 +72,24 @@ def vso_auth(binding: Binding) -> list[dict]:
     if binding.role.audience:
         kubernetes["audiences"] = [binding.role.audience]
     return [
-        k8s_object(VSO_API_VERSION, "VaultConnection", connection, binding.namespace,
-                {"address": binding.vault_address, "skipTLSVerify": False}),
+        k8s_object(
+            VSO_API_VERSION,
+            "VaultConnection",
+            connection,
+            binding.namespace,
+            {"address": binding.vault_address, "skipTLSVerify": False},
+        ),
         # No auth/ prefix: VSO logs in at auth/<mount>/login.
-        k8s_object(VSO_API_VERSION, "VaultAuth", f"vaultfleet-{binding.role.name}", binding.namespace, {
-            "vaultConnectionRef": connection,
-            "method": "kubernetes",
-            "mount": binding.mount_path,
-            "kubernetes": kubernetes,
-        }),
+        k8s_object(
+            VSO_API_VERSION,
+            "VaultAuth",
+            f"vaultfleet-{binding.role.name}",
+            binding.namespace,
+            {
+                "vaultConnectionRef": connection,
+                "method": "kubernetes",
+                "mount": binding.mount_path,
+                "kubernetes": kubernetes,
+            },
+        ),
     ]

@@ -71,6 +71,7 @@ def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> auto.Stack:
 
 def cli(project: Path, stack: str, env: dict[str, str]) -> Callable[[list[str]], object]:
     """`pulumi ARGS --stack STACK` in the project, with the fleet's environment; raises CommandError."""
+
     def run_cli(args: list[str]):
         return pulumi_command().run([*args, "--stack", stack], str(project), env)
 

@@ -82,8 +82,15 @@ class PendingOperation:
         """`pulumi import --file` content that recreates this resource's exact URN."""
         return {
             "nameTable": {"parent": self.parent, "provider": self.provider},
-            "resources": [{"type": self.resource_type, "name": self.name, "id": self.provider_id,
-                           "parent": "parent", "provider": "provider"}],
+            "resources": [
+                {
+                    "type": self.resource_type,
+                    "name": self.name,
+                    "id": self.provider_id,
+                    "parent": "parent",
+                    "provider": "provider",
+                }
+            ],
         }
 
 
@@ -93,12 +100,17 @@ def pending_operations(deployment: dict[str, Any]) -> list[PendingOperation]:
     for op in (deployment.get("deployment") or {}).get("pending_operations") or []:
         res = op.get("resource") or {}
         kind = res.get("type", "")
-        ops.append(PendingOperation(
-            urn=res.get("urn", ""), type=op.get("type", ""), resource_type=kind,
-            provider_id=provider_id(kind, res.get("inputs") or {}), parent=res.get("parent", ""),
-            # A provider reference is "<provider URN>::<provider ID>".
-            provider=(res.get("provider") or "").rsplit("::", 1)[0],
-        ))
+        ops.append(
+            PendingOperation(
+                urn=res.get("urn", ""),
+                type=op.get("type", ""),
+                resource_type=kind,
+                provider_id=provider_id(kind, res.get("inputs") or {}),
+                parent=res.get("parent", ""),
+                # A provider reference is "<provider URN>::<provider ID>".
+                provider=(res.get("provider") or "").rsplit("::", 1)[0],
+            )
+        )
     return ops
 
 
@@ -183,9 +195,15 @@ class Recovery:
         if self.stale_locks:
             parts.append("removed stale lock of " + ", ".join(f"pid {lk.pid}" for lk in self.stale_locks))
         if self.adopted:
-            parts.append("adopted objects an interrupted create had made: " + ", ".join(str(op.provider_id) for op in self.adopted))
+            parts.append(
+                "adopted objects an interrupted create had made: "
+                + ", ".join(str(op.provider_id) for op in self.adopted)
+            )
         if self.dropped:
-            parts.append("cleared interrupted creates that made nothing: " + ", ".join(str(op.provider_id) for op in self.dropped))
+            parts.append(
+                "cleared interrupted creates that made nothing: "
+                + ", ".join(str(op.provider_id) for op in self.dropped)
+            )
         if self.settled:
             parts.append("refreshed " + ", ".join(f"{op.type} {op.urn.rsplit('::', 1)[-1]}" for op in self.settled))
         return "recovered from an interrupted run: " + "; ".join(parts)
@@ -210,8 +228,10 @@ def clear_stale_locks(run_cli: Callable[[list[str]], Any], message: str, recover
     live = [lk for lk in locks if not is_stale(lk)]
     if live:
         holders = ", ".join(f"pid {lk.pid} on {lk.host}" for lk in live)
-        raise StackLocked(f"the stack is locked by a run that may still be going ({holders}); "
-                          "wait for it, or run `pulumi cancel` once you are sure it is gone")
+        raise StackLocked(
+            f"the stack is locked by a run that may still be going ({holders}); "
+            "wait for it, or run `pulumi cancel` once you are sure it is gone"
+        )
     run_cli(["cancel", "--yes"])
     recovery.stale_locks += locks
     return True
@@ -228,7 +248,8 @@ def settle_pending(
     unknown = [op for op in creates if op.provider_id is None or not op.parent or not op.provider]
     if unknown:
         raise UnresolvedPendingCreate(
-            "interrupted creates vaultfleet cannot identify: " + ", ".join(op.urn for op in unknown)
+            "interrupted creates vaultfleet cannot identify: "
+            + ", ".join(op.urn for op in unknown)
             + "; check whether they exist, then `pulumi refresh` and answer its prompts"
         )
     run_cli(["refresh", "--yes", "--non-interactive", "--skip-preview", "--clear-pending-creates", "--color", "never"])
@@ -248,8 +269,20 @@ def _adopt(run_cli: Callable[[list[str]], Any], op: PendingOperation) -> bool:
         json.dump(op.import_spec(), spec)
         spec.flush()
         try:
-            run_cli(["import", "--file", spec.name, "--yes", "--non-interactive", "--skip-preview",
-                     "--protect=false", "--generate-code=false", "--color", "never"])
+            run_cli(
+                [
+                    "import",
+                    "--file",
+                    spec.name,
+                    "--yes",
+                    "--non-interactive",
+                    "--skip-preview",
+                    "--protect=false",
+                    "--generate-code=false",
+                    "--color",
+                    "never",
+                ]
+            )
         except CommandError as exc:
             if "does not exist" in str(exc) or "not found" in str(exc).lower():
                 return False

@@ -65,7 +65,9 @@ def run_one(
             if known:
                 result.unchanged, result.changes = known
             else:
-                ran = engine.run_operation(project.root, stack_name, env, ["preview", *(["--refresh"] if refresh else [])])
+                ran = engine.run_operation(
+                    project.root, stack_name, env, ["preview", *(["--refresh"] if refresh else [])]
+                )
                 result.changes, result.steps = ran.changes, ran.steps
         elif operation in ("up", "destroy"):
             ran, recovery = _apply(project, stack_name, operation, env, refresh)
@@ -99,7 +101,8 @@ def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str
     recovery = recovery_mod.Recovery()
     # Before anything reads the stack: a kill may have broken its checkpoint's metadata.
     recovery.repaired_files += recovery_mod.repair_file_backend(
-        engine.backend_url(project.root, env), project.name, stack_name)
+        engine.backend_url(project.root, env), project.name, stack_name
+    )
     run_cli = engine.cli(project.root, stack_name, env)
     if operation == "up":
         args = ["up", "--yes", "--skip-preview", *(["--refresh"] if refresh else [])]

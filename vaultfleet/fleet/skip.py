@@ -16,7 +16,9 @@ from vaultfleet.project import Project
 from vaultfleet.project.inputs import OUTPUT, inputs_fingerprint
 
 
-def unchanged_since_last_up(project: Project, stack_name: str, env: dict[str, str]) -> tuple[str, dict[str, int]] | None:
+def unchanged_since_last_up(
+    project: Project, stack_name: str, env: dict[str, str]
+) -> tuple[str, dict[str, int]] | None:
     """(why, counts) when a plain preview of the stack cannot show a change: its last history entry
     is a successful update, nothing wrote the state after it (no refresh, crash or state edit), and
     the program's inputs are exactly those that update ran with. None otherwise (or when in doubt):

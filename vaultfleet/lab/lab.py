@@ -148,10 +148,14 @@ class LabState:
     def pki(self, cluster: str) -> ClusterPki:
         d = self.directory / "pki" / cluster
         return ClusterPki(
-            ca_cert=d / "ca.crt", ca_key=d / "ca.key",
-            serving_cert=d / "apiserver.crt", serving_key=d / "apiserver.key",
-            admin_cert=d / "admin.crt", admin_key=d / "admin.key",
-            sa_key=d / "sa.key", sa_pub=d / "sa.pub",
+            ca_cert=d / "ca.crt",
+            ca_key=d / "ca.key",
+            serving_cert=d / "apiserver.crt",
+            serving_key=d / "apiserver.key",
+            admin_cert=d / "admin.crt",
+            admin_key=d / "admin.key",
+            sa_key=d / "sa.key",
+            sa_pub=d / "sa.pub",
         )
 
     def vault_token(self) -> str:
@@ -241,8 +245,7 @@ def up(
 
     names = cluster_names(clusters)
     infos = [
-        ClusterInfo(name, APISERVER_BASE_PORT + i, CONTROLLER_MANAGER_BASE_PORT + i)
-        for i, name in enumerate(names)
+        ClusterInfo(name, APISERVER_BASE_PORT + i, CONTROLLER_MANAGER_BASE_PORT + i) for i, name in enumerate(names)
     ]
     binaries = {
         "vault": _find_server(server),
@@ -339,7 +342,13 @@ def _write_secret(path: Path, value: str) -> None:
 
 
 def _check_ports(infos: list[ClusterInfo], extra: dict[int, str]) -> None:
-    wanted = {VAULT_PORT: "vault", VAULT_PORT + 1: "vault (cluster)", ETCD_PORT: "etcd", ETCD_PEER_PORT: "etcd (peer)", **extra}
+    wanted = {
+        VAULT_PORT: "vault",
+        VAULT_PORT + 1: "vault (cluster)",
+        ETCD_PORT: "etcd",
+        ETCD_PEER_PORT: "etcd (peer)",
+        **extra,
+    }
     for c in infos:
         wanted[c.api_port] = f"kube-apiserver {c.name}"
         wanted[c.controller_manager_port] = f"kube-controller-manager {c.name}"
@@ -603,7 +612,9 @@ def _healthy(state: LabState, name: str) -> bool:
             if name == f"kube-apiserver-{c.name}":
                 return _http_ok(f"{c.server}/readyz", ctx)
             if name == f"kube-controller-manager-{c.name}":
-                return _http_ok(f"https://127.0.0.1:{c.controller_manager_port}/healthz", ssl._create_unverified_context())  # noqa: S323 - self-signed loopback cert
+                return _http_ok(
+                    f"https://127.0.0.1:{c.controller_manager_port}/healthz", ssl._create_unverified_context()
+                )  # noqa: S323 - self-signed loopback cert
     except Exception:  # noqa: BLE001 - unhealthy is the answer
         return False
     return False

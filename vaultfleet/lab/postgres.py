@@ -104,7 +104,8 @@ class Binaries:
 def find_binaries() -> Binaries:
     """Debian installs each major version in /usr/lib/postgresql/<major>/bin (not on PATH): the newest."""
     found = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
     )
     if not found:
         raise MissingTool(f"PostgreSQL server not found in /usr/lib/postgresql/*/bin: {INSTALL_HINT}")
@@ -172,7 +173,9 @@ def healthy(server: PostgresServer, binaries: Binaries | None = None) -> bool:
     binaries = binaries or find_binaries()
     result = subprocess.run(
         [binaries.pg_isready, "-q", "-h", server.host, "-p", str(server.port), "-t", "2"],
-        stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=10,
     )
     return result.returncode == 0
 
@@ -225,14 +228,21 @@ def _start_server(
                 shutil.which("env") or "/usr/bin/env",
                 f"--chdir={server.directory}",
                 binaries.postgres,
-                "-D", str(server.data_directory),
-                "-c", f"listen_addresses={HOST}",
-                "-c", f"port={PORT}",
-                "-c", "unix_socket_directories=",  # TCP on loopback only
+                "-D",
+                str(server.data_directory),
+                "-c",
+                f"listen_addresses={HOST}",
+                "-c",
+                f"port={PORT}",
+                "-c",
+                "unix_socket_directories=",  # TCP on loopback only
                 # A throwaway lab database: durability buys nothing here and costs seconds per test.
-                "-c", "fsync=off",
-                "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
             ],
         ),
         _server_env(Path(server.directory)),
@@ -289,7 +299,8 @@ def _initdb(server: PostgresServer, binaries: Binaries, account: pwd.struct_pass
                     account,
                     [
                         binaries.initdb,
-                        "-D", str(server.data_directory),
+                        "-D",
+                        str(server.data_directory),
                         f"--username={server.superuser}",
                         f"--pwfile={pwfile}",
                         "--auth=scram-sha-256",
@@ -298,8 +309,12 @@ def _initdb(server: PostgresServer, binaries: Binaries, account: pwd.struct_pass
                         "--no-sync",  # a throwaway lab database (see fsync=off)
                     ],
                 ),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=_server_env(Path(server.directory)), cwd=server.directory, timeout=120,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=_server_env(Path(server.directory)),
+                cwd=server.directory,
+                timeout=120,
             )
     finally:
         pwfile.unlink(missing_ok=True)

@@ -86,7 +86,7 @@ class Project:
         return values
 
     def stack_names(self) -> list[str]:
-        return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml"))
+        return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml"))
 
     def stack(self, name_or_path: str) -> StackFile:
         """The stack file of a stack name, or the file at a path ending in .yaml/.yml; read once."""
@@ -140,7 +140,11 @@ class StackFile:
     @property
     def shown(self) -> str:
         """The path as errors show it: relative to the project when inside it."""
-        return str(self.path.relative_to(self.project.root)) if self.path.is_relative_to(self.project.root) else str(self.path)
+        return (
+            str(self.path.relative_to(self.project.root))
+            if self.path.is_relative_to(self.project.root)
+            else str(self.path)
+        )
 
     @cached_property
     def document(self) -> dict[str, Any]:

@@ -20,11 +20,13 @@ def changed_since(project: Project, ref: str) -> list[str]:
         ["git", "ls-files", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=False
     ).stdout
     # git prints paths relative to the repository root; make them relative to the project.
-    top = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True).stdout.strip())
+    top = Path(
+        subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True).stdout.strip()
+    )
     files = [str((top / f).relative_to(root)) for f in diff.stdout.split() if (top / f).is_relative_to(root)]
     files += untracked.split()
     stacks = set(project.stack_names())
     if any(project.touches_every_stack(f) for f in files):
         return sorted(stacks)
-    touched = {Path(f).name[len("Pulumi."):-len(".yaml")] for f in files if f.startswith("stacks/Pulumi.")}
+    touched = {Path(f).name[len("Pulumi.") : -len(".yaml")] for f in files if f.startswith("stacks/Pulumi.")}
     return sorted(touched & stacks)

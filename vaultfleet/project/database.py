@@ -102,7 +102,6 @@ class DatabaseSettings(Model):
         return [r.name for r in self.roles if r.connection == connection]
 
 
-
 def secret_passwords(database: Any, held_secret: bool, source: str) -> Any:
     """Refuse a connection password that is not a Pulumi secret, before anything else is checked.
 

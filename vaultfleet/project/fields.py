@@ -97,7 +97,6 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, frozen=True)
 
 
-
 def unique(what: str, names: list[str]) -> None:
     seen = set()
     for name in names:

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from vaultfleet.project.schema import ClusterStack, SharedStack
 
 # Every capability Vault (and OpenBao) accepts in an ACL policy.
-CAPABILITIES = frozenset({"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"})
+CAPABILITIES = frozenset(
+    {"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"}
+)
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 
@@ -38,7 +40,12 @@ EXAMPLE_ACCESSOR = "auth_kubernetes_00000000"
 
 # The metadata the kubernetes auth method puts on the entity alias at login (OpenBao and Vault,
 # builtin/credential/kubernetes/path_login.go), for {{identity.entity.aliases.<accessor>.metadata.<key>}}.
-ALIAS_METADATA_KEYS = ("service_account_namespace", "service_account_name", "service_account_uid", "service_account_secret_name")
+ALIAS_METADATA_KEYS = (
+    "service_account_namespace",
+    "service_account_name",
+    "service_account_uid",
+    "service_account_secret_name",
+)
 _ALIAS_TEMPLATE = re.compile(r"\{\{\s*identity\.entity\.aliases\.([^.\s}]+)\.metadata\.([^\s}]+)\s*\}\}")
 
 
@@ -86,10 +93,13 @@ def render(
     values = (lists or {}).get(key) or []
     if not values:
         raise PolicyError(
-            str(path), f"uses ${{{key}}}: name the values in {LIST_PLACEHOLDERS[key]} of the stack file, or drop '{name}' from its policies"
+            str(path),
+            f"uses ${{{key}}}: name the values in {LIST_PLACEHOLDERS[key]} of the stack file, or drop '{name}' from its policies",
         )
-    renderings = [_checked(_substitute(template, {**variables, key: value}, path), path, capabilities_only=True)
-                  for value in values]
+    renderings = [
+        _checked(_substitute(template, {**variables, key: value}, path), path, capabilities_only=True)
+        for value in values
+    ]
     # Block by block in template order, each block once per value: the creds paths stay together.
     merged: dict[str, tuple[str, ...]] = {}
     for blocks in zip(*renderings, strict=True):  # one template: the same blocks per value
@@ -98,7 +108,7 @@ def render(
     header = f"# Rendered from {path.name} for {LIST_PLACEHOLDERS[key]}: {', '.join(values)}.\n"
     return header + "".join(
         f'\npath "{fill_mount_accessor(p, MOUNT_ACCESSOR_PLACEHOLDER, EXAMPLE_ACCESSOR)}" {{\n'
-        f'  capabilities = [{", ".join(chr(34) + c + chr(34) for c in caps)}]\n}}\n'
+        f"  capabilities = [{', '.join(chr(34) + c + chr(34) for c in caps)}]\n}}\n"
         for p, caps in merged.items()
     )
 
@@ -137,7 +147,7 @@ def _check_alias_templates(rules: list[PathRule], source: str) -> None:
             if key not in ALIAS_METADATA_KEYS:
                 raise PolicyError(
                     source,
-                    f'path "{rule.path}": unknown alias metadata \'{key}\' (kubernetes auth sets {", ".join(ALIAS_METADATA_KEYS)})',
+                    f"path \"{rule.path}\": unknown alias metadata '{key}' (kubernetes auth sets {', '.join(ALIAS_METADATA_KEYS)})",
                 )
 
 
@@ -187,7 +197,9 @@ def parse_rules(body: str, source: str, capabilities_only: bool = False) -> list
             raise PolicyError(source, "empty path")
         if "*" in path[:-1]:
             # Vault would match such a `*` literally and silently grant nothing.
-            raise PolicyError(source, f'path "{path}": `*` is a glob only at the end of a path (use `+` for one segment)')
+            raise PolicyError(
+                source, f'path "{path}": `*` is a glob only at the end of a path (use `+` for one segment)'
+            )
         caps = block.get("capabilities") if isinstance(block, dict) else None
         if not caps or not isinstance(caps, list):
             raise PolicyError(source, f'path "{path}": `capabilities` must be a non-empty list')
@@ -196,7 +208,9 @@ def parse_rules(body: str, source: str, capabilities_only: bool = False) -> list
             raise PolicyError(source, f'path "{path}": unknown capabilities {bad} (known: {sorted(CAPABILITIES)})')
         if capabilities_only and set(block) != {"capabilities"}:
             others = sorted(set(block) - {"capabilities"})
-            raise PolicyError(source, f'path "{path}": a template rendered per list value may hold only `capabilities`, not {others}')
+            raise PolicyError(
+                source, f'path "{path}": a template rendered per list value may hold only `capabilities`, not {others}'
+            )
         rules.append(PathRule(path, tuple(caps)))
     return rules
 

@@ -109,9 +109,7 @@ class ClusterStack(Model):
         for i, role in enumerate(self.roles):
             for p in role.policies:
                 if p not in self.policies:
-                    raise ValueError(
-                        f"roles[{i}].policies: '{p}' is not among this cluster's policies {self.policies}"
-                    )
+                    raise ValueError(f"roles[{i}].policies: '{p}' is not among this cluster's policies {self.policies}")
         return self
 
     @property
@@ -154,7 +152,11 @@ def parse(
         if key not in _KNOWN_KEYS:
             hint = difflib.get_close_matches(key, sorted(_KNOWN_KEYS), n=1)
             problems.append(
-                (source, f"{NAMESPACE}:{key}", "unknown key" + (f" (did you mean '{NAMESPACE}:{hint[0]}'?)" if hint else ""))
+                (
+                    source,
+                    f"{NAMESPACE}:{key}",
+                    "unknown key" + (f" (did you mean '{NAMESPACE}:{hint[0]}'?)" if hint else ""),
+                )
             )
     if problems:
         raise ConfigError(problems)
@@ -175,7 +177,10 @@ def parse(
         extra = sorted(k for k in _SHARED_KEYS if k in values)
         if extra:
             raise ConfigError(
-                [(source, f"{NAMESPACE}:{k}", "only the shared stack (vaultfleet:kind: shared) may declare it") for k in extra]
+                [
+                    (source, f"{NAMESPACE}:{k}", "only the shared stack (vaultfleet:kind: shared) may declare it")
+                    for k in extra
+                ]
             )
         document.update({k: values[k] for k in _CLUSTER_KEYS if k in values})
         model = ClusterStack
@@ -213,13 +218,13 @@ def decode_engine_config(raw: dict[str, str]) -> dict[str, Any]:
         if not key.startswith(prefix):
             continue
         try:
-            values[key[len(prefix):]] = json.loads(text)
+            values[key[len(prefix) :]] = json.loads(text)
         except (json.JSONDecodeError, TypeError):
-            values[key[len(prefix):]] = text
+            values[key[len(prefix) :]] = text
     return values
 
 
 def decode_secret_keys(keys: list[str]) -> frozenset[str]:
     """The engine's secret config keys ('namespace:key'), as keys of the `vaultfleet:` namespace."""
     prefix = f"{NAMESPACE}:"
-    return frozenset(k[len(prefix):] for k in keys if k.startswith(prefix))
+    return frozenset(k[len(prefix) :] for k in keys if k.startswith(prefix))

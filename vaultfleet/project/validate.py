@@ -24,7 +24,9 @@ class Finding:
         return asdict(self)
 
 
-def validate(project: Project, names: list[str] | None = None) -> tuple[list[Finding], list[ClusterStack | SharedStack]]:
+def validate(
+    project: Project, names: list[str] | None = None
+) -> tuple[list[Finding], list[ClusterStack | SharedStack]]:
     """Findings for the named stack files (names or paths; all of stacks/ by default) and the
     settings of each that has no error."""
     findings: list[Finding] = []
@@ -56,13 +58,19 @@ def _lint_stack(stack, shown: str) -> list[Finding]:
         return _lint_database(stack, shown)
     out = []
     if stack.cluster.api_host and not stack.cluster.api_host.startswith("https://"):
-        out.append(Finding("error", shown, "vaultfleet:cluster.apiHost", "must be https: Vault sends the reviewer JWT to it"))
+        out.append(
+            Finding("error", shown, "vaultfleet:cluster.apiHost", "must be https: Vault sends the reviewer JWT to it")
+        )
     for i, role in enumerate(stack.roles):
         where = f"vaultfleet:roles[{i}]"
         if "*" in role.service_accounts and "*" in role.namespaces:
-            out.append(Finding("warning", shown, where, f"role '{role.name}' binds every ServiceAccount in every namespace"))
+            out.append(
+                Finding("warning", shown, where, f"role '{role.name}' binds every ServiceAccount in every namespace")
+            )
         if role.audience is None:
-            out.append(Finding("warning", shown, f"{where}.audience", f"role '{role.name}' accepts tokens of any audience"))
+            out.append(
+                Finding("warning", shown, f"{where}.audience", f"role '{role.name}' accepts tokens of any audience")
+            )
     return out
 
 
@@ -74,7 +82,9 @@ def _lint_database(stack: SharedStack, shown: str) -> list[Finding]:
         if not any("{{expiration}}" in s for s in role.creation_statements):
             out.append(
                 Finding(
-                    "warning", shown, f"vaultfleet:database.roles[{i}].creationStatements",
+                    "warning",
+                    shown,
+                    f"vaultfleet:database.roles[{i}].creationStatements",
                     f"role '{role.name}' creates users without VALID UNTIL '{{{{expiration}}}}': they outlive their lease if revocation fails",
                 )
             )
@@ -95,7 +105,9 @@ def _database_role_findings(stacks) -> list[Finding]:
             if name not in declared:
                 out.append(
                     Finding(
-                        "warning", stack_file_name(stack.name), f"vaultfleet:databaseRoles[{i}]",
+                        "warning",
+                        stack_file_name(stack.name),
+                        f"vaultfleet:databaseRoles[{i}]",
                         f"'{name}' is not a role of the shared stack's database engine {declared}",
                     )
                 )
@@ -111,15 +123,30 @@ def _lint_fleet(stacks) -> list[Finding]:
             continue
         shown = stack_file_name(stack.name)
         if stack.mount_path in seen:
-            out.append(Finding("error", shown, "vaultfleet:mountPrefix", f"mount path '{stack.mount_path}' is also used by stack '{seen[stack.mount_path]}'"))
+            out.append(
+                Finding(
+                    "error",
+                    shown,
+                    "vaultfleet:mountPrefix",
+                    f"mount path '{stack.mount_path}' is also used by stack '{seen[stack.mount_path]}'",
+                )
+            )
         seen[stack.mount_path] = stack.name
         # Two stacks owning one ServiceAccount would delete it under each other on destroy.
-        reviewer = (stack.cluster.kube_context, stack.cluster.reviewer_namespace, stack.cluster.reviewer_service_account)
+        reviewer = (
+            stack.cluster.kube_context,
+            stack.cluster.reviewer_namespace,
+            stack.cluster.reviewer_service_account,
+        )
         if reviewer in reviewers:
-            out.append(Finding(
-                "error", shown, "vaultfleet:cluster.reviewerServiceAccount",
-                f"context '{reviewer[0]}' reviewer {reviewer[1]}/{reviewer[2]} is also managed by stack "
-                f"'{reviewers[reviewer]}'; give one of them its own reviewerServiceAccount",
-            ))
+            out.append(
+                Finding(
+                    "error",
+                    shown,
+                    "vaultfleet:cluster.reviewerServiceAccount",
+                    f"context '{reviewer[0]}' reviewer {reviewer[1]}/{reviewer[2]} is also managed by stack "
+                    f"'{reviewers[reviewer]}'; give one of them its own reviewerServiceAccount",
+                )
+            )
         reviewers[reviewer] = stack.name
     return out
