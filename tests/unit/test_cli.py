@@ -295,3 +295,18 @@ def test_access_shows_the_database_creds_a_role_may_read(project):
     assert ("app", "database/creds/app-readonly", ["read"]) in creds
     assert ("app", "sys/leases/renew", ["update"]) in creds
     assert not [r for r in rows if r["role"] == "deployer" and r["path"].startswith("database/")]
+
+
+def test_access_table_fits_an_80_column_terminal_without_cutting_anything(project, monkeypatch):
+    from vaultfleet.cli import common
+
+    monkeypatch.setattr(common.out, "width", 80)
+    result = runner.invoke(app, ["access"])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    # Every policy and path is there whole (a folded path is whole once its lines are joined).
+    joined = "".join(line.strip() for line in result.stdout.splitlines())
+    for grant in json.loads(runner.invoke(app, ["access", "--format", "json"]).stdout):
+        assert grant["policy"] in result.stdout
+        assert grant["path"] in joined

@@ -33,9 +33,28 @@ def access(
         for v in values:
             print("| " + " | ".join(f"`{x}`" if i == 5 else x for i, x in enumerate(v)) + " |")
         return
-    from rich.table import Table
+    out.print(_grouped(rows))
 
-    table = Table(*headers)
-    for v in values:
-        table.add_row(*v)
-    out.print(table)
+
+def _grouped(rows):
+    """Who (cluster, ServiceAccount, role) as a heading, then each policy's paths beneath it: nothing
+    is cut in a narrow terminal, a long path folds instead."""
+    from itertools import groupby
+
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts = []
+    for (cluster, namespace, account, role), grants in groupby(
+        rows, key=lambda g: (g.cluster, g.namespace, g.service_account, g.role)
+    ):
+        parts.append(Text.assemble((cluster, "bold"), f" {namespace}/{account} ", ("role ", "dim"), (role, "bold")))
+        for policy, rules in groupby(grants, key=lambda g: g.policy):
+            table = Table(box=None, show_header=False, padding=(0, 1, 0, 4), expand=False)
+            table.add_column("path", overflow="fold")
+            table.add_column("capabilities", overflow="fold", style="green")
+            for rule in rules:
+                table.add_row(rule.path, ", ".join(rule.capabilities))
+            parts += [Text(f"  {policy}", style="cyan"), table]
+    return Group(*parts)
