@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.lab.conftest import LAB_CLUSTERS, copy_project  # noqa: E402 - the lab tests' scratch copy
 from vaultfleet.lab import lab, processes  # noqa: E402
+from vaultfleet.lab.record import LabState  # noqa: E402
 
 CLI = str(REPO / ".venv/bin/vaultfleet")
 
@@ -29,7 +30,7 @@ CLI = str(REPO / ".venv/bin/vaultfleet")
 @contextlib.contextmanager
 def lab_project():
     """(lab state, engine environment, project copy); the lab is started if none runs."""
-    state = lab.LabState.load()
+    state = LabState.load()
     started = state is None or not all(processes.is_running(p) for p in state.processes)
     if started:
         state = lab.up(LAB_CLUSTERS, echo=None)

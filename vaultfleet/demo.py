@@ -17,6 +17,7 @@ from vaultfleet.fleet.engine import engine_env
 from vaultfleet.fleet.runner import run
 from vaultfleet.kube import ensure_service_account, request_token
 from vaultfleet.lab import lab, processes, servers
+from vaultfleet.lab.record import LabState
 from vaultfleet.project import Project
 
 STACKS = ["vault", "lab-a", "lab-b"]
@@ -29,7 +30,7 @@ def _token(kubeconfig: str, context: str, namespace: str, account: str) -> str:
 
 
 def main() -> int:
-    state = lab.LabState.load()
+    state = LabState.load()
     if state is None or not all(processes.is_running(p) for p in state.processes):
         state = lab.up(2, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), server=servers.from_env())
         out.print(f"lab up in {state.startup_seconds:.1f}s")

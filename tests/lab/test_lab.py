@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client
 
 from tests.lab import k8s
-from vaultfleet.lab import lab as lab_module
 from vaultfleet.lab import processes
+from vaultfleet.lab.record import LabState
 
 pytestmark = pytest.mark.lab
 
@@ -45,7 +45,7 @@ def _reviewer(api, namespace="kube-system", name=None) -> str:
 def test_the_lab_runs_the_server_this_session_tests(lab, lab_server):
     """$VAULTFLEET_LAB_SERVER decides which product answers: the running process is the binary
     lab.json names, and that binary, the API and lab.json agree on the version."""
-    state = lab_module.LabState.load()  # fresh: test_fleet restarts the server under a new PID
+    state = LabState.load()  # fresh: test_fleet restarts the server under a new PID
     assert (state.vault_server, Path(state.vault_cli).name) == (lab_server.name, lab_server.binary)
     proc = next(p for p in state.processes if p.name == "vault")
     assert os.readlink(f"/proc/{proc.pid}/exe") == os.path.realpath(state.vault_cli)

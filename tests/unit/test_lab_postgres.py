@@ -3,7 +3,8 @@
 import json
 import pwd
 
-from vaultfleet.lab import lab, postgres
+from vaultfleet.lab import postgres
+from vaultfleet.lab.record import LabState
 
 SERVER = postgres.PostgresServer(
     host="127.0.0.1",
@@ -55,14 +56,14 @@ def test_own_account_runs_the_server_directly():
 
 
 def test_lab_json_records_the_server_and_older_lab_json_loads_without_one(tmp_path):
-    state = lab.LabState(
+    state = LabState(
         directory=tmp_path, vault_addr="http://127.0.0.1:18200", vault_server="openbao", clusters=[], postgres=SERVER
     )
     state.save()
-    assert lab.LabState.load(tmp_path).postgres == SERVER
+    assert LabState.load(tmp_path).postgres == SERVER
     data = json.loads((tmp_path / "lab.json").read_text())
     del data["postgres"]  # written before the lab had PostgreSQL
     (tmp_path / "lab.json").write_text(json.dumps(data))
-    loaded = lab.LabState.load(tmp_path)
+    loaded = LabState.load(tmp_path)
     assert loaded.postgres is None
     assert "PGHOST" not in loaded.env()

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vaultfleet.cli import app
-from vaultfleet.lab import lab, servers
+from vaultfleet.lab import servers
+from vaultfleet.lab.record import LabState
 
 
 def test_default_is_openbao_and_the_env_var_chooses_vault():
@@ -39,7 +40,7 @@ def test_config_is_a_non_dev_server_on_file_storage_and_loopback():
 
 
 def _state(tmp_path, server="vault"):
-    return lab.LabState(
+    return LabState(
         directory=tmp_path,
         vault_addr="http://127.0.0.1:18200",
         vault_server=server,
@@ -53,7 +54,7 @@ def test_lab_json_records_the_server_its_cli_and_version(tmp_path):
     _state(tmp_path).save()
     data = json.loads((tmp_path / "lab.json").read_text())
     assert (data["vault_server"], data["vault_cli"], data["vault_version"]) == ("vault", "/tools/bin/vault", "1.14.1")
-    loaded = lab.LabState.load(tmp_path)
+    loaded = LabState.load(tmp_path)
     assert loaded.server.product == "HashiCorp Vault" and loaded.vault_cli == "/tools/bin/vault"
 
 
@@ -63,14 +64,14 @@ def test_a_lab_json_from_before_the_choice_is_an_openbao_lab(tmp_path):
     data["vault_server"] = "bao"  # what the lab recorded when it always ran OpenBao
     del data["vault_cli"], data["vault_version"]
     (tmp_path / "lab.json").write_text(json.dumps(data))
-    loaded = lab.LabState.load(tmp_path)
+    loaded = LabState.load(tmp_path)
     assert loaded.vault_server == "openbao"
     assert loaded.vault_cli.endswith("bao")
 
 
 def test_env_exports_the_labs_own_cli(tmp_path, monkeypatch):
     _state(tmp_path).save()
-    assert lab.LabState.load(tmp_path).env()["VAULT_CLI"] == "/tools/bin/vault"
+    assert LabState.load(tmp_path).env()["VAULT_CLI"] == "/tools/bin/vault"
     monkeypatch.setenv("VAULTFLEET_LAB_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["lab", "env"])
     assert result.exit_code == 0, result.output

@@ -36,6 +36,7 @@ def up(
 ) -> None:
     """Start the lab and wait until every part is healthy."""
     from vaultfleet.lab import lab, servers
+    from vaultfleet.lab.record import LabError
     from vaultfleet.toolchain import MissingTool
 
     try:
@@ -47,7 +48,7 @@ def up(
         state = lab.up(
             clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), with_postgres=with_postgres, server=kind
         )
-    except (lab.LabError, MissingTool, ValueError) as exc:
+    except (LabError, MissingTool, ValueError) as exc:
         err.print(f"[red]lab up failed:[/] {exc}")
         raise typer.Exit(code=2) from None
     except (RuntimeError, TimeoutError) as exc:
@@ -85,6 +86,7 @@ def status(
     from rich.table import Table
 
     from vaultfleet.lab import lab
+    from vaultfleet.lab.record import LabState
 
     rows = lab.status()
     if as_json:
@@ -92,7 +94,7 @@ def status(
     elif not rows:
         out.print("no lab running (start one with `vaultfleet lab up`)")
     else:
-        state = lab.LabState.load()
+        state = LabState.load()
         if state is not None:
             out.print(f"{state.server.product} {state.vault_version} at {state.vault_addr} (CLI: {state.vault_cli})")
         table = Table("component", "pid", "running", "healthy")
@@ -106,9 +108,9 @@ def status(
 @app.command()
 def env() -> None:
     """Shell exports for the lab: eval "$(vaultfleet lab env)". Secrets are read from files, never printed."""
-    from vaultfleet.lab import lab
+    from vaultfleet.lab.record import LabState
 
-    state = lab.LabState.load()
+    state = LabState.load()
     if state is None:
         err.print("no lab running: start one with `vaultfleet lab up`")
         raise typer.Exit(code=1)

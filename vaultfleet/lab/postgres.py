@@ -1,22 +1,12 @@
 """The lab's PostgreSQL: a real server on 127.0.0.1 for the database secrets engine to manage users in.
 
-The binaries come from Debian's `postgresql` package (15); `make test`, `make demo` and
-`make lab-up` install it when missing. PostgreSQL refuses to run as root, so a lab started by root
-runs initdb and the server as the `postgres` system user, through `setpriv`, which execs the server:
-the PID the lab tracks (and `lab down` stops) is the postmaster itself. A lab started by another
-user runs them as that user.
+A little over 300 lines, on purpose: running it as another user (a root lab) is what no other lab
+server needs, and its parts (setpriv, a data directory that user owns, initdb's password file) only
+make sense together, so they stay in one module.
 
-Where the data directory lives:
-    non-root lab    <lab dir>/postgres/data
-    root lab        a private directory from mkdtemp (/tmp/vaultfleet-lab-postgres-*/data), owned
-                    by `postgres`, recorded in lab.json and removed by `lab down`. The server user
-                    cannot reach a directory under the lab dir: root's home is 0700 (the default lab
-                    dir is ~/.local/state/...), and opening the lab dir to it would also open the
-                    lab's logs, which hold the Vault dev server's root token.
-
-The superuser (`postgres`) password is generated per lab and kept in <lab dir>/postgres-password
-(0600), like the Vault token; it is never printed. Only TCP on 127.0.0.1 is served (no Unix socket),
-password authentication (scram-sha-256) for every connection.
+Under a root lab, initdb and the server run as the `postgres` system user through `setpriv`, which
+execs the server (the PID the lab tracks, and `lab down` stops, is the postmaster itself), with the
+data directory outside the lab directory; why, and what users see: docs/lab.md.
 """
 
 from __future__ import annotations
@@ -136,7 +126,7 @@ def start(
 ) -> PostgresServer:
     """initdb a fresh data directory, start the server, wait until it accepts connections.
 
-    `start_process(name, argv, env)` starts and records a lab process (lab.py's `_start`), so that
+    `start_process(name, argv, env)` starts and records a lab process (record.start_process), so that
     `lab down` finds the server even when this function fails half-way.
     """
     account = server_account()

@@ -1,7 +1,7 @@
 """The Vault-compatible servers the lab can run: OpenBao (the default) and HashiCorp Vault.
 
 Both are started the same way: `<binary> server -config=vault.hcl`, a real (non-dev) server on
-file storage, initialised and unsealed over the HTTP API by the lab (vaultfleet/lab/lab.py). Both
+file storage, initialised and unsealed over the HTTP API by the lab (vaultfleet/lab/vault.py). Both
 binaries are also the CLI (`bao read ...`, `vault read ...`) and carry the `agent` subcommand, so
 the lab records which binary it runs (`LabState.vault_cli`, `$VAULT_CLI` in `lab env`) and the
 tests use that one rather than a hard-coded name.

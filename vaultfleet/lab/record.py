@@ -1,0 +1,240 @@
+"""The lab record: where a lab lives, its ports, and lab.json (`LabState`), which is all that
+`down`, `status` and the tests know of a running lab; plus the few helpers every part of the lab
+shares (start a process and record it at once, 0600 files, loopback HTTP checks).
+
+Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLEET_LAB_DIR):
+    lab.json            what was started (PIDs with start times, ports, paths): the only truth
+                        `down` and `status` use
+    kubeconfig          one context per cluster (lab-a, lab-b, ...), admin by client certificate
+    vault.hcl           config of the lab's Vault server (file storage in vault-data/): OpenBao or
+                        HashiCorp Vault, see vaultfleet/lab/servers.py
+    vault-token         its root token (0600; never printed)
+    vault-unseal-key    its unseal key (0600; never printed): the lab can seal and unseal it
+    postgres-password   superuser password of the lab's PostgreSQL (0600; never printed); the
+                        server itself: vaultfleet/lab/postgres.py
+    pulumi/             local Pulumi backend (file://)
+    pki/<cluster>/      CA, serving cert, admin cert, ServiceAccount signing key
+    etcd/               data directory of the one etcd all clusters share (one key prefix each)
+    logs/               one log per process
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import string
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vaultfleet.lab import postgres, processes, servers
+from vaultfleet.lab.pki import ClusterPki
+from vaultfleet.lab.processes import Tracked
+from vaultfleet.toolchain import search_path
+
+# Fixed ports, so Pulumi.yaml can name the lab's Vault; $VAULTFLEET_LAB_PORT_OFFSET shifts them all
+# (a second lab beside a running one, as the lab lifecycle test does).
+_OFFSET = int(os.environ.get("VAULTFLEET_LAB_PORT_OFFSET", "0"))
+VAULT_PORT = 18200 + _OFFSET
+ETCD_PORT = 18379 + _OFFSET
+ETCD_PEER_PORT = 18380 + _OFFSET
+APISERVER_BASE_PORT = 16443 + _OFFSET  # cluster i listens on 16443 + i
+CONTROLLER_MANAGER_BASE_PORT = 17443 + _OFFSET
+MAX_CLUSTERS = 26
+
+
+def lab_dir() -> Path:
+    return Path(os.environ.get("VAULTFLEET_LAB_DIR") or Path.home() / ".local/state/vaultfleet/lab")
+
+
+def passphrase_file() -> Path:
+    """The lab's Pulumi secrets passphrase (0600, never printed).
+
+    It outlives `lab down` on purpose: `pulumi stack init` writes an encryption salt derived from it
+    into the stack file, and a new passphrase per lab would make that committed file unusable.
+    """
+    base = Path(os.environ.get("VAULTFLEET_CONFIG_DIR") or Path.home() / ".config" / "vaultfleet")
+    return base / "lab-passphrase"
+
+
+def cluster_names(count: int) -> list[str]:
+    if not 1 <= count <= MAX_CLUSTERS:
+        raise ValueError(f"--clusters must be between 1 and {MAX_CLUSTERS}, got {count}")
+    return [f"lab-{letter}" for letter in string.ascii_lowercase[:count]]
+
+
+@dataclass
+class ClusterInfo:
+    name: str
+    api_port: int
+    controller_manager_port: int
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def issuer(self) -> str:
+        # Distinct per cluster, as on real clusters; Vault checks it when issuer validation is on.
+        return self.server
+
+
+@dataclass
+class LabState:
+    """What `lab up` started; written to lab.json."""
+
+    directory: Path
+    vault_addr: str
+    vault_server: str
+    """Which server runs: "openbao" or "vault" (a key of servers.SERVERS)."""
+    clusters: list[ClusterInfo]
+    processes: list[Tracked] = field(default_factory=list)
+    started_at: float = 0.0
+    startup_seconds: float = 0.0
+    postgres: postgres.PostgresServer | None = None
+    """The lab's PostgreSQL (address, superuser, password file), None when started without it."""
+    vault_cli: str = ""
+    """The server's binary, which is also its CLI and agent (`bao` or `vault`): what tests and a
+    `lab env` shell ($VAULT_CLI) run, so they talk to the lab with the same product it serves."""
+    vault_version: str = ""
+    """The version the server reports (sys/seal-status), e.g. "2.4.0" or "1.14.1"."""
+
+    @property
+    def server(self) -> servers.ServerKind:
+        return servers.server_kind(self.vault_server, source=str(self.directory / "lab.json") + ": vault_server")
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig"
+
+    @property
+    def token_file(self) -> Path:
+        return self.directory / "vault-token"
+
+    @property
+    def passphrase_file(self) -> Path:
+        return passphrase_file()
+
+    @property
+    def unseal_key_file(self) -> Path:
+        return self.directory / "vault-unseal-key"
+
+    @property
+    def vault_config(self) -> Path:
+        return self.directory / "vault.hcl"
+
+    @property
+    def backend_url(self) -> str:
+        return f"file://{self.directory / 'pulumi'}"
+
+    def pki(self, cluster: str) -> ClusterPki:
+        d = self.directory / "pki" / cluster
+        return ClusterPki(
+            ca_cert=d / "ca.crt",
+            ca_key=d / "ca.key",
+            serving_cert=d / "apiserver.crt",
+            serving_key=d / "apiserver.key",
+            admin_cert=d / "admin.crt",
+            admin_key=d / "admin.key",
+            sa_key=d / "sa.key",
+            sa_pub=d / "sa.pub",
+        )
+
+    def vault_token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    def save(self) -> None:
+        data = {
+            "vault_addr": self.vault_addr,
+            "vault_server": self.vault_server,
+            "vault_cli": self.vault_cli,
+            "vault_version": self.vault_version,
+            "clusters": [c.__dict__ for c in self.clusters],
+            "processes": [p.to_json() for p in self.processes],
+            "started_at": self.started_at,
+            "startup_seconds": self.startup_seconds,
+            "postgres": self.postgres.to_json() if self.postgres else None,
+        }
+        path = self.directory / "lab.json"
+        path.write_text(json.dumps(data, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path | None = None) -> LabState | None:
+        directory = directory or lab_dir()
+        path = directory / "lab.json"
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        server = servers.server_kind(data["vault_server"], source=f"{path}: vault_server")
+        return cls(
+            directory=directory,
+            vault_addr=data["vault_addr"],
+            vault_server=server.name,
+            # A lab.json from before the choice has no vault_cli: its server was found on the search path.
+            vault_cli=data.get("vault_cli") or shutil.which(server.binary, path=search_path()) or server.binary,
+            vault_version=data.get("vault_version", ""),
+            clusters=[ClusterInfo(**c) for c in data["clusters"]],
+            processes=[Tracked(**p) for p in data["processes"]],
+            started_at=data.get("started_at", 0.0),
+            startup_seconds=data.get("startup_seconds", 0.0),
+            postgres=postgres.PostgresServer.from_json(data["postgres"]) if data.get("postgres") else None,
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for plain `pulumi`, kubectl and hvac use against this lab (no secret values)."""
+        return {
+            "VAULT_ADDR": self.vault_addr,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PULUMI_BACKEND_URL": self.backend_url,
+            "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.passphrase_file),
+            # Offline: plugins come from the tool cache on PATH; never download, never phone home.
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PATH": search_path(),
+            # `bao` and `vault` are both on PATH when both are built: $VAULT_CLI is the lab's own.
+            "VAULT_CLI": self.vault_cli,
+            **(postgres.env(self.postgres) if self.postgres else {}),
+        }
+
+
+class LabError(RuntimeError):
+    pass
+
+
+# --- shared by the parts of the lab ------------------------------------------------------------
+
+
+def log(msg: str, echo) -> None:
+    if echo:
+        echo(msg)
+
+
+def write_secret(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+
+
+def _child_env() -> dict[str, str]:
+    # Servers get a minimal environment: no proxies, no VAULT_TOKEN of the caller's shell.
+    return {"PATH": search_path(), "HOME": os.environ.get("HOME", "/tmp")}
+
+
+def start_process(state: LabState, name: str, argv: list[str], env=None) -> Tracked:
+    """Start a lab process and record it in lab.json at once."""
+    proc = processes.start(name, argv, state.directory / "logs" / f"{name}.log", env or _child_env())
+    state.processes.append(proc)
+    state.save()  # from the first process on, `lab down` can always find what was started
+    return proc
+
+
+def tracked(state: LabState, name: str) -> Tracked:
+    """The recorded process called `name`."""
+    return next(p for p in state.processes if p.name == name)
+
+
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    with urllib.request.urlopen(url, timeout=2, context=context) as resp:  # noqa: S310 - loopback only
+        return resp.status == 200
