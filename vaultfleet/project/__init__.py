@@ -132,10 +132,12 @@ class StackFileError(ValueError):
 class StackFile:
     """One stack file: read once, parsed into typed settings once."""
 
-    def __init__(self, project: Project, path: Path):
+    def __init__(self, project: Project, path: Path, text: str | None = None):
+        """`text`: the file's content when it is not (yet) on disk, e.g. one `onboard` is about to write."""
         self.project = project
         self.path = path if path.is_absolute() else project.root / path
         self.name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+        self._text = text
 
     @property
     def shown(self) -> str:
@@ -150,7 +152,7 @@ class StackFile:
     def document(self) -> dict[str, Any]:
         """The YAML document; StackFileError when it is missing or not YAML."""
         try:
-            return yaml.safe_load(self.path.read_text()) or {}
+            return yaml.safe_load(self._text if self._text is not None else self.path.read_text()) or {}
         except FileNotFoundError:
             raise StackFileError(self.shown, "no such stack file") from None
         except yaml.YAMLError as exc:

@@ -11,8 +11,9 @@ from vaultfleet.project import Project
 def changed_since(project: Project, ref: str) -> list[str]:
     """Stacks affected by the git diff from `ref` to the working tree (untracked files included)."""
     root = project.root
+    commit = _commit(root, ref)
     diff = subprocess.run(
-        ["git", "diff", "--name-only", ref, "--", "."], cwd=root, capture_output=True, text=True, check=False
+        ["git", "diff", "--name-only", commit, "--", "."], cwd=root, capture_output=True, text=True, check=False
     )
     if diff.returncode != 0:
         raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
@@ -30,3 +31,19 @@ def changed_since(project: Project, ref: str) -> list[str]:
         return sorted(stacks)
     touched = {Path(f).name[len("Pulumi.") : -len(".yaml")] for f in files if f.startswith("stacks/Pulumi.")}
     return sorted(touched & stacks)
+
+
+def _commit(root: Path, ref: str) -> str:
+    """The commit `ref` names, resolved so that git can never read it as an option (`--output=...`)."""
+    if not ref or ref.startswith("-") or any(not ch.isprintable() for ch in ref):
+        raise ValueError(f"--changed-since {ref!r} is not a git revision")
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise ValueError(f"--changed-since {ref!r}: no such commit in {root}")
+    return found.stdout.strip()

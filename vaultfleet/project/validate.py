@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from vaultfleet.project import ConfigError, Project, StackFileError, stack_file_name
+from vaultfleet.project import ConfigError, Project, StackFile, StackFileError, stack_file_name
 from vaultfleet.project.policy import PolicyError, render_cluster_policies, render_provisioner
 from vaultfleet.project.schema import ClusterStack, SharedStack
 
@@ -32,25 +32,30 @@ def validate(
     findings: list[Finding] = []
     stacks = []
     for stack_file in project.stacks(names):
-        try:
-            stack = stack_file.settings
-            if isinstance(stack, ClusterStack):
-                render_cluster_policies(stack, project.policy_dir)
-            else:
-                render_provisioner(stack, project.policy_dir)
-        except StackFileError as exc:
-            findings.append(Finding("error", exc.file, "-", str(exc).split(": ", 1)[1]))
-            continue
-        except ConfigError as exc:
-            findings += [Finding("error", f, fld, msg) for f, fld, msg in exc.problems]
-            continue
-        except PolicyError as exc:
-            findings.append(Finding("error", exc.source, "vaultfleet:policies", str(exc).split(": ", 1)[1]))
-            continue
-        stacks.append(stack)
-        findings += _lint_stack(stack, stack_file.shown)
+        found, stack = check_stack(stack_file)
+        findings += found
+        if stack is not None:
+            stacks.append(stack)
     findings += _lint_fleet(stacks)
     return findings, stacks
+
+
+def check_stack(stack_file: StackFile) -> tuple[list[Finding], ClusterStack | SharedStack | None]:
+    """One stack file on its own: its findings, and its settings when it has no error."""
+    policy_dir = stack_file.project.policy_dir
+    try:
+        stack = stack_file.settings
+        if isinstance(stack, ClusterStack):
+            render_cluster_policies(stack, policy_dir)
+        else:
+            render_provisioner(stack, policy_dir)
+    except StackFileError as exc:
+        return [Finding("error", exc.file, "-", str(exc).split(": ", 1)[1])], None
+    except ConfigError as exc:
+        return [Finding("error", f, fld, msg) for f, fld, msg in exc.problems], None
+    except PolicyError as exc:
+        return [Finding("error", exc.source, "vaultfleet:policies", str(exc).split(": ", 1)[1])], None
+    return _lint_stack(stack, stack_file.shown), stack
 
 
 def _lint_stack(stack, shown: str) -> list[Finding]:
