@@ -14,6 +14,15 @@ Format = format_option("text", "markdown", "json")
 StacksArg = Annotated[list[str] | None, typer.Argument(help="Stack names (default: none; use --all).")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every stack in stacks/.")]
 ParallelOpt = Annotated[int, typer.Option("--parallel", "-p", min=1, max=32, help="Stacks run at once.")]
+# Converge by default: read Vault and the clusters first, as Terraform's plan and apply do.
+RefreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--refresh/--no-refresh",
+        help="Read Vault and the clusters first, so out-of-band changes (drift) are shown and put back; "
+        "--no-refresh trusts the state (faster).",
+    ),
+]
 
 
 def _select(project, stacks: list[str] | None, all_: bool, changed_since: str | None = None) -> list[str]:
@@ -37,7 +46,7 @@ def _select(project, stacks: list[str] | None, all_: bool, changed_since: str | 
     return stacks
 
 
-def _run(project, operation: str, names: list[str], parallel: int, refresh: bool = False, full: bool = False):
+def _run(project, operation: str, names: list[str], parallel: int, refresh: bool = True, full: bool = False):
     from rich.live import Live
     from rich.table import Table
 
@@ -88,7 +97,10 @@ def _summary(results, output: Format) -> str:
     if output == "markdown":
         lines = ["| stack | result | " + " | ".join(ops) + " | what changes |", "|---|---|" + "---|" * (len(ops) + 1)]
         for r in results:
-            what = "<br>".join(f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" for s in r.steps)
+            what = "<br>".join(
+                f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" + (" (drift)" if s.get("drift") else "")
+                for s in r.steps
+            )
             what = what or ("unchanged since its last up (engine not run)" if r.unchanged else "-")
             state = "ok" if r.ok else "**failed**"
             lines.append(
@@ -110,13 +122,18 @@ def _summary(results, output: Format) -> str:
     lines = []
     for r in results:
         counts = ", ".join(f"{o} {r.changes[o]}" for o in ops if r.changes.get(o)) or "no changes"
+        drift = sum(1 for s in r.steps if s.get("drift"))
+        counts += f"; {drift} of them put back what changed out of band (drift)" if drift else ""
         head = f"{r.stack}: {'ok' if r.ok else 'FAILED'} ({r.seconds}s) {counts if r.ok else ''}".rstrip()
         lines.append(head)
         if r.recovered:
             lines.append(f"    {r.recovered}")
         if r.unchanged:
             lines.append(f"    {r.unchanged}")
-        lines += [f"    {s['op']:<8} {s['type']}  {s['name']}" for s in r.steps]
+        lines += [
+            f"    {s['op']:<8} {s['type']}  {s['name']}" + ("  (drift: changed out of band)" if s.get("drift") else "")
+            for s in r.steps
+        ]
         if r.error:
             lines += ["    " + ln for ln in r.error.splitlines()]
     return "\n".join(lines)
@@ -140,12 +157,13 @@ def preview(
         str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")
     ] = None,
     parallel: ParallelOpt = 4,
-    refresh: Annotated[bool, typer.Option(help="Refresh from Vault and the clusters first (finds drift).")] = False,
+    refresh: RefreshOpt = True,
     full: Annotated[
         bool,
         typer.Option(
             "--full",
-            help="Run the engine for every stack, even one whose inputs and state are as its last up left them.",
+            help="With --no-refresh: run the engine for every stack, even one whose inputs and state are as its "
+            "last up left them.",
         ),
     ] = False,
     expect_no_changes: Annotated[
@@ -153,11 +171,11 @@ def preview(
     ] = False,
     output: Format = "text",
 ) -> None:
-    """Preview stacks in parallel and summarise their changes.
+    """Preview stacks in parallel and summarise their changes, drift marked as such.
 
-    A stack whose inputs (program, policies, stack file, SDKs, kube context) and state are exactly
-    as its last successful up left them cannot show a change: its engine run is skipped and the
-    summary says so (--full runs it anyway; --refresh always runs it).
+    With --no-refresh, a stack whose inputs (program, policies, stack file, SDKs, engine and plugin
+    binaries, kube context) and state are exactly as its last successful up left them cannot show a
+    change: its engine run is skipped and the summary says so (--full runs it anyway).
 
     Exit codes: 0 ok; 1 a stack failed; 2 bad arguments; 3 changes with --expect-no-changes.
     """
@@ -174,10 +192,11 @@ def up(
     stacks: StacksArg = None,
     all_: AllOpt = False,
     parallel: ParallelOpt = 4,
-    refresh: Annotated[bool, typer.Option(help="Refresh first.")] = False,
+    refresh: RefreshOpt = True,
     output: Format = "text",
 ) -> None:
-    """Apply stacks (shared stack first), continuing past failures; exit 1 if any failed."""
+    """Apply stacks (shared stack first), putting back what changed out of band; continues past
+    failures, exit 1 if any failed."""
     project = load_project()
     _finish(_run(project, "up", _select(project, stacks, all_), parallel, refresh), output)
 
@@ -187,6 +206,7 @@ def destroy(
     all_: AllOpt = False,
     parallel: ParallelOpt = 4,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    refresh: RefreshOpt = True,
     output: Format = "text",
 ) -> None:
     """Destroy stacks (shared stack last), continuing past failures; exit 1 if any failed."""
@@ -194,4 +214,4 @@ def destroy(
     names = _select(project, stacks, all_)
     if not yes and not typer.confirm(f"destroy {', '.join(names)}?"):
         raise typer.Exit(code=1)
-    _finish(_run(project, "destroy", names, parallel), output)
+    _finish(_run(project, "destroy", names, parallel, refresh), output)

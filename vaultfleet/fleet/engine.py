@@ -31,7 +31,8 @@ class EngineRun:
     changes: dict[str, int] = field(default_factory=dict)
     """Operation -> count, as the engine's summary reports them (create, update, delete, same...)."""
     steps: list[dict] = field(default_factory=list)
-    """One entry per resource that changes: op, type, name."""
+    """One entry per resource that changes: op, type, name, and drift (its refresh found it changed
+    or gone out of band, so the step puts back what the stack file says)."""
 
 
 @functools.cache
@@ -99,13 +100,32 @@ def run_operation(project: Path, stack: str, env: dict[str, str], args: list[str
 
 def _read_events(events: list[dict]) -> EngineRun:
     result = EngineRun()
+    drifted = _drifted(events)
     for event in events:
         if "summaryEvent" in event:
             result.changes = dict(event["summaryEvent"].get("resourceChanges") or {})
         meta = (event.get("resourcePreEvent") or {}).get("metadata")
         if meta and meta.get("op") not in _QUIET_OPS and not meta.get("type", "").startswith("pulumi:"):
-            result.steps.append({"op": meta["op"], "type": meta["type"], "name": meta["urn"].rsplit("::", 1)[-1]})
+            result.steps.append(
+                {
+                    "op": meta["op"],
+                    "type": meta["type"],
+                    "name": meta["urn"].rsplit("::", 1)[-1],
+                    "drift": meta["urn"] in drifted,
+                }
+            )
     return result
+
+
+def _drifted(events: list[dict]) -> set[str]:
+    """URNs whose refresh found them changed or gone out of band: the engine reports each refresh
+    step's result with the keys that differ (`diffs`), and no `new` state when the object is gone."""
+    found = set()
+    for event in events:
+        meta = (event.get("resOutputsEvent") or {}).get("metadata") or {}
+        if meta.get("op") == "refresh" and (meta.get("new") is None or meta.get("diffs") or meta.get("detailedDiff")):
+            found.add(meta["urn"])
+    return found
 
 
 def backend_url(project: Path, env: dict[str, str]) -> str:

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from vaultfleet.fleet import engine
+from vaultfleet.fleet import engine, skip
 from vaultfleet.fleet import recovery as recovery_mod
 from vaultfleet.fleet.errors import summarise
-from vaultfleet.fleet.health import vault_problem
-from vaultfleet.fleet.skip import unchanged_since_last_up
+from vaultfleet.fleet.health import token_problem, vault_problem
 from vaultfleet.project import Project
 
 
@@ -47,8 +46,17 @@ def ordered(project: Project, stacks: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run_one(
-    project: Project, stack_name: str, operation: str, env: dict[str, str], refresh: bool = False, full: bool = False
+    project: Project,
+    stack_name: str,
+    operation: str,
+    env: dict[str, str],
+    refresh: bool = True,
+    full: bool = False,
+    token_problems: dict[str, str | None] | None = None,
 ) -> StackResult:
+    """One stack's operation. `refresh` (the default) reads Vault and the cluster first, so `up`
+    puts back what was changed out of band and `preview` shows it; `token_problems` holds what
+    `token_problem` found per Vault address (asked once per run)."""
     from pulumi.automation import CommandError
 
     result = StackResult(stack=stack_name, operation=operation)
@@ -57,22 +65,23 @@ def run_one(
     settings = project.stack(stack_name).valid_settings()
     vault_address = settings.fleet.vault_address if settings else None
     try:
-        problem = vault_address and vault_problem(vault_address)
+        problem = vault_address and ((token_problems or {}).get(vault_address) or vault_problem(vault_address))
         if problem:
             raise _NotRun(problem)
         if operation == "preview":
-            known = None if refresh or full else unchanged_since_last_up(project, stack_name, env)
+            known = None if refresh or full else skip.unchanged_since_last_up(project, stack_name, env)
             if known:
                 result.unchanged, result.changes = known
             else:
-                ran = engine.run_operation(
-                    project.root, stack_name, env, ["preview", *(["--refresh"] if refresh else [])]
-                )
+                ran = engine.run_operation(project.root, stack_name, env, ["preview", _refresh_flag(refresh)])
                 result.changes, result.steps = ran.changes, ran.steps
         elif operation in ("up", "destroy"):
+            skip.forget(project, stack_name, env)  # whatever happens next, the state will have changed
             ran, recovery = _apply(project, stack_name, operation, env, refresh)
             result.recovered = recovery.describe() if recovery else None
             result.changes, result.steps = ran.changes, ran.steps
+            if operation == "up":
+                skip.remember_up(project, stack_name, env)
         else:
             raise ValueError(f"unknown operation {operation}")
         result.ok = True
@@ -92,6 +101,12 @@ def run_one(
     return result
 
 
+def _refresh_flag(refresh: bool) -> str:
+    # Always explicit: Pulumi.yaml says `refresh: always` for plain `pulumi`, and only an explicit
+    # --refresh=false turns that off.
+    return f"--refresh={'true' if refresh else 'false'}"
+
+
 class _NotRun(Exception):
     """The stack was not started (its Vault cannot serve it); nothing was changed."""
 
@@ -104,10 +119,7 @@ def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str
         engine.backend_url(project.root, env), project.name, stack_name
     )
     run_cli = engine.cli(project.root, stack_name, env)
-    if operation == "up":
-        args = ["up", "--yes", "--skip-preview", *(["--refresh"] if refresh else [])]
-    else:
-        args = ["destroy", "--yes", "--skip-preview"]
+    args = [operation, "--yes", "--skip-preview", _refresh_flag(refresh)]
 
     def heal() -> None:
         from pulumi.automation import CommandError
@@ -140,7 +152,7 @@ def run(
     stacks: list[str],
     operation: str,
     parallel: int = 4,
-    refresh: bool = False,
+    refresh: bool = True,
     env: dict[str, str] | None = None,
     on_result: Callable[[StackResult], None] | None = None,
     on_start: Callable[[str], None] | None = None,
@@ -153,11 +165,12 @@ def run(
     else:
         groups = [clusters, shared] if operation == "destroy" else [shared, clusters]
     results: list[StackResult] = []
+    token_problems = _token_problems(project, stacks, env)
 
     def one(name: str) -> StackResult:
         if on_start:
             on_start(name)
-        r = run_one(project, name, operation, env, refresh, full)
+        r = run_one(project, name, operation, env, refresh, full, token_problems)
         if on_result:
             on_result(r)
         return r
@@ -168,3 +181,10 @@ def run(
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             results += list(pool.map(one, group))
     return results
+
+
+def _token_problems(project: Project, stacks: list[str], env: dict[str, str]) -> dict[str, str | None]:
+    """One authenticated check per Vault the stacks use: a token Vault no longer accepts fails
+    every stack of that Vault with that cause (a preview that skips the engine included)."""
+    addresses = {s.fleet.vault_address for name in stacks if (s := project.stack(name).valid_settings())}
+    return {address: token_problem(address, env.get("VAULT_TOKEN")) for address in sorted(addresses)}
