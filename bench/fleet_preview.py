@@ -1,9 +1,10 @@
 """Benchmark: previewing a fleet of 20 unchanged cluster stacks (plus the shared stack).
 
-1. `vaultfleet preview --all` against a serial loop of plain `pulumi preview -s S` (ratio, same run),
-   and `--full` (the engine for every stack, as before unchanged stacks were skipped).
-2. Changed-only: 1 of 20 stack files edited, `vaultfleet preview --changed-since HEAD` against a
-   plain `pulumi preview` of that one stack.
+1. `vaultfleet preview --all --no-refresh` against a serial loop of plain
+   `pulumi preview -s S --refresh=false` (ratio, same run), and `--full` (the engine for every stack).
+2. Changed-only: 1 of 20 stack files edited, `vaultfleet preview --changed-since HEAD --no-refresh`
+   against a plain `pulumi preview --refresh=false` of that one stack.
+Without refresh on both sides: the skip applies only there, and a refresh costs the same either way.
 
 Usage: .venv/bin/python bench/fleet_preview.py [--stacks 20] [--rounds 3] [--parallel 4]
 """
@@ -41,17 +42,32 @@ def main() -> None:
             serial, full, fleet = [], [], []
             for _ in range(args.rounds):
                 serial.append(
-                    sum(timed(["pulumi", "preview", "-s", s, "--non-interactive"], env, project) for s in stacks)
+                    sum(
+                        timed(["pulumi", "preview", "-s", s, "--non-interactive", "--refresh=false"], env, project)
+                        for s in stacks
+                    )
                 )
-                full.append(timed([CLI, "preview", "--all", "--full", "--parallel", str(args.parallel)], env, project))
-                fleet.append(timed([CLI, "preview", "--all", "--parallel", str(args.parallel)], env, project))
+                full.append(
+                    timed(
+                        [CLI, "preview", "--all", "--no-refresh", "--full", "--parallel", str(args.parallel)],
+                        env,
+                        project,
+                    )
+                )
+                fleet.append(
+                    timed([CLI, "preview", "--all", "--no-refresh", "--parallel", str(args.parallel)], env, project)
+                )
 
             edited = project / "stacks" / f"Pulumi.{clusters[7]}.yaml"
             edited.write_text(edited.read_text().replace("ttl: 1h", "ttl: 2h", 1))
             one, changed = [], []
             for _ in range(args.rounds):
-                one.append(timed(["pulumi", "preview", "-s", clusters[7], "--non-interactive"], env, project))
-                changed.append(timed([CLI, "preview", "--changed-since", "HEAD"], env, project))
+                one.append(
+                    timed(
+                        ["pulumi", "preview", "-s", clusters[7], "--non-interactive", "--refresh=false"], env, project
+                    )
+                )
+                changed.append(timed([CLI, "preview", "--changed-since", "HEAD", "--no-refresh"], env, project))
 
             s, u, f, o, c = median(serial), median(full), median(fleet), median(one), median(changed)
             print(

@@ -29,17 +29,22 @@ def main() -> None:
             plain = {
                 n: median(
                     [
-                        timed(["pulumi", "preview", "-s", n, "--non-interactive"], env, project)
+                        timed(["pulumi", "preview", "-s", n, "--non-interactive", "--refresh=false"], env, project)
                         for _ in range(args.rounds)
                     ]
                 )
                 for n in sizes
             }
             full = {
-                n: median([timed([CLI, "preview", n, "--full"], env, project) for _ in range(args.rounds)])
+                n: median(
+                    [timed([CLI, "preview", n, "--no-refresh", "--full"], env, project) for _ in range(args.rounds)]
+                )
                 for n in sizes
             }
-            fleet = {n: median([timed([CLI, "preview", n], env, project) for _ in range(args.rounds)]) for n in sizes}
+            fleet = {
+                n: median([timed([CLI, "preview", n, "--no-refresh"], env, project) for _ in range(args.rounds)])
+                for n in sizes
+            }
         finally:
             remove_stacks(project, env, stacks)
         print(f"no-op preview of one cluster stack, rounds: {args.rounds}; medians")
