@@ -11,7 +11,8 @@ from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresCo
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet.consumers.managed import managed_objects
-from vaultfleet.project import policy
+from vaultfleet.project import policy, stack_file_name
+from vaultfleet.project.fields import is_loopback_url
 from vaultfleet.project.kubeconfig import read_context
 from vaultfleet.project.schema import ClusterStack, SharedStack
 
@@ -24,6 +25,13 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         ca = ca or endpoint.ca_pem
         if ca is None:
             raise ValueError(f"kube context '{stack.cluster.kube_context}' has no CA; set vaultfleet:cluster.caCert")
+        if host.lower().startswith("http://") and not is_loopback_url(host) and not stack.fleet.allow_insecure_http:
+            # The same rule the schema applies to a written apiHost: Vault sends JWTs to this host.
+            raise ValueError(
+                f"{stack_file_name(stack.name)}: vaultfleet:cluster.apiHost: the kube context "
+                f"'{stack.cluster.kube_context}' names {host}, plain http to a host other than loopback; set "
+                "apiHost to the https:// address, or vaultfleet:allowInsecureHttp: true (docs/stack-files.md)"
+            )
     return ClusterOnboardingArgs(
         cluster=stack.name,
         mount_path=stack.mount_path,

@@ -11,7 +11,16 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from vaultfleet.project.errors import NAMESPACE, ConfigError
-from vaultfleet.project.fields import Label, Model, PostgresUrl, Seconds, Statements, unique
+from vaultfleet.project.fields import (
+    DatabaseRoleName,
+    Label,
+    Model,
+    PostgresUrl,
+    PostgresUser,
+    Seconds,
+    Statements,
+    unique,
+)
 
 # What a stack file holds for a password set with `pulumi config set --secret`: only `vaultfleet
 # validate` sees this form (the engine hands the program the decrypted value). It stands in for the
@@ -25,9 +34,11 @@ class PostgresConnection(Model):
     name: Label
     """Connection name; roles name it in `connection`."""
     connection_url: PostgresUrl
-    """postgresql://{{username}}:{{password}}@host:port/db?sslmode=...; Vault fills in the templates."""
-    username: str = Field(min_length=1)
-    """PostgreSQL user Vault connects as; it creates and drops the roles' users (CREATEROLE)."""
+    """postgresql://{{username}}:{{password}}@host:port/db?sslmode=...; Vault fills in the templates.
+    Hosts (a comma-separated list, as pgx takes it) and ports are checked, and sslmode if given."""
+    username: PostgresUser
+    """PostgreSQL user Vault connects as; it creates and drops the roles' users (CREATEROLE). At most
+    63 bytes (PostgreSQL cuts longer names), no spaces."""
     password: SecretStr
     """That user's password; must be a Pulumi secret (checked in `parse`)."""
 
@@ -42,8 +53,9 @@ class PostgresConnection(Model):
 class DatabaseRole(Model):
     """`vault write <mount>/roles/<name> db_name=<connection> creation_statements=... ttl=...`."""
 
-    name: Label
-    """Role name; credentials are read at <mount>/creds/<name>."""
+    name: DatabaseRoleName
+    """Role name; credentials are read at <mount>/creds/<name>. At most 38 characters: consumers
+    name files and annotations after it (fields.DATABASE_ROLE_MAX)."""
     connection: Label
     """The connection (by name) the role creates its users through."""
     creation_statements: Statements = Field(min_length=1)

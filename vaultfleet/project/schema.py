@@ -12,11 +12,31 @@ import json
 from collections.abc import Collection
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from vaultfleet.project.database import DatabaseSettings, secret_passwords
 from vaultfleet.project.errors import NAMESPACE, ConfigError
-from vaultfleet.project.fields import K8sNames, Label, Model, Pem, Seconds, Url, unique
+from vaultfleet.project.fields import (
+    ALLOW_INSECURE_HTTP,
+    ApiServerUrl,
+    Audience,
+    BoundNamespaces,
+    BoundServiceAccounts,
+    DatabaseRoleName,
+    Flag,
+    Issuer,
+    K8sNamespace,
+    KubeContext,
+    Label,
+    Model,
+    MountPath,
+    Pem,
+    ReviewerAccount,
+    Seconds,
+    VaultUrl,
+    flag,
+    unique,
+)
 
 __all__ = ["NAMESPACE", "ClusterStack", "ConfigError", "SharedStack", "parse"]
 
@@ -24,29 +44,35 @@ __all__ = ["NAMESPACE", "ClusterStack", "ConfigError", "SharedStack", "parse"]
 class ClusterSettings(Model):
     """How to reach the cluster, from vaultfleet (kube context) and from Vault (host and CA)."""
 
-    kube_context: str = Field(min_length=1)
+    kube_context: KubeContext
     """kubeconfig context used to create the reviewer ServiceAccount."""
-    api_host: Url | None = None
-    """API server URL as Vault reaches it; default: the context's server."""
+    api_host: ApiServerUrl | None = None
+    """API server URL as Vault reaches it; default: the context's server. Plain http:// only to
+    loopback or with vaultfleet:allowInsecureHttp: Vault sends the reviewer JWT and the logins' JWTs."""
     ca_cert: Pem | None = None
-    """PEM CA of the API server; default: the context's certificate-authority(-data)."""
-    issuer: str | None = None
+    """PEM CA of the API server (parsed as X.509); default: the context's certificate-authority(-data)."""
+    issuer: Issuer | None = None
     """ServiceAccount token issuer; when set, Vault checks the token's `iss` claim against it."""
-    reviewer_namespace: str = "kube-system"
-    reviewer_service_account: str = "vault-auth"
+    reviewer_namespace: K8sNamespace = "kube-system"
+    """Namespace of the reviewer ServiceAccount (it must exist)."""
+    reviewer_service_account: ReviewerAccount = "vault-auth"
+    """The reviewer ServiceAccount; its token Secret is `<name>-token`."""
 
 
 class Role(Model):
     """A Vault role at the cluster's mount: these ServiceAccounts x namespaces get these policies."""
 
     name: Label
-    service_accounts: K8sNames
-    namespaces: K8sNames
+    service_accounts: BoundServiceAccounts
+    """ServiceAccount names (DNS-1123 subdomains), or `*` alone for any."""
+    namespaces: BoundNamespaces
+    """Namespace names (DNS-1123 labels), or `*` alone for any."""
     policies: list[Label] = Field(min_length=1)
     """Policy template names (files in policies/); each becomes the policy <mount path>-<name>."""
     ttl: Seconds = 3600
     max_ttl: Seconds | None = None
-    audience: str | None = None
+    audience: Audience | None = None
+    """Required `aud` claim of the login JWT; None accepts any audience (validate warns)."""
     consumers: list[Literal["eso", "vso"]] = Field(default_factory=list)
     """Objects `up` creates in each bound namespace for the role's first ServiceAccount:
     eso (external-secrets SecretStore), vso (Vault Secrets Operator VaultConnection + VaultAuth)."""
@@ -63,7 +89,7 @@ class Role(Model):
             if len(set(self.consumers)) < len(self.consumers):
                 raise ValueError("consumers: each kind once")
             for field, names in (("namespaces", self.namespaces), ("serviceAccounts", self.service_accounts)):
-                if all(n == "*" for n in names):
+                if names == ["*"]:
                     raise ValueError(f"consumers: objects go to named {field}, and this role binds only '*'")
         return self
 
@@ -71,11 +97,21 @@ class Role(Model):
 class Fleet(Model):
     """Fleet-wide settings, normally set once in Pulumi.yaml."""
 
-    vault_address: Url
+    allow_insecure_http: Flag = False
+    """Allow plain http:// to a Vault address or API host that is not loopback (a lab on another
+    machine, a Vault behind a sidecar proxy); the URL checks read it from parse's validation context."""
+    vault_address: VaultUrl
     mount_prefix: Label = "k8s"
-    kv_mount: Label = "kv"
-    database_mount: Label = "database"
+    kv_mount: MountPath = "kv"
+    database_mount: MountPath = "database"
     """Path of the database secrets engine: the shared stack mounts it, cluster policies point at it."""
+
+    @field_validator("database_mount")
+    @classmethod
+    def _mounts_apart(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("kv_mount"):
+            raise ValueError(f"'{value}' is also the kvMount: the shared stack mounts both, and Vault one per path")
+        return value
 
 
 class ClusterStack(Model):
@@ -88,9 +124,15 @@ class ClusterStack(Model):
     policies: list[Label] = Field(default_factory=lambda: ["kv-read", "kv-write"])
     """Templates from policies/ rendered for this cluster."""
     roles: list[Role] = Field(default_factory=list)
-    database_roles: list[Label] = Field(default_factory=list)
+    database_roles: list[DatabaseRoleName] = Field(default_factory=list)
     """Database roles (of the shared stack's engine) whose credentials this cluster's `db-creds`
     policy may read; no others, so a cluster never reads credentials it did not declare."""
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_policies(cls, names: list[str]) -> list[str]:
+        unique("policy template", names)
+        return names
 
     @field_validator("roles")
     @classmethod
@@ -132,7 +174,7 @@ class SharedStack(Model):
 
 
 # Keys a stack file may set under `vaultfleet:` (camelCase, as written in the files).
-_FLEET_KEYS = {"vaultAddress", "mountPrefix", "kvMount", "databaseMount"}
+_FLEET_KEYS = {"vaultAddress", "mountPrefix", "kvMount", "databaseMount", "allowInsecureHttp"}
 _CLUSTER_KEYS = {"cluster", "roles", "policies", "databaseRoles"}
 _SHARED_KEYS = {"database"}
 _KNOWN_KEYS = _FLEET_KEYS | _CLUSTER_KEYS | _SHARED_KEYS | {"kind"}
@@ -185,9 +227,20 @@ def parse(
         document.update({k: values[k] for k in _CLUSTER_KEYS if k in values})
         model = ClusterStack
     try:
-        return model.model_validate(document)
+        # The URL checks read the opt-in from the context: vaultAddress and cluster.apiHost are
+        # refused over plain http:// to anything but loopback unless the stack allows it.
+        return model.model_validate(document, context={ALLOW_INSECURE_HTTP: _allows_insecure_http(values)})
     except ValidationError as exc:
         raise ConfigError([(source, _field_name(e["loc"]), _message(e)) for e in exc.errors()]) from None
+
+
+def _allows_insecure_http(values: dict[str, Any]) -> bool:
+    """vaultfleet:allowInsecureHttp as the URL checks see it: True only when validly set to true
+    (an invalid value is reported by the Fleet model, and allows nothing)."""
+    try:
+        return flag(values.get("allowInsecureHttp", False))
+    except ValueError:
+        return False
 
 
 def _field_name(loc: tuple) -> str:
