@@ -31,7 +31,7 @@ def _token(kubeconfig: str, context: str, namespace: str, account: str) -> str:
 
 def main() -> int:
     state = LabState.load()
-    if state is None or not all(processes.is_running(p) for p in state.processes):
+    if state is None or not state.processes or not all(processes.is_running(p) for p in state.processes):
         state = lab.up(2, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), server=servers.from_env())
         out.print(f"lab up in {state.startup_seconds:.1f}s")
     # What `eval "$(vaultfleet lab env)"; vaultfleet up vault lab-a lab-b` would run with.

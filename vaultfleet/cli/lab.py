@@ -73,8 +73,13 @@ def up(
 def down() -> None:
     """Stop exactly the processes the lab started (by PID) and remove its state."""
     from vaultfleet.lab import lab
+    from vaultfleet.lab.record import LabError
 
-    stopped = lab.down(echo=None)
+    try:
+        stopped = lab.down(echo=None)
+    except LabError as exc:
+        err.print(f"[red]lab down failed, nothing was deleted:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
     out.print(f"lab down: stopped {len(stopped)} processes" + (": " + ", ".join(stopped) if stopped else ""))
 
 

@@ -1,19 +1,18 @@
 """The local lab, orchestrated: `up` starts one Vault-compatible server, PostgreSQL and N Kubernetes
 control planes on 127.0.0.1 in order and waits until each is healthy; `down` stops exactly what
-lab.json records; `status` checks each component's process and health endpoint.
+lab.json records; `status` checks each component's process and health endpoint. Both `up` and
+`down` delete a directory only when it holds a lab record (record.check_lab_dir).
 
 The parts: record.py (lab.json, ports, paths), vault.py, kubernetes.py, postgres.py, pki.py.
 """
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import ssl
 import time
 from pathlib import Path
 
-from vaultfleet.lab import kubernetes, postgres, processes, servers, vault
+from vaultfleet.lab import files, kubernetes, postgres, processes, servers, vault
 from vaultfleet.lab.pki import create_cluster_pki
 from vaultfleet.lab.record import (
     APISERVER_BASE_PORT,
@@ -24,11 +23,13 @@ from vaultfleet.lab.record import (
     ClusterInfo,
     LabError,
     LabState,
+    check_lab_dir,
     cluster_names,
     http_ok,
     lab_dir,
+    remove_lab_dir,
     start_process,
-    write_secret,
+    write_passphrase_file,
 )
 from vaultfleet.toolchain import find_tool
 
@@ -46,11 +47,13 @@ def up(
     `server`: the Vault-compatible server to run (vaultfleet/lab/servers.py), OpenBao by default.
     """
     directory = directory or lab_dir()
-    existing = LabState.load(directory)
+    # First of all: a directory that is not the lab's (a link, another user's, or not empty without
+    # lab.json) is refused before anything is deleted or started.
+    existing = LabState.load(directory) if check_lab_dir(directory) else None
     if existing is not None:
-        if all(processes.is_running(p) for p in existing.processes):
+        if existing.processes and all(processes.is_running(p) for p in existing.processes):
             raise LabError(f"a lab is already running from {directory}; `vaultfleet lab down` first")
-        down(directory, echo=None)  # stale state from a crashed lab: clear it
+        down(directory, echo=None)  # stale state from a crashed or failed lab: clear it
 
     names = cluster_names(clusters)
     infos = [
@@ -66,9 +69,8 @@ def up(
     _check_ports(infos, {postgres.PORT: "postgresql"} if with_postgres else {})
 
     started = time.monotonic()
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True, mode=0o700)
+    remove_lab_dir(directory)  # a lab that appeared meanwhile; check_lab_dir refuses anything else
+    files.private_dir(directory)
     state = LabState(
         directory=directory,
         vault_addr=f"http://127.0.0.1:{VAULT_PORT}",
@@ -77,11 +79,10 @@ def up(
         clusters=infos,
         started_at=time.time(),
     )
-    if not state.passphrase_file.exists():
-        state.passphrase_file.parent.mkdir(parents=True, exist_ok=True)
-        write_secret(state.passphrase_file, secrets.token_urlsafe(32))
-    (directory / "pulumi").mkdir()
+    state.save()  # from here on the directory holds a lab record: `down` and the next `up` may clear it
     try:
+        write_passphrase_file(state.passphrase_file)
+        (directory / "pulumi").mkdir(mode=0o700)
         vault.start(state, binaries["vault"], echo)
         if postgres_binaries is not None:
             _start_postgres(state, postgres_binaries, echo)
@@ -98,12 +99,18 @@ def up(
         for c in infos:
             kubernetes.wait_default_service_account(state, c, pkis[c.name])
     except BaseException:
-        # Nothing left running on failure: stop what this call started, keep logs for the error.
+        # Nothing left running on failure: stop what this call started. Its logs stay for a look,
+        # with lab.json (nothing of it runs) so that `down` or the next `up` clears them; with no
+        # process started there is no log, and the directory goes at once.
         for proc in reversed(state.processes):
             (postgres.stop if proc.name == postgres.PROCESS_NAME else processes.stop)(proc)
         if state.postgres is not None:
             postgres.remove(state.postgres, directory)
-        (directory / "lab.json").unlink(missing_ok=True)
+            state.postgres = None
+        if state.processes:
+            state.save()
+        else:
+            remove_lab_dir(directory)
         raise
     state.startup_seconds = round(time.monotonic() - started, 1)
     state.save()
@@ -111,8 +118,14 @@ def up(
 
 
 def down(directory: Path | None = None, echo=print) -> list[str]:
-    """Stop exactly the processes lab.json names (by PID and start time) and remove the lab state."""
+    """Stop exactly the processes lab.json names (by PID and start time) and remove the lab state.
+
+    Only a directory holding a lab record is touched: none (or an empty one) is left as it is; one
+    that is not the lab's is refused with a LabError, nothing deleted (record.check_lab_dir).
+    """
     directory = directory or lab_dir()
+    if not check_lab_dir(directory):
+        return []
     state = LabState.load(directory)
     stopped: list[str] = []
     if state is not None:
@@ -121,10 +134,9 @@ def down(directory: Path | None = None, echo=print) -> list[str]:
             if processes.is_running(proc):
                 (postgres.stop if proc.name == postgres.PROCESS_NAME else processes.stop)(proc)
                 stopped.append(f"{proc.name} (pid {proc.pid})")
-        if state.postgres is not None:
-            postgres.remove(state.postgres, directory)
-    if directory.exists():
-        shutil.rmtree(directory)
+        if state.postgres is not None and not postgres.remove(state.postgres, directory) and echo:
+            echo(f"left {state.postgres.directory}: not a directory of the lab's PostgreSQL user any more")
+    remove_lab_dir(directory)
     return stopped
 
 

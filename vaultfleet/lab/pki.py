@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vaultfleet.lab.files import write_private
+
 _VALIDITY = dt.timedelta(days=30)  # a lab lives hours; a month leaves room for a paused laptop
 
 
@@ -34,14 +36,15 @@ class ClusterPki:
 
 
 def _write_key(path: Path, key) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    # 0600 from the start (files.write_private), never readable by others for a moment.
+    write_private(
+        path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
-    path.chmod(0o600)
+
+
+def _write_public(path: Path, pem: bytes) -> None:
+    write_private(path, pem, mode=0o644)
 
 
 def _cert(subject: x509.Name, public_key, issuer: x509.Name, signer, extensions) -> x509.Certificate:
@@ -80,7 +83,7 @@ def _leaf(ca_name, ca_key, common_name, organization, usage, sans=None):
 
 def create_cluster_pki(directory: Path, cluster: str) -> ClusterPki:
     """Generate a fresh CA, serving cert (127.0.0.1, localhost), admin client cert and SA key pair."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     pki = ClusterPki(
         ca_cert=directory / "ca.crt",
         ca_key=directory / "ca.key",
@@ -118,7 +121,7 @@ def create_cluster_pki(directory: Path, cluster: str) -> ClusterPki:
         ],
     )
     _write_key(pki.ca_key, ca_key)
-    pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    _write_public(pki.ca_cert, ca.public_bytes(serialization.Encoding.PEM))
 
     sans = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -127,17 +130,18 @@ def create_cluster_pki(directory: Path, cluster: str) -> ClusterPki:
     ]
     key, cert = _leaf(ca_name, ca_key, f"{cluster}-apiserver", None, ExtendedKeyUsageOID.SERVER_AUTH, sans)
     _write_key(pki.serving_key, key)
-    pki.serving_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_public(pki.serving_cert, cert.public_bytes(serialization.Encoding.PEM))
 
     # system:masters: the lab admin (and the controller manager) bypass RBAC, as kubeadm's admin does.
     key, cert = _leaf(ca_name, ca_key, "vaultfleet-lab-admin", "system:masters", ExtendedKeyUsageOID.CLIENT_AUTH)
     _write_key(pki.admin_key, key)
-    pki.admin_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_public(pki.admin_cert, cert.public_bytes(serialization.Encoding.PEM))
 
     # RSA: the algorithm every ServiceAccount token consumer (Vault included) accepts.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki.sa_key, sa_key)
-    pki.sa_pub.write_bytes(
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write_public(
+        pki.sa_pub,
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     return pki

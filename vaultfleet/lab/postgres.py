@@ -6,7 +6,9 @@ make sense together, so they stay in one module.
 
 Under a root lab, initdb and the server run as the `postgres` system user through `setpriv`, which
 execs the server (the PID the lab tracks, and `lab down` stops, is the postmaster itself), with the
-data directory outside the lab directory; why, and what users see: docs/lab.md.
+data directory outside the lab directory; why, and what users see: docs/lab.md. That directory
+belongs to `postgres`, who can plant links in it: root creates, chowns and removes anything there
+only relative to a directory fd, never by path (vaultfleet/lab/files.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vaultfleet.lab import processes
+from vaultfleet.lab import files, processes
 from vaultfleet.lab.processes import Tracked
 from vaultfleet.toolchain import MissingTool
 
@@ -33,6 +35,9 @@ SUPERUSER = "postgres"
 DATABASE = "postgres"
 PROCESS_NAME = "postgres"
 INSTALL_HINT = "apt-get install -y postgresql (or `vaultfleet lab up --no-postgres`)"
+TEMP_PREFIX = "vaultfleet-lab-postgres-"
+"""Name prefix of a root lab's data directory (a mkdtemp directory the `postgres` user owns)."""
+INITDB_PASSWORD = "initdb-password"
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def start(
     )
     proc = None
     try:
-        _write_private(Path(server.password_file), secrets.token_urlsafe(32))
+        files.write_private(Path(server.password_file), secrets.token_urlsafe(32))
         _initdb(server, binaries, account, lab_directory / "logs" / "postgres-initdb.log")
         proc = _start_server(server, binaries, account, start_process)
         processes.wait_until(lambda: healthy(server, binaries), 60, "postgresql", proc, interval=0.2)
@@ -181,11 +186,24 @@ def stop(proc: Tracked, timeout: float = 15.0) -> None:
     processes.stop(proc)  # reaps it, or forces it when fast shutdown did not finish
 
 
-def remove(server: PostgresServer, lab_directory: Path) -> None:
-    """Remove the data directory when it lives outside the lab dir (the lab dir goes as a whole)."""
+def remove(server: PostgresServer, lab_directory: Path) -> bool:
+    """Remove the data directory when it lives outside the lab dir (the lab dir goes as a whole).
+
+    Outside, it is a mkdtemp directory the server's user owns: removed only when it is still a
+    real directory (not a link) of that user (or of the lab's, if the chown never happened), by
+    fd-based rmtree (files.remove_tree). False when it was left alone for not being that.
+    """
     directory = Path(server.directory)
-    if not directory.is_relative_to(lab_directory):
-        shutil.rmtree(directory, ignore_errors=True)
+    if directory.is_relative_to(lab_directory):
+        return True
+    if not directory.name.startswith(TEMP_PREFIX):
+        return False
+    owners = {os.geteuid()}
+    try:
+        owners.add(pwd.getpwnam(server.os_user).pw_uid)
+    except KeyError:
+        pass
+    return files.remove_tree(directory, owners)
 
 
 def env(server: PostgresServer) -> dict[str, str]:
@@ -244,17 +262,11 @@ def _private_directory(lab_directory: Path, account: pwd.struct_passwd) -> Path:
         directory = lab_directory / "postgres"
         directory.mkdir(mode=0o700)
     else:
-        directory = Path(tempfile.mkdtemp(prefix="vaultfleet-lab-postgres-"))
-        os.chown(directory, account.pw_uid, account.pw_gid)
+        # mkdtemp: a new 0700 directory of ours; handed over by fchown on its own fd (O_NOFOLLOW).
+        directory = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+        with files.open_dir(directory) as d:
+            os.fchown(d.fd, account.pw_uid, account.pw_gid)
     return directory
-
-
-def _write_private(path: Path, value: str, owner: pwd.struct_passwd | None = None) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
-    if owner is not None and owner.pw_uid != os.geteuid():
-        os.chown(path, owner.pw_uid, owner.pw_gid)
 
 
 def _as_account(account: pwd.struct_passwd, argv: list[str]) -> list[str]:
@@ -278,35 +290,45 @@ def _server_env(directory: Path) -> dict[str, str]:
 
 def _initdb(server: PostgresServer, binaries: Binaries, account: pwd.struct_passwd, log: Path) -> None:
     # initdb reads the superuser password from a file the server user can read; it is removed right
-    # after, the lab's copy stays in the root-only password file.
-    pwfile = Path(server.directory) / "initdb-password"
-    _write_private(pwfile, server.password(), owner=account)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(log, "ab") as out:
-            result = subprocess.run(
-                _as_account(
-                    account,
-                    [
-                        binaries.initdb,
-                        "-D",
-                        str(server.data_directory),
-                        f"--username={server.superuser}",
-                        f"--pwfile={pwfile}",
-                        "--auth=scram-sha-256",
-                        "--encoding=UTF8",
-                        "--no-locale",
-                        "--no-sync",  # a throwaway lab database (see fsync=off)
-                    ],
-                ),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=_server_env(Path(server.directory)),
-                cwd=server.directory,
-                timeout=120,
-            )
-    finally:
-        pwfile.unlink(missing_ok=True)
+    # after, the lab's copy stays in the root-only password file. The directory is that user's: the
+    # file is created and removed relative to the directory's fd, a link planted there is refused
+    # (create) or removed itself (unlink), never followed.
+    with files.open_dir(Path(server.directory), owners={account.pw_uid}) as directory:
+        directory.create(INITDB_PASSWORD, server.password(), owner=(account.pw_uid, account.pw_gid))
+        try:
+            result = _run_initdb(server, binaries, account, directory.path / INITDB_PASSWORD, log)
+        finally:
+            directory.unlink(INITDB_PASSWORD)
     if result.returncode != 0:
         raise RuntimeError(f"initdb failed (exit {result.returncode}); last lines of {log}:\n{processes.tail(log)}")
+
+
+def _run_initdb(
+    server: PostgresServer, binaries: Binaries, account: pwd.struct_passwd, pwfile: Path, log: Path
+) -> subprocess.CompletedProcess:
+    with files.open_append(log) as out:
+        return subprocess.run(
+            _as_account(
+                account,
+                [
+                    # In the server's own directory, entered as its user (env --chdir after setpriv),
+                    # as the server is started.
+                    shutil.which("env") or "/usr/bin/env",
+                    f"--chdir={server.directory}",
+                    binaries.initdb,
+                    "-D",
+                    str(server.data_directory),
+                    f"--username={server.superuser}",
+                    f"--pwfile={pwfile}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",  # a throwaway lab database (see fsync=off)
+                ],
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_server_env(Path(server.directory)),
+            timeout=120,
+        )

@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from vaultfleet.lab.files import open_append
+
 
 @dataclass(frozen=True)
 class Tracked:
@@ -49,8 +51,7 @@ def is_running(proc: Tracked) -> bool:
 
 def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Tracked:
     """Start argv detached from this CLI (its own session), output appended to `log`."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    with open_append(log) as out:
         popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

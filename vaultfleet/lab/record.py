@@ -2,9 +2,11 @@
 `down`, `status` and the tests know of a running lab; plus the few helpers every part of the lab
 shares (start a process and record it at once, 0600 files, loopback HTTP checks).
 
-Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLEET_LAB_DIR):
+Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLEET_LAB_DIR; 0700,
+never a symbolic link or another user's; `up` and `down` delete it only when it holds lab.json,
+see `check_lab_dir`):
     lab.json            what was started (PIDs with start times, ports, paths): the only truth
-                        `down` and `status` use
+                        `down` and `status` use, and what makes the directory the lab's
     kubeconfig          one context per cluster (lab-a, lab-b, ...), admin by client certificate
     vault.hcl           config of the lab's Vault server (file storage in vault-data/): OpenBao or
                         HashiCorp Vault, see vaultfleet/lab/servers.py
@@ -24,12 +26,14 @@ import json
 import os
 import shutil
 import ssl
+import stat
 import string
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultfleet.lab import postgres, processes, servers
+from vaultfleet.lab.files import LabError, private_dir, remove_tree, write_private
 from vaultfleet.lab.pki import ClusterPki
 from vaultfleet.lab.processes import Tracked
 from vaultfleet.toolchain import search_path
@@ -49,14 +53,81 @@ def lab_dir() -> Path:
     return Path(os.environ.get("VAULTFLEET_LAB_DIR") or Path.home() / ".local/state/vaultfleet/lab")
 
 
-def passphrase_file() -> Path:
-    """The lab's Pulumi secrets passphrase (0600, never printed).
+LAB_PASSPHRASE = "vaultfleet-lab: not a secret, lab only"
+"""The lab's Pulumi secrets passphrase: one fixed value, public on purpose, the same on every machine.
 
-    It outlives `lab down` on purpose: `pulumi stack init` writes an encryption salt derived from it
-    into the stack file, and a new passphrase per lab would make that committed file unusable.
-    """
+`pulumi stack init` writes an `encryptionsalt` derived from the passphrase into the stack file; the
+tracked lab stack files (stacks/Pulumi.lab-a.yaml, lab-b, vault) carry the salt that belongs to
+this value, so running the lab leaves the checkout unchanged. It protects lab state only (the lab's
+own reviewer tokens, lab-only); a real fleet uses its own secrets provider. docs/lab.md.
+"""
+
+
+def passphrase_file() -> Path:
+    """Where the lab hands LAB_PASSPHRASE to Pulumi (PULUMI_CONFIG_PASSPHRASE_FILE), in a 0700
+    directory (~/.config/vaultfleet, or $VAULTFLEET_CONFIG_DIR); `lab up` writes it."""
     base = Path(os.environ.get("VAULTFLEET_CONFIG_DIR") or Path.home() / ".config" / "vaultfleet")
     return base / "lab-passphrase"
+
+
+def write_passphrase_file(path: Path | None = None) -> Path:
+    """LAB_PASSPHRASE into its file (0600; whatever was there before is replaced, a link too)."""
+    path = path or passphrase_file()
+    private_dir(path.parent)
+    write_private(path, LAB_PASSPHRASE)
+    return path
+
+
+LAB_RECORD = "lab.json"
+
+
+def check_lab_dir(directory: Path) -> bool:
+    """Whether `directory` holds a lab, before `up` or `down` deletes anything in it.
+
+    True: it holds a lab record (lab.json), the lab may clear it. False: it does not exist or is
+    empty, the lab may take it (and deletes nothing). Anything else is refused with a LabError
+    naming it, so that nothing is deleted and nothing started: a symbolic link, not a directory,
+    another user's directory, or a directory that is not empty and holds no lab record
+    (`VAULTFLEET_LAB_DIR=$HOME vaultfleet lab up` must never wipe $HOME).
+    """
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        raise LabError(f"lab directory {directory} is a symbolic link: refusing to use it; name a real directory")
+    if not stat.S_ISDIR(st.st_mode):
+        raise LabError(f"lab directory {directory} is not a directory: refusing to use it")
+    if st.st_uid != os.geteuid():
+        raise LabError(
+            f"lab directory {directory} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}): refusing to use it"
+        )
+    if not os.listdir(directory):
+        return False
+    if _is_lab_record(directory / LAB_RECORD):
+        return True
+    raise LabError(
+        f"{directory} is not a lab directory: it is not empty and holds no lab record ({LAB_RECORD}); "
+        "nothing was deleted and nothing started. Point $VAULTFLEET_LAB_DIR at a new or empty directory."
+    )
+
+
+def _is_lab_record(path: Path) -> bool:
+    """A regular file (not a link) that reads as lab.json: a JSON object naming the lab's server and processes."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "vault_addr" in data and "processes" in data
+
+
+def remove_lab_dir(directory: Path) -> None:
+    """Delete the lab directory, only when it holds a lab record (check_lab_dir), links inside
+    removed, never followed."""
+    if check_lab_dir(directory) and not remove_tree(directory):
+        raise LabError(f"lab directory {directory} changed while it was being removed: nothing more was deleted")
 
 
 def cluster_names(count: int) -> list[str]:
@@ -157,13 +228,12 @@ class LabState:
             "startup_seconds": self.startup_seconds,
             "postgres": self.postgres.to_json() if self.postgres else None,
         }
-        path = self.directory / "lab.json"
-        path.write_text(json.dumps(data, indent=2))
+        write_private(self.directory / LAB_RECORD, json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, directory: Path | None = None) -> LabState | None:
         directory = directory or lab_dir()
-        path = directory / "lab.json"
+        path = directory / LAB_RECORD
         if not path.exists():
             return None
         data = json.loads(path.read_text())
@@ -199,10 +269,6 @@ class LabState:
         }
 
 
-class LabError(RuntimeError):
-    pass
-
-
 # --- shared by the parts of the lab ------------------------------------------------------------
 
 
@@ -212,9 +278,8 @@ def log(msg: str, echo) -> None:
 
 
 def write_secret(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
+    """A 0600 file in a directory of the lab's own user, written anew (files.write_private)."""
+    write_private(path, value)
 
 
 def _child_env() -> dict[str, str]:

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 from vaultfleet.lab import processes, servers
+from vaultfleet.lab.files import write_private
 from vaultfleet.lab.record import VAULT_PORT, LabState, http_ok, log, start_process, tracked, write_secret
 from vaultfleet.toolchain import MissingTool, find_tool
 
@@ -28,8 +29,8 @@ def start(state: LabState, binary: str, echo) -> None:
     token is generated at init and written to a 0600 file, never printed (a dev server logs it)."""
     first_start = not state.vault_config.exists()
     if first_start:
-        state.vault_config.write_text(
-            servers.config_hcl(str(state.directory / "vault-data"), VAULT_PORT, state.vault_addr)
+        write_private(
+            state.vault_config, servers.config_hcl(str(state.directory / "vault-data"), VAULT_PORT, state.vault_addr)
         )
     log(f"starting {state.server.product} ({binary}) on {state.vault_addr}", echo)
     proc = start_process(state, "vault", [binary, "server", f"-config={state.vault_config}"])
