@@ -43,7 +43,7 @@ build_kubernetes() {
   local kdir; kdir=$(module_dir "k8s.io/kubernetes@v$K8S_VERSION")
   # The tag's commit time from the proxy, used as buildDate so a rebuild gives the same /version.
   local build_date
-  build_date=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" \
+  build_date=$(module_json "k8s.io/kubernetes@v$K8S_VERSION" \
     | python3 -c 'import json,sys; print(json.load(open(json.load(sys.stdin)["Info"]))["Time"])')
 
   log "kubernetes: writing wrapper module (staging modules at $staging_version)"
@@ -56,7 +56,7 @@ build_kubernetes() {
   [ "$n" -gt 20 ] || die "found only $n staging modules in $kdir/go.mod"
 
   log "kubernetes: resolving dependencies"
-  go list -deps k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+  go_verified list -deps k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kubectl \
     >/dev/null || die "resolving dependencies failed (a module version may be missing from the proxy)"
 
@@ -75,7 +75,7 @@ build_kubernetes() {
     # Cold on 2 shared cores: kube-apiserver ~14 min, then kube-controller-manager ~2 min (shared deps).
     log "kubernetes: go build $cmd"
     start=$SECONDS
-    go build -trimpath -ldflags "$ldflags" -o "$out.partial/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" \
+    go_verified build -trimpath -ldflags "$ldflags" -o "$out.partial/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd" \
       || die "go build $cmd failed"
     log "kubernetes: $cmd built in $((SECONDS - start))s"
   done
@@ -101,11 +101,11 @@ build_etcd() {
   log "etcd: writing wrapper module for go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   go mod init local/etcd >/dev/null 2>&1 || die "go mod init failed"
   go mod edit -require="go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
-  go list -deps go.etcd.io/etcd/server/v3 >/dev/null || die "resolving dependencies failed"
+  go_verified list -deps go.etcd.io/etcd/server/v3 >/dev/null || die "resolving dependencies failed"
 
   log "etcd: go build etcd (cold: about 2 min)"
   local start=$SECONDS
-  go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" \
+  go_verified build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=v$ETCD_VERSION" \
     -o "$out.partial/bin/etcd" go.etcd.io/etcd/server/v3 || die "go build etcd failed"
   log "etcd: built in $((SECONDS - start))s"
   "$out.partial/bin/etcd" --version | grep -q "etcd Version: $ETCD_VERSION" \

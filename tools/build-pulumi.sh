@@ -50,13 +50,13 @@ mkdir -p "$out/bin"
 
 log "$tool $ver: go build pulumi (the CLI; about 6 minutes on 2 cores with a cold build cache)"
 t1=$SECONDS
-( cd "$src/pkg" && go build -trimpath -ldflags "-s -w $VERSION_LDFLAG" \
+( cd "$src/pkg" && go_verified build -trimpath -ldflags "-s -w $VERSION_LDFLAG" \
     -o "$out/bin/pulumi" ./cmd/pulumi ) || die "go build of ./cmd/pulumi failed"
 log "$tool $ver: pulumi built in $((SECONDS - t1))s"
 
 log "$tool $ver: go build pulumi-language-python"
 t1=$SECONDS
-( cd "$src/sdk/python/cmd/pulumi-language-python" && go build -trimpath \
+( cd "$src/sdk/python/cmd/pulumi-language-python" && go_verified build -trimpath \
     -ldflags "-s -w $VERSION_LDFLAG" -o "$out/bin/pulumi-language-python" . ) \
   || die "go build of pulumi-language-python failed"
 log "$tool $ver: pulumi-language-python built in $((SECONDS - t1))s"

@@ -80,7 +80,7 @@ build_openbao() {
   fi
   log "$tool $ver: go build ./ (no UI; about 10 minutes on 2 cores)"
   mkdir -p "$out/bin"
-  ( cd "$src" && go build -trimpath -o "$out/bin/bao" -ldflags "-s -w \
+  ( cd "$src" && go_verified build -trimpath -o "$out/bin/bao" -ldflags "-s -w \
       -X $OPENBAO_MOD/version.fullVersion=$ver \
       -X $OPENBAO_MOD/version.GitCommit=$OPENBAO_COMMIT \
       -X $OPENBAO_MOD/version.BuildDate=$OPENBAO_DATE" . ) || die "go build failed"
@@ -100,7 +100,7 @@ build_vault() {
   stage_tree "$src" "$VAULT_MOD@v$ver" "${VAULT_NESTED[@]}"
   log "$tool $ver: go build ./ (no UI; about 6 minutes on 2 cores after the other tools)"
   mkdir -p "$out/bin"
-  ( cd "$src" && go build -trimpath -o "$out/bin/vault" -ldflags "-s -w \
+  ( cd "$src" && go_verified build -trimpath -o "$out/bin/vault" -ldflags "-s -w \
       -X $VAULT_MOD/version.GitCommit=$VAULT_COMMIT \
       -X $VAULT_MOD/version.BuildDate=$VAULT_DATE" . ) || die "go build failed"
   [[ "$("$out/bin/vault" version)" == "Vault v$ver "* ]] || die "vault version does not print v$ver"
