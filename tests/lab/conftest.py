@@ -7,17 +7,21 @@ runs the lab tests once per server, each session with its own lab.
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import hvac
 import pytest
 import yaml
 
+from tests.conftest import REPO, copy_project_files
+from tests.lab import k8s
+from vaultfleet.fleet.engine import pulumi_command
+from vaultfleet.fleet.runner import run
 from vaultfleet.lab import lab as lab_module
 from vaultfleet.lab import processes, servers
-
-REPO = Path(__file__).resolve().parents[2]
-
+from vaultfleet.lab.record import VAULT_PORT, LabState
 
 # Six clusters: the fleet tests bring six cluster stacks up in parallel and check every pair.
 LAB_CLUSTERS = 6
@@ -31,7 +35,7 @@ def lab_server() -> servers.ServerKind:
 
 @pytest.fixture(scope="session")
 def lab(lab_server):
-    state = lab_module.LabState.load()
+    state = LabState.load()
     started_here = False
     if state is None or not all(processes.is_running(p) for p in state.processes):
         state = lab_module.up(LAB_CLUSTERS, echo=print, server=lab_server)
@@ -76,14 +80,10 @@ def copy_project(parent: Path, vault_address: str | None = None) -> Path:
     Its fleet Vault address is the lab's, so a lab on shifted ports ($VAULTFLEET_LAB_PORT_OFFSET,
     e.g. one per developer on a shared machine) is used rather than the default lab's Vault.
     """
-    dest = parent / "project"
-    dest.mkdir()
-    shutil.copy(REPO / "__main__.py", dest / "__main__.py")
+    dest = copy_project_files(parent, program=True)
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
-    project["config"]["vaultfleet:vaultAddress"]["value"] = vault_address or f"http://127.0.0.1:{lab_module.VAULT_PORT}"
+    project["config"]["vaultfleet:vaultAddress"]["value"] = vault_address or f"http://127.0.0.1:{VAULT_PORT}"
     (dest / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
-    for name in ["components", "policies", "stacks", "vaultfleet"]:
-        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     (dest / ".venv").symlink_to(REPO / ".venv")
     return dest
 
@@ -93,3 +93,62 @@ def use_lab_for_cli(monkeypatch, project: Path, lab_env: dict[str, str]) -> None
     for key, value in lab_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("VAULTFLEET_PROJECT", str(project))
+
+
+@pytest.fixture()
+def lab_cli(monkeypatch, project, lab_env) -> None:
+    """In-process CLI calls (CliRunner) run on the lab and on the module's `project` fixture:
+    `pytestmark = [..., pytest.mark.usefixtures("lab_cli")]` in a module that defines `project`."""
+    use_lab_for_cli(monkeypatch, project, lab_env)
+
+
+def destroy_stacks(project: Path, env: dict[str, str], names: Iterable[str], parallel: int = 6) -> None:
+    """Teardown: destroy those of `names` that exist in the lab's backend, as `vaultfleet destroy`
+    does (cluster stacks in parallel, then the shared stack; pending operations of a killed run
+    healed first), and remove them, so the next module starts from an empty backend and Vault."""
+    from pulumi import automation as auto
+
+    from vaultfleet.project import Project
+
+    workspace = auto.LocalWorkspace(work_dir=str(project), env_vars=env, pulumi_command=pulumi_command())
+    existing = {s.name: s.resource_count for s in workspace.list_stacks()}
+    names = [n for n in names if n in existing]
+    # One a test destroyed already (0 resources) is only removed: no engine run.
+    busy = [n for n in names if existing[n] != 0]
+    failed = {r.stack: r.error for r in run(Project(project), busy, "destroy", env=env, parallel=parallel) if not r.ok}
+    for name in names:
+        if name not in failed:
+            workspace.remove_stack(name)
+    assert not failed, f"teardown could not destroy {failed}"
+
+
+def root_client(lab) -> hvac.Client:
+    """A client of the lab's Vault with the root token."""
+    return hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+
+
+@contextmanager
+def vault_token(root: hvac.Client, policies: list[str], ttl: str, **options) -> Iterator[str]:
+    """A token with `policies` (created by `root`), revoked when the block ends."""
+    token = root.auth.token.create(policies=policies, ttl=ttl, **options)["auth"]["client_token"]
+    try:
+        yield token
+    finally:
+        root.auth.token.revoke(token)
+
+
+def login(lab, cluster: str, role: str, namespace: str, account: str, audience: str | None = "vault") -> hvac.Client:
+    """A client logged in as ServiceAccount namespace/account of `cluster` (created if missing) at
+    the cluster's mount k8s-<cluster>, with a TokenRequest token for `audience`, under `role`."""
+    api = k8s.api_client(str(lab.kubeconfig), cluster)
+    k8s.ensure_service_account(api, namespace, account)
+    jwt = k8s.request_token(api, namespace, account, audience=audience)
+    client = hvac.Client(url=lab.vault_addr)
+    client.auth.kubernetes.login(role, jwt, mount_point=f"k8s-{cluster}")
+    return client
+
+
+def plain_stack_export(project: Path, name: str, env: dict[str, str]) -> str:
+    """What `pulumi stack export` prints (the Automation API's export_stack adds --show-secrets)."""
+    out = pulumi_command().run(["stack", "export", "--stack", name], str(project), env)
+    return out.stdout

@@ -107,3 +107,37 @@ def assert_role_admits(
         or "*" in vault_role["bound_service_account_namespaces"]
     )
     assert audiences == ([vault_role["audience"]] if vault_role["audience"] else None)
+
+
+def patched_pod_template(api: client.ApiClient, namespace: str, name: str, patch: dict) -> client.V1PodTemplateSpec:
+    """What a Deployment's pod template becomes under `patch` (strategic merge, strict field
+    validation): a minimal Deployment `name` (one container `name`, image `name:1`) is created in
+    `namespace`, patched, read back, and deleted again."""
+    apps = client.AppsV1Api(api)
+    k8s.ensure_namespace(api, namespace)
+    try:  # left by an interrupted earlier run
+        apps.delete_namespaced_deployment(name, namespace)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+    labels = {"app": name}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": name, "image": f"{name}:1"}]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment(namespace, deployment)
+    try:
+        apps.patch_namespaced_deployment(
+            name, namespace, patch, field_validation="Strict", _content_type="application/strategic-merge-patch+json"
+        )
+        return apps.read_namespaced_deployment(name, namespace).spec.template
+    finally:
+        apps.delete_namespaced_deployment(name, namespace)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+from pulumi import automation as auto
 from pydantic import SecretStr
 
 from vaultfleet.lab.postgres import PostgresServer
@@ -15,6 +16,26 @@ CREATE = [
 ]
 REVOKE = ['REVOKE ALL ON inventory FROM "{{name}}";', 'DROP ROLE IF EXISTS "{{name}}";']
 INVENTORY = [("bolts", 40), ("nuts", 2)]
+CONNECTION = "lab-pg"  # the shared stack's connection to the lab PostgreSQL
+
+
+def engine_config(pg: PostgresServer, roles: list[dict]) -> dict:
+    """The shared stack's `vaultfleet:database` as a user writes it: one connection to the lab's
+    PostgreSQL as VAULT_DB_USER (its password set apart, see set_admin_password), and `roles` on it,
+    each creating its users with CREATE unless it says otherwise."""
+    return {
+        "connections": [{"name": CONNECTION, "connectionUrl": pg.vault_connection_url(), "username": VAULT_DB_USER}],
+        "roles": [{"name": r["name"], "connection": CONNECTION, "creationStatements": CREATE, **r} for r in roles],
+    }
+
+
+def set_admin_password(shared: auto.Stack, admin_password: SecretStr) -> None:
+    """The connection's password, only through `pulumi config set --secret --path` (never in plaintext)."""
+    shared.set_config(
+        "vaultfleet:database.connections[0].password",
+        auto.ConfigValue(admin_password.get_secret_value(), secret=True),
+        path=True,
+    )
 
 
 def superuser(pg: PostgresServer) -> psycopg.Connection:

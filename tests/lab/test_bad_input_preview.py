@@ -3,22 +3,23 @@ message naming file and field, and Vault and the cluster unchanged (listings bef
 
 from __future__ import annotations
 
-import hvac
 import pytest
 from kubernetes import client
 from pulumi import automation as auto
 
 from tests.bad_inputs import CASES
 from tests.lab import k8s
-from tests.lab.conftest import copy_project
-from tests.unit.test_bad_input import apply
+from tests.lab.conftest import copy_project, root_client
 from vaultfleet.fleet.engine import select_stack
 
+# Not marked `server`: the program refuses each input before it registers a resource, so no request
+# reaches Vault (the listings before and after prove it) and the outcome cannot depend on which
+# server runs. `make test` runs it against the first server only.
 pytestmark = pytest.mark.lab
 
 
 def listings(lab) -> dict:
-    vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+    vault = root_client(lab)
     api = k8s.api_client(str(lab.kubeconfig), "lab-a")
     return {
         "auth": sorted(vault.sys.list_auth_methods()["data"]),
@@ -43,7 +44,7 @@ def test_preview_refuses_every_bad_input(lab, lab_env, tmp_path):
         for case in CASES:
             for path, text in pristine.items():
                 (project / path).write_text(text)
-            apply(case, project)
+            case.apply(project)
             try:
                 stack.preview(color="never")
             except auto.CommandError as exc:

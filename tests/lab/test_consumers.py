@@ -1,7 +1,8 @@
 """Consumers on the lab: namespace-scoped KV, generated objects against the real CRDs, Vault Agent.
 
 The fleet here is the shared stack and lab-a, whose stack file gains the kv-namespace policy and a
-role `team` bound to every namespace. Tests run in order and share that fleet.
+role `team` bound to every namespace. The tests share that fleet, brought up once by the fixture;
+none depends on another.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ import yaml
 from kubernetes import client
 from typer.testing import CliRunner
 
+from tests.conftest import add_team_role, edit_stack
 from tests.lab import consumer_checks, k8s
 from tests.lab.agent import run_agent
-from tests.lab.conftest import copy_project, use_lab_for_cli
-from tests.lab.consumer_checks import assert_role_admits
+from tests.lab.conftest import copy_project, destroy_stacks, login, root_client, use_lab_for_cli
+from tests.lab.consumer_checks import assert_role_admits, patched_pod_template
 from tests.lab.consumer_checks import assert_subset as _assert_subset
 from tests.lab.consumer_checks import create_strict as _create
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import select_stack
 
+# `server` on every test but test_3: they log in, read the mounts, roles and namespace-templated
+# policies the server holds, run the server's own agent, or verify against it. test_3 is the CRDs
+# refusing a misspelt field: the kube-apiserver alone (server-independent).
 pytestmark = pytest.mark.lab
 runner = CliRunner()
 
@@ -40,7 +45,7 @@ class Fleet:
     def __init__(self, lab, env, project: Path):
         self.lab, self.env, self.project = lab, env, project
         self.stacks = {name: select_stack(name, project, env) for name in ("vault", CLUSTER)}
-        self.vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+        self.vault = root_client(lab)
         self.kube = k8s.api_client(str(lab.kubeconfig), CLUSTER)
 
     def consumers(self, *args: str) -> list[dict]:
@@ -52,37 +57,16 @@ class Fleet:
         return json.loads(result.stdout)
 
     def login(self, role: str, namespace: str, account: str, audience: str | None = "vault") -> hvac.Client:
-        k8s.ensure_service_account(self.kube, namespace, account)
-        jwt = k8s.request_token(self.kube, namespace, account, audience=audience)
-        login = hvac.Client(url=self.lab.vault_addr)
-        login.auth.kubernetes.login(role, jwt, mount_point=MOUNT)
-        return login
+        return login(self.lab, CLUSTER, role, namespace, account, audience)
 
     def write(self, key: str, data: dict) -> None:
         self.vault.secrets.kv.v2.create_or_update_secret(key, secret=data, mount_point="kv")
 
 
-def add_team_role(config) -> None:
-    config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]
-    config["vaultfleet:roles"].append(
-        {
-            "name": "team",
-            "serviceAccounts": ["app"],
-            "namespaces": ["*"],
-            "policies": ["kv-namespace"],
-            "ttl": "15m",
-            "audience": "vault",
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("consumers"))
-    path = project / "stacks" / f"Pulumi.{CLUSTER}.yaml"
-    doc = yaml.safe_load(path.read_text())
-    add_team_role(doc["config"])
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    edit_stack(project, CLUSTER, lambda config: add_team_role(config, ttl="15m"))
     fleet = Fleet(lab, lab_env, project)
     for name in ("vault", CLUSTER):
         result = fleet.stacks[name].up(color="never")
@@ -90,9 +74,7 @@ def fleet(lab, lab_env, tmp_path_factory):
     yield fleet
     for namespace in ("team-x", "team-y"):
         k8s.delete_namespace(fleet.kube, namespace)
-    for name in (CLUSTER, "vault"):
-        fleet.stacks[name].destroy(color="never")
-        fleet.stacks[name].workspace.remove_stack(name)
+    destroy_stacks(project, lab_env, [CLUSTER, "vault"])
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +85,7 @@ def crds(fleet):
     consumer_checks.remove(fleet.kube, names)
 
 
+@pytest.mark.server
 def test_1_one_role_gives_each_namespace_its_own_subtree(fleet):
     accessor = fleet.vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"]
     body = fleet.vault.sys.read_acl_policy(f"{MOUNT}-kv-namespace")["data"]["policy"]
@@ -145,6 +128,7 @@ CASES = [
 ]
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(("kind", "role", "namespace", "extra"), CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
 def test_2_generated_objects_are_accepted_by_the_real_crds_and_match_vault(fleet, crds, kind, role, namespace, extra):
     documents = fleet.consumers("--kind", kind, "--role", role, *extra)
@@ -206,34 +190,10 @@ def test_3_strict_validation_refuses_a_misspelt_field(fleet, crds):
     assert 'strict decoding error: unknown field "spec.mountPath"' in json.loads(info.value.body)["message"]
 
 
+@pytest.mark.server
 def test_4_injector_patch_applies_and_its_fields_match_vault(fleet):
     (patch,) = fleet.consumers("--kind", "injector", "--role", "app")
-    apps = client.AppsV1Api(fleet.kube)
-    k8s.ensure_namespace(fleet.kube, "app")
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "app"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "web:1"}]},
-            },
-        },
-    }
-    try:
-        apps.delete_namespaced_deployment("web", "app")
-    except client.ApiException as exc:
-        assert exc.status == 404
-    apps.create_namespaced_deployment("app", deployment)
-    try:
-        apps.patch_namespaced_deployment(
-            "web", "app", patch, field_validation="Strict", _content_type="application/strategic-merge-patch+json"
-        )
-        pod = apps.read_namespaced_deployment("web", "app").spec.template
-    finally:
-        apps.delete_namespaced_deployment("web", "app")
+    pod = patched_pod_template(fleet.kube, "app", "web", patch)
 
     annotations = pod.metadata.annotations
     assert annotations["vault.hashicorp.com/agent-inject"] == "true"
@@ -267,6 +227,7 @@ def test_4_injector_patch_applies_and_its_fields_match_vault(fleet):
     token.auth.token.revoke_self()
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(("role", "namespace"), [("app", "app"), ("team", "team-x")])
 def test_5_vault_agent_logs_in_and_renders_the_generated_template(fleet, tmp_path, role, namespace):
     args = ["--kind", "agent", "--role", role] + (["--namespace", namespace] if role == "team" else [])
@@ -291,6 +252,7 @@ def test_5_vault_agent_logs_in_and_renders_the_generated_template(fleet, tmp_pat
     assert rendered == f"password={namespace}-pw\nuser={role}-user\n"
 
 
+@pytest.mark.server
 def test_6_verify_probes_the_namespace_templated_paths(fleet, lab_env, monkeypatch):
     # verify logs in from its own probe namespace and checks the path Vault resolves for it.
     use_lab_for_cli(monkeypatch, fleet.project, lab_env)
@@ -305,6 +267,7 @@ def test_6_verify_probes_the_namespace_templated_paths(fleet, lab_env, monkeypat
     }
 
 
+@pytest.mark.server
 def test_7_up_creates_the_consumer_objects_a_role_asks_for_and_removes_them(fleet, crds):
     path = fleet.project / "stacks" / f"Pulumi.{CLUSTER}.yaml"
     original = path.read_text()

@@ -2,7 +2,8 @@
 role granted db-creds, run by Vault Agent, and applied under the external-secrets and VSO CRDs.
 
 The fleet: the shared stack's database engine with a connection to the lab's PostgreSQL, and lab-a's
-role `orders` (kv-read and db-creds) for shop/orders. Tests run in order and share it.
+role `orders` (kv-read and db-creds) for shop/orders. The tests share it, brought up once by the
+fixture; none depends on another.
 
 A rendered connection string holds a password: the tests compare its parts but never the whole
 string, wrap connection errors so that it cannot appear in them, hand passwords to helpers as
@@ -21,21 +22,22 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import hvac
 import psycopg
 import pytest
-import yaml
-from kubernetes import client
 from pulumi import automation as auto
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from tests.conftest import edit_stack
 from tests.lab import consumer_checks, k8s
 from tests.lab import database as lab_db
 from tests.lab.agent import run_agent
-from tests.lab.conftest import copy_project
-from tests.lab.consumer_checks import assert_role_admits, assert_subset, create_strict
+from tests.lab.conftest import copy_project, destroy_stacks, login, root_client
+from tests.lab.consumer_checks import assert_role_admits, assert_subset, create_strict, patched_pod_template
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import select_stack
 
-pytestmark = pytest.mark.lab
+# Server-dependent, the whole module: the server's database engine issues the credentials the
+# generated objects name, and its own agent renders them.
+pytestmark = [pytest.mark.lab, pytest.mark.server]
 runner = CliRunner()
 
 CLUSTER, MOUNT = "lab-a", "k8s-lab-a"
@@ -53,15 +55,12 @@ class Fleet:
         self.lab, self.env, self.project = lab, env, project
         self.admin_password = admin_password
         self.pg = lab.postgres
-        self.vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+        self.vault = root_client(lab)
         self.kube = k8s.api_client(str(lab.kubeconfig), CLUSTER)
         self.stacks: dict[str, auto.Stack] = {}
 
     def edit(self, name, change) -> None:
-        path = self.project / "stacks" / f"Pulumi.{name}.yaml"
-        doc = yaml.safe_load(path.read_text())
-        change(doc["config"])
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        edit_stack(self.project, name, change)
 
     def consumers(self, *args: str):
         """What `vaultfleet consumers` prints for the role, parsed from its JSON."""
@@ -74,41 +73,13 @@ class Fleet:
         return json.loads(result.stdout)
 
     def login(self, role: str, account: str, audience: str | None) -> hvac.Client:
-        k8s.ensure_service_account(self.kube, NAMESPACE, account)
-        jwt = k8s.request_token(self.kube, NAMESPACE, account, audience=audience)
-        login = hvac.Client(url=self.lab.vault_addr)
-        login.auth.kubernetes.login(role, jwt, mount_point=MOUNT)
-        return login
+        return login(self.lab, CLUSTER, role, NAMESPACE, account, audience)
 
 
 def _declare(fleet: Fleet) -> None:
     """The stack files as a user writes them; the password only through `config set --secret --path`."""
-    fleet.edit(
-        "vault",
-        lambda c: c.update(
-            {
-                "vaultfleet:database": {
-                    "connections": [
-                        {
-                            "name": "lab-pg",
-                            "connectionUrl": fleet.pg.vault_connection_url(),
-                            "username": lab_db.VAULT_DB_USER,
-                        }
-                    ],
-                    "roles": [
-                        {
-                            "name": DB_ROLE,
-                            "connection": "lab-pg",
-                            "creationStatements": lab_db.CREATE,
-                            "revocationStatements": lab_db.REVOKE,
-                            "defaultTtl": "10m",
-                            "maxTtl": "1h",
-                        }
-                    ],
-                }
-            }
-        ),
-    )
+    role = {"name": DB_ROLE, "revocationStatements": lab_db.REVOKE, "defaultTtl": "10m", "maxTtl": "1h"}
+    fleet.edit("vault", lambda c: c.update({"vaultfleet:database": lab_db.engine_config(fleet.pg, [role])}))
 
     def grant(config):
         config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
@@ -126,11 +97,7 @@ def _declare(fleet: Fleet) -> None:
 
     fleet.edit(CLUSTER, grant)
     fleet.stacks = {name: select_stack(name, fleet.project, fleet.env) for name in ("vault", CLUSTER)}
-    fleet.stacks["vault"].set_config(
-        "vaultfleet:database.connections[0].password",
-        auto.ConfigValue(fleet.admin_password.get_secret_value(), secret=True),
-        path=True,
-    )
+    lab_db.set_admin_password(fleet.stacks["vault"], fleet.admin_password)
 
 
 @pytest.fixture(scope="module")
@@ -149,10 +116,8 @@ def fleet(lab, lab_env, tmp_path_factory):
         yield fleet
     finally:
         k8s.delete_namespace(fleet.kube, NAMESPACE)
-        for name in (CLUSTER, "vault"):  # unmounting the engine revokes every lease left, dropping its users
-            if name in fleet.stacks:
-                fleet.stacks[name].destroy(color="never")
-                fleet.stacks[name].workspace.remove_stack(name)
+        # Cluster stack first: unmounting the engine revokes every lease left, dropping its users.
+        destroy_stacks(fleet.project, lab_env, [CLUSTER, "vault"])
         lab_db.drop(fleet.pg)
 
 
@@ -364,34 +329,7 @@ def test_4_vso_vault_dynamic_secret_is_accepted_and_matches_vault(fleet, crds):
 
 def test_5_injector_patch_names_the_credentials_and_revokes_them_with_the_pod(fleet):
     (patch,) = fleet.consumers("--kind", "injector")
-    apps = client.AppsV1Api(fleet.kube)
-    k8s.ensure_namespace(fleet.kube, NAMESPACE)
-    apps.create_namespaced_deployment(
-        NAMESPACE,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "orders"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "orders"}},
-                "template": {
-                    "metadata": {"labels": {"app": "orders"}},
-                    "spec": {"containers": [{"name": "orders", "image": "orders:1"}]},
-                },
-            },
-        },
-    )
-    try:
-        apps.patch_namespaced_deployment(
-            "orders",
-            NAMESPACE,
-            patch,
-            field_validation="Strict",
-            _content_type="application/strategic-merge-patch+json",
-        )
-        pod = apps.read_namespaced_deployment("orders", NAMESPACE).spec.template
-    finally:
-        apps.delete_namespaced_deployment("orders", NAMESPACE)
+    pod = patched_pod_template(fleet.kube, NAMESPACE, "orders", patch)
     annotations = pod.metadata.annotations
     path = annotations[f"vault.hashicorp.com/agent-inject-secret-db-{DB_ROLE}"]
     server, _ = _engine_connection(fleet, path)

@@ -1,7 +1,8 @@
 """A fleet of six clusters on one Vault: onboarded, brought up in parallel, isolated pair by pair,
 and a fleet run that loses its Vault (sealed, then stopped) half way, then converges on a rerun.
 
-Tests in this module run in order and share one project copy (lab-a..lab-f plus the shared stack).
+The tests share one project copy (lab-a..lab-f plus the shared stack); test_1 onboards and brings
+up the six, and the others get them from the `fleet_up` fixture, which only looks when test_1 ran.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ import json
 
 import hvac
 import pytest
-import yaml
 from typer.testing import CliRunner
 
+from tests.conftest import edit_stack
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, use_lab_for_cli
+from tests.lab.conftest import copy_project, destroy_stacks, root_client
 from vaultfleet.cli import app
-from vaultfleet.fleet.engine import select_stack
 from vaultfleet.fleet.runner import run
-from vaultfleet.lab import lab as lab_module
+from vaultfleet.lab import vault as lab_vault
+from vaultfleet.lab.record import LabState
 from vaultfleet.project import Project
 
-pytestmark = pytest.mark.lab
+# Server-dependent, the whole module: onboarding and ups write Vault objects, the isolation test logs
+# in at every mount and reads KV, and the outage test seals and stops the server under a fleet run.
+pytestmark = [pytest.mark.lab, pytest.mark.server, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
 CLUSTERS = [f"lab-{c}" for c in "abcdef"]
 
@@ -32,27 +35,16 @@ def project(lab, lab_env, tmp_path_factory):
     assert len(lab.clusters) >= len(CLUSTERS), "this module needs a lab of 6 clusters (lab up --clusters 6)"
     project = copy_project(tmp_path_factory.mktemp("fleet6"))
     yield project
-    if lab_module.LabState.load() is not None:  # a failed test may have left Vault sealed or down
+    if LabState.load() is not None:  # a failed test may have left Vault sealed or down
         _vault_back(lab)
-    run(Project(project), ["vault", *CLUSTERS], "destroy", env=lab_env, parallel=6)
-    for name in ["vault", *CLUSTERS]:
-        select_stack(name, project, lab_env).workspace.remove_stack(name)
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch, project, lab_env):
-    use_lab_for_cli(monkeypatch, project, lab_env)
-
-
-def _vault(lab) -> hvac.Client:
-    return hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+    destroy_stacks(project, lab_env, ["vault", *CLUSTERS])
 
 
 def _vault_back(lab) -> None:
-    state = lab_module.LabState.load()
+    state = LabState.load()
     if not any(p.name == "vault" for p in state.processes):
-        lab_module.start_vault(state)
-    lab_module.unseal_vault(state)
+        lab_vault.start_vault(state)
+    lab_vault.unseal_vault(state)
 
 
 def test_1_onboard_four_more_clusters_then_up_all_six_in_parallel(project, lab):
@@ -66,18 +58,33 @@ def test_1_onboard_four_more_clusters_then_up_all_six_in_parallel(project, lab):
     summary = json.loads(result.stdout)
     assert summary[0]["stack"] == "vault"
     assert sorted(r["stack"] for r in summary[1:]) == CLUSTERS and all(r["ok"] for r in summary)
-    mounts = _vault(lab).sys.list_auth_methods()["data"]
+    mounts = root_client(lab).sys.list_auth_methods()["data"]
     for cluster in CLUSTERS:
         assert mounts[f"k8s-{cluster}/"]["type"] == "kubernetes"
-        config = _vault(lab).auth.kubernetes.read_config(mount_point=f"k8s-{cluster}")
+        config = root_client(lab).auth.kubernetes.read_config(mount_point=f"k8s-{cluster}")
         assert config["kubernetes_host"] == next(c.server for c in lab.clusters if c.name == cluster)
 
     converged = runner.invoke(app, ["preview", "--all", "--expect-no-changes"])
     assert converged.exit_code == 0, converged.output
 
 
+@pytest.fixture()
+def fleet_up(lab_cli, project, lab, lab_env):
+    """The six clusters onboarded and up: what test_1 does and checks. After it, this only looks
+    (no engine run); a test run without it gets the fleet here."""
+    for cluster in CLUSTERS:
+        if not (project / "stacks" / f"Pulumi.{cluster}.yaml").exists():
+            result = runner.invoke(app, ["onboard", cluster, "--context", cluster])
+            assert result.exit_code == 0, result.output
+    mounts = root_client(lab).sys.list_auth_methods()["data"]
+    if not all(f"k8s-{cluster}/" in mounts for cluster in CLUSTERS):
+        results = run(Project(project), ["vault", *CLUSTERS], "up", parallel=6, env=lab_env)
+        assert all(r.ok for r in results), [r.error for r in results]
+
+
+@pytest.mark.usefixtures("fleet_up")
 def test_2_every_pair_of_clusters_is_isolated(lab):
-    vault = _vault(lab)
+    vault = root_client(lab)
     jwts = {}
     for cluster in CLUSTERS:
         vault.secrets.kv.v2.create_or_update_secret(
@@ -113,25 +120,16 @@ def test_2_every_pair_of_clusters_is_isolated(lab):
 
 
 def _add_role_to_every_cluster(project, name: str) -> None:
+    role = {"name": name, "serviceAccounts": [name], "namespaces": [name], "policies": ["kv-read"], "audience": "vault"}
     for cluster in CLUSTERS:
-        path = project / "stacks" / f"Pulumi.{cluster}.yaml"
-        doc = yaml.safe_load(path.read_text())
-        doc["config"]["vaultfleet:roles"].append(
-            {
-                "name": name,
-                "serviceAccounts": [name],
-                "namespaces": [name],
-                "policies": ["kv-read"],
-                "audience": "vault",
-            }
-        )
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        edit_stack(project, cluster, lambda config: config["vaultfleet:roles"].append(dict(role)))
 
 
 def _roles_present(lab, name: str) -> list[str]:
-    return [c for c in CLUSTERS if name in _vault(lab).auth.kubernetes.list_roles(mount_point=f"k8s-{c}")["keys"]]
+    return [c for c in CLUSTERS if name in root_client(lab).auth.kubernetes.list_roles(mount_point=f"k8s-{c}")["keys"]]
 
 
+@pytest.mark.usefixtures("fleet_up")
 @pytest.mark.parametrize("outage", ["sealed", "down"])
 def test_3_vault_lost_mid_run_fails_the_rest_clearly_and_a_rerun_converges(project, lab, lab_env, outage):
     """One stack at a time; after the second finishes, Vault is sealed (or stopped)."""
@@ -142,8 +140,8 @@ def test_3_vault_lost_mid_run_fails_the_rest_clearly_and_a_rerun_converges(proje
     def lose_vault_after_two(result) -> None:
         finished.append(result.stack)
         if len(finished) == 2:
-            state = lab_module.LabState.load()
-            lab_module.seal_vault(state) if outage == "sealed" else lab_module.stop_vault(state)
+            state = LabState.load()
+            lab_vault.seal_vault(state) if outage == "sealed" else lab_vault.stop_vault(state)
 
     results = run(Project(project), CLUSTERS, "up", parallel=1, env=lab_env, on_result=lose_vault_after_two)
     ok = [r.stack for r in results if r.ok]

@@ -1,6 +1,7 @@
 """The Pulumi project on the lab: shared stack, then lab-a and lab-b against one Vault.
 
-Tests in this module run in order and share one fleet (a copy of the project in a temp dir).
+The tests share one fleet (a copy of the project in a temp dir): test_1 brings it up and checks
+it, the others get it from the `fleet_up` fixture, which only looks when test_1 ran.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.conftest import edit_stack
 from tests.lab import k8s
-from tests.lab.conftest import REPO, copy_project
+from tests.lab.conftest import REPO, copy_project, destroy_stacks, login, plain_stack_export, root_client
 from vaultfleet.fleet.engine import select_stack
 
+# `server` on every test but test_7: they write and read Vault objects through the provider, log in,
+# search the state for what the provider read back, or run the server's own CLI. test_7's invalid
+# stack files are refused by the program before anything reaches Vault (server-independent).
 pytestmark = pytest.mark.lab
 
 CLUSTERS = ("lab-a", "lab-b")
@@ -27,7 +32,7 @@ class Fleet:
     def __init__(self, lab, env, project: Path):
         self.lab, self.env, self.project = lab, env, project
         self.stacks = {name: select_stack(name, project, env) for name in ("vault", *CLUSTERS)}
-        self.vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+        self.vault = root_client(lab)
 
     def up(self, name):
         result = self.stacks[name].up(color="never")
@@ -41,28 +46,30 @@ class Fleet:
         return self.project / "stacks" / f"Pulumi.{name}.yaml"
 
     def edit(self, name, change) -> None:
-        path = self.stack_file(name)
-        doc = yaml.safe_load(path.read_text())
-        change(doc["config"])
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        edit_stack(self.project, name, change)
 
     def login(self, cluster, namespace, account, role="app", audience="vault"):
-        k8s.ensure_service_account(self.kube(cluster), namespace, account)
-        jwt = k8s.request_token(self.kube(cluster), namespace, account, audience=audience)
-        login_client = hvac.Client(url=self.lab.vault_addr)
-        login_client.auth.kubernetes.login(role, jwt, mount_point=f"k8s-{cluster}")
-        return login_client
+        return login(self.lab, cluster, role, namespace, account, audience)
 
 
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
     fleet = Fleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("fleet")))
     yield fleet
-    for name in (*CLUSTERS, "vault"):
-        fleet.stacks[name].destroy(color="never")
-        fleet.stacks[name].workspace.remove_stack(name)
+    destroy_stacks(fleet.project, lab_env, [*CLUSTERS, "vault"])
 
 
+@pytest.fixture()
+def fleet_up(fleet):
+    """The shared stack and both clusters up: what test_1 does and checks. After it, this only
+    looks (no engine run); a test run without it gets the fleet here."""
+    mounts = fleet.vault.sys.list_auth_methods()["data"]
+    if not all(f"k8s-{cluster}/" in mounts for cluster in CLUSTERS):
+        for name in ("vault", *CLUSTERS):
+            fleet.up(name)
+
+
+@pytest.mark.server
 def test_1_shared_then_clusters_up(fleet):
     for name in ("vault", *CLUSTERS):
         fleet.up(name)
@@ -87,6 +94,8 @@ def test_1_shared_then_clusters_up(fleet):
         assert binding.role_ref.name == "system:auth-delegator"
 
 
+@pytest.mark.server
+@pytest.mark.usefixtures("fleet_up")
 def test_2_real_login_reads_own_path_only(fleet):
     for cluster in CLUSTERS:
         fleet.vault.secrets.kv.v2.create_or_update_secret(
@@ -111,6 +120,8 @@ def test_2_real_login_reads_own_path_only(fleet):
         hvac.Client(url=fleet.lab.vault_addr).auth.kubernetes.login("app", jwt, mount_point="k8s-lab-b")
 
 
+@pytest.mark.server
+@pytest.mark.usefixtures("fleet_up")
 def test_3_second_up_and_preview_change_nothing(fleet):
     for name in ("vault", *CLUSTERS):
         result = fleet.up(name)
@@ -119,6 +130,8 @@ def test_3_second_up_and_preview_change_nothing(fleet):
         assert set(preview.change_summary) == {"same"}, (name, preview.change_summary)
 
 
+@pytest.mark.server
+@pytest.mark.usefixtures("fleet_up")
 def test_4_removing_role_and_policy_removes_them_and_adding_back_restores(fleet):
     original = yaml.safe_load(fleet.stack_file("lab-a").read_text())["config"]
 
@@ -138,20 +151,8 @@ def test_4_removing_role_and_policy_removes_them_and_adding_back_restores(fleet)
     assert "k8s-lab-a-kv-write" in fleet.vault.sys.list_policies()["data"]["policies"]
 
 
-def _plain_stack_export(fleet, name) -> str:
-    """What `pulumi stack export` prints (the Automation API's export_stack adds --show-secrets)."""
-    out = subprocess.run(
-        ["pulumi", "stack", "export", "-s", name],
-        cwd=fleet.project,
-        env=fleet.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
+@pytest.mark.server
+@pytest.mark.usefixtures("fleet_up")
 def test_5_secrets_stay_out_of_state(fleet):
     reviewer_jwts = [
         k8s.wait_for_secret_token(fleet.kube(cluster), "kube-system", "vault-auth-token") for cluster in CLUSTERS
@@ -159,7 +160,7 @@ def test_5_secrets_stay_out_of_state(fleet):
     secrets = [*reviewer_jwts, fleet.lab.vault_token(), fleet.lab.passphrase_file.read_text().strip()]
     backend = Path(fleet.lab.backend_url.removeprefix("file://"))
     texts = {str(p): p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()}
-    exports = {name: _plain_stack_export(fleet, name) for name in ("vault", *CLUSTERS)}
+    exports = {name: plain_stack_export(fleet.project, name, fleet.env) for name in ("vault", *CLUSTERS)}
     texts.update({f"pulumi stack export -s {n}": t for n, t in exports.items()})
     texts.update({str(p): p.read_text() for p in (fleet.project / "stacks").glob("*.yaml")})
     assert any("lab-a.json" in where for where in texts)
@@ -178,6 +179,8 @@ def test_5_secrets_stay_out_of_state(fleet):
     assert "ciphertext" in config["inputs"]["tokenReviewerJwt"]
 
 
+@pytest.mark.server
+@pytest.mark.usefixtures("fleet_up")
 def test_6_plain_pulumi_cli_in_a_lab_env_shell(fleet):
     script = f"""
 set -euo pipefail
@@ -220,6 +223,8 @@ def test_7_invalid_stack_file_stops_preview_naming_file_and_field(fleet):
         fleet.stack_file("lab-b").write_text(original)
 
 
+@pytest.mark.server
+@pytest.mark.usefixtures("fleet_up")
 def test_8_destroy_one_cluster_leaves_the_other_working(fleet):
     result = fleet.stacks["lab-a"].destroy(color="never")
     assert result.summary.result == "succeeded"
@@ -235,5 +240,8 @@ def test_8_destroy_one_cluster_leaves_the_other_working(fleet):
             "vault-auth-kube-system-auth-delegator"
         )
 
+    fleet.vault.secrets.kv.v2.create_or_update_secret(
+        "clusters/lab-b/db", secret={"password": "lab-b-pw"}, mount_point="kv"
+    )
     app = fleet.login("lab-b", "app", "app")
     assert app.secrets.kv.v2.read_secret_version("clusters/lab-b/db", mount_point="kv", raise_on_deleted_version=True)

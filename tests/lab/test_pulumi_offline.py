@@ -10,7 +10,8 @@ from pulumi import automation as auto
 
 from vaultfleet.fleet.engine import pulumi_command
 
-pytestmark = pytest.mark.lab
+# Server-dependent: the real Vault provider writes, reads back and deletes a policy on the server.
+pytestmark = [pytest.mark.lab, pytest.mark.server]
 
 
 def program():
@@ -32,10 +33,10 @@ def program():
 
 
 def test_up_preview_destroy_offline(lab, lab_env, tmp_path):
-    import hvac
     from kubernetes import client
 
     from tests.lab import k8s as k8s_helpers
+    from tests.lab.conftest import root_client
 
     pulumi_home = tmp_path / "pulumi-home"
     env = {**lab_env, "PULUMI_HOME": str(pulumi_home)}
@@ -46,7 +47,7 @@ def test_up_preview_destroy_offline(lab, lab_env, tmp_path):
         opts=auto.LocalWorkspaceOptions(work_dir=str(tmp_path), env_vars=env, pulumi_command=pulumi_command()),
     )
     stack.set_config("smoke:vaultAddress", auto.ConfigValue(lab.vault_addr))
-    vault_client = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+    vault_client = root_client(lab)
     core = client.CoreV1Api(k8s_helpers.api_client(str(lab.kubeconfig), "lab-a"))
     try:
         up = stack.up()

@@ -1,50 +1,17 @@
 """`vaultfleet consumers`: each consumer's fields, spelled the way that consumer wants them."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.conftest import add_team_role, edit_stack
 from vaultfleet.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 VAULT = "http://127.0.0.1:18200"  # Pulumi.yaml's fleet-wide vaultAddress
-
-
-@pytest.fixture()
-def project(tmp_path, monkeypatch):
-    dest = tmp_path / "project"
-    dest.mkdir()
-    shutil.copy(REPO / "Pulumi.yaml", dest)
-    shutil.copytree(REPO / "stacks", dest / "stacks")
-    shutil.copytree(REPO / "policies", dest / "policies")
-    monkeypatch.setenv("VAULTFLEET_PROJECT", str(dest))
-    return dest
-
-
-def edit(project: Path, stack: str, change) -> None:
-    path = project / "stacks" / f"Pulumi.{stack}.yaml"
-    doc = yaml.safe_load(path.read_text())
-    change(doc["config"])
-    path.write_text(yaml.safe_dump(doc))
-
-
-def add_team_role(config) -> None:
-    """A role for every namespace, each reading only its own subtree."""
-    config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]
-    config["vaultfleet:roles"].append(
-        {
-            "name": "team",
-            "serviceAccounts": ["app"],
-            "namespaces": ["*"],
-            "policies": ["kv-namespace"],
-            "audience": "vault",
-        }
-    )
 
 
 def consumers(*args) -> list[dict]:
@@ -78,7 +45,7 @@ def test_injector_annotations_use_the_auth_prefix_and_a_token_for_the_audience(p
 
 
 def test_injector_without_audience_has_no_token_volume(project):
-    edit(project, "lab-a", lambda c: c["vaultfleet:roles"][0].pop("audience"))
+    edit_stack(project, "lab-a", lambda c: c["vaultfleet:roles"][0].pop("audience"))
     (patch,) = consumers("lab-a", "--kind", "injector", "--role", "app")
     pod = patch["spec"]["template"]
     assert "volumes" not in pod["spec"]
@@ -133,7 +100,7 @@ def test_vso_auth_mount_has_no_auth_prefix(project):
 
 
 def test_fleet_overrides_reach_every_consumer(project):
-    edit(project, "lab-b", lambda c: c.update({"vaultfleet:mountPrefix": "eu", "vaultfleet:kvMount": "secrets"}))
+    edit_stack(project, "lab-b", lambda c: c.update({"vaultfleet:mountPrefix": "eu", "vaultfleet:kvMount": "secrets"}))
     (patch,) = consumers("lab-b", "--kind", "injector", "--role", "app")
     annotations = patch["spec"]["template"]["metadata"]["annotations"]
     assert annotations["vault.hashicorp.com/auth-path"] == "auth/eu-lab-b"
@@ -144,7 +111,7 @@ def test_fleet_overrides_reach_every_consumer(project):
 
 
 def test_namespace_scoped_role_gets_the_namespace_s_own_path(project):
-    edit(project, "lab-a", add_team_role)
+    edit_stack(project, "lab-a", add_team_role)
     (patch,) = consumers("lab-a", "--kind", "injector", "--role", "team", "--namespace", "team-x", "--secret", "db")
     annotations = patch["spec"]["template"]["metadata"]["annotations"]
     assert annotations["vault.hashicorp.com/agent-inject-secret-db"] == "kv/data/clusters/lab-a/namespaces/team-x/db"
@@ -154,7 +121,7 @@ def test_namespace_scoped_role_gets_the_namespace_s_own_path(project):
 
 
 def test_every_role_by_default_and_wildcard_roles_left_out_with_a_note(project):
-    edit(project, "lab-a", add_team_role)
+    edit_stack(project, "lab-a", add_team_role)
     result = runner.invoke(app, ["consumers", "lab-a", "--kind", "vso"])
     assert result.exit_code == 0, result.output
     auths = [d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "VaultAuth"]
@@ -198,7 +165,7 @@ SERVER = "@db.internal:6432/shop?sslmode=verify-full"
 
 def add_database(project: Path, mount: str | None = None) -> None:
     """The shared stack's engine (two connections, two roles) and lab-a role `orders` reading app-readonly."""
-    edit(
+    edit_stack(
         project,
         "vault",
         lambda c: c.update(
@@ -254,7 +221,7 @@ def add_database(project: Path, mount: str | None = None) -> None:
             }
         )
 
-    edit(project, "lab-a", grant)
+    edit_stack(project, "lab-a", grant)
     if mount:
         pulumi_yaml = yaml.safe_load((project / "Pulumi.yaml").read_text())
         pulumi_yaml["config"]["vaultfleet:databaseMount"]["value"] = mount
@@ -435,7 +402,7 @@ def test_url_keeps_the_connection_s_server_part_as_written(url, server):
 def test_kv_only_roles_never_read_the_shared_stack(project):
     # A shared stack with a plaintext password is invalid; consumers of KV do not depend on it.
     add_database(project)
-    edit(project, "vault", lambda c: c["vaultfleet:database"]["connections"][0].update(password="plain"))
+    edit_stack(project, "vault", lambda c: c["vaultfleet:database"]["connections"][0].update(password="plain"))
     assert consumers("lab-a", "--kind", "eso", "--role", "app")
     result = runner.invoke(app, ["consumers", "lab-a", "--kind", "eso", "--role", "orders"])
     assert result.exit_code == 2
@@ -446,11 +413,11 @@ def test_kv_only_roles_never_read_the_shared_stack(project):
 
 
 def _no_engine(project):
-    edit(project, "vault", lambda c: c.pop("vaultfleet:database"))
+    edit_stack(project, "vault", lambda c: c.pop("vaultfleet:database"))
 
 
 def _undeclared_role(project):
-    edit(project, "vault", lambda c: c["vaultfleet:database"]["roles"].pop())
+    edit_stack(project, "vault", lambda c: c["vaultfleet:database"]["roles"].pop())
 
 
 def _no_shared_stack(project):
@@ -458,7 +425,7 @@ def _no_shared_stack(project):
 
 
 def _mount_differs(project):
-    edit(project, "lab-a", lambda c: c.update({"vaultfleet:databaseMount": "pg"}))
+    edit_stack(project, "lab-a", lambda c: c.update({"vaultfleet:databaseMount": "pg"}))
 
 
 @pytest.mark.parametrize(
@@ -525,14 +492,14 @@ def test_errors_exit_2_with_a_clear_message(project, args, message):
 
 
 def test_wildcard_role_named_without_namespace_exits_2(project):
-    edit(project, "lab-a", add_team_role)
+    edit_stack(project, "lab-a", add_team_role)
     result = runner.invoke(app, ["consumers", "lab-a", "--kind", "eso", "--role", "team"])
     assert result.exit_code == 2
     assert "binds every namespace ('*'): say which with --namespace" in result.output
 
 
 def test_access_and_validate_handle_the_namespace_template(project):
-    edit(project, "lab-a", add_team_role)
+    edit_stack(project, "lab-a", add_team_role)
     assert runner.invoke(app, ["validate", "lab-a", "--strict"]).exit_code == 0
     rows = json.loads(runner.invoke(app, ["access", "lab-a", "--format", "json"]).stdout)
     team = {r["path"] for r in rows if r["role"] == "team"}
