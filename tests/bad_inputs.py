@@ -1,15 +1,30 @@
 """A corpus of malformed inputs: each must be refused before anything reaches Vault or a cluster.
 
-Each case edits the lab-a stack file's config (STACK) or replaces policies/kv-read.hcl (POLICY) in
-a scratch copy of the project, and names what the error must mention (file and field).
+Each case of CASES edits the lab-a stack file's config (STACK) or replaces policies/kv-read.hcl
+(POLICY) in a scratch copy of the project, and names what the error must mention (file and field).
+SHARED_CASES edit the shared stack's file (SHARED_STACK) instead: its database engine, whose
+connection password they write as `secure:` ciphertext, which `vaultfleet validate` takes as is (a
+run through the engine sets the password with `pulumi config set --secret` instead).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-STACK_FILE = "stacks/Pulumi.lab-a.yaml"
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.conftest import edit_stack
+
+STACK = "lab-a"
+STACK_FILE = f"stacks/Pulumi.{STACK}.yaml"
+SHARED_STACK = "vault"
 POLICY_FILE = "policies/kv-read.hcl"
 
 
@@ -19,10 +34,42 @@ class BadInput:
     field: str  # what the message must name besides the file
     edit: Callable[[dict], None] | None = None  # mutates the stack file's `config:` mapping
     policy: str | None = None  # replaces policies/kv-read.hcl
+    stack: str = STACK  # the stack whose file `edit` changes (and which is validated)
 
     @property
     def file(self) -> str:
-        return POLICY_FILE if self.policy is not None else STACK_FILE
+        return POLICY_FILE if self.policy is not None else f"stacks/Pulumi.{self.stack}.yaml"
+
+    def apply(self, project: Path) -> None:
+        """Make this bad input in `project`, a scratch copy of the project."""
+        if self.policy is not None:
+            (project / POLICY_FILE).write_text(self.policy)
+        else:
+            edit_stack(project, self.stack, self.edit)
+
+
+@functools.cache
+def certificate_pem(expired: bool = False) -> str:
+    """A self-signed CA certificate as PEM, valid for ten years (or, `expired`, until a year ago)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vaultfleet-test-ca")])
+    now = dt.datetime.now(dt.UTC)
+    if expired:
+        start, end = now - dt.timedelta(days=730), now - dt.timedelta(days=365)
+    else:
+        start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(days=3650)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _role(**changes):
@@ -64,7 +111,38 @@ def _duplicate_role(config):
     config["vaultfleet:roles"].append(dict(config["vaultfleet:roles"][0]))
 
 
+def _database(connection=None, role=None):
+    """A valid database engine in the shared stack's file, but for these changes."""
+
+    def edit(config):
+        config["vaultfleet:database"] = {
+            "connections": [
+                {
+                    "name": "app-db",
+                    "connectionUrl": "postgresql://{{username}}:{{password}}@db.internal:5432/app?sslmode=verify-full",
+                    "username": "vault",
+                    "password": {"secure": "v1:corpus:placeholder"},
+                    **(connection or {}),
+                }
+            ],
+            "roles": [
+                {
+                    "name": "app-readonly",
+                    "connection": "app-db",
+                    "creationStatements": [
+                        "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+                    ],
+                    **(role or {}),
+                }
+            ],
+        }
+
+    return edit
+
+
 PEM_HEAD_ONLY = "-----BEGIN CERTIFICATE-----\nMIIB\n"
+PEM_NOT_A_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
 
 CASES = [
     # unknown keys and typos
@@ -128,6 +206,98 @@ CASES = [
         "database engine in a cluster stack", "vaultfleet:database", _set("vaultfleet:database", {"connections": []})
     ),
     BadInput("databaseMount uppercase", "vaultfleet:databaseMount", _set("vaultfleet:databaseMount", "DB")),
+    # what Kubernetes accepts as names: namespaces are DNS-1123 labels (63), ServiceAccounts
+    # DNS-1123 subdomains (253); '*' only alone
+    BadInput(
+        "reviewerNamespace invalid", "vaultfleet:cluster.reviewerNamespace", _cluster(reviewerNamespace="Kube_System")
+    ),
+    BadInput(
+        "reviewerNamespace 64 characters", "vaultfleet:cluster.reviewerNamespace", _cluster(reviewerNamespace="n" * 64)
+    ),
+    BadInput(
+        "reviewerNamespace with a dot",
+        "vaultfleet:cluster.reviewerNamespace",
+        _cluster(reviewerNamespace="kube.system"),
+    ),
+    BadInput(
+        "reviewerServiceAccount double dot",
+        "vaultfleet:cluster.reviewerServiceAccount",
+        _cluster(reviewerServiceAccount="vault..auth"),
+    ),
+    BadInput(
+        "reviewerServiceAccount too long for its token Secret",
+        "vaultfleet:cluster.reviewerServiceAccount",
+        _cluster(reviewerServiceAccount="a" * 248),
+    ),
+    BadInput("namespace 64 characters", "vaultfleet:roles[0].namespaces", _role(namespaces=["n" * 64])),
+    BadInput("namespace with a dot", "vaultfleet:roles[0].namespaces", _role(namespaces=["team.a"])),
+    BadInput("namespace glob", "vaultfleet:roles[0].namespaces", _role(namespaces=["app-*"])),
+    BadInput("namespace star mixed with names", "vaultfleet:roles[0].namespaces", _role(namespaces=["*", "app"])),
+    BadInput("serviceAccount double dot", "vaultfleet:roles[0].serviceAccounts", _role(serviceAccounts=["a..b"])),
+    BadInput(
+        "serviceAccount 254 characters", "vaultfleet:roles[0].serviceAccounts", _role(serviceAccounts=["a" * 254])
+    ),
+    BadInput("serviceAccount star inside", "vaultfleet:roles[0].serviceAccounts", _role(serviceAccounts=["a*b"])),
+    BadInput(
+        "serviceAccount star mixed with names",
+        "vaultfleet:roles[0].serviceAccounts",
+        _role(serviceAccounts=["app", "*"]),
+    ),
+    # strings Vault compares or Kubernetes looks up as they are
+    BadInput("kubeContext control character", "vaultfleet:cluster.kubeContext", _cluster(kubeContext="lab\ta")),
+    BadInput("kubeContext trailing space", "vaultfleet:cluster.kubeContext", _cluster(kubeContext="lab-a ")),
+    BadInput(
+        "issuer a bare host name", "vaultfleet:cluster.issuer", _cluster(issuer="kubernetes.default.svc.cluster.local")
+    ),
+    BadInput("issuer URL without host", "vaultfleet:cluster.issuer", _cluster(issuer="https://")),
+    BadInput(
+        "issuer with a space", "vaultfleet:cluster.issuer", _cluster(issuer="https://kubernetes.default.svc cluster")
+    ),
+    BadInput("issuer empty", "vaultfleet:cluster.issuer", _cluster(issuer="")),
+    BadInput("audience empty", "vaultfleet:roles[0].audience", _role(audience="")),
+    BadInput("audience blank", "vaultfleet:roles[0].audience", _role(audience="  ")),
+    BadInput("audience with a space", "vaultfleet:roles[0].audience", _role(audience="my vault")),
+    # transport: plain http only to loopback, unless vaultfleet:allowInsecureHttp
+    BadInput(
+        "vaultAddress http to a remote host",
+        "vaultfleet:vaultAddress",
+        _set("vaultfleet:vaultAddress", "http://vault.example.com:8200"),
+    ),
+    BadInput("apiHost http to a remote host", "vaultfleet:cluster.apiHost", _cluster(apiHost="http://10.0.0.1:6443")),
+    BadInput(
+        "allowInsecureHttp not a boolean", "vaultfleet:allowInsecureHttp", _set("vaultfleet:allowInsecureHttp", "yes")
+    ),
+    BadInput(
+        "vaultAddress with credentials",
+        "vaultfleet:vaultAddress",
+        _set("vaultfleet:vaultAddress", "https://ops:pw@vault.example.com"),
+    ),
+    BadInput(
+        "vaultAddress with a query",
+        "vaultfleet:vaultAddress",
+        _set("vaultfleet:vaultAddress", "https://vault.example.com/?x=1"),
+    ),
+    BadInput("apiHost port out of range", "vaultfleet:cluster.apiHost", _cluster(apiHost="https://10.0.0.1:70000")),
+    BadInput("apiHost port zero", "vaultfleet:cluster.apiHost", _cluster(apiHost="https://10.0.0.1:0")),
+    BadInput("apiHost bad IPv4 address", "vaultfleet:cluster.apiHost", _cluster(apiHost="https://10.0.0.256:6443")),
+    BadInput(
+        "apiHost host name starting with a dash",
+        "vaultfleet:cluster.apiHost",
+        _cluster(apiHost="https://-api.example.com"),
+    ),
+    # certificates that are PEM in shape only
+    BadInput("caCert not a certificate", "vaultfleet:cluster.caCert", _cluster(caCert=PEM_NOT_A_CERTIFICATE)),
+    BadInput("caCert with a private key", "vaultfleet:cluster.caCert", _cluster(caCert=PEM_KEY + certificate_pem())),
+    BadInput("caCert expired", "vaultfleet:cluster.caCert", _cluster(caCert=certificate_pem(expired=True))),
+    # Vault paths and names derived from the fleet keys
+    BadInput("kvMount reserved by Vault", "vaultfleet:kvMount", _set("vaultfleet:kvMount", "sys")),
+    BadInput("databaseMount is the kvMount", "vaultfleet:databaseMount", _set("vaultfleet:databaseMount", "kv")),
+    BadInput(
+        "policies duplicate", "vaultfleet:policies", _set("vaultfleet:policies", ["kv-read", "kv-write", "kv-read"])
+    ),
+    BadInput(
+        "databaseRoles 39 characters", "vaultfleet:databaseRoles[0]", _set("vaultfleet:databaseRoles", ["r" * 39])
+    ),
     # policy templates
     BadInput("HCL syntax error", POLICY_FILE, policy='path "kv/data/*" {\n  capabilities = ["read"]\n'),
     BadInput("unknown capability", POLICY_FILE, policy='path "kv/data/*" { capabilities = ["reed"] }'),
@@ -137,4 +307,61 @@ CASES = [
     BadInput("unknown placeholder", POLICY_FILE, policy='path "${kv}/data/*" { capabilities = ["read"] }'),
     BadInput("glob inside a path", POLICY_FILE, policy='path "kv/*/data" { capabilities = ["read"] }'),
     BadInput("unknown block", POLICY_FILE, policy='paths "kv/data/*" { capabilities = ["read"] }'),
+]
+
+SHARED_CASES = [
+    BadInput(
+        "connectionUrl port out of range",
+        "vaultfleet:database.connections[0].connectionUrl",
+        _database({"connectionUrl": "postgresql://{{username}}:{{password}}@db.internal:99999/app"}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "connectionUrl without host",
+        "vaultfleet:database.connections[0].connectionUrl",
+        _database({"connectionUrl": "postgresql://{{username}}:{{password}}@/app"}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "connectionUrl host with a space",
+        "vaultfleet:database.connections[0].connectionUrl",
+        _database({"connectionUrl": "postgresql://{{username}}:{{password}}@db internal:5432/app"}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "connectionUrl port not a number",
+        "vaultfleet:database.connections[0].connectionUrl",
+        _database({"connectionUrl": "postgresql://{{username}}:{{password}}@db.internal:pg/app"}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "connectionUrl unknown sslmode",
+        "vaultfleet:database.connections[0].connectionUrl",
+        _database({"connectionUrl": "postgresql://{{username}}:{{password}}@db.internal:5432/app?sslmode=verify"}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "username with a space",
+        "vaultfleet:database.connections[0].username",
+        _database({"username": "vault admin"}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "username 64 bytes",
+        "vaultfleet:database.connections[0].username",
+        _database({"username": "u" * 64}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "database role name 39 characters",
+        "vaultfleet:database.roles[0].name",
+        _database(role={"name": "r" * 39}),
+        stack=SHARED_STACK,
+    ),
+    BadInput(
+        "kvMount reserved by Vault in the shared stack",
+        "vaultfleet:kvMount",
+        _set("vaultfleet:kvMount", "identity"),
+        stack=SHARED_STACK,
+    ),
 ]

@@ -2,33 +2,15 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.conftest import edit_stack
 from vaultfleet.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-@pytest.fixture()
-def project(tmp_path, monkeypatch):
-    dest = tmp_path / "project"
-    dest.mkdir()
-    shutil.copy(REPO / "Pulumi.yaml", dest)
-    shutil.copytree(REPO / "stacks", dest / "stacks")
-    shutil.copytree(REPO / "policies", dest / "policies")
-    monkeypatch.setenv("VAULTFLEET_PROJECT", str(dest))
-    return dest
-
-
-def edit(path: Path, change):
-    doc = yaml.safe_load(path.read_text())
-    change(doc["config"])
-    path.write_text(yaml.safe_dump(doc))
 
 
 def test_help_lists_commands():
@@ -45,7 +27,7 @@ def test_validate_clean_fleet(project):
 
 
 def test_validate_error_names_file_and_field_and_exits_2(project):
-    edit(project / "stacks/Pulumi.lab-a.yaml", lambda c: c["vaultfleet:roles"][0].update(policy=["kv-read"]))
+    edit_stack(project, "lab-a", lambda c: c["vaultfleet:roles"][0].update(policy=["kv-read"]))
     result = runner.invoke(app, ["validate", "--format", "json"])
     assert result.exit_code == 2
     findings = json.loads(result.stdout)["findings"]
@@ -58,7 +40,7 @@ def test_validate_error_names_file_and_field_and_exits_2(project):
 
 
 def test_validate_warnings_fail_only_with_strict(project):
-    edit(project / "stacks/Pulumi.lab-a.yaml", lambda c: c["vaultfleet:roles"][0].pop("audience"))
+    edit_stack(project, "lab-a", lambda c: c["vaultfleet:roles"][0].pop("audience"))
     assert runner.invoke(app, ["validate"]).exit_code == 0
     result = runner.invoke(app, ["validate", "--strict"])
     assert result.exit_code == 1
@@ -76,7 +58,7 @@ def test_validate_duplicate_mount_paths(project):
     # Stack "a-b" mounts at k8s-a-b; stack "b" with prefix "k8s-a" would take the same path.
     shutil.copy(project / "stacks/Pulumi.lab-a.yaml", project / "stacks/Pulumi.a-b.yaml")
     shutil.copy(project / "stacks/Pulumi.lab-a.yaml", project / "stacks/Pulumi.b.yaml")
-    edit(project / "stacks/Pulumi.b.yaml", lambda c: c.update({"vaultfleet:mountPrefix": "k8s-a"}))
+    edit_stack(project, "b", lambda c: c.update({"vaultfleet:mountPrefix": "k8s-a"}))
     result = runner.invoke(app, ["validate", "--format", "json"])
     findings = json.loads(result.stdout)["findings"]
     assert result.exit_code == 2
@@ -92,8 +74,9 @@ def test_validate_two_stacks_managing_one_reviewer_account(project):
     assert finding["field"] == "vaultfleet:cluster.reviewerServiceAccount"
     assert "kube-system/vault-auth is also managed by stack 'lab-a'" in finding["message"]
     # Its own reviewer account makes the second stack fine (as the benchmarks' 20 stacks on 6 clusters).
-    edit(
-        project / "stacks/Pulumi.lab-a2.yaml",
+    edit_stack(
+        project,
+        "lab-a2",
         lambda c: c["vaultfleet:cluster"].update(reviewerServiceAccount="vault-auth-2"),
     )
     assert runner.invoke(app, ["validate"]).exit_code == 0
@@ -154,7 +137,9 @@ def test_onboard_unknown_context_writes_nothing(project, tmp_path, monkeypatch):
 def test_onboard_refuses_an_invalid_name_and_writes_nothing(project, tmp_path, monkeypatch):
     import base64
 
-    ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    from tests.bad_inputs import certificate_pem
+
+    ca = certificate_pem()  # a CA that parses: the schema checks caCert as X.509 (its base64 starts MIIB)
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(
@@ -226,8 +211,9 @@ CREATE_WITH_EXPIRY = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}
 
 def declare_database(project, password, creation=CREATE_WITH_EXPIRY, cluster_roles=("app-readonly",)):
     """The shared stack declares an engine; lab-a grants its app role db-creds for `cluster_roles`."""
-    edit(
-        project / "stacks/Pulumi.vault.yaml",
+    edit_stack(
+        project,
+        "vault",
         lambda c: c.update(
             {
                 "vaultfleet:database": {
@@ -250,7 +236,7 @@ def declare_database(project, password, creation=CREATE_WITH_EXPIRY, cluster_rol
         config["vaultfleet:databaseRoles"] = list(cluster_roles)
         config["vaultfleet:roles"][0]["policies"] = ["kv-read", "db-creds"]
 
-    edit(project / "stacks/Pulumi.lab-a.yaml", grant)
+    edit_stack(project, "lab-a", grant)
 
 
 def test_validate_accepts_an_encrypted_database_password(project):

@@ -39,7 +39,7 @@ def test_shipped_templates_render_with_cluster_values():
 
 
 def cluster(name="lab-a", **values):
-    return parse({"vaultAddress": "http://v:8200", "cluster": {"kubeContext": name}, **values}, name, "f")
+    return parse({"vaultAddress": "https://v:8200", "cluster": {"kubeContext": name}, **values}, name, "f")
 
 
 def test_db_creds_grants_exactly_the_declared_database_roles():
@@ -77,7 +77,7 @@ def test_list_template_may_hold_only_capabilities(tmp_path):
 
 
 def test_two_clusters_never_share_a_policy_name_or_path():
-    fleet = {"vaultAddress": "http://v:8200"}
+    fleet = {"vaultAddress": "https://v:8200"}
     a = parse({**fleet, "cluster": {"kubeContext": "a"}}, "lab-a", "a")
     b = parse({**fleet, "cluster": {"kubeContext": "b"}}, "lab-b", "b")
     pa, pb = render_policies(a), render_policies(b)
@@ -141,7 +141,7 @@ def test_alias_templates_vault_cannot_resolve_are_rejected(tmp_path, alias, frag
 
 def test_namespace_template_gives_each_namespace_its_own_subtree():
     stack = parse(
-        {"vaultAddress": "http://v:8200", "cluster": {"kubeContext": "a"}, "policies": ["kv-namespace"]}, "lab-a", "a"
+        {"vaultAddress": "https://v:8200", "cluster": {"kubeContext": "a"}, "policies": ["kv-namespace"]}, "lab-a", "a"
     )
     (rules,) = cluster_policy_rules(stack).values()
     data = next(r for r in rules if "/data/" in r.path)
