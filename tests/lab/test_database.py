@@ -2,30 +2,33 @@
 PostgreSQL, lab-a's db-creds policy, a ServiceAccount that logs in, reads credentials, connects,
 renews and revokes them.
 
-Tests in this module run in order and share one fleet (a copy of the project in a temp dir).
+The tests share one fleet (a copy of the project in a temp dir): test_1 brings it up and checks it,
+the others get it from the `db_up` fixture, which only looks when test_1 ran. The credentials test_2
+to test_4 issue, renew and revoke, and the lease test_8 destroys the engine under, come from fixtures.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from pathlib import Path
 
 import hvac
 import psycopg
 import pytest
-import yaml
 from pulumi import automation as auto
 from pydantic import SecretStr
 
+from tests.conftest import edit_stack
 from tests.lab import database as lab_db
-from tests.lab import k8s
-from tests.lab.conftest import copy_project
+from tests.lab.conftest import copy_project, destroy_stacks, login, plain_stack_export, root_client
 from tests.lab.database import CREATE, REVOKE, VAULT_DB_USER
+from tests.leaks import leaks
 from vaultfleet.fleet.engine import select_stack
 
-pytestmark = pytest.mark.lab
+# Server-dependent, the whole module: the server's database secrets engine issues, renews and
+# revokes the PostgreSQL users, under its ACL policies and leases.
+pytestmark = [pytest.mark.lab, pytest.mark.server]
 
 CLUSTER_ROLE = "db-app"  # lab-a's Vault role granted db-creds
 NAMESPACE, ACCOUNT = "shop", "orders"
@@ -36,20 +39,17 @@ class DatabaseFleet:
         self.lab, self.env, self.project = lab, env, project
         self.admin_password = admin_password
         self.pg = lab.postgres
-        self.vault = hvac.Client(url=lab.vault_addr, token=lab.vault_token())
+        self.vault = root_client(lab)
         self.stacks: dict[str, auto.Stack] = {}
         self.outputs: list[str] = []  # what `pulumi up` printed
-        self.issued: tuple[hvac.Client, dict] | None = None  # credentials of test_2, renewed and revoked later
-        self.outstanding: dict | None = None  # credentials of test_5, never revoked by their holder
+        self.issued: tuple[hvac.Client, dict] | None = None  # credentials issued, renewed, revoked by their holder
+        self.outstanding: dict | None = None  # credentials never revoked by their holder
 
     def stack_file(self, name) -> Path:
         return self.project / "stacks" / f"Pulumi.{name}.yaml"
 
     def edit(self, name, change) -> None:
-        path = self.stack_file(name)
-        doc = yaml.safe_load(path.read_text())
-        change(doc["config"])
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        edit_stack(self.project, name, change)
 
     def up(self, name):
         result = self.stacks[name].up(color="never")
@@ -58,12 +58,7 @@ class DatabaseFleet:
         return result
 
     def login(self, role=CLUSTER_ROLE, namespace=NAMESPACE, account=ACCOUNT) -> hvac.Client:
-        api = k8s.api_client(str(self.lab.kubeconfig), "lab-a")
-        k8s.ensure_service_account(api, namespace, account)
-        jwt = k8s.request_token(api, namespace, account, audience="vault")
-        client = hvac.Client(url=self.lab.vault_addr)
-        client.auth.kubernetes.login(role, jwt, mount_point="k8s-lab-a")
-        return client
+        return login(self.lab, "lab-a", role, namespace, account)
 
     def superuser(self) -> psycopg.Connection:
         return lab_db.superuser(self.pg)
@@ -74,39 +69,11 @@ class DatabaseFleet:
 
 def _declare(fleet: DatabaseFleet) -> None:
     """The stack files as a user writes them; the password only through `config set --secret --path`."""
-    fleet.edit(
-        "vault",
-        lambda c: c.update(
-            {
-                "vaultfleet:database": {
-                    "connections": [
-                        {
-                            "name": "lab-pg",
-                            "connectionUrl": fleet.pg.vault_connection_url(),
-                            "username": VAULT_DB_USER,
-                        }
-                    ],
-                    "roles": [
-                        {
-                            "name": "app-readonly",
-                            "connection": "lab-pg",
-                            "creationStatements": CREATE,
-                            "revocationStatements": REVOKE,
-                            "defaultTtl": "10m",
-                            "maxTtl": "1h",
-                        },
-                        {
-                            "name": "reporting",
-                            "connection": "lab-pg",
-                            "creationStatements": CREATE,
-                            "defaultTtl": "5m",
-                            "maxTtl": "30m",
-                        },
-                    ],
-                }
-            }
-        ),
-    )
+    roles = [
+        {"name": "app-readonly", "revocationStatements": REVOKE, "defaultTtl": "10m", "maxTtl": "1h"},
+        {"name": "reporting", "defaultTtl": "5m", "maxTtl": "30m"},
+    ]
+    fleet.edit("vault", lambda c: c.update({"vaultfleet:database": lab_db.engine_config(fleet.pg, roles)}))
 
     def grant(config):
         config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
@@ -124,9 +91,7 @@ def _declare(fleet: DatabaseFleet) -> None:
 
     fleet.edit("lab-a", grant)
     fleet.stacks = {name: select_stack(name, fleet.project, fleet.env) for name in ("vault", "lab-a")}
-    fleet.stacks["vault"].set_config(
-        "vaultfleet:database.connections[0].password", auto.ConfigValue(fleet.admin_password, secret=True), path=True
-    )
+    lab_db.set_admin_password(fleet.stacks["vault"], SecretStr(fleet.admin_password))
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +101,39 @@ def fleet(lab, lab_env, tmp_path_factory):
     lab_db.prepare(lab.postgres, SecretStr(fleet.admin_password))
     _declare(fleet)
     yield fleet
-    for name in ("lab-a", "vault"):
-        fleet.stacks[name].destroy(color="never")
-        fleet.stacks[name].workspace.remove_stack(name)
+    destroy_stacks(fleet.project, lab_env, ["lab-a", "vault"])
     lab_db.drop(lab.postgres)
+
+
+@pytest.fixture()
+def db_up(fleet) -> DatabaseFleet:
+    """The engine and lab-a's db-app role up: what test_1 does and checks. After it, this only looks
+    (no engine run); a test run without it gets the fleet here."""
+    engine = "database/" in fleet.vault.sys.list_mounted_secrets_engines()["data"]
+    if not engine or "k8s-lab-a-db-creds" not in fleet.vault.sys.list_policies()["data"]["policies"]:
+        fleet.up("vault")
+        fleet.up("lab-a")
+    return fleet
+
+
+@pytest.fixture()
+def issued(db_up) -> tuple[hvac.Client, dict]:
+    """app-readonly credentials the db-app ServiceAccount read: issued once, then shared by the tests
+    that check, renew and revoke them (a revoked lease makes the next asker get new ones)."""
+    if db_up.issued is None:
+        client = db_up.login()
+        db_up.issued = (client, client.secrets.database.generate_credentials("app-readonly", mount_point="database"))
+    return db_up.issued
+
+
+@pytest.fixture()
+def outstanding(db_up) -> dict:
+    """reporting credentials issued with the root token, whose lease no holder revokes."""
+    if db_up.outstanding is None:
+        db_up.outstanding = db_up.vault.secrets.database.generate_credentials("reporting", mount_point="database")[
+            "data"
+        ]
+    return db_up.outstanding
 
 
 def test_1_engine_connection_roles_and_policy_in_vault(fleet):
@@ -164,9 +158,8 @@ def test_1_engine_connection_roles_and_policy_in_vault(fleet):
     assert login_role["token_policies"] == ["k8s-lab-a-db-creds"]
 
 
-def test_2_service_account_reads_credentials_and_queries_postgres(fleet):
-    client = fleet.login()
-    creds = client.secrets.database.generate_credentials("app-readonly", mount_point="database")
+def test_2_service_account_reads_credentials_and_queries_postgres(db_up, issued):
+    fleet, (_, creds) = db_up, issued
     username, password = creds["data"]["username"], creds["data"]["password"]
     assert creds["lease_duration"] == 600 and creds["renewable"]
     with fleet.as_user(username, password) as conn:
@@ -181,11 +174,10 @@ def test_2_service_account_reads_credentials_and_queries_postgres(fleet):
     with fleet.superuser() as conn:
         (valid_until,) = conn.execute("SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
     assert valid_until is not None  # VALID UNTIL '{{expiration}}': the user dies with its lease
-    fleet.issued = (client, creds)
 
 
-def test_3_lease_is_renewed_by_its_holder(fleet):
-    client, creds = fleet.issued
+def test_3_lease_is_renewed_by_its_holder(db_up, issued):
+    fleet, (client, creds) = db_up, issued
     renewed = client.sys.renew_lease(creds["lease_id"], increment=1200)
     assert renewed["lease_id"] == creds["lease_id"]
     assert 600 < renewed["lease_duration"] <= 1200
@@ -193,9 +185,10 @@ def test_3_lease_is_renewed_by_its_holder(fleet):
         assert conn.execute("SELECT count(*) FROM inventory").fetchone() == (2,)
 
 
-def test_4_after_revoke_the_credentials_no_longer_connect(fleet):
-    client, creds = fleet.issued
+def test_4_after_revoke_the_credentials_no_longer_connect(db_up, issued):
+    fleet, (client, creds) = db_up, issued
     client.sys.revoke_lease(creds["lease_id"])
+    fleet.issued = None
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         fleet.as_user(creds["data"]["username"], creds["data"]["password"])
     with fleet.superuser() as conn:
@@ -204,7 +197,8 @@ def test_4_after_revoke_the_credentials_no_longer_connect(fleet):
         )
 
 
-def test_5_no_credentials_without_the_policy_or_for_undeclared_roles(fleet):
+def test_5_no_credentials_without_the_policy_or_for_undeclared_roles(db_up, outstanding):
+    fleet = db_up
     # lab-a's `app` role has kv-read only: 403 on any database path.
     app = fleet.login(role="app", namespace="app", account="app")
     with pytest.raises(hvac.exceptions.Forbidden):
@@ -215,37 +209,28 @@ def test_5_no_credentials_without_the_policy_or_for_undeclared_roles(fleet):
         holder.secrets.database.generate_credentials("reporting", mount_point="database")
     with pytest.raises(hvac.exceptions.Forbidden):
         holder.read("database/config/lab-pg")
-    # Vault itself can issue `reporting` (the role works), so the 403 above is the policy's doing.
-    # The lease stays outstanding on purpose: test_8 destroys the engine under it.
-    fleet.outstanding = fleet.vault.secrets.database.generate_credentials("reporting", mount_point="database")["data"]
+    # Vault itself can issue `reporting` (the role works: the fixture got `outstanding` with the root
+    # token), so the 403 above is the policy's doing. That lease stays outstanding on purpose: test_8
+    # destroys the engine under it.
+    assert outstanding["username"]
 
 
-def _plain_stack_export(fleet, name) -> str:
-    """What `pulumi stack export` prints (the Automation API's export_stack adds --show-secrets)."""
-    out = subprocess.run(
-        ["pulumi", "stack", "export", "-s", name],
-        cwd=fleet.project,
-        env=fleet.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-def test_6_password_never_in_plaintext_in_state_export_logs_or_outputs(fleet):
+@pytest.mark.usefixtures("db_up")
+def test_6_passwords_never_in_any_encoding_in_state_export_logs_or_outputs(fleet):
     backend = Path(fleet.lab.backend_url.removeprefix("file://"))
     texts = {str(p): p.read_text(errors="replace") for p in backend.rglob("*") if p.is_file()}
-    export = _plain_stack_export(fleet, "vault")
+    export = plain_stack_export(fleet.project, "vault", fleet.env)
     texts["pulumi stack export -s vault"] = export
     texts.update({str(p): p.read_text() for p in (fleet.project / "stacks").glob("*.yaml")})
     texts.update({f"pulumi up output #{i}": t for i, t in enumerate(fleet.outputs)})
     texts["stack outputs"] = json.dumps({k: v.value for k, v in fleet.stacks["vault"].outputs().items()})
+    # The lab's logs too: the server's (Vault connects with the password) and PostgreSQL's.
+    texts.update({str(p): p.read_text(errors="replace") for p in (fleet.lab.directory / "logs").glob("*.log")})
     assert any("vault.json" in where for where in texts)
-    assert len(fleet.admin_password) > 20
-    leaks = [where for where, text in texts.items() if fleet.admin_password in text]
-    assert not leaks, f"database password in plaintext in {leaks}"
+    secrets = {"database admin password": fleet.admin_password, "superuser password": fleet.lab.postgres.password()}
+    assert all(len(secret) > 20 for secret in secrets.values())
+    found = leaks(secrets, texts)  # as is, base64, URL-encoded, JSON-escaped
+    assert not found, "\n".join(found)
     # It is in state, encrypted: the password input, and the whole postgresql block the provider
     # reads back (an additional secret output), carry ciphertext.
     deployment = json.loads(export)["deployment"]
@@ -258,6 +243,7 @@ def test_6_password_never_in_plaintext_in_state_export_logs_or_outputs(fleet):
     assert "ciphertext" in connection["outputs"]["postgresql"], connection["outputs"]["postgresql"]
 
 
+@pytest.mark.usefixtures("db_up")
 def test_7_second_up_and_preview_change_nothing(fleet):
     for name in ("vault", "lab-a"):
         result = fleet.up(name)
@@ -266,7 +252,8 @@ def test_7_second_up_and_preview_change_nothing(fleet):
         assert set(preview.change_summary) == {"same"}, (name, preview.change_summary)
 
 
-def test_8_destroy_revokes_outstanding_leases_and_removes_the_engine(fleet):
+@pytest.mark.usefixtures("db_up")
+def test_8_destroy_revokes_outstanding_leases_and_removes_the_engine(fleet, outstanding):
     """Unmounting revokes the leases through the connection, so the connection must still be there."""
     for name in ("lab-a", "vault"):
         result = fleet.stacks[name].destroy(color="never")
@@ -274,7 +261,4 @@ def test_8_destroy_revokes_outstanding_leases_and_removes_the_engine(fleet):
     assert "database/" not in fleet.vault.sys.list_mounted_secrets_engines()["data"]
     assert "k8s-lab-a-db-creds" not in fleet.vault.sys.list_policies()["data"]["policies"]
     with fleet.superuser() as conn:
-        assert (
-            conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (fleet.outstanding["username"],)).fetchone()
-            is None
-        )
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (outstanding["username"],)).fetchone() is None

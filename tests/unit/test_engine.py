@@ -25,10 +25,43 @@ def test_changed_steps_and_the_engines_counts_are_read():
     )
     assert run.changes == {"same": 15, "update": 1, "delete": 1}
     assert run.steps == [
-        {"op": "update", "type": "vault:kubernetes/authBackendRole:AuthBackendRole", "name": "lab-a-roles-app"},
-        {"op": "delete", "type": "kubernetes:core/v1:ServiceAccount", "name": "sa"},
+        {
+            "op": "update",
+            "type": "vault:kubernetes/authBackendRole:AuthBackendRole",
+            "name": "lab-a-roles-app",
+            "drift": False,
+        },
+        {"op": "delete", "type": "kubernetes:core/v1:ServiceAccount", "name": "sa", "drift": False},
     ]
 
 
 def test_a_run_without_a_summary_counts_nothing():
     assert _read_events([pre("create", "vault:index/policy:Policy", "p")]).changes == {}
+
+
+def refreshed(resource_type, name, *, diffs=(), gone=False):
+    urn = f"urn:pulumi:s::p::{resource_type}::{name}"
+    meta = {"op": "refresh", "type": resource_type, "urn": urn, "diffs": list(diffs), "new": None if gone else {}}
+    return {"resOutputsEvent": {"metadata": meta, "planning": True}}
+
+
+def test_steps_on_what_the_refresh_found_changed_or_gone_are_drift():
+    role = "vault:kubernetes/authBackendRole:AuthBackendRole"
+    binding = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
+    run = _read_events(
+        [
+            pre("refresh", role, "lab-a-roles-app"),
+            # The update step may be reported before the refresh step's result: order does not matter.
+            pre("update", role, "lab-a-roles-app"),
+            refreshed(role, "lab-a-roles-app", diffs=["tokenPolicies"]),
+            refreshed(binding, "lab-a-reviewer-auth-delegator", gone=True),
+            pre("create", binding, "lab-a-reviewer-auth-delegator"),
+            refreshed("vault:index/policy:Policy", "p"),
+            pre("update", "vault:index/policy:Policy", "p"),  # changed by the stack file, not drift
+        ]
+    )
+    assert [(s["name"], s["op"], s["drift"]) for s in run.steps] == [
+        ("lab-a-roles-app", "update", True),
+        ("lab-a-reviewer-auth-delegator", "create", True),
+        ("p", "update", False),
+    ]

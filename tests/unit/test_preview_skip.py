@@ -1,44 +1,47 @@
-"""When a preview may skip the engine: only for a stack exactly as its last successful up left it.
+"""When a `--no-refresh` preview may skip the engine: only for a stack exactly as vaultfleet's last
+successful up left it (inputs, state, toolchain binaries, installed packages).
 
-The real thing (an up, then previews before and after an edit and a refresh) is in tests/lab/test_cli_lab.py.
+The real thing (an up, then previews before and after an edit, a state edit and a refresh) is in
+tests/lab/test_cli_lab.py.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
+import os
 from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import copy_project_files
 from vaultfleet.fleet import skip
 from vaultfleet.project import Project
 from vaultfleet.project.inputs import OUTPUT, inputs_fingerprint
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture()
 def project(tmp_path, monkeypatch):
-    dest = tmp_path / "project"
-    dest.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(REPO / name, dest / name)
-    for name in ("stacks", "policies", "components", "vaultfleet"):
-        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    """The whole project (the fingerprint covers the program too), as a Project, with a fake
+    toolchain on PATH and a fake virtualenv."""
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
-    return Project(dest)
+    root = copy_project_files(tmp_path, program=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in skip.BINARIES:
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    record = root / ".venv/lib/python3.11/site-packages/pulumi-3.184.0.dist-info/RECORD"
+    record.parent.mkdir(parents=True)
+    record.write_text("pulumi/__init__.py,sha256=abc,100\n")
+    return Project(root)
 
 
-def state(project, *, written="2026-11-23T12:22:52.513Z", pending=(), inputs=None):
-    outputs = {OUTPUT: inputs or fingerprint(project)}
+@pytest.fixture()
+def env(tmp_path):
     return {
-        "deployment": {
-            "manifest": {"time": written},
-            "pending_operations": list(pending),
-            "resources": [{"type": "pulumi:pulumi:Stack", "outputs": outputs}],
-        }
+        "PATH": str(tmp_path / "bin"),
+        "HOME": str(tmp_path / "home"),
+        "PULUMI_BACKEND_URL": "file:///nowhere",
     }
 
 
@@ -47,21 +50,59 @@ def fingerprint(project: Project) -> str:
     return inputs_fingerprint(Project(project.root).stack("lab-a"))
 
 
-def history(kind="update", result="succeeded", ended="2026-11-23T12:22:52.000Z"):
-    return [{"version": 0, "kind": kind, "result": result, "endTime": ended, "resourceChanges": {"same": 17}}]
+def exported(project, *, pending=(), inputs=None, extra=()):
+    outputs = {OUTPUT: inputs or fingerprint(project)}
+    resources = [{"type": "pulumi:pulumi:Stack", "outputs": outputs}, *extra]
+    return json.dumps({"deployment": {"pending_operations": list(pending), "resources": resources}})
 
 
-def check(monkeypatch, project, hist, exported):
+def history(kind="update", result="succeeded"):
+    return [{"version": 3, "kind": kind, "result": result, "endTime": "2026-11-23T12:22:52.000Z"}]
+
+
+def fake_cli(monkeypatch, hist, state_text):
     def run_cli(args):
-        return SimpleNamespace(stdout=json.dumps(hist if args[:2] == ["stack", "history"] else exported))
+        return SimpleNamespace(stdout=json.dumps(hist) if args[:2] == ["stack", "history"] else state_text)
 
     monkeypatch.setattr(skip.engine, "cli", lambda *a: run_cli)
-    return skip.unchanged_since_last_up(Project(project.root), "lab-a", {})
 
 
-def test_a_stack_as_its_last_up_left_it_is_known_unchanged(monkeypatch, project):
-    why, counts = check(monkeypatch, project, history(), state(project))
+def up_then_check(monkeypatch, project, env, *, after_up=None, hist=None, state_after=None):
+    """`remember_up` records the state as the up left it; `after_up` changes something; then the check."""
+    state_text = exported(project)
+    fake_cli(monkeypatch, history(), state_text)
+    skip.remember_up(project, "lab-a", env)
+    if after_up:
+        after_up()
+    fake_cli(monkeypatch, history() if hist is None else hist, state_after or state_text)
+    return skip.unchanged_since_last_up(Project(project.root), "lab-a", env)
+
+
+def test_a_stack_as_its_last_up_left_it_is_known_unchanged(monkeypatch, project, env):
+    why, counts = up_then_check(monkeypatch, project, env)
     assert "engine not run" in why and counts == {"same": 1}  # the state's resources, all "same"
+
+
+def test_without_a_record_of_the_up_the_engine_runs(monkeypatch, project, env):
+    """A fresh CI runner, or a plain `pulumi up` nobody recorded: no skip."""
+    fake_cli(monkeypatch, history(), exported(project))
+    assert skip.unchanged_since_last_up(project, "lab-a", env) is None
+
+
+def test_a_failed_or_destroyed_run_forgets_the_record(monkeypatch, project, env):
+    assert up_then_check(monkeypatch, project, env, after_up=lambda: skip.forget(project, "lab-a", env)) is None
+
+
+def _touch_binary(project, env, name):
+    path = os.path.join(env["PATH"], name)
+    os.utime(path, ns=(1, os.stat(path).st_mtime_ns + 1_000_000))
+
+
+def _replace_binary(env, name):
+    path = os.path.join(env["PATH"], name)
+    os.replace(path, path + ".old")  # rebuilt: a new file (new inode) at the same path and size
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n")
 
 
 @pytest.mark.parametrize(
@@ -71,14 +112,20 @@ def test_a_stack_as_its_last_up_left_it_is_known_unchanged(monkeypatch, project)
         "last up failed",
         "no history",
         "state written after the up",
+        "state edited: resource deleted",
         "pending operations",
         "inputs differ",
         "stack file edited",
         "policy edited",
+        "engine binary rebuilt",
+        "vault provider rebuilt",
+        "kubernetes provider touched",
+        "python package reinstalled",
+        "python package added",
     ],
 )
-def test_anything_else_runs_the_engine(monkeypatch, project, case):
-    hist, exported = history(), state(project)
+def test_anything_else_runs_the_engine(monkeypatch, project, env, case):
+    hist, state_after, after_up = None, None, None
     if case == "last op a refresh":
         hist = history(kind="refresh")
     elif case == "last up failed":
@@ -86,18 +133,37 @@ def test_anything_else_runs_the_engine(monkeypatch, project, case):
     elif case == "no history":
         hist = []
     elif case == "state written after the up":
-        exported = state(project, written="2026-11-23T12:23:10.000Z")
+        state_after = exported(project, extra=[{"type": "vault:index/policy:Policy", "outputs": {}}])
+    elif case == "state edited: resource deleted":
+        state_after = json.dumps({"deployment": {"resources": []}})
     elif case == "pending operations":
-        exported = state(project, pending=[{"type": "creating"}])
+        state_after = exported(project, pending=[{"type": "creating"}])
     elif case == "inputs differ":
-        exported = state(project, inputs="0" * 64)
+        state_after = exported(project, inputs="0" * 64)
     elif case == "stack file edited":
         path = project.root / "stacks/Pulumi.lab-a.yaml"
-        path.write_text(path.read_text().replace("ttl: 1h", "ttl: 2h"))
+        after_up = lambda: path.write_text(path.read_text().replace("ttl: 1h", "ttl: 2h"))  # noqa: E731
     elif case == "policy edited":
         path = project.root / "policies/kv-read.hcl"
-        path.write_text(path.read_text() + "\n# edited\n")
-    assert check(monkeypatch, project, hist, exported) is None
+        after_up = lambda: path.write_text(path.read_text() + "\n# edited\n")  # noqa: E731
+    elif case == "engine binary rebuilt":
+        after_up = lambda: _replace_binary(env, "pulumi")  # noqa: E731
+    elif case == "vault provider rebuilt":
+        after_up = lambda: _replace_binary(env, "pulumi-resource-vault")  # noqa: E731
+    elif case == "kubernetes provider touched":
+        after_up = lambda: _touch_binary(project, env, "pulumi-resource-kubernetes")  # noqa: E731
+    elif case == "python package reinstalled":
+        record = next(project.root.glob(".venv/lib/python*/site-packages/*.dist-info/RECORD"))
+        after_up = lambda: record.write_text("pulumi/__init__.py,sha256=def,100\n")  # noqa: E731
+    elif case == "python package added":
+        extra = project.root / ".venv/lib/python3.11/site-packages/evil-1.0.dist-info/RECORD"
+
+        def after_up():
+            extra.parent.mkdir(parents=True)
+            extra.write_text("sitecustomize.py,sha256=x,1\n")
+
+    result = up_then_check(monkeypatch, project, env, after_up=after_up, hist=hist, state_after=state_after)
+    assert result is None, case
 
 
 def test_the_fingerprint_covers_the_kube_context_the_program_reads(tmp_path, monkeypatch, project):
