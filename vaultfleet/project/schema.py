@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from vaultfleet.project.addresses import ALLOW_INSECURE_HTTP
 from vaultfleet.project.database import DatabaseSettings, secret_passwords
 from vaultfleet.project.errors import NAMESPACE, ConfigError
 from vaultfleet.project.fields import (
-    ALLOW_INSECURE_HTTP,
     ApiServerUrl,
     Audience,
     BoundNamespaces,
