@@ -12,7 +12,7 @@ from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet.consumers.managed import managed_objects
 from vaultfleet.project import policy, stack_file_name
-from vaultfleet.project.fields import is_loopback_url
+from vaultfleet.project.addresses import is_loopback_url
 from vaultfleet.project.kubeconfig import read_context
 from vaultfleet.project.schema import ClusterStack, SharedStack
 
