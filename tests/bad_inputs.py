@@ -1,5 +1,8 @@
 """A corpus of malformed inputs: each must be refused before anything reaches Vault or a cluster.
 
+One module over 300 lines: it is data, not code to split by concern: a few lines a case, and
+tests/unit/test_bad_input.py and tests/lab/test_bad_input_preview.py each walk the whole corpus.
+
 Each case of CASES edits the lab-a stack file's config (STACK) or replaces policies/kv-read.hcl
 (POLICY) in a scratch copy of the project, and names what the error must mention (file and field).
 SHARED_CASES edit the shared stack's file (SHARED_STACK) instead: its database engine, whose

@@ -1,5 +1,8 @@
 """Consumers on the lab: namespace-scoped KV, generated objects against the real CRDs, Vault Agent.
 
+One module over 300 lines: its tests walk one fleet through its life, and that fleet (two stacks up,
+the CRDs installed) is a module fixture, brought up once; split, each module would bring it up again.
+
 The fleet here is the shared stack and lab-a, whose stack file gains the kv-namespace policy and a
 role `team` bound to every namespace. The tests share that fleet, brought up once by the fixture;
 none depends on another.

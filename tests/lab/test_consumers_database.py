@@ -1,6 +1,10 @@
 """Consumers of dynamic PostgreSQL credentials, for real: what `vaultfleet consumers` generates for a
 role granted db-creds, run by Vault Agent, and applied under the external-secrets and VSO CRDs.
 
+One module over 300 lines: its tests walk one fleet through its life, and that fleet (the engine on
+the lab's PostgreSQL, two stacks up, the CRDs installed) is a module fixture, brought up once; split,
+each module would bring it up again.
+
 The fleet: the shared stack's database engine with a connection to the lab's PostgreSQL, and lab-a's
 role `orders` (kv-read and db-creds) for shop/orders. The tests share it, brought up once by the
 fixture; none depends on another.

@@ -1,0 +1,164 @@
+"""Cluster-stack components under Pulumi mocks: the reviewer identity, the auth mount with its config,
+policies and roles, namespace-scoped policy bodies, the consumer objects; what each registers, with
+which inputs, under which parent."""
+
+import pulumi
+from pulumi.runtime import rpc
+
+from tests.unit.conftest import REVIEWER_JWT, ComponentTest
+
+
+def cluster_args():
+    from components import ClusterOnboardingArgs, RoleSpec
+
+    return ClusterOnboardingArgs(
+        cluster="lab-a",
+        mount_path="k8s-lab-a",
+        kubernetes_host="https://127.0.0.1:16443",
+        kubernetes_ca_cert="-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+        policies={"k8s-lab-a-kv-read": 'path "kv/data/clusters/lab-a/*" { capabilities = ["read"] }'},
+        roles=[RoleSpec("app", ["app"], ["app"], ["k8s-lab-a-kv-read"], 3600, 7200, "vault")],
+    )
+
+
+class TestReviewerIdentity(ComponentTest):
+    @pulumi.runtime.test
+    def test_service_account_binding_and_token_secret(self):
+        from components import ReviewerIdentity, ReviewerIdentityArgs
+
+        reviewer = ReviewerIdentity("r", ReviewerIdentityArgs(namespace="kube-system"))
+
+        def check(args):
+            token, sa_name = args
+            (binding,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+            self.assertEqual(binding.inputs["roleRef"]["name"], "system:auth-delegator", binding.name)
+            self.assertEqual(binding.inputs["subjects"][0]["name"], "vault-auth")
+            (secret,) = self.mocks.of_type("kubernetes:core/v1:Secret")
+            self.assertEqual(secret.inputs["type"], "kubernetes.io/service-account-token")
+            annotations = secret.inputs["metadata"]["annotations"]
+            self.assertEqual(annotations["kubernetes.io/service-account.name"], "vault-auth")
+            self.assertEqual(annotations["pulumi.com/waitFor"], "jsonpath={.data.token}")
+            self.assertEqual(token, REVIEWER_JWT)
+            self.assertEqual(sa_name, "vault-auth")
+
+        return pulumi.Output.all(reviewer.token, reviewer.service_account_name).apply(check)
+
+    @pulumi.runtime.test
+    def test_token_output_is_secret(self):
+        from components import ReviewerIdentity, ReviewerIdentityArgs
+
+        reviewer = ReviewerIdentity("r", ReviewerIdentityArgs(namespace="kube-system"))
+        return pulumi.Output.from_input(reviewer.token.is_secret()).apply(self.assertTrue)
+
+
+class TestClusterOnboarding(ComponentTest):
+    def test_mount_config_policies_roles(self):
+        from components import ClusterOnboarding
+
+        @pulumi.runtime.test
+        def program():
+            cluster = ClusterOnboarding("lab-a", cluster_args())
+
+            def check_outputs(args):
+                mount_path, accessor, policy_names, role_names = args
+                self.assertEqual(mount_path, "k8s-lab-a")
+                self.assertTrue(accessor.startswith("auth_kubernetes_"))
+                self.assertEqual(policy_names, ["k8s-lab-a-kv-read"])
+                self.assertEqual(role_names, ["app"])
+
+            return pulumi.Output.all(
+                cluster.mount_path, cluster.mount_accessor, cluster.policy_names, cluster.role_names
+            ).apply(check_outputs)
+
+        # The test decorator returns once every registration has finished: check them all.
+        program()
+        (backend,) = self.mocks.of_type("vault:index/authBackend:AuthBackend")
+        self.assertEqual(backend.inputs["type"], "kubernetes", backend.name)
+        (config,) = self.mocks.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+        self.assertEqual(config.inputs["backend"], "k8s-lab-a")
+        self.assertEqual(config.inputs["kubernetesHost"], "https://127.0.0.1:16443")
+        # The reviewer JWT reaches the provider marked secret (encrypted in state).
+        jwt = config.inputs["tokenReviewerJwt"]
+        self.assertEqual(jwt[rpc._special_sig_key], rpc._special_secret_sig)
+        self.assertEqual(jwt["value"], REVIEWER_JWT)
+        self.assertTrue(config.inputs["disableIssValidation"])
+        (role,) = self.mocks.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")
+        self.assertEqual(role.inputs["boundServiceAccountNames"], ["app"], role.name)
+        self.assertEqual(role.inputs["boundServiceAccountNamespaces"], ["app"])
+        self.assertEqual(role.inputs["tokenPolicies"], ["k8s-lab-a-kv-read"])
+        self.assertEqual((role.inputs["tokenTtl"], role.inputs["tokenMaxTtl"]), (3600, 7200))
+        self.assertEqual(role.inputs["audience"], "vault")
+        (policy,) = self.mocks.of_type("vault:index/policy:Policy")
+        self.assertIn("clusters/lab-a", policy.inputs["policy"])
+        # Every child hangs under the component, so one alias covers a rename.
+        components = {r.name for r in self.mocks.resources if r.typ.startswith("vaultfleet:")}
+        self.assertIn("lab-a-reviewer", components)
+        self.assertIn("lab-a-auth", components)
+
+
+class TestNamespaceScopedPolicy(ComponentTest):
+    def test_policy_body_gets_the_mount_accessor_once_the_mount_exists(self):
+        from components import ClusterOnboarding
+        from vaultfleet.project.policy import MOUNT_ACCESSOR_PLACEHOLDER
+
+        templated = (
+            'path "kv/data/clusters/lab-a/namespaces/{{identity.entity.aliases.'
+            + MOUNT_ACCESSOR_PLACEHOLDER
+            + '.metadata.service_account_namespace}}/*" { capabilities = ["read"] }'
+        )
+        args = cluster_args()
+        args.policies = {**args.policies, "k8s-lab-a-kv-namespace": templated}
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", args).policy_names
+
+        program()
+        bodies = {p.inputs["name"]: p.inputs["policy"] for p in self.mocks.of_type("vault:index/policy:Policy")}
+        # The mock's accessor for the backend registered as "lab-a-auth-backend".
+        self.assertIn(
+            "aliases.auth_kubernetes_lab-a-auth-backend.metadata.service_account_namespace",
+            bodies["k8s-lab-a-kv-namespace"],
+        )
+        self.assertNotIn("${", bodies["k8s-lab-a-kv-namespace"])
+        # A body without the placeholder goes through unchanged.
+        self.assertEqual(bodies["k8s-lab-a-kv-read"], args.policies["k8s-lab-a-kv-read"])
+
+
+class TestConsumerObjects(ComponentTest):
+    def test_objects_become_custom_resources(self):
+        from components import ClusterOnboarding
+
+        auth = {
+            "apiVersion": "secrets.hashicorp.com/v1beta1",
+            "kind": "VaultAuth",
+            "metadata": {"name": "vaultfleet-app", "namespace": "app"},
+            "spec": {
+                "method": "kubernetes",
+                "mount": "k8s-lab-a",
+                "kubernetes": {"role": "app", "serviceAccount": "app"},
+            },
+        }
+        args = cluster_args()
+        args.consumer_objects = [auth]
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", args).role_names
+
+        program()
+        (created,) = self.mocks.of_type("kubernetes:secrets.hashicorp.com/v1beta1:VaultAuth")
+        self.assertEqual(created.inputs["spec"], auth["spec"], created.name)
+        self.assertEqual(created.inputs["metadata"], auth["metadata"])
+        (component,) = [r for r in self.mocks.resources if r.typ == "vaultfleet:cluster:ConsumerObjects"]
+        self.assertEqual(component.name, "lab-a-consumers")
+
+    def test_no_consumer_objects_no_component(self):
+        from components import ClusterOnboarding
+
+        @pulumi.runtime.test
+        def program():
+            return ClusterOnboarding("lab-a", cluster_args()).role_names
+
+        program()
+        self.assertFalse([r for r in self.mocks.resources if r.typ == "vaultfleet:cluster:ConsumerObjects"])
