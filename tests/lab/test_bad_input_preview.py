@@ -3,14 +3,15 @@ message naming file and field, and Vault and the cluster unchanged (listings bef
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from kubernetes import client
-from pulumi import automation as auto
 
 from tests.bad_inputs import CASES
 from tests.lab import k8s
 from tests.lab.conftest import copy_project, root_client
-from vaultfleet.fleet.engine import select_stack
+from vaultfleet.fleet.engine import pulumi_command
 
 # Not marked `server`: the program refuses each input before it registers a resource, so no request
 # reaches Vault (the listings before and after prove it) and the outcome cannot depend on which
@@ -34,26 +35,48 @@ def listings(lab) -> dict:
     }
 
 
-def test_preview_refuses_every_bad_input(lab, lab_env, tmp_path):
-    project = copy_project(tmp_path)
+# The cases run in a few workers, each with its own project copy and its own state backend (the
+# stack is `lab-a` in all of them): an engine run is mostly start-up, so they overlap well even on
+# two cores.
+WORKERS = 3
+
+
+def _preview_each(cases, project, env) -> list[str]:
+    """`pulumi preview` of lab-a for each case in turn; what was not refused as it must be."""
+    from pulumi.automation import CommandError
+
+    def pulumi(*args: str):
+        return pulumi_command().run([*args, "--stack", "lab-a"], str(project), env)
+
     pristine = {p: (project / p).read_text() for p in ("stacks/Pulumi.lab-a.yaml", "policies/kv-read.hcl")}
-    stack = select_stack("lab-a", project, lab_env)
-    before = listings(lab)
+    pulumi("stack", "init")
     failures = []
-    try:
-        for case in CASES:
-            for path, text in pristine.items():
-                (project / path).write_text(text)
-            case.apply(project)
-            try:
-                stack.preview(color="never")
-            except auto.CommandError as exc:
-                message = str(exc)
-                if not (case.file in message and case.field in message and "nothing was changed" in message):
-                    failures.append(f"{case.name}: message lacks file/field: {message[-600:]}")
-            else:
-                failures.append(f"{case.name}: preview succeeded")
-    finally:
-        stack.workspace.remove_stack("lab-a")
+    for case in cases:
+        for path, text in pristine.items():
+            (project / path).write_text(text)
+        case.apply(project)
+        try:
+            pulumi("preview", "--non-interactive", "--color", "never")
+        except CommandError as exc:
+            message = str(exc)
+            if not (case.file in message and case.field in message and "nothing was changed" in message):
+                failures.append(f"{case.name}: message lacks file/field: {message[-600:]}")
+        else:
+            failures.append(f"{case.name}: preview succeeded")
+    return failures
+
+
+def test_preview_refuses_every_bad_input(lab, lab_env, tmp_path):
+    before = listings(lab)
+    jobs = []
+    for i in range(WORKERS):
+        backend = tmp_path / f"backend-{i}"
+        backend.mkdir()
+        (tmp_path / f"worker-{i}").mkdir()
+        project = copy_project(tmp_path / f"worker-{i}")
+        jobs.append((CASES[i::WORKERS], project, {**lab_env, "PULUMI_BACKEND_URL": f"file://{backend}"}))
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        failures = [f for found in pool.map(lambda job: _preview_each(*job), jobs) for f in found]
+    assert sum(len(cases) for cases, _, _ in jobs) == len(CASES)
     assert not failures, "\n".join(failures)
     assert listings(lab) == before
