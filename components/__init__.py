@@ -5,6 +5,7 @@ from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
 from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
+from components.pipeline import PipelineIdentities, PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
@@ -23,6 +24,9 @@ __all__ = [
     "DatabaseEngineArgs",
     "DatabaseRoleSpec",
     "KubernetesAuthMount",
+    "PipelineIdentities",
+    "PipelineIdentitiesArgs",
+    "PipelineIdentitySpec",
     "KubernetesAuthMountArgs",
     "PostgresConnectionSpec",
     "ReviewerIdentity",

@@ -1,12 +1,20 @@
-"""Who can do what: ServiceAccount -> role -> policy -> path -> capabilities, from the stack files."""
+"""Who can do what: ServiceAccount -> role -> policy -> path -> capabilities, from the stack files;
+and the pipeline's identities (a CI job's claims -> role -> policy -> path) of the shared stack."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vaultfleet.project.policy import cluster_policy_rules, for_service_account
-from vaultfleet.project.schema import ClusterStack
+from vaultfleet.project.pipeline import IDENTITY_POLICIES
+from vaultfleet.project.policy import (
+    cluster_policy_rules,
+    for_service_account,
+    parse_rules,
+    render_previewer,
+    render_provisioner,
+)
+from vaultfleet.project.schema import SharedStack
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,8 @@ class Grant:
 def grants(stacks: list, policy_dir: Path) -> list[Grant]:
     rows = []
     for stack in stacks:
-        if not isinstance(stack, ClusterStack):
+        if isinstance(stack, SharedStack):
+            rows += pipeline_grants(stack, policy_dir)
             continue
         rules = cluster_policy_rules(stack, policy_dir)
         for role in stack.roles:
@@ -41,4 +50,25 @@ def grants(stacks: list, policy_dir: Path) -> list[Grant]:
                             rows.append(
                                 Grant(stack.name, stack.mount_path, ns, sa, role.name, name, path, rule.capabilities)
                             )
+    return rows
+
+
+def pipeline_grants(stack: SharedStack, policy_dir: Path) -> list[Grant]:
+    """A CI job's identity as a grant row: namespace `ci`, the claims its token needs in place of a
+    ServiceAccount. The policies are the shared stack's own (program.py maps the identities)."""
+    pipeline = stack.pipeline
+    if pipeline is None:
+        return []
+    bodies = {
+        "vaultfleet-previewer": render_previewer(stack, policy_dir),
+        "vaultfleet-provisioner": render_provisioner(stack, policy_dir),
+    }
+    rows = []
+    for identity, claims in (("previewer", pipeline.previewer), ("applier", pipeline.applier)):
+        who = ",".join(f"{k}={v}" for k, v in sorted(claims.items()))
+        for policy in IDENTITY_POLICIES[identity]:
+            for rule in parse_rules(bodies[policy], policy):
+                rows.append(
+                    Grant(stack.name, pipeline.mount, "ci", who, identity, policy, rule.path, rule.capabilities)
+                )
     return rows

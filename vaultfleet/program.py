@@ -8,12 +8,14 @@ import pulumi
 
 from components.cluster import ClusterOnboardingArgs
 from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
+from components.pipeline import PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet.consumers.managed import managed_objects
 from vaultfleet.project import policy, stack_file_name
 from vaultfleet.project.addresses import is_loopback_url
 from vaultfleet.project.kubeconfig import read_context
+from vaultfleet.project.pipeline import IDENTITY_POLICIES
 from vaultfleet.project.schema import ClusterStack, SharedStack
 
 
@@ -59,8 +61,30 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
 
 
 def shared_args(stack: SharedStack, policy_dir: Path = policy.POLICY_DIR) -> SharedVaultArgs:
-    body = policy.render_provisioner(stack, policy_dir)
-    return SharedVaultArgs(kv_mount=stack.fleet.kv_mount, provisioner_policy=body, database=database_args(stack))
+    return SharedVaultArgs(
+        kv_mount=stack.fleet.kv_mount,
+        provisioner_policy=policy.render_provisioner(stack, policy_dir),
+        previewer_policy=policy.render_previewer(stack, policy_dir),
+        database=database_args(stack),
+        pipeline=pipeline_args(stack),
+    )
+
+
+def pipeline_args(stack: SharedStack) -> PipelineIdentitiesArgs | None:
+    pipeline = stack.pipeline
+    if pipeline is None:
+        return None
+    return PipelineIdentitiesArgs(
+        mount_path=pipeline.mount,
+        issuer=pipeline.issuer,
+        audience=pipeline.audience,
+        public_keys=list(pipeline.public_keys),
+        ttl_seconds=pipeline.ttl,
+        identities=[
+            PipelineIdentitySpec(name, dict(claims), IDENTITY_POLICIES[name])
+            for name, claims in (("previewer", pipeline.previewer), ("applier", pipeline.applier))
+        ],
+    )
 
 
 def database_args(stack: SharedStack) -> DatabaseEngineArgs | None:

@@ -1,10 +1,12 @@
 # vaultfleet-provisioner: what the token running `pulumi up` / `vaultfleet up` for cluster stacks
-# needs, and no more. It manages only objects named for the fleet (${mount_prefix}-*) and cannot
-# read any secret. The shared stack writes this policy, so the shared stack itself runs with an
+# needs. It manages objects named for the fleet (${mount_prefix}-*) and has no path to a secret
+# engine's data. The shared stack writes this policy, so the shared stack itself runs with an
 # admin token once; cluster stacks then run with a token holding only this policy:
 #   vault token create -policy=vaultfleet-provisioner -ttl=1h
-# Note: a provisioner can write ${mount_prefix}-* policies and roles, which is the job; guard who
-# holds this token as you guard the pipeline that runs it.
+# KNOWN GAP (docs/pipeline.md): it can write any ${mount_prefix}-* policy body and attach any
+# existing policy to a role at a fleet mount, so whoever holds it can grant a workload (and so
+# themselves) anything: it is as strong as an admin token in two steps. Guard it as one until the
+# per-cluster applier replaces it.
 
 # Enable, tune, read and disable the per-cluster kubernetes auth mounts (sys/auth needs sudo).
 path "sys/auth/${mount_prefix}-*" {

@@ -37,6 +37,7 @@ from vaultfleet.project.fields import (
     flag,
     unique,
 )
+from vaultfleet.project.pipeline import PipelineSettings
 
 __all__ = ["NAMESPACE", "ClusterStack", "ConfigError", "SharedStack", "parse"]
 
@@ -171,12 +172,14 @@ class SharedStack(Model):
     name: Label
     fleet: Fleet
     database: DatabaseSettings | None = None
+    pipeline: PipelineSettings | None = None
+    """The CI system's jwt auth mount and its previewer and applier identities."""
 
 
 # Keys a stack file may set under `vaultfleet:` (camelCase, as written in the files).
 _FLEET_KEYS = {"vaultAddress", "mountPrefix", "kvMount", "databaseMount", "allowInsecureHttp"}
 _CLUSTER_KEYS = {"cluster", "roles", "policies", "databaseRoles"}
-_SHARED_KEYS = {"database"}
+_SHARED_KEYS = {"database", "pipeline"}
 _KNOWN_KEYS = _FLEET_KEYS | _CLUSTER_KEYS | _SHARED_KEYS | {"kind"}
 
 
@@ -214,6 +217,8 @@ def parse(
             raise ConfigError([(source, f"{NAMESPACE}:{k}", "not allowed in the shared stack") for k in extra])
         if "database" in values:
             document["database"] = secret_passwords(values["database"], "database" in secret_keys, source)
+        if "pipeline" in values:
+            document["pipeline"] = values["pipeline"]
         model: type[ClusterStack | SharedStack] = SharedStack
     else:
         extra = sorted(k for k in _SHARED_KEYS if k in values)

@@ -1,0 +1,126 @@
+"""The shared stack's pipeline identities without servers: what `vaultfleet:pipeline` accepts, the
+previewer policy it renders, and the jwt mount and roles the component registers."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.unit.conftest import ComponentTest
+from vaultfleet.project import schema
+from vaultfleet.project.policy import parse_rules, render_previewer
+
+PIPELINE = {
+    "issuer": "https://token.actions.githubusercontent.com",
+    "audience": "https://github.com/acme",
+    "previewer": {"repository": "acme/fleet"},
+    "applier": {"repository": "acme/fleet", "ref": "refs/heads/main", "environment": "fleet"},
+}
+
+
+def shared(**pipeline):
+    values = {"kind": "shared", "vaultAddress": "https://vault.example:8200", "pipeline": {**PIPELINE, **pipeline}}
+    return schema.parse(values, "vault", "stacks/Pulumi.vault.yaml")
+
+
+def test_the_documented_github_example_is_accepted():
+    settings = shared().pipeline
+    assert (settings.mount, settings.ttl, settings.public_keys) == ("ci", 900, [])
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "fragment"),
+    [
+        ({"previewer": {}}, "vaultfleet:pipeline.previewer", "at least one claim"),
+        ({"applier": {"repository": "acme/fleet"}}, "vaultfleet:pipeline", "more than the previewer"),
+        ({"applier": {"ref": "refs/heads/main", "environment": "x"}}, "vaultfleet:pipeline", "previewer's claims"),
+        ({"previewer": {"repository": "acme/*"}}, "vaultfleet:pipeline.previewer", "no globs"),
+        ({"applier": {**PIPELINE["applier"], "ref": " "}}, "vaultfleet:pipeline.applier", "exact, non-empty"),
+        ({"issuer": "token.actions.githubusercontent.com"}, "vaultfleet:pipeline.issuer", "URL"),
+        ({"audience": " "}, "vaultfleet:pipeline.audience", ""),
+        ({"publicKeys": ["not a key"]}, "vaultfleet:pipeline.publicKeys[0]", "PEM public key"),
+        ({"mount": "CI"}, "vaultfleet:pipeline.mount", "DNS label"),
+        ({"roles": []}, "vaultfleet:pipeline.roles", "unknown field"),
+    ],
+)
+def test_a_pipeline_that_would_hand_out_more_than_it_says_is_refused(change, field, fragment):
+    with pytest.raises(schema.ConfigError) as info:
+        shared(**change)
+    ((source, got_field, message),) = info.value.problems
+    assert (source, got_field) == ("stacks/Pulumi.vault.yaml", field)
+    assert fragment in message
+
+
+def test_a_pem_public_key_is_accepted():
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    assert shared(publicKeys=[pem]).pipeline.public_keys == [pem.strip()]
+
+
+def test_only_the_shared_stack_declares_a_pipeline():
+    values = {"vaultAddress": "https://v:8200", "cluster": {"kubeContext": "x"}, "pipeline": PIPELINE}
+    with pytest.raises(schema.ConfigError, match="only the shared stack"):
+        schema.parse(values, "x", "stacks/Pulumi.x.yaml")
+
+
+def test_the_previewer_policy_grants_reads_only():
+    rules = parse_rules(render_previewer(shared()), "vaultfleet-previewer")
+    assert rules and all(set(r.capabilities) <= {"read", "list"} for r in rules)
+    paths = {r.path for r in rules}
+    assert "auth/ci/role/*" in paths and "auth/k8s-*" in paths
+    assert not any(p.startswith(("kv/", "sys/policy/*", "database/creds")) for p in paths)
+
+
+class TestPipelineIdentities(ComponentTest):
+    @pulumi.runtime.test
+    def test_jwt_mount_with_exact_claims_per_identity(self):
+        from vaultfleet import program
+
+        args = program.shared_args(shared())
+
+        from components import SharedVault
+
+        vault = SharedVault("fleet", args)
+
+        def check(_):
+            (backend,) = self.mocks.of_type("vault:jwt/authBackend:AuthBackend")
+            self.assertEqual(backend.inputs["path"], "ci")
+            self.assertEqual(backend.inputs["boundIssuer"], PIPELINE["issuer"])
+            self.assertEqual(backend.inputs["oidcDiscoveryUrl"], PIPELINE["issuer"])
+            roles = {
+                r.inputs["roleName"]: r.inputs for r in self.mocks.of_type("vault:jwt/authBackendRole:AuthBackendRole")
+            }
+            self.assertEqual(roles["previewer"]["tokenPolicies"], ["vaultfleet-previewer"])
+            self.assertEqual(roles["applier"]["tokenPolicies"], ["vaultfleet-provisioner"])
+            self.assertEqual(roles["applier"]["boundClaims"], PIPELINE["applier"])
+            for role in roles.values():
+                self.assertEqual(role["boundClaimsType"], "string")
+                self.assertEqual(role["boundAudiences"], [PIPELINE["audience"]])
+                self.assertEqual(role["tokenMaxTtl"], 900)
+            names = sorted(p.inputs["name"] for p in self.mocks.of_type("vault:index/policy:Policy"))
+            self.assertEqual(names, ["vaultfleet-previewer", "vaultfleet-provisioner"])
+
+        return vault.pipeline.role_names.apply(check)
+
+
+def test_access_shows_each_pipeline_identitys_grants(project):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from vaultfleet.cli import app
+
+    path = project / "stacks/Pulumi.vault.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["vaultfleet:pipeline"] = PIPELINE
+    path.write_text(yaml.safe_dump(doc))
+    rows = json.loads(CliRunner().invoke(app, ["access", "vault", "--format", "json"]).stdout)
+    previewer = [r for r in rows if r["role"] == "previewer"]
+    assert previewer and all(set(r["capabilities"]) <= {"read", "list"} for r in previewer)
+    assert {r["service_account"] for r in previewer} == {"repository=acme/fleet"}
+    applier = [r for r in rows if r["role"] == "applier"]
+    assert {r["policy"] for r in applier} == {"vaultfleet-provisioner"}
+    assert {r["service_account"] for r in applier} == {"environment=fleet,ref=refs/heads/main,repository=acme/fleet"}
