@@ -22,6 +22,7 @@ for command in (
     fleet.preview,
     fleet.up,
     fleet.destroy,
+    fleet.matrix,
     verify.verify,
     access.access,
     consumers.consumers,

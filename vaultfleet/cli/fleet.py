@@ -1,4 +1,5 @@
-"""`vaultfleet preview | up | destroy`: many stacks at once, with a summary per stack."""
+"""`vaultfleet preview | up | destroy | matrix`: many stacks at once, with a summary per stack; a
+fleet spread over CI runners by shard."""
 
 from __future__ import annotations
 
@@ -25,7 +26,38 @@ RefreshOpt = Annotated[
 ]
 
 
-def _select(project, stacks: list[str] | None, all_: bool, changed_since: str | None = None) -> list[str]:
+ChangedSinceOpt = Annotated[
+    str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="I/N: only the I-th of N shards of the selected cluster stacks (the shared stack is in no shard: "
+        "run it first, once). `vaultfleet matrix` prints the shards as a CI job matrix.",
+    ),
+]
+
+
+def _select(
+    project, stacks: list[str] | None, all_: bool, changed_since: str | None = None, shard: str | None = None
+) -> list[str]:
+    names = _selected(project, stacks, all_, changed_since)
+    if shard is None:
+        return names
+    from vaultfleet.fleet.shards import Shard
+
+    try:
+        part = Shard.parse(shard)
+    except ValueError as exc:
+        fail(str(exc))
+    shared = [n for n in names if project.stack(n).is_shared]
+    if shared:
+        err.print(f"shard {part}: the shared stack {', '.join(shared)} is in no shard; run it first, once")
+    return part.of([n for n in names if n not in shared])
+
+
+def _selected(project, stacks: list[str] | None, all_: bool, changed_since: str | None = None) -> list[str]:
     from vaultfleet.project.changes import changed_since as changed
 
     known = project.stack_names()
@@ -153,9 +185,8 @@ def _finish(results, output: Format, expect_no_changes: bool = False) -> None:
 def preview(
     stacks: StacksArg = None,
     all_: AllOpt = False,
-    changed_since: Annotated[
-        str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")
-    ] = None,
+    changed_since: ChangedSinceOpt = None,
+    shard: ShardOpt = None,
     parallel: ParallelOpt = 4,
     refresh: RefreshOpt = True,
     full: Annotated[
@@ -180,7 +211,7 @@ def preview(
     Exit codes: 0 ok; 1 a stack failed; 2 bad arguments; 3 changes with --expect-no-changes.
     """
     project = load_project()
-    names = _select(project, stacks, all_, changed_since)
+    names = _select(project, stacks, all_, changed_since, shard)
     if not names:
         print(_summary([], output))
         err.print("no stack affected")
@@ -191,6 +222,8 @@ def preview(
 def up(
     stacks: StacksArg = None,
     all_: AllOpt = False,
+    changed_since: ChangedSinceOpt = None,
+    shard: ShardOpt = None,
     parallel: ParallelOpt = 4,
     refresh: RefreshOpt = True,
     output: Format = "text",
@@ -198,20 +231,43 @@ def up(
     """Apply stacks (shared stack first), putting back what changed out of band; continues past
     failures, exit 1 if any failed."""
     project = load_project()
-    _finish(_run(project, "up", _select(project, stacks, all_), parallel, refresh), output)
+    names = _select(project, stacks, all_, changed_since, shard)
+    if not names:
+        print(_summary([], output))
+        err.print("no stack affected")
+        return
+    _finish(_run(project, "up", names, parallel, refresh), output)
 
 
 def destroy(
     stacks: StacksArg = None,
     all_: AllOpt = False,
     parallel: ParallelOpt = 4,
+    shard: ShardOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     refresh: RefreshOpt = True,
     output: Format = "text",
 ) -> None:
     """Destroy stacks (shared stack last), continuing past failures; exit 1 if any failed."""
     project = load_project()
-    names = _select(project, stacks, all_)
+    names = _select(project, stacks, all_, shard=shard)
     if not yes and not typer.confirm(f"destroy {', '.join(names)}?"):
         raise typer.Exit(code=1)
     _finish(_run(project, "destroy", names, parallel, refresh), output)
+
+
+def matrix(
+    all_: AllOpt = False,
+    changed_since: ChangedSinceOpt = None,
+    shards: Annotated[int, typer.Option("--shards", min=1, max=256, help="How many runners share the clusters.")] = 4,
+) -> None:
+    """Print the selected stacks as a CI job matrix (JSON): the shared stack, to run first and once,
+    and the cluster stacks in shards, one job each (`up --shard I/N` with the same selection)."""
+    from vaultfleet.fleet.shards import matrix as build
+
+    project = load_project()
+    if not (all_ or changed_since):
+        fail("use --all or --changed-since")
+    names = _selected(project, None, all_, changed_since)
+    shared = [n for n in names if project.stack(n).is_shared]
+    print(json.dumps(build(shared, [n for n in names if n not in shared], shards)))
