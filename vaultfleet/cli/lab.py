@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -111,7 +111,16 @@ def status(
 
 
 @app.command()
-def env() -> None:
+def env(
+    backend: Annotated[
+        Literal["file", "postgres"],
+        typer.Option(
+            "--backend",
+            help="Pulumi state backend: file (the lab directory) or postgres (a database in the lab's "
+            "PostgreSQL, with locking shared by every process: what several runners need).",
+        ),
+    ] = "file",
+) -> None:
     """Shell exports for the lab: eval "$(vaultfleet lab env)". Secrets are read from files, never printed."""
     from vaultfleet.lab.record import LabState
 
@@ -119,7 +128,16 @@ def env() -> None:
     if state is None:
         err.print("no lab running: start one with `vaultfleet lab up`")
         raise typer.Exit(code=1)
-    for key, value in state.env().items():
+    exports = state.env()
+    if backend == "postgres":
+        from vaultfleet.lab import state_backend
+
+        if state.postgres is None:
+            err.print("the lab runs no PostgreSQL (started with --no-postgres)")
+            raise typer.Exit(code=2)
+        state_backend.ensure_database(state.postgres)
+        exports["PULUMI_BACKEND_URL"] = state_backend.state_backend_url(state.postgres)
+    for key, value in exports.items():
         print(f"export {key}={shlex.quote(value)}")
     # The token is read when the shell evaluates this line, so it never appears in this output.
     print(f'export VAULT_TOKEN="$(cat {shlex.quote(str(state.token_file))})"')

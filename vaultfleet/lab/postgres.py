@@ -94,6 +94,8 @@ class Binaries:
     postgres: str
     pg_isready: str
     version: str
+    createdb: str = ""
+    """Used by state_backend.py."""
 
 
 def find_binaries() -> Binaries:
@@ -110,6 +112,7 @@ def find_binaries() -> Binaries:
         postgres=str(bin_dir / "postgres"),
         pg_isready=str(bin_dir / "pg_isready"),
         version=bin_dir.parent.name,
+        createdb=str(bin_dir / "createdb"),
     )
 
 
