@@ -26,7 +26,11 @@ try:
         # Which keys the engine holds as secrets: a database password must be one of them.
         secret_keys=schema.decode_secret_keys(get_config_secret_keys_env()),
     )
-    args = program.shared_args(settings) if settings.kind == "shared" else program.cluster_args(settings)
+    if settings.kind == "shared":
+        # The privileged stage: every cluster's mount, policies and applier policy, from their files.
+        args = program.shared_args(settings, stack_file.project)
+    else:
+        args = program.cluster_args(settings)
 except (schema.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
     raise pulumi.RunError(f"invalid configuration, nothing was changed:\n{exc}") from None
 
@@ -36,14 +40,15 @@ pulumi.export(inputs.OUTPUT, inputs.inputs_fingerprint(stack_file))
 
 # Explicit providers only (default providers are disabled in Pulumi.yaml): a stack can reach the
 # Vault and the cluster its stack file names, nothing else. The Vault token comes from VAULT_TOKEN
-# (never from config), so it is not stored in state; no child token, so the provisioner policy
+# (never from config), so it is not stored in state; no child token, so an applier's policy
 # needs no auth/token/create.
 vault_provider = vault.Provider("vault", address=settings.fleet.vault_address, skip_child_token=True)
 
 if settings.kind == "shared":
     shared = SharedVault("fleet", args, opts=pulumi.ResourceOptions(providers=[vault_provider]))
     pulumi.export("kv_mount", shared.kv_mount)
-    pulumi.export("provisioner_policy", shared.provisioner_policy)
+    pulumi.export("cluster_mounts", {name: c.mount_path for name, c in shared.clusters.items()})
+    pulumi.export("applier_policies", {name: c.applier_policy for name, c in shared.clusters.items()})
     if shared.database is not None:
         pulumi.export("database_mount", shared.database.mount_path)
         pulumi.export("database_roles", shared.database.role_names)
@@ -53,7 +58,6 @@ else:
         settings.name, args, opts=pulumi.ResourceOptions(providers=[vault_provider, kube_provider])
     )
     pulumi.export("mount_path", cluster.mount_path)
-    pulumi.export("mount_accessor", cluster.mount_accessor)
     pulumi.export("policy_names", cluster.policy_names)
     pulumi.export("role_names", cluster.role_names)
     pulumi.export(

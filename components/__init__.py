@@ -1,8 +1,10 @@
 """Pulumi components of vaultfleet. Typed Args in, documented outputs out; no config reads
 here, and nothing imported from the vaultfleet package (the program passes everything in)."""
 
+from components.auth_config import KubernetesAuthConfig, KubernetesAuthConfigArgs
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
+from components.cluster_access import ClusterAccess, ClusterAccessArgs
 from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.pipeline import PipelineIdentities, PipelineIdentitiesArgs, PipelineIdentitySpec
@@ -14,6 +16,8 @@ from components.shared import SharedVault, SharedVaultArgs
 __all__ = [
     "AuthRoles",
     "AuthRolesArgs",
+    "ClusterAccess",
+    "ClusterAccessArgs",
     "ClusterOnboarding",
     "ClusterOnboardingArgs",
     "ClusterPolicies",
@@ -23,6 +27,8 @@ __all__ = [
     "DatabaseEngine",
     "DatabaseEngineArgs",
     "DatabaseRoleSpec",
+    "KubernetesAuthConfig",
+    "KubernetesAuthConfigArgs",
     "KubernetesAuthMount",
     "PipelineIdentities",
     "PipelineIdentitiesArgs",

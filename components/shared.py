@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_vault as vault
 
+from components.cluster_access import ClusterAccess, ClusterAccessArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs
 from components.pipeline import PipelineIdentities, PipelineIdentitiesArgs
 
@@ -15,8 +16,8 @@ from components.pipeline import PipelineIdentities, PipelineIdentitiesArgs
 class SharedVaultArgs:
     kv_mount: str
     """Path of the fleet's KV v2 mount; clusters get subtrees kv/data/clusters/<cluster>/..."""
-    provisioner_policy: str
-    """Rendered HCL of the vaultfleet-provisioner policy."""
+    clusters: list[ClusterAccessArgs] = field(default_factory=list)
+    """Each cluster's mount, policies and applier policy."""
     previewer_policy: str = ""
     """Rendered HCL of the vaultfleet-previewer policy (read-only); empty: none is written."""
     database: DatabaseEngineArgs | None = None
@@ -26,61 +27,50 @@ class SharedVaultArgs:
 
 
 class SharedVault(pulumi.ComponentResource):
-    """KV v2 mount, the least-privilege policies of the pipeline (the provisioner that applies
-    cluster stacks, the read-only previewer), and the database secrets engine and the CI system's
-    jwt mount when declared.
+    """What the whole fleet shares, written by the privileged shared stack: the KV v2 mount, each
+    cluster's mount, policies and applier policy, the read-only previewer policy, and the database
+    secrets engine and the CI system's jwt mount when declared.
 
     Outputs:
         kv_mount: the KV v2 mount path.
-        provisioner_policy: the provisioner policy's name.
+        clusters: the ClusterAccess per cluster name (mount_path, mount_accessor, policy_names, applier_policy).
         database: the DatabaseEngine (mount_path, role_names), or None.
         pipeline: the PipelineIdentities (mount_path, role_names), or None.
     """
 
     kv_mount: pulumi.Output[str]
-    provisioner_policy: pulumi.Output[str]
+    clusters: dict[str, ClusterAccess]
     database: DatabaseEngine | None
     pipeline: PipelineIdentities | None
 
     def __init__(self, name: str, args: SharedVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vaultfleet:vault:SharedVault", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
         kv = vault.Mount(
             f"{name}-kv",
             path=args.kv_mount,
             type="kv",
             options={"version": "2"},
             description="vaultfleet: KV v2 shared by the fleet",
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
-        policy = vault.Policy(
-            f"{name}-provisioner",
-            name="vaultfleet-provisioner",
-            policy=args.provisioner_policy,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.clusters = {c.cluster: ClusterAccess(f"{name}-cluster-{c.cluster}", c, opts=child) for c in args.clusters}
+        policies: list[pulumi.Resource] = list(self.clusters.values())
         if args.previewer_policy:
-            vault.Policy(
-                f"{name}-previewer",
-                name="vaultfleet-previewer",
-                policy=args.previewer_policy,
-                opts=pulumi.ResourceOptions(parent=self),
+            policies.append(
+                vault.Policy(f"{name}-previewer", name="vaultfleet-previewer", policy=args.previewer_policy, opts=child)
             )
-        self.database = (
-            DatabaseEngine(f"{name}-database", args.database, opts=pulumi.ResourceOptions(parent=self))
-            if args.database is not None
-            else None
-        )
+        self.database = DatabaseEngine(f"{name}-database", args.database, opts=child) if args.database else None
         # After the policies: a job that logs in finds the policies its role names.
         self.pipeline = (
             PipelineIdentities(
-                f"{name}-pipeline", args.pipeline, opts=pulumi.ResourceOptions(parent=self, depends_on=[policy])
+                f"{name}-pipeline", args.pipeline, opts=pulumi.ResourceOptions(parent=self, depends_on=policies)
             )
             if args.pipeline is not None
             else None
         )
         self.kv_mount = kv.path
-        self.provisioner_policy = policy.name
-        outputs = {"kv_mount": self.kv_mount, "provisioner_policy": self.provisioner_policy}
+        outputs = {"kv_mount": self.kv_mount}
         if self.database is not None:
             outputs["database_mount"] = self.database.mount_path
         if self.pipeline is not None:

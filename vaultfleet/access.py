@@ -6,15 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vaultfleet.project.pipeline import IDENTITY_POLICIES
-from vaultfleet.project.policy import (
-    cluster_policy_rules,
-    for_service_account,
-    parse_rules,
-    render_previewer,
-    render_provisioner,
-)
-from vaultfleet.project.schema import SharedStack
+from vaultfleet.project.pipeline import identity_policies
+from vaultfleet.project.policy import cluster_policy_rules, for_service_account, parse_rules, render_previewer
+from vaultfleet.project.schema import ClusterStack, SharedStack
 
 
 @dataclass(frozen=True)
@@ -32,11 +26,14 @@ class Grant:
         return {**asdict(self), "capabilities": list(self.capabilities)}
 
 
-def grants(stacks: list, policy_dir: Path) -> list[Grant]:
+def grants(stacks: list, policy_dir: Path, clusters: list[ClusterStack] | None = None) -> list[Grant]:
+    """Rows for the given stacks; `clusters`: the fleet's cluster stacks, whose applier policies the
+    pipeline's applier holds (default: the cluster stacks among `stacks`)."""
+    clusters = clusters if clusters is not None else [s for s in stacks if isinstance(s, ClusterStack)]
     rows = []
     for stack in stacks:
         if isinstance(stack, SharedStack):
-            rows += pipeline_grants(stack, policy_dir)
+            rows += pipeline_grants(stack, policy_dir, clusters)
             continue
         rules = cluster_policy_rules(stack, policy_dir)
         for role in stack.roles:
@@ -53,22 +50,27 @@ def grants(stacks: list, policy_dir: Path) -> list[Grant]:
     return rows
 
 
-def pipeline_grants(stack: SharedStack, policy_dir: Path) -> list[Grant]:
+def pipeline_grants(stack: SharedStack, policy_dir: Path, clusters: list[ClusterStack]) -> list[Grant]:
     """A CI job's identity as a grant row: namespace `ci`, the claims its token needs in place of a
-    ServiceAccount. The policies are the shared stack's own (program.py maps the identities)."""
+    ServiceAccount. The policies are the shared stack's own (one applier policy per cluster)."""
+    from vaultfleet.project.applier import applier_policy_name, applier_rules
+    from vaultfleet.project.endpoint import cluster_endpoint
+
     pipeline = stack.pipeline
     if pipeline is None:
         return []
-    bodies = {
-        "vaultfleet-previewer": render_previewer(stack, policy_dir),
-        "vaultfleet-provisioner": render_provisioner(stack, policy_dir),
+    rules = {
+        "vaultfleet-previewer": [(r.path, r.capabilities) for r in parse_rules(render_previewer(stack, policy_dir), "")]
     }
+    for cluster in clusters:
+        rules[applier_policy_name(cluster.name)] = [
+            (path, tuple(caps)) for path, caps, _ in applier_rules(cluster, *cluster_endpoint(cluster))
+        ]
+    names = [c.name for c in clusters]
     rows = []
     for identity, claims in (("previewer", pipeline.previewer), ("applier", pipeline.applier)):
         who = ",".join(f"{k}={v}" for k, v in sorted(claims.items()))
-        for policy in IDENTITY_POLICIES[identity]:
-            for rule in parse_rules(bodies[policy], policy):
-                rows.append(
-                    Grant(stack.name, pipeline.mount, "ci", who, identity, policy, rule.path, rule.capabilities)
-                )
+        for policy in identity_policies(identity, names):
+            for path, caps in rules[policy]:
+                rows.append(Grant(stack.name, pipeline.mount, "ci", who, identity, policy, path, tuple(caps)))
     return rows

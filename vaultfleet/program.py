@@ -7,39 +7,30 @@ from pathlib import Path
 import pulumi
 
 from components.cluster import ClusterOnboardingArgs
+from components.cluster_access import ClusterAccessArgs
 from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.pipeline import PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet.consumers.managed import managed_objects
-from vaultfleet.project import policy, stack_file_name
-from vaultfleet.project.addresses import is_loopback_url
-from vaultfleet.project.kubeconfig import read_context
-from vaultfleet.project.pipeline import IDENTITY_POLICIES
+from vaultfleet.project import Project, policy
+from vaultfleet.project.applier import applier_policy_name, render_applier
+from vaultfleet.project.endpoint import cluster_endpoint
+from vaultfleet.project.pipeline import identity_policies
 from vaultfleet.project.schema import ClusterStack, SharedStack
 
 
 def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
-    host, ca = stack.cluster.api_host, stack.cluster.ca_cert
-    if host is None or ca is None:
-        endpoint = read_context(stack.cluster.kube_context)
-        host = host or endpoint.server
-        ca = ca or endpoint.ca_pem
-        if ca is None:
-            raise ValueError(f"kube context '{stack.cluster.kube_context}' has no CA; set vaultfleet:cluster.caCert")
-        if host.lower().startswith("http://") and not is_loopback_url(host) and not stack.fleet.allow_insecure_http:
-            # The same rule the schema applies to a written apiHost: Vault sends JWTs to this host.
-            raise ValueError(
-                f"{stack_file_name(stack.name)}: vaultfleet:cluster.apiHost: the kube context "
-                f"'{stack.cluster.kube_context}' names {host}, plain http to a host other than loopback; set "
-                "apiHost to the https:// address, or vaultfleet:allowInsecureHttp: true (docs/stack-files.md)"
-            )
+    host, ca = cluster_endpoint(stack)
+    # Rendered here too, though the shared stack writes them: a broken template fails this stack's
+    # preview as well, naming the file (and the consumer objects read the rendered paths).
+    policy_names = list(policy.render_cluster_policies(stack, policy_dir))
     return ClusterOnboardingArgs(
         cluster=stack.name,
         mount_path=stack.mount_path,
         kubernetes_host=host,
         kubernetes_ca_cert=ca,
-        policies=policy.render_cluster_policies(stack, policy_dir),
+        policy_names=policy_names,
         roles=[
             RoleSpec(
                 name=r.name,
@@ -56,21 +47,47 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         reviewer_service_account=stack.cluster.reviewer_service_account,
         issuer=stack.cluster.issuer,
         consumer_objects=managed_objects(stack, policy_dir),
+    )
+
+
+def shared_args(stack: SharedStack, project: Project) -> SharedVaultArgs:
+    """The shared stack's Args: what the fleet shares, and for every cluster stack file in stacks/
+    its mount, policies and applier policy (a cluster stack file that does not validate stops it)."""
+    clusters = fleet_clusters(project)
+    return SharedVaultArgs(
+        kv_mount=stack.fleet.kv_mount,
+        clusters=[cluster_access_args(c, project.policy_dir) for c in clusters],
+        previewer_policy=policy.render_previewer(stack, project.policy_dir),
+        database=database_args(stack),
+        pipeline=pipeline_args(stack, [c.name for c in clusters]),
+    )
+
+
+def fleet_clusters(project: Project) -> list[ClusterStack]:
+    """The project's cluster stacks, validated from their files."""
+    clusters = []
+    for stack_file in project.stacks():
+        if stack_file.is_shared:
+            continue
+        settings = stack_file.settings  # StackFileError/ConfigError name the file and field
+        assert isinstance(settings, ClusterStack)
+        clusters.append(settings)
+    return clusters
+
+
+def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessArgs:
+    host, ca = cluster_endpoint(stack)
+    return ClusterAccessArgs(
+        cluster=stack.name,
+        mount_path=stack.mount_path,
+        policies=policy.render_cluster_policies(stack, policy_dir),
+        applier_policy_name=applier_policy_name(stack.name),
+        applier_policy=render_applier(stack, host, ca),
         accessor_placeholder=policy.MOUNT_ACCESSOR_PLACEHOLDER,
     )
 
 
-def shared_args(stack: SharedStack, policy_dir: Path = policy.POLICY_DIR) -> SharedVaultArgs:
-    return SharedVaultArgs(
-        kv_mount=stack.fleet.kv_mount,
-        provisioner_policy=policy.render_provisioner(stack, policy_dir),
-        previewer_policy=policy.render_previewer(stack, policy_dir),
-        database=database_args(stack),
-        pipeline=pipeline_args(stack),
-    )
-
-
-def pipeline_args(stack: SharedStack) -> PipelineIdentitiesArgs | None:
+def pipeline_args(stack: SharedStack, clusters: list[str]) -> PipelineIdentitiesArgs | None:
     pipeline = stack.pipeline
     if pipeline is None:
         return None
@@ -81,8 +98,8 @@ def pipeline_args(stack: SharedStack) -> PipelineIdentitiesArgs | None:
         public_keys=list(pipeline.public_keys),
         ttl_seconds=pipeline.ttl,
         identities=[
-            PipelineIdentitySpec(name, dict(claims), IDENTITY_POLICIES[name])
-            for name, claims in (("previewer", pipeline.previewer), ("applier", pipeline.applier))
+            PipelineIdentitySpec("previewer", dict(pipeline.previewer), identity_policies("previewer", clusters)),
+            PipelineIdentitySpec("applier", dict(pipeline.applier), identity_policies("applier", clusters)),
         ],
     )
 

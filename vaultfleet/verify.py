@@ -55,8 +55,16 @@ CAUSES = [
     ("namespace not authorized", "namespace not bound to the role", "add it to roles[].namespaces"),
     ("invalid role name", "role missing at the mount", "run vaultfleet up for this stack"),
     ("could not be found", "role missing at the mount", "run vaultfleet up for this stack"),
-    ("no handler for route", "auth mount missing", "run vaultfleet up for this stack"),
-    ("unsupported path", "auth mount missing", "run vaultfleet up for this stack"),
+    (
+        "no handler for route",
+        "auth mount missing",
+        "run vaultfleet up for the shared stack (it makes the mount), then this stack",
+    ),
+    (
+        "unsupported path",
+        "auth mount missing",
+        "run vaultfleet up for the shared stack (it makes the mount), then this stack",
+    ),
     ("not yet configured", "auth mount not configured", "run vaultfleet up for this stack"),
     (
         "signing key",
@@ -172,7 +180,7 @@ def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, 
     if not token:
         return (
             "login refused: permission denied (set VAULT_TOKEN so verify can read the mount's config)",
-            "rerun with VAULT_TOKEN of the provisioner",
+            "rerun with VAULT_TOKEN of the cluster's applier (or the previewer)",
         )
     try:
         config = hvac.Client(url=vault_addr, token=token).read(f"auth/{stack.mount_path}/config")["data"]

@@ -25,10 +25,10 @@ def project(lab, lab_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("converge"))
     with pytest.MonkeyPatch.context() as mp:
         use_lab_for_cli(mp, project, lab_env)
-        result = runner.invoke(app, ["up", "lab-a"])
+        result = runner.invoke(app, ["up", "vault", "lab-a"])  # the shared stack makes lab-a's mount
         assert result.exit_code == 0, result.output
     yield project
-    destroy_stacks(project, lab_env, ["lab-a"])
+    destroy_stacks(project, lab_env, ["lab-a", "vault"])
 
 
 def pulumi(project, lab_env, *args: str) -> subprocess.CompletedProcess:

@@ -1,7 +1,9 @@
 """An engine killed (SIGKILL) in the middle of `up`, at several points; `vaultfleet up` heals and converges.
 
-Each case runs a plain `pulumi up` of a fresh cluster stack in its own process group and kills the
-engine and its plugins at once (a CI runner or machine lost) at a chosen point:
+Each case runs a plain `pulumi up` in its own process group and kills the engine and its plugins at
+once (a CI runner or machine lost) at a chosen point: of a fresh cluster stack (lab-a: its reviewer,
+mount config and roles), or of the shared stack bringing a new cluster's mount and policies
+(lab-c's, from a stack file added for the case):
 
 - "kill": when the engine announces the create of a resource (the object may or may not exist);
 - "held": while Vault has made the object but its answer is held back by a loopback proxy, so the
@@ -9,7 +11,7 @@ engine and its plugins at once (a CI runner or machine lost) at a chosen point:
   ("path is already in use", or an orphan no stack owns).
 
 Afterwards `vaultfleet up` must succeed, leave no pending operation and no change, and every Vault
-object named for the cluster must be in the stack's state.
+object the stack makes for the cluster must be in the stack's state.
 """
 
 from __future__ import annotations
@@ -39,13 +41,15 @@ runner = CliRunner()
 # reading what the server made (its paths and answers). Killed at the ServiceAccount, before any
 # Vault write, the case is the engine's checkpoint, lock and kube-apiserver alone (server-independent).
 KILL_POINTS = [
-    ("kubernetes:core/v1:ServiceAccount", "kill", None),
-    ("vault:index/authBackend:AuthBackend", "held", "/v1/sys/auth/k8s-lab-a"),
-    ("vault:index/policy:Policy", "held", "/v1/sys/policies/acl/k8s-lab-a-"),
-    ("vault:kubernetes/authBackendConfig:AuthBackendConfig", "held", "/v1/auth/k8s-lab-a/config"),
-    ("vault:kubernetes/authBackendRole:AuthBackendRole", "held", "/v1/auth/k8s-lab-a/role/"),
-    ("vault:kubernetes/authBackendRole:AuthBackendRole", "kill", None),
+    ("lab-a", "kubernetes:core/v1:ServiceAccount", "kill", None),
+    ("vault", "vault:index/authBackend:AuthBackend", "held", "/v1/sys/auth/k8s-lab-c"),
+    ("vault", "vault:index/policy:Policy", "held", "/v1/sys/policies/acl/k8s-lab-c-"),
+    ("lab-a", "vault:kubernetes/authBackendConfig:AuthBackendConfig", "held", "/v1/auth/k8s-lab-a/config"),
+    ("lab-a", "vault:kubernetes/authBackendRole:AuthBackendRole", "held", "/v1/auth/k8s-lab-a/role/"),
+    ("lab-a", "vault:kubernetes/authBackendRole:AuthBackendRole", "kill", None),
 ]
+# The cluster whose objects a stack's case makes: lab-a's stack, or the shared stack for lab-c.
+CLUSTER = {"lab-a": "lab-a", "vault": "lab-c"}
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +100,7 @@ def _kill_during_up(
     project: Path,
     env: dict[str, str],
     proxy: HoldingProxy,
+    stack: str,
     resource_type: str,
     how: str,
     held_path: str | None,
@@ -103,7 +108,7 @@ def _kill_during_up(
 ) -> None:
     events, output = tmp / "events.jsonl", tmp / "engine.log"
     proxy.reset(lambda method, path: how == "held" and method in ("PUT", "POST") and path.startswith(held_path))
-    select_stack("lab-a", project, env)  # exists (empty) before the plain CLI runs it
+    select_stack(stack, project, env)  # exists before the plain CLI runs it
     with open(output, "wb") as log:
         engine = subprocess.Popen(
             [
@@ -113,7 +118,7 @@ def _kill_during_up(
                 "--non-interactive",
                 "--skip-preview",
                 "-s",
-                "lab-a",
+                stack,
                 "--event-log",
                 str(events),
             ],
@@ -144,56 +149,81 @@ def _kill_during_up(
         proxy.release()
 
 
-def _pending_in_checkpoint(lab):
+def _pending_in_checkpoint(lab, stack: str):
     """Read from the checkpoint file itself: `pulumi stack export` may not read the stack yet (a
     kill can truncate its metadata sidecar, which the next `vaultfleet up` repairs)."""
-    checkpoint = Path(lab.backend_url.removeprefix("file://")) / ".pulumi/stacks/vaultfleet/lab-a.json"
+    checkpoint = Path(lab.backend_url.removeprefix("file://")) / f".pulumi/stacks/vaultfleet/{stack}.json"
     return pending_operations({"deployment": json.loads(checkpoint.read_text())["checkpoint"]["latest"]})
 
 
-def _fleet_objects(vault: hvac.Client) -> set[str]:
-    """Every Vault object named for the lab-a cluster: its mount, config, roles and policies."""
-    objects = {p for p in vault.sys.list_policies()["data"]["policies"] if p.startswith("k8s-lab-a-")}
-    if "k8s-lab-a/" in vault.sys.list_auth_methods()["data"]:
-        objects.add("k8s-lab-a")
-        if vault.read("auth/k8s-lab-a/config"):
-            objects.add("auth/k8s-lab-a/config")
-        try:
-            roles = vault.auth.kubernetes.list_roles(mount_point="k8s-lab-a")["keys"]
-        except hvac.exceptions.InvalidPath:
-            roles = []
-        objects |= {f"auth/k8s-lab-a/role/{r}" for r in roles}
-    return objects
+def _fleet_objects(vault: hvac.Client, stack: str) -> set[str]:
+    """Every Vault object the stack makes for its case's cluster: the shared stack, the cluster's
+    mount and policies; a cluster's stack, its mount's roles (its config, see _config)."""
+    cluster = CLUSTER[stack]
+    if stack == "vault":
+        objects = {p for p in vault.sys.list_policies()["data"]["policies"] if p.startswith(f"k8s-{cluster}-")}
+        if f"k8s-{cluster}/" in vault.sys.list_auth_methods()["data"]:
+            objects.add(f"k8s-{cluster}")
+        return objects
+    try:
+        roles = vault.auth.kubernetes.list_roles(mount_point=f"k8s-{cluster}")["keys"]
+    except hvac.exceptions.InvalidPath:
+        roles = []
+    return {f"auth/k8s-{cluster}/role/{r}" for r in roles}
+
+
+def _add_cluster_c(project: Path, present: bool) -> None:
+    """lab-c's stack file (lab-a's, on lab-c's context): the shared stack makes its mount and policies."""
+    path = project / "stacks/Pulumi.lab-c.yaml"
+    if present:
+        path.write_text(
+            (project / "stacks/Pulumi.lab-a.yaml").read_text().replace("kubeContext: lab-a", "kubeContext: lab-c")
+        )
+    else:
+        path.unlink(missing_ok=True)
 
 
 @pytest.mark.parametrize(
-    "resource_type, how, held_path",
+    "stack, resource_type, how, held_path",
     [
         pytest.param(
+            stack,
             t,
             how,
             held,
             id=f"{how}-at-{t.rsplit(':', 1)[-1]}",
             marks=() if t.startswith("kubernetes:") else pytest.mark.server,
         )
-        for t, how, held in KILL_POINTS
+        for stack, t, how, held in KILL_POINTS
     ],
 )
 def test_up_killed_midway_is_healed_by_the_next_up(
-    lab, lab_env, project, proxy, tmp_path, resource_type, how, held_path
+    lab, lab_env, project, proxy, tmp_path, stack, resource_type, how, held_path
 ):
-    run_cli = lambda args: pulumi_command().run([*args, "--stack", "lab-a"], str(project), lab_env)  # noqa: E731
+    run_cli = lambda args: pulumi_command().run([*args, "--stack", stack], str(project), lab_env)  # noqa: E731
     vault = root_client(lab)
-    _kill_during_up(project, lab_env, proxy, resource_type, how, held_path, tmp_path)
+    config_path = "auth/k8s-lab-a/config"
+    if resource_type.endswith("AuthBackendConfig"):
+        # The config outlives a destroy (Vault cannot delete it): mark it, to see the held write land.
+        vault.write(
+            config_path,
+            kubernetes_host="https://marker.invalid:1",
+            disable_iss_validation=True,
+            kubernetes_ca_cert=lab.pki("lab-a").ca_cert.read_text(),
+        )
+    if stack == "vault":
+        _add_cluster_c(project, present=True)
+    _kill_during_up(project, lab_env, proxy, stack, resource_type, how, held_path, tmp_path)
     if how == "held":  # made in Vault, "creating" in the checkpoint
-        left = _pending_in_checkpoint(lab)
+        left = _pending_in_checkpoint(lab, stack)
         assert any(op.type == "creating" and op.resource_type == resource_type for op in left), left
-        assert any(
-            o.startswith(held_path.removeprefix("/v1/").removeprefix("sys/auth/").removeprefix("sys/policies/acl/"))
-            for o in _fleet_objects(vault)
-        ), _fleet_objects(vault)
+        if resource_type.endswith("AuthBackendConfig"):
+            assert vault.read(config_path)["data"]["kubernetes_host"] == lab.clusters[0].server
+        else:
+            made = held_path.removeprefix("/v1/").removeprefix("sys/auth/").removeprefix("sys/policies/acl/")
+            assert any(o.startswith(made) for o in _fleet_objects(vault, stack)), _fleet_objects(vault, stack)
 
-    result = runner.invoke(app, ["up", "lab-a", "--format", "json"])
+    result = runner.invoke(app, ["up", stack, "--format", "json"])
     assert result.exit_code == 0, result.output
     [summary] = json.loads(result.stdout)
     assert summary["ok"] and "recovered from an interrupted run" in (summary["recovered"] or ""), summary
@@ -204,12 +234,18 @@ def test_up_killed_midway_is_healed_by_the_next_up(
     after = plain_export(run_cli)
     assert pending_operations(after) == []
     in_state = {r.get("id") for r in after["deployment"]["resources"]}
-    orphans = _fleet_objects(vault) - in_state
+    objects = _fleet_objects(vault, stack) | ({config_path} if stack == "lab-a" else set())
+    orphans = objects - in_state
     assert not orphans, f"Vault objects outside the stack's state: {orphans}"
-    converged = runner.invoke(app, ["preview", "lab-a", "--refresh", "--expect-no-changes"])
+    converged = runner.invoke(app, ["preview", stack, "--refresh", "--expect-no-changes"])
     assert converged.exit_code == 0, converged.output
 
     # The next case starts from nothing again.
-    destroyed = runner.invoke(app, ["destroy", "lab-a", "--yes"])
-    assert destroyed.exit_code == 0, destroyed.output
-    assert _fleet_objects(vault) == set()
+    if stack == "vault":
+        _add_cluster_c(project, present=False)  # the shared stack removes lab-c's mount and policies
+        removed = runner.invoke(app, ["up", "vault"])
+        assert removed.exit_code == 0, removed.output
+    else:
+        destroyed = runner.invoke(app, ["destroy", "lab-a", "--yes"])
+        assert destroyed.exit_code == 0, destroyed.output
+    assert _fleet_objects(vault, stack) == set()

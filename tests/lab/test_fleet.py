@@ -135,6 +135,8 @@ def test_3_vault_lost_mid_run_fails_the_rest_clearly_and_a_rerun_converges(proje
     """One stack at a time; after the second finishes, Vault is sealed (or stopped)."""
     role = f"after-{outage}"
     _add_role_to_every_cluster(project, role)
+    # The privileged stage first: the new role's path in each cluster's applier policy.
+    assert runner.invoke(app, ["up", "vault"]).exit_code == 0
     finished = []
 
     def lose_vault_after_two(result) -> None:

@@ -93,7 +93,9 @@ def policies(client: hvac.Client) -> list[str]:
 
 def test_1_the_claims_decide_the_identity(lab, project):
     assert policies(login(lab, ci_token(PULL_REQUEST), "previewer")) == ["default", "vaultfleet-previewer"]
-    assert policies(login(lab, ci_token(MAIN), "applier")) == ["default", "vaultfleet-provisioner"]
+    # The project copy has two cluster stack files: the applier holds each one's applier policy.
+    applier = ["default", "vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b"]
+    assert policies(login(lab, ci_token(MAIN), "applier")) == applier
     assert policies(login(lab, ci_token(MAIN), "previewer")) == ["default", "vaultfleet-previewer"]
     with pytest.raises(hvac.exceptions.VaultError):  # a pull request is not the protected branch
         login(lab, ci_token(PULL_REQUEST), "applier")
@@ -163,14 +165,14 @@ def _attacks():
         "write a KV secret": lambda c: c.secrets.kv.v2.create_or_update_secret(
             "clusters/lab-a/app", {"x": "y"}, mount_point="kv"
         ),
-        "mint a token with other policies": lambda c: c.auth.token.create(policies=["vaultfleet-provisioner"]),
+        "mint a token with other policies": lambda c: c.auth.token.create(policies=["vaultfleet-apply-lab-a"]),
         "turn the pipeline's applier role to any repository": lambda c: c.write(
             "auth/ci/role/applier",
             role_type="jwt",
             user_claim="sub",
             bound_audiences=[AUDIENCE],
             bound_claims={"repository": "mallory/fleet"},
-            token_policies=["vaultfleet-provisioner"],
+            token_policies=["vaultfleet-apply-lab-a"],
         ),
         "list the identities of the fleet": lambda c: c.list("identity/entity-alias/id"),
     }

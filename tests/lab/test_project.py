@@ -76,7 +76,7 @@ def test_1_shared_then_clusters_up(fleet):
     mounts = fleet.vault.sys.list_auth_methods()["data"]
     policies = fleet.vault.sys.list_policies()["data"]["policies"]
     assert "kv/" in fleet.vault.sys.list_mounted_secrets_engines()["data"]
-    assert "vaultfleet-provisioner" in policies
+    assert {"vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b", "vaultfleet-previewer"} <= set(policies)
     for cluster in CLUSTERS:
         assert mounts[f"k8s-{cluster}/"]["type"] == "kubernetes"
         config = fleet.vault.auth.kubernetes.read_config(mount_point=f"k8s-{cluster}")
@@ -140,12 +140,14 @@ def test_4_removing_role_and_policy_removes_them_and_adding_back_restores(fleet)
         config["vaultfleet:policies"] = ["kv-read"]
 
     fleet.edit("lab-a", drop_deployer_and_kv_write)
+    fleet.up("vault")  # the shared stack writes (and removes) the cluster's policies
     fleet.up("lab-a")
     assert fleet.vault.auth.kubernetes.list_roles(mount_point="k8s-lab-a")["keys"] == ["app"]
     assert "k8s-lab-a-kv-write" not in fleet.vault.sys.list_policies()["data"]["policies"]
     assert "k8s-lab-b-kv-write" in fleet.vault.sys.list_policies()["data"]["policies"]
 
     fleet.edit("lab-a", lambda config: config.update(original) or config.pop("vaultfleet:policies", None))
+    fleet.up("vault")
     fleet.up("lab-a")
     assert sorted(fleet.vault.auth.kubernetes.list_roles(mount_point="k8s-lab-a")["keys"]) == ["app", "deployer"]
     assert "k8s-lab-a-kv-write" in fleet.vault.sys.list_policies()["data"]["policies"]
@@ -225,10 +227,15 @@ def test_7_invalid_stack_file_stops_preview_naming_file_and_field(fleet):
 
 @pytest.mark.server
 @pytest.mark.usefixtures("fleet_up")
-def test_8_destroy_one_cluster_leaves_the_other_working(fleet):
+def test_8_offboarding_one_cluster_leaves_the_other_working(fleet):
+    # Offboarding: destroy the cluster's stack, remove its stack file, and the shared stack removes
+    # the cluster's mount, policies and applier policy.
     result = fleet.stacks["lab-a"].destroy(color="never")
     assert result.summary.result == "succeeded"
+    fleet.stack_file("lab-a").unlink()
+    fleet.up("vault")
     assert "k8s-lab-a/" not in fleet.vault.sys.list_auth_methods()["data"]
+    assert "vaultfleet-apply-lab-a" not in fleet.vault.sys.list_policies()["data"]["policies"]
     policies = fleet.vault.sys.list_policies()["data"]["policies"]
     assert not [p for p in policies if p.startswith("k8s-lab-a-")]
     core = client.CoreV1Api(fleet.kube("lab-a"))

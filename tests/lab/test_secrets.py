@@ -1,6 +1,6 @@
 """After a full run of the CLI (up, preview, verify, destroy), no secret is anywhere in plaintext.
 
-Secrets: the reviewer JWTs the clusters issued, the Vault root token, the provisioner token the
+Secrets: the reviewer JWTs the clusters issued, the Vault root token, the applier token the
 cluster stacks ran with, and the lab PostgreSQL's superuser password; each in every form it is
 commonly written in (as is, base64 at any alignment, URL-encoded, JSON-escaped: tests/leaks.py).
 (The lab's Pulumi passphrase is public by design, docs/lab.md.) Places: every output of the CLI (stdout and
@@ -53,26 +53,26 @@ def test_a_full_cli_run_leaves_no_secret_in_plaintext(lab, lab_env, tmp_path):
         outputs[f"vaultfleet {' '.join(args)}"] = done.stdout + done.stderr
         assert done.returncode == 0, done.stdout + done.stderr
 
-    run(["up", "vault"], lab.vault_token())  # the shared stack writes the provisioner policy (admin)
-    with vault_token(root, ["vaultfleet-provisioner"], "1h") as provisioner:
-        run(["up", *CLUSTERS, "--format", "json"], provisioner)
+    run(["up", "vault"], lab.vault_token())  # the shared stack writes the applier policies (admin)
+    with vault_token(root, [f"vaultfleet-apply-{c}" for c in CLUSTERS], "1h") as applier:
+        run(["up", *CLUSTERS, "--format", "json"], applier)
         reviewer_jwts = [
             k8s.wait_for_secret_token(k8s.api_client(str(lab.kubeconfig), c), "kube-system", "vault-auth-token")
             for c in CLUSTERS
         ]
-        env = {**lab_env, "VAULT_TOKEN": provisioner}
+        env = {**lab_env, "VAULT_TOKEN": applier}
         exports = {f"pulumi stack export -s {n}": plain_stack_export(project, n, env) for n in ["vault", *CLUSTERS]}
-        # The provisioner manages cluster stacks only: the shared stack is previewed by the admin.
-        run(["preview", *CLUSTERS, "--refresh", "--format", "markdown"], provisioner)
+        # The appliers manage cluster stacks only: the shared stack is previewed by the admin.
+        run(["preview", *CLUSTERS, "--refresh", "--format", "markdown"], applier)
         run(["preview", "vault", "--refresh"], lab.vault_token())
-        run(["verify", "lab-a"], provisioner)
-        run(["destroy", *CLUSTERS, "--yes"], provisioner)
+        run(["verify", "lab-a"], applier)
+        run(["destroy", *CLUSTERS, "--yes"], applier)
         run(["destroy", "vault", "--yes"], lab.vault_token())
 
     secrets = {
         **{f"reviewer JWT of {c}": jwt for c, jwt in zip(CLUSTERS, reviewer_jwts, strict=True)},
         "Vault root token": lab.vault_token(),
-        "provisioner token": provisioner,
+        "applier token": applier,
     }
     if lab.postgres is not None:
         secrets["PostgreSQL superuser password"] = lab.postgres.password()

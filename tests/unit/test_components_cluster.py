@@ -1,6 +1,7 @@
-"""Cluster-stack components under Pulumi mocks: the reviewer identity, the auth mount with its config,
-policies and roles, namespace-scoped policy bodies, the consumer objects; what each registers, with
-which inputs, under which parent."""
+"""Per-cluster components under Pulumi mocks: the cluster stack's (reviewer identity, mount config,
+roles, consumer objects; no mount, no policy) and the shared stack's for each cluster (mount,
+policy bodies with the accessor filled in, applier policy); what each registers, with which inputs,
+under which parent."""
 
 import pulumi
 from pulumi.runtime import rpc
@@ -16,7 +17,7 @@ def cluster_args():
         mount_path="k8s-lab-a",
         kubernetes_host="https://127.0.0.1:16443",
         kubernetes_ca_cert="-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
-        policies={"k8s-lab-a-kv-read": 'path "kv/data/clusters/lab-a/*" { capabilities = ["read"] }'},
+        policy_names=["k8s-lab-a-kv-read"],
         roles=[RoleSpec("app", ["app"], ["app"], ["k8s-lab-a-kv-read"], 3600, 7200, "vault")],
     )
 
@@ -52,7 +53,7 @@ class TestReviewerIdentity(ComponentTest):
 
 
 class TestClusterOnboarding(ComponentTest):
-    def test_mount_config_policies_roles(self):
+    def test_mount_config_and_roles_and_neither_mount_nor_policy(self):
         from components import ClusterOnboarding
 
         @pulumi.runtime.test
@@ -60,20 +61,15 @@ class TestClusterOnboarding(ComponentTest):
             cluster = ClusterOnboarding("lab-a", cluster_args())
 
             def check_outputs(args):
-                mount_path, accessor, policy_names, role_names = args
+                mount_path, policy_names, role_names = args
                 self.assertEqual(mount_path, "k8s-lab-a")
-                self.assertTrue(accessor.startswith("auth_kubernetes_"))
                 self.assertEqual(policy_names, ["k8s-lab-a-kv-read"])
                 self.assertEqual(role_names, ["app"])
 
-            return pulumi.Output.all(
-                cluster.mount_path, cluster.mount_accessor, cluster.policy_names, cluster.role_names
-            ).apply(check_outputs)
+            return pulumi.Output.all(cluster.mount_path, cluster.policy_names, cluster.role_names).apply(check_outputs)
 
         # The test decorator returns once every registration has finished: check them all.
         program()
-        (backend,) = self.mocks.of_type("vault:index/authBackend:AuthBackend")
-        self.assertEqual(backend.inputs["type"], "kubernetes", backend.name)
         (config,) = self.mocks.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
         self.assertEqual(config.inputs["backend"], "k8s-lab-a")
         self.assertEqual(config.inputs["kubernetesHost"], "https://127.0.0.1:16443")
@@ -88,17 +84,19 @@ class TestClusterOnboarding(ComponentTest):
         self.assertEqual(role.inputs["tokenPolicies"], ["k8s-lab-a-kv-read"])
         self.assertEqual((role.inputs["tokenTtl"], role.inputs["tokenMaxTtl"]), (3600, 7200))
         self.assertEqual(role.inputs["audience"], "vault")
-        (policy,) = self.mocks.of_type("vault:index/policy:Policy")
-        self.assertIn("clusters/lab-a", policy.inputs["policy"])
+        # The cluster's applier may not enable auth methods or write policy bodies: the privileged
+        # shared stack makes the mount and the policies.
+        self.assertEqual(self.mocks.of_type("vault:index/authBackend:AuthBackend"), [])
+        self.assertEqual(self.mocks.of_type("vault:index/policy:Policy"), [])
         # Every child hangs under the component, so one alias covers a rename.
         components = {r.name for r in self.mocks.resources if r.typ.startswith("vaultfleet:")}
         self.assertIn("lab-a-reviewer", components)
         self.assertIn("lab-a-auth", components)
 
 
-class TestNamespaceScopedPolicy(ComponentTest):
-    def test_policy_body_gets_the_mount_accessor_once_the_mount_exists(self):
-        from components import ClusterOnboarding
+class TestClusterAccess(ComponentTest):
+    def test_mount_policies_with_the_accessor_and_the_applier_policy(self):
+        from components import ClusterAccess, ClusterAccessArgs
         from vaultfleet.project.policy import MOUNT_ACCESSOR_PLACEHOLDER
 
         templated = (
@@ -106,23 +104,33 @@ class TestNamespaceScopedPolicy(ComponentTest):
             + MOUNT_ACCESSOR_PLACEHOLDER
             + '.metadata.service_account_namespace}}/*" { capabilities = ["read"] }'
         )
-        args = cluster_args()
-        args.policies = {**args.policies, "k8s-lab-a-kv-namespace": templated}
+        plain = 'path "kv/data/clusters/lab-a/*" { capabilities = ["read"] }'
+        args = ClusterAccessArgs(
+            cluster="lab-a",
+            mount_path="k8s-lab-a",
+            policies={"k8s-lab-a-kv-read": plain, "k8s-lab-a-kv-namespace": templated},
+            applier_policy_name="vaultfleet-apply-lab-a",
+            applier_policy='path "auth/k8s-lab-a/config" { capabilities = ["read"] }',
+            accessor_placeholder=MOUNT_ACCESSOR_PLACEHOLDER,
+        )
 
         @pulumi.runtime.test
         def program():
-            return ClusterOnboarding("lab-a", args).policy_names
+            return ClusterAccess("fleet-cluster-lab-a", args).policy_names
 
         program()
+        (backend,) = self.mocks.of_type("vault:index/authBackend:AuthBackend")
+        self.assertEqual((backend.inputs["type"], backend.inputs["path"]), ("kubernetes", "k8s-lab-a"))
         bodies = {p.inputs["name"]: p.inputs["policy"] for p in self.mocks.of_type("vault:index/policy:Policy")}
-        # The mock's accessor for the backend registered as "lab-a-auth-backend".
+        # The mock's accessor for the backend registered as "fleet-cluster-lab-a-auth-backend".
         self.assertIn(
-            "aliases.auth_kubernetes_lab-a-auth-backend.metadata.service_account_namespace",
+            "aliases.auth_kubernetes_fleet-cluster-lab-a-auth-backend.metadata.service_account_namespace",
             bodies["k8s-lab-a-kv-namespace"],
         )
         self.assertNotIn("${", bodies["k8s-lab-a-kv-namespace"])
         # A body without the placeholder goes through unchanged.
-        self.assertEqual(bodies["k8s-lab-a-kv-read"], args.policies["k8s-lab-a-kv-read"])
+        self.assertEqual(bodies["k8s-lab-a-kv-read"], plain)
+        self.assertEqual(bodies["vaultfleet-apply-lab-a"], args.applier_policy)
 
 
 class TestConsumerObjects(ComponentTest):

@@ -1,4 +1,4 @@
-"""Shared-stack components under Pulumi mocks: the KV mount and provisioner policy, the database engine
+"""Shared-stack components under Pulumi mocks: the KV mount and previewer policy, the database engine
 (its connection password marked secret), and the args the program builds from the stack file."""
 
 import pulumi
@@ -9,19 +9,19 @@ from tests.unit.conftest import ComponentTest
 
 class TestSharedVault(ComponentTest):
     @pulumi.runtime.test
-    def test_kv_v2_and_provisioner_policy(self):
+    def test_kv_v2_and_previewer_policy(self):
         from components import SharedVault, SharedVaultArgs
 
-        shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv", provisioner_policy='path "a" {}'))
+        shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv", previewer_policy='path "a" {}'))
 
         def check(args):
             (mount,) = self.mocks.of_type("vault:index/mount:Mount")
             self.assertEqual(mount.inputs["type"], "kv")
             self.assertEqual(mount.inputs["options"], {"version": "2"})
             (policy,) = self.mocks.of_type("vault:index/policy:Policy")
-            self.assertEqual(policy.inputs["name"], "vaultfleet-provisioner")
+            self.assertEqual(policy.inputs["name"], "vaultfleet-previewer")
 
-        return pulumi.Output.all(shared.kv_mount, shared.provisioner_policy).apply(check)
+        return pulumi.Output.all(shared.kv_mount).apply(check)
 
 
 DB_PASSWORD = "db-admin-password-value"
@@ -103,9 +103,7 @@ class TestSharedVaultWithDatabase(ComponentTest):
 
         @pulumi.runtime.test
         def program():
-            shared = SharedVault(
-                "fleet", SharedVaultArgs(kv_mount="kv", provisioner_policy='path "a" {}', database=database_args())
-            )
+            shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv", database=database_args()))
             return shared.database.mount_path.apply(lambda path: self.assertEqual(path, "database"))
 
         program()
@@ -118,7 +116,7 @@ class TestSharedVaultWithDatabase(ComponentTest):
     def test_no_database_declared_no_engine(self):
         from components import SharedVault, SharedVaultArgs
 
-        shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv", provisioner_policy='path "a" {}'))
+        shared = SharedVault("fleet", SharedVaultArgs(kv_mount="kv"))
         self.assertIsNone(shared.database)
         return shared.kv_mount.apply(
             lambda _: self.assertEqual(
@@ -164,7 +162,7 @@ class TestProgramDatabaseArgs(ComponentTest):
             },
         }
         stack = schema.parse(values, "vault", "stacks/Pulumi.vault.yaml", secret_keys={"database"})
-        args = program.shared_args(stack).database
+        args = program.database_args(stack)
         self.assertEqual(args.mount_path, "pg")
         self.assertEqual([c.allowed_roles for c in args.connections], [["app-readonly"], []])
         (role,) = args.roles

@@ -73,12 +73,29 @@ def test_the_previewer_policy_grants_reads_only():
     assert not any(p.startswith(("kv/", "sys/policy/*", "database/creds")) for p in paths)
 
 
+def pin_endpoints(project_root) -> None:
+    """apiHost and caCert in both cluster stack files: the shared stack then needs no kubeconfig."""
+    from tests.bad_inputs import certificate_pem
+    from tests.conftest import edit_stack
+
+    for cluster in ("lab-a", "lab-b"):
+        endpoint = {"apiHost": f"https://{cluster}.example:6443", "caCert": certificate_pem()}
+        edit_stack(project_root, cluster, lambda c, e=endpoint: c["vaultfleet:cluster"].update(e))
+
+
 class TestPipelineIdentities(ComponentTest):
     @pulumi.runtime.test
     def test_jwt_mount_with_exact_claims_per_identity(self):
-        from vaultfleet import program
+        import tempfile
+        from pathlib import Path
 
-        args = program.shared_args(shared())
+        from tests.conftest import copy_project_files
+        from vaultfleet import program
+        from vaultfleet.project import Project
+
+        root = copy_project_files(Path(tempfile.mkdtemp()))
+        pin_endpoints(root)
+        args = program.shared_args(shared(), Project(root))
 
         from components import SharedVault
 
@@ -93,14 +110,17 @@ class TestPipelineIdentities(ComponentTest):
                 r.inputs["roleName"]: r.inputs for r in self.mocks.of_type("vault:jwt/authBackendRole:AuthBackendRole")
             }
             self.assertEqual(roles["previewer"]["tokenPolicies"], ["vaultfleet-previewer"])
-            self.assertEqual(roles["applier"]["tokenPolicies"], ["vaultfleet-provisioner"])
+            # The applier holds each cluster's applier policy, nothing fleet-wide.
+            self.assertEqual(roles["applier"]["tokenPolicies"], ["vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b"])
             self.assertEqual(roles["applier"]["boundClaims"], PIPELINE["applier"])
             for role in roles.values():
                 self.assertEqual(role["boundClaimsType"], "string")
                 self.assertEqual(role["boundAudiences"], [PIPELINE["audience"]])
                 self.assertEqual(role["tokenMaxTtl"], 900)
             names = sorted(p.inputs["name"] for p in self.mocks.of_type("vault:index/policy:Policy"))
-            self.assertEqual(names, ["vaultfleet-previewer", "vaultfleet-provisioner"])
+            fleet = [n for n in names if n.startswith("vaultfleet-")]
+            self.assertEqual(fleet, ["vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b", "vaultfleet-previewer"])
+            self.assertIn("k8s-lab-a-kv-read", names)  # the clusters' policy bodies, written here too
 
         return vault.pipeline.role_names.apply(check)
 
@@ -113,6 +133,7 @@ def test_access_shows_each_pipeline_identitys_grants(project):
 
     from vaultfleet.cli import app
 
+    pin_endpoints(project)
     path = project / "stacks/Pulumi.vault.yaml"
     doc = yaml.safe_load(path.read_text())
     doc["config"]["vaultfleet:pipeline"] = PIPELINE
@@ -122,5 +143,15 @@ def test_access_shows_each_pipeline_identitys_grants(project):
     assert previewer and all(set(r["capabilities"]) <= {"read", "list"} for r in previewer)
     assert {r["service_account"] for r in previewer} == {"repository=acme/fleet"}
     applier = [r for r in rows if r["role"] == "applier"]
-    assert {r["policy"] for r in applier} == {"vaultfleet-provisioner"}
+    assert {r["policy"] for r in applier} == {"vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b"}
+    # What the applier may write: each cluster's mount config and its declared roles, nothing else.
+    writable = {r["path"] for r in applier if {"create", "update"} & set(r["capabilities"])}
+    assert writable == {
+        "auth/k8s-lab-a/config",
+        "auth/k8s-lab-a/role/app",
+        "auth/k8s-lab-a/role/deployer",
+        "auth/k8s-lab-b/config",
+        "auth/k8s-lab-b/role/app",
+        "auth/k8s-lab-b/role/deployer",
+    }, writable
     assert {r["service_account"] for r in applier} == {"environment=fleet,ref=refs/heads/main,repository=acme/fleet"}

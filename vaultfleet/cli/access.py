@@ -20,7 +20,9 @@ def access(
     from vaultfleet.access import grants
 
     project, loaded = load_stacks(stacks)
-    rows = grants(loaded, project.policy_dir)
+    # The pipeline's applier holds every cluster's applier policy: the whole fleet's, not only the named.
+    fleet = [s.valid_settings() for s in project.stacks() if not s.is_shared]
+    rows = grants(loaded, project.policy_dir, [c for c in fleet if c is not None])
     if output == "json":
         print(json.dumps([g.to_json() for g in rows], indent=2))
         return

@@ -29,4 +29,5 @@ def onboard(
     except (OnboardError, KubeconfigError) as exc:
         err.print(f"[red]onboard failed, nothing written:[/] {exc}", highlight=False)
         raise typer.Exit(code=2) from None
-    out.print(f"wrote {path}; next: vaultfleet up {name}  (or: pulumi stack init {name} && pulumi up -s {name})")
+    # The shared stack first: it makes the new cluster's mount, policies and applier policy.
+    out.print(f"wrote {path}; next: vaultfleet up vault {name}  (the shared stack makes its mount and policies)")

@@ -1,4 +1,5 @@
-"""Which stacks a git diff touches: their own stack file, or anything every stack's program reads."""
+"""Which stacks a git diff touches: their own stack file, or anything every stack's program reads;
+and the shared stack whenever any stack file changed."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def changed_since(project: Project, ref: str) -> list[str]:
     if any(project.touches_every_stack(f) for f in files):
         return sorted(stacks)
     touched = {Path(f).name[len("Pulumi.") : -len(".yaml")] for f in files if f.startswith("stacks/Pulumi.")}
+    if touched:
+        # Any stack file counts for the shared stack: it writes each cluster's mount, policies and
+        # applier policy from the cluster's file (and removes a deleted file's).
+        touched |= {s.name for s in project.shared_stacks()}
     return sorted(touched & stacks)
 
 

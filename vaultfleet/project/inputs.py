@@ -15,8 +15,8 @@ _SDKS = ("pulumi", "pulumi-vault", "pulumi-kubernetes")
 
 
 def inputs_fingerprint(stack: StackFile) -> str:
-    """One digest of everything the stack's program reads: the program's files, the stack file,
-    the SDK versions and the kube context's endpoint."""
+    """One digest of everything the stack's program reads: the program's files, the stack file (all
+    of them, for the shared stack), the SDK versions and the kube contexts' endpoints."""
     digest = hashlib.sha256()
 
     def add(label: str, data: bytes) -> None:
@@ -24,12 +24,15 @@ def inputs_fingerprint(stack: StackFile) -> str:
         digest.update(data)
 
     root = stack.project.root
-    for path in [*stack.project.program_files(), stack.path]:
+    # The shared stack reads every stack file (each cluster's mount, policies, applier policy).
+    read = stack.project.stacks() if stack.is_shared else [stack]
+    for path in [*stack.project.program_files(), *(s.path for s in read)]:
         label = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         add(label, path.read_bytes() if path.exists() else b"(missing)")
     for sdk in _SDKS:
         add(sdk, metadata.version(sdk).encode())
-    add("kube context", _kube_context_endpoint(stack))
+    for each in read:
+        add(f"kube context of {each.name}", _kube_context_endpoint(each))
     return digest.hexdigest()
 
 

@@ -37,9 +37,16 @@ def _public_key(value: str) -> str:
 
 PublicKeyPem = Annotated[str, AfterValidator(_public_key)]
 
-# The policies each identity's Vault token gets; the shared stack writes both policies. The applier
-# runs cluster stacks with the provisioner policy until per-cluster scoping lands (issue 14).
-IDENTITY_POLICIES = {"previewer": ["vaultfleet-previewer"], "applier": ["vaultfleet-provisioner"]}
+
+def identity_policies(identity: str, clusters: list[str]) -> list[str]:
+    """The policies an identity's Vault token gets (the shared stack writes them all): the previewer
+    reads; the applier holds each cluster's applier policy, which pins what it may write there."""
+    if identity == "previewer":
+        return ["vaultfleet-previewer"]
+    from vaultfleet.project.applier import applier_policy_name
+
+    return sorted(applier_policy_name(c) for c in clusters)
+
 
 # Claims are matched exactly (bound_claims_type "string"); a value may not be empty or a glob.
 _CLAIM_NAME_MAX = 64

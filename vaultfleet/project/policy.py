@@ -236,12 +236,6 @@ def cluster_policy_rules(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> 
     }
 
 
-def render_provisioner(stack: SharedStack, policy_dir: Path = POLICY_DIR) -> str:
-    """The least-privilege policy for the token that provisions cluster stacks."""
-    variables = {"mount_prefix": stack.fleet.mount_prefix, "kv_mount": stack.fleet.kv_mount}
-    return render("fleet/vaultfleet-provisioner", variables, policy_dir)
-
-
 def render_previewer(stack: SharedStack, policy_dir: Path = POLICY_DIR) -> str:
     """The read-only policy of pull-request previews (policies/fleet/vaultfleet-previewer.hcl)."""
     variables = {

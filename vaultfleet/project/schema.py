@@ -78,6 +78,16 @@ class Role(Model):
     """Objects `up` creates in each bound namespace for the role's first ServiceAccount:
     eso (external-secrets SecretStore), vso (Vault Secrets Operator VaultConnection + VaultAuth)."""
 
+    @field_validator("policies")
+    @classmethod
+    def _few_policies(cls, names: list[str]) -> list[str]:
+        from vaultfleet.project.applier import MAX_ROLE_POLICIES
+
+        if len(names) > MAX_ROLE_POLICIES:
+            # The cluster's applier policy allows each order of the role's list (docs/pipeline.md).
+            raise ValueError(f"at most {MAX_ROLE_POLICIES} policy templates per role, got {len(names)}")
+        return names
+
     @model_validator(mode="after")
     def _ttl_within_max(self) -> Role:
         if self.max_ttl is not None and self.ttl > self.max_ttl:
@@ -160,12 +170,13 @@ class ClusterStack(Model):
         return f"{self.fleet.mount_prefix}-{self.name}"
 
     def policy_name(self, template: str) -> str:
-        # Prefixed like the mount, so the provisioner policy can be scoped to `k8s-*` names.
+        # Prefixed like the mount: the previewer reads `${mount_prefix}-*` policies.
         return f"{self.mount_path}-{template}"
 
 
 class SharedStack(Model):
-    """The shared stack: Vault objects the whole fleet uses (KV v2 mount, provisioner policy,
+    """The shared stack: Vault objects the whole fleet uses (KV v2 mount, each cluster's mount,
+    policies and applier policy, the previewer policy,
     optionally the database secrets engine)."""
 
     kind: Literal["shared"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from vaultfleet.project import ConfigError, Project, StackFile, StackFileError, stack_file_name
-from vaultfleet.project.policy import PolicyError, render_cluster_policies, render_previewer, render_provisioner
+from vaultfleet.project.policy import PolicyError, render_cluster_policies, render_previewer
 from vaultfleet.project.schema import ClusterStack, SharedStack
 
 
@@ -48,7 +48,6 @@ def check_stack(stack_file: StackFile) -> tuple[list[Finding], ClusterStack | Sh
         if isinstance(stack, ClusterStack):
             render_cluster_policies(stack, policy_dir)
         else:
-            render_provisioner(stack, policy_dir)
             render_previewer(stack, policy_dir)
     except StackFileError as exc:
         return [Finding("error", exc.file, "-", str(exc).split(": ", 1)[1])], None

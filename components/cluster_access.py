@@ -1,0 +1,71 @@
+"""What the privileged shared stack makes for each cluster: its auth mount, its policy bodies (the
+mount's accessor filled in), and its applier policy, which pins what the cluster's own stack may
+write. A pull request to one cluster's stack file therefore changes what may be attached only
+through this reviewed, privileged stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_vault as vault
+
+from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
+from components.policies import ClusterPolicies, ClusterPoliciesArgs
+
+
+@dataclass
+class ClusterAccessArgs:
+    cluster: str
+    """Cluster name, as in its stack name."""
+    mount_path: str
+    """The cluster's auth mount (e.g. k8s-lab-a)."""
+    policies: dict[str, str]
+    """Policy name -> rendered HCL body; `accessor_placeholder` in it becomes the mount's accessor."""
+    applier_policy_name: str
+    applier_policy: str
+    """HCL of the policy the identity applying the cluster's stack holds."""
+    accessor_placeholder: str = "${mount_accessor}"
+
+
+class ClusterAccess(pulumi.ComponentResource):
+    """One cluster's mount, policies and applier policy.
+
+    Outputs:
+        mount_path, mount_accessor, policy_names, applier_policy.
+    """
+
+    mount_path: pulumi.Output[str]
+    mount_accessor: pulumi.Output[str]
+    policy_names: pulumi.Output[list[str]]
+    applier_policy: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterAccessArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vaultfleet:vault:ClusterAccess", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        mount = KubernetesAuthMount(
+            f"{name}-auth",
+            KubernetesAuthMountArgs(path=args.mount_path, description=f"vaultfleet: Kubernetes cluster {args.cluster}"),
+            opts=child,
+        )
+        placeholder = args.accessor_placeholder
+        bodies = {
+            policy_name: mount.accessor.apply(lambda accessor, body=body: body.replace(placeholder, accessor))
+            if placeholder in body
+            else body
+            for policy_name, body in args.policies.items()
+        }
+        policies = ClusterPolicies(f"{name}-policies", ClusterPoliciesArgs(bodies), opts=child)
+        applier = vault.Policy(f"{name}-applier", name=args.applier_policy_name, policy=args.applier_policy, opts=child)
+        self.mount_path = mount.path
+        self.mount_accessor = mount.accessor
+        self.policy_names = policies.names
+        self.applier_policy = applier.name
+        self.register_outputs(
+            {
+                "mount_path": self.mount_path,
+                "mount_accessor": self.mount_accessor,
+                "policy_names": self.policy_names,
+                "applier_policy": self.applier_policy,
+            }
+        )

@@ -1,0 +1,83 @@
+"""The applier policy of one cluster (`vaultfleet-apply-<cluster>`): what the identity that applies
+cluster X's stack may write in Vault, pinned to X's reviewed stack file. The privileged shared stack
+renders and writes it, beside X's mount and policy bodies.
+
+It may write X's mount config with exactly the reviewed API host, CA and issuer (any reviewer JWT:
+that one comes from the cluster), and X's roles, each attaching exactly its reviewed policies; it
+may delete X's roles and read both. Nothing else: no policy body, no other mount, no other cluster,
+no token. Both servers (OpenBao 2.4.0, HashiCorp Vault 1.14.1) enforce `allowed_parameters` on
+strings, booleans and lists alike by comparing the whole value with each allowed one (a list is not
+checked element by element), and deny every parameter a rule with `allowed_parameters` does not
+list: so a role's `token_policies` is allowed as each order of its exact list (the provider sends a
+set), and the legacy `policies`, `token_period` and the like are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import permutations
+
+from vaultfleet.project.schema import ClusterStack
+
+APPLIER_PREFIX = "vaultfleet-apply-"
+# A role's policy list is allowed in every order: 4 templates make 24 lists. The schema caps it.
+MAX_ROLE_POLICIES = 4
+
+
+def applier_policy_name(cluster: str) -> str:
+    return f"{APPLIER_PREFIX}{cluster}"
+
+
+def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str, list[str], dict | None]]:
+    """(path, capabilities, allowed_parameters or None) of `vaultfleet-apply-<cluster>`."""
+    mount = stack.mount_path
+    issuer = stack.cluster.issuer
+    config = {
+        "kubernetes_host": [host],
+        "kubernetes_ca_cert": [ca_pem],
+        "token_reviewer_jwt": [],  # any: it is the reviewer's token, read from the cluster
+        "pem_keys": [""],
+        "issuer": [issuer or ""],
+        "disable_iss_validation": [issuer is None],
+        # Off: ServiceAccount annotations would otherwise fill the alias metadata the namespace-scoped
+        # policies template on.
+        "use_annotations_as_alias_metadata": [False],
+    }
+    rules: list[tuple[str, list[str], dict | None]] = [
+        (f"auth/{mount}/config", ["create", "update", "read"], config),
+        # Roles the stack file no longer declares can still be removed (and read back); written only below.
+        (f"auth/{mount}/role/*", ["read", "delete", "list"], None),
+        (f"auth/{mount}/role", ["list"], None),
+    ]
+    for role in stack.roles:
+        names = [stack.policy_name(t) for t in role.policies]
+        params = {
+            "token_policies": [list(order) for order in permutations(names)],
+            "bound_service_account_names": [],
+            "bound_service_account_namespaces": [],
+            "bound_service_account_namespace_selector": [""],
+            "audience": [],
+            "alias_name_source": [],
+            "token_ttl": [],
+            "token_max_ttl": [],
+            "token_type": [],
+            "token_no_default_policy": [],
+        }
+        rules.append((f"auth/{mount}/role/{role.name}", ["create", "update", "read", "delete"], params))
+    return rules
+
+
+def render_applier(stack: ClusterStack, host: str, ca_pem: str) -> str:
+    """The HCL of `vaultfleet-apply-<cluster>` for the endpoint the cluster stack configures."""
+    header = f"# Written by the shared stack from stacks/Pulumi.{stack.name}.yaml; regenerated on every change.\n"
+    return "\n".join([header, *(_path(*rule) for rule in applier_rules(stack, host, ca_pem))])
+
+
+def _path(path: str, capabilities: list[str], allowed: dict | None = None) -> str:
+    lines = [f'path "{path}" {{', f"  capabilities = {json.dumps(capabilities)}"]
+    if allowed is not None:
+        lines.append("  allowed_parameters = {")
+        lines += [f"    {json.dumps(key)} = {json.dumps(values)}" for key, values in allowed.items()]
+        lines.append("  }")
+    lines.append("}\n")
+    return "\n".join(lines)
