@@ -1,4 +1,5 @@
-"""Benchmark: onboarding one new cluster, `vaultfleet up NEW` against a floor.
+"""Benchmark: onboarding one new cluster, `vaultfleet up vault NEW` (the shared stack makes the
+mount, policies and applier policy; NEW's stack its config, roles, reviewer) against a floor.
 
 The floor performs the same writes directly, one after the other, with hvac and the kubernetes
 client (the fastest a tool could possibly do them): ServiceAccount, auth-delegator binding, token
@@ -106,7 +107,7 @@ def main() -> None:
             for r in range(args.rounds):
                 name = f"new-{run_id}-{r}"
                 write_cluster_stack(project, name, context)
-                ups.append(timed([CLI, "up", name], env, project))
+                ups.append(timed([CLI, "up", "vault", name], env, project))
                 remove_stacks(project, env, [name])
                 floors.append(floor(state, f"floor-{run_id}-{r}", context))
                 undo_floor(state, f"floor-{run_id}-{r}", context)
