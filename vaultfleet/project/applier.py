@@ -17,15 +17,10 @@ from __future__ import annotations
 import json
 from itertools import permutations
 
+from vaultfleet.project.pipeline import APPLIER_PREFIX, applier_policy_name
 from vaultfleet.project.schema import ClusterStack
 
-APPLIER_PREFIX = "vaultfleet-apply-"
-# A role's policy list is allowed in every order: 4 templates make 24 lists. The schema caps it.
-MAX_ROLE_POLICIES = 4
-
-
-def applier_policy_name(cluster: str) -> str:
-    return f"{APPLIER_PREFIX}{cluster}"
+__all__ = ["APPLIER_PREFIX", "applier_policy_name", "applier_rules", "render_applier"]
 
 
 def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str, list[str], dict | None]]:

@@ -38,13 +38,19 @@ def _public_key(value: str) -> str:
 PublicKeyPem = Annotated[str, AfterValidator(_public_key)]
 
 
+APPLIER_PREFIX = "vaultfleet-apply-"
+
+
+def applier_policy_name(cluster: str) -> str:
+    """The policy the identity applying `cluster`'s stack holds (rendered by project/applier.py)."""
+    return f"{APPLIER_PREFIX}{cluster}"
+
+
 def identity_policies(identity: str, clusters: list[str]) -> list[str]:
     """The policies an identity's Vault token gets (the shared stack writes them all): the previewer
     reads; the applier holds each cluster's applier policy, which pins what it may write there."""
     if identity == "previewer":
         return ["vaultfleet-previewer"]
-    from vaultfleet.project.applier import applier_policy_name
-
     return sorted(applier_policy_name(c) for c in clusters)
 
 

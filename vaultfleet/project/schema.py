@@ -18,6 +18,7 @@ from vaultfleet.project.addresses import ALLOW_INSECURE_HTTP
 from vaultfleet.project.database import DatabaseSettings, secret_passwords
 from vaultfleet.project.errors import NAMESPACE, ConfigError
 from vaultfleet.project.fields import (
+    MAX_ROLE_POLICIES,
     ApiServerUrl,
     Audience,
     BoundNamespaces,
@@ -81,8 +82,6 @@ class Role(Model):
     @field_validator("policies")
     @classmethod
     def _few_policies(cls, names: list[str]) -> list[str]:
-        from vaultfleet.project.applier import MAX_ROLE_POLICIES
-
         if len(names) > MAX_ROLE_POLICIES:
             # The cluster's applier policy allows each order of the role's list (docs/pipeline.md).
             raise ValueError(f"at most {MAX_ROLE_POLICIES} policy templates per role, got {len(names)}")
