@@ -145,7 +145,17 @@ def _database(connection=None, role=None):
 
 PEM_HEAD_ONLY = "-----BEGIN CERTIFICATE-----\nMIIB\n"
 PEM_NOT_A_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"
+
+
+def private_key_pem() -> str:
+    """A fresh EC private key as PKCS#8 PEM: what a caCert must never hold (made per run, never stored)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
 
 CASES = [
     # unknown keys and typos
@@ -290,7 +300,9 @@ CASES = [
     ),
     # certificates that are PEM in shape only
     BadInput("caCert not a certificate", "vaultfleet:cluster.caCert", _cluster(caCert=PEM_NOT_A_CERTIFICATE)),
-    BadInput("caCert with a private key", "vaultfleet:cluster.caCert", _cluster(caCert=PEM_KEY + certificate_pem())),
+    BadInput(
+        "caCert with a private key", "vaultfleet:cluster.caCert", _cluster(caCert=private_key_pem() + certificate_pem())
+    ),
     BadInput("caCert expired", "vaultfleet:cluster.caCert", _cluster(caCert=certificate_pem(expired=True))),
     # Vault paths and names derived from the fleet keys
     BadInput("kvMount reserved by Vault", "vaultfleet:kvMount", _set("vaultfleet:kvMount", "sys")),

@@ -95,5 +95,14 @@ def test_ca_cert_parses_as_x509():
         "X.509",
     )
     refused(cluster(caCert=certificate_pem(expired=True)), "vaultfleet:cluster.caCert", "expired on")
-    key = "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+        .decode()
+    )
     refused(cluster(caCert=pem + key), "vaultfleet:cluster.caCert", "EC PRIVATE KEY block")
