@@ -26,6 +26,8 @@ class ClusterAccessArgs:
     applier_policy: str
     """HCL of the policy the identity applying the cluster's stack holds."""
     accessor_placeholder: str = "${mount_accessor}"
+    state_key: str | None = None
+    """Name of the Transit key (mount `transit/`) for the cluster stack's state; None: none is made."""
 
 
 class ClusterAccess(pulumi.ComponentResource):
@@ -57,6 +59,16 @@ class ClusterAccess(pulumi.ComponentResource):
         }
         policies = ClusterPolicies(f"{name}-policies", ClusterPoliciesArgs(bodies), opts=child)
         applier = vault.Policy(f"{name}-applier", name=args.applier_policy_name, policy=args.applier_policy, opts=child)
+        if args.state_key:
+            # Kept when the cluster leaves the fleet: its state's secrets stay readable. Not
+            # exportable, not deletable through Vault's API (deletion_allowed false).
+            vault.transit.SecretBackendKey(
+                f"{name}-state-key",
+                backend="transit",
+                name=args.state_key,
+                deletion_allowed=False,
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            )
         self.mount_path = mount.path
         self.mount_accessor = mount.accessor
         self.policy_names = policies.names

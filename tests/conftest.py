@@ -42,6 +42,16 @@ def edit_stack(project: Path, stack: str, change: Callable[[dict], object]) -> N
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
+def use_state_key(project: Path, stack: str) -> None:
+    """Stack `stack` keeps its state's secrets under its Vault Transit key (the shared stack makes it)
+    instead of the lab passphrase: `secretsprovider` in place of the passphrase's `encryptionsalt`."""
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc.pop("encryptionsalt", None)
+    doc = {"secretsprovider": f"hashivault://vaultfleet-{stack}", **doc}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
 def add_team_role(config: dict, **extra) -> None:
     """The kv-namespace policy and a role `team` for every namespace, each reading only its own subtree."""
     config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]

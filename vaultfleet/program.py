@@ -57,7 +57,9 @@ def shared_args(stack: SharedStack, project: Project) -> SharedVaultArgs:
     return SharedVaultArgs(
         kv_mount=stack.fleet.kv_mount,
         clusters=[cluster_access_args(c, project.policy_dir) for c in clusters],
-        previewer_policy=policy.render_previewer(stack, project.policy_dir),
+        previewer_policy=policy.render_previewer(
+            stack, project.policy_dir, state_keys=[c.state_key for c in clusters if c.state_key]
+        ),
         database=database_args(stack),
         pipeline=pipeline_args(stack, [c.name for c in clusters]),
     )
@@ -84,6 +86,7 @@ def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessA
         applier_policy_name=applier_policy_name(stack.name),
         applier_policy=render_applier(stack, host, ca),
         accessor_placeholder=policy.MOUNT_ACCESSOR_PLACEHOLDER,
+        state_key=stack.state_key,
     )
 
 

@@ -127,6 +127,13 @@ def root_client(lab) -> hvac.Client:
     return hvac.Client(url=lab.vault_addr, token=lab.vault_token())
 
 
+def enable_transit(root: hvac.Client) -> None:
+    """The fleet admin's one-time step for Transit state keys: the mount at transit/ (the one Pulumi's
+    hashivault:// provider uses). Left in place: later modules on the same lab find it."""
+    if "transit/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("transit", path="transit")
+
+
 @contextmanager
 def vault_token(root: hvac.Client, policies: list[str], ttl: str, **options) -> Iterator[str]:
     """A token with `policies` (created by `root`), revoked when the block ends."""

@@ -1,14 +1,26 @@
 """The applier of one cluster (issue 14): a token holding only `vaultfleet-apply-lab-a`, the policy
 the privileged shared stack writes from lab-a's stack file, is enough to up, refresh and destroy
-lab-a's stack, and every escalation with it is refused by Vault."""
+lab-a's stack, with the stack's secrets under its own Vault Transit key and no passphrase, and
+every escalation with it is refused by Vault."""
 
 from __future__ import annotations
+
+import json
 
 import hvac
 import pytest
 from typer.testing import CliRunner
 
-from tests.lab.conftest import copy_project, destroy_stacks, root_client, use_lab_for_cli, vault_token
+from tests.conftest import use_state_key
+from tests.lab.conftest import (
+    copy_project,
+    destroy_stacks,
+    enable_transit,
+    plain_stack_export,
+    root_client,
+    use_lab_for_cli,
+    vault_token,
+)
 from vaultfleet.cli import app
 
 # Server-dependent: what the applier policy allows and refuses is the server's ACL evaluation.
@@ -20,7 +32,10 @@ runner = CliRunner()
 def applier(lab, lab_env, tmp_path_factory):
     """(project, token): the shared stack up with the admin token, a token of lab-a's applier."""
     project = copy_project(tmp_path_factory.mktemp("applier"))
+    for cluster in ("lab-a", "lab-b"):  # the shared stack makes both keys, lab-a's applier may use one
+        use_state_key(project, cluster)
     root = root_client(lab)
+    enable_transit(root)
     with pytest.MonkeyPatch.context() as mp:
         use_lab_for_cli(mp, project, lab_env)
         assert runner.invoke(app, ["up", "vault"]).exit_code == 0  # the privileged stage, once
@@ -32,9 +47,19 @@ def applier(lab, lab_env, tmp_path_factory):
 
 def test_1_the_applier_ups_refreshes_and_destroys_its_cluster_stack(lab, lab_env, applier, monkeypatch):
     project, token = applier
-    use_lab_for_cli(monkeypatch, project, {**lab_env, "VAULT_TOKEN": token})
+    # No passphrase: the stack's data key is wrapped by its Transit key, with the applier's token.
+    env = {k: v for k, v in lab_env.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    for key in lab_env.keys() - env.keys():
+        monkeypatch.delenv(key, raising=False)
+    use_lab_for_cli(monkeypatch, project, {**env, "VAULT_TOKEN": token})
     up = runner.invoke(app, ["up", "lab-a"])
     assert up.exit_code == 0, up.output
+    state = json.loads(
+        plain_stack_export(project, "lab-a", {**env, "VAULT_SERVER_URL": lab.vault_addr, "VAULT_SERVER_TOKEN": token})
+    )
+    assert state["deployment"]["secrets_providers"]["state"]["url"] == "hashivault://vaultfleet-lab-a"
+    secrets = [r for r in state["deployment"]["resources"] if "ciphertext" in json.dumps(r.get("outputs", {}))]
+    assert secrets, "the reviewer JWT is kept in the state, encrypted"
     root = root_client(lab)
     assert root.auth.kubernetes.read_role("app", mount_point="k8s-lab-a")["token_policies"] == ["k8s-lab-a-kv-read"]
     # A refresh reads everything back with the same token.
@@ -99,6 +124,15 @@ ATTACKS = {
     "read a KV secret": lambda c, lab: c.secrets.kv.v2.read_secret_version(
         "clusters/lab-a/db", mount_point="kv", raise_on_deleted_version=True
     ),
+    "decrypt another cluster's state": lambda c, lab: c.write(
+        "transit/decrypt/vaultfleet-lab-b", ciphertext="vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    ),
+    "export its state key's material": lambda c, lab: c.read("transit/export/encryption-key/vaultfleet-lab-a"),
+    "make its state key deletable": lambda c, lab: c.write(
+        "transit/keys/vaultfleet-lab-a/config", deletion_allowed=True
+    ),
+    "rotate its state key": lambda c, lab: c.write("transit/keys/vaultfleet-lab-a/rotate"),
+    "create a transit key of its own": lambda c, lab: c.write("transit/keys/evil"),
 }
 
 

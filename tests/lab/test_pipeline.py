@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack
-from tests.lab.conftest import copy_project, destroy_stacks, root_client, use_lab_for_cli
+from tests.conftest import edit_stack, use_state_key
+from tests.lab.conftest import copy_project, destroy_stacks, enable_transit, root_client, use_lab_for_cli
 from vaultfleet.cli import app
 
 # Server-dependent: the server's jwt auth method checks the tokens and its ACLs answer the attacks.
@@ -73,6 +73,12 @@ def project(lab, lab_env, tmp_path_factory):
         "applier": {"repository": "acme/fleet", "ref": "refs/heads/main", "environment": "fleet"},
     }
     edit_stack(project, "vault", lambda config: config.update({"vaultfleet:pipeline": pipeline}))
+    # lab-a's state under its Transit key, which the previewer may decrypt; the shared stack's own key
+    # (the admin's, made by hand) it may not.
+    use_state_key(project, "lab-a")
+    root = root_client(lab)
+    enable_transit(root)
+    root.write("transit/keys/vaultfleet-vault")
     with pytest.MonkeyPatch.context() as mp:
         use_lab_for_cli(mp, project, lab_env)
         result = runner.invoke(app, ["up", "vault", "lab-a"])
@@ -175,6 +181,13 @@ def _attacks():
             token_policies=["vaultfleet-apply-lab-a"],
         ),
         "list the identities of the fleet": lambda c: c.list("identity/entity-alias/id"),
+        "decrypt the shared stack's state key": lambda c: c.write(
+            "transit/decrypt/vaultfleet-vault", ciphertext="vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ),
+        "wrap a new data key with a cluster's state key": lambda c: c.write(
+            "transit/encrypt/vaultfleet-lab-a", plaintext="AAAA"
+        ),
+        "export a cluster's state key": lambda c: c.read("transit/export/encryption-key/vaultfleet-lab-a"),
     }
 
 
@@ -191,6 +204,9 @@ ATTACKS = [
     "mint a token with other policies",
     "turn the pipeline's applier role to any repository",
     "list the identities of the fleet",
+    "decrypt the shared stack's state key",
+    "wrap a new data key with a cluster's state key",
+    "export a cluster's state key",
 ]
 
 

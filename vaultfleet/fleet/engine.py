@@ -58,6 +58,17 @@ def engine_env() -> dict[str, str]:
     }
 
 
+def state_key_env(env: dict[str, str], secrets_provider: str | None, vault_address: str | None) -> dict[str, str]:
+    """`env` plus what Pulumi's hashivault:// secrets provider reads (VAULT_SERVER_URL and
+    VAULT_SERVER_TOKEN), from the fleet's Vault address and the caller's VAULT_TOKEN unless set."""
+    if not (secrets_provider or "").startswith("hashivault://") or not vault_address:
+        return env
+    extra = {"VAULT_SERVER_URL": vault_address}
+    if env.get("VAULT_TOKEN"):
+        extra["VAULT_SERVER_TOKEN"] = env["VAULT_TOKEN"]
+    return {**env, **{k: v for k, v in extra.items() if not env.get(k)}}
+
+
 def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> auto.Stack:
     """Create or select stack `name` of the project in `work_dir` through the Automation API
     (for tests and scripts that want a `Stack` object; the fleet runs `run_operation`)."""
@@ -79,8 +90,11 @@ def cli(project: Path, stack: str, env: dict[str, str]) -> Callable[[list[str]],
     return run_cli
 
 
-def run_operation(project: Path, stack: str, env: dict[str, str], args: list[str]) -> EngineRun:
-    """Run `pulumi ARGS` (preview, up, destroy) on the stack, creating the stack when it is new."""
+def run_operation(
+    project: Path, stack: str, env: dict[str, str], args: list[str], secrets_provider: str | None = None
+) -> EngineRun:
+    """Run `pulumi ARGS` (preview, up, destroy) on the stack, creating the stack when it is new
+    (with the stack file's `secretsprovider`: `stack init` does not read it from the file)."""
     from pulumi.automation import CommandError
 
     run_cli = cli(project, stack, {**env, "PULUMI_DEBUG_COMMANDS": "true"})  # enables --event-log
@@ -92,7 +106,8 @@ def run_operation(project: Path, stack: str, env: dict[str, str], args: list[str
         except CommandError as exc:
             if "no stack named" not in str(exc):
                 raise
-            run_cli(["stack", "init"])  # a new cluster's first preview or up
+            provider = ["--secrets-provider", secrets_provider] if secrets_provider else []
+            run_cli(["stack", "init", *provider])  # a new cluster's first preview or up
             run_cli(command)
         events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     return _read_events(events)

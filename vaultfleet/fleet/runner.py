@@ -62,8 +62,10 @@ def run_one(
     result = StackResult(stack=stack_name, operation=operation)
     started = time.monotonic()
     # The fleet's Vault address, when the stack file validates (else the engine names file and field).
-    settings = project.stack(stack_name).valid_settings()
+    stack_file = project.stack(stack_name)
+    settings = stack_file.valid_settings()
     vault_address = settings.fleet.vault_address if settings else None
+    env = engine.state_key_env(env, stack_file.secrets_provider, vault_address)
     try:
         problem = vault_address and ((token_problems or {}).get(vault_address) or vault_problem(vault_address))
         if problem:
@@ -73,7 +75,9 @@ def run_one(
             if known:
                 result.unchanged, result.changes = known
             else:
-                ran = engine.run_operation(project.root, stack_name, env, ["preview", _refresh_flag(refresh)])
+                ran = engine.run_operation(
+                    project.root, stack_name, env, ["preview", _refresh_flag(refresh)], stack_file.secrets_provider
+                )
                 result.changes, result.steps = ran.changes, ran.steps
         elif operation in ("up", "destroy"):
             skip.forget(project, stack_name, env)  # whatever happens next, the state will have changed
@@ -131,7 +135,11 @@ def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str
                 raise
 
     _retry_if_stale_lock(run_cli, recovery, heal)
-    ran = _retry_if_stale_lock(run_cli, recovery, lambda: engine.run_operation(project.root, stack_name, env, args))
+    ran = _retry_if_stale_lock(
+        run_cli,
+        recovery,
+        lambda: engine.run_operation(project.root, stack_name, env, args, project.stack(stack_name).secrets_provider),
+    )
     return ran, recovery
 
 

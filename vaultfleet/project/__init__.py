@@ -170,6 +170,13 @@ class StackFile:
         return values
 
     @property
+    def secrets_provider(self) -> str | None:
+        """The stack file's top-level `secretsprovider` (e.g. hashivault://vaultfleet-<name>), or None
+        (the passphrase); `pulumi stack init` needs it named, it does not read it from the file."""
+        value = self.document.get("secretsprovider")
+        return value if isinstance(value, str) and value else None
+
+    @property
     def is_shared(self) -> bool:
         """`vaultfleet:kind: shared`; False for a file that does not read (validate names it)."""
         try:
@@ -191,7 +198,7 @@ class StackFile:
         """The typed settings; raises StackFileError or ConfigError (file, field, message)."""
         from vaultfleet.project.schema import parse
 
-        return parse(self.values, self.name, self.shown)
+        return parse(self.values, self.name, self.shown, secrets_provider=self.secrets_provider)
 
     def valid_settings(self) -> ClusterStack | SharedStack | None:
         """The settings, or None when the file does not validate (the caller leaves the error to others)."""

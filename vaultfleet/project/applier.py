@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from itertools import permutations
 
-from vaultfleet.project.pipeline import APPLIER_PREFIX, applier_policy_name
+from vaultfleet.project.pipeline import APPLIER_PREFIX, TRANSIT_MOUNT, applier_policy_name
 from vaultfleet.project.schema import ClusterStack
 
 __all__ = ["APPLIER_PREFIX", "applier_policy_name", "applier_rules", "render_applier"]
@@ -44,6 +44,10 @@ def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str
         (f"auth/{mount}/role/*", ["read", "delete", "list"], None),
         (f"auth/{mount}/role", ["list"], None),
     ]
+    if stack.state_key:
+        # The stack's own state key: wrap a new data key (`stack init`, and each run whose stack
+        # file holds no `encryptedkey`) and unwrap it. Not its key material, rotation or config.
+        rules += [(f"{TRANSIT_MOUNT}/{op}/{stack.state_key}", ["update"], None) for op in ("encrypt", "decrypt")]
     for role in stack.roles:
         names = [stack.policy_name(t) for t in role.policies]
         params = {

@@ -46,6 +46,19 @@ def applier_policy_name(cluster: str) -> str:
     return f"{APPLIER_PREFIX}{cluster}"
 
 
+# State keys: a cluster stack whose stack file says `secretsprovider: hashivault://vaultfleet-<cluster>`
+# keeps its state's secrets under that Vault Transit key, which the shared stack makes and grants to
+# the cluster's applier (encrypt, decrypt) and to the previewer (decrypt). Pulumi's hashivault
+# provider always uses the mount at `transit/` (the fleet admin enables it once).
+TRANSIT_MOUNT = "transit"
+HASHIVAULT = "hashivault://"
+
+
+def state_key_name(stack: str) -> str:
+    """The Transit key of a cluster stack's state (`secretsprovider: hashivault://<this>`)."""
+    return f"vaultfleet-{stack}"
+
+
 def identity_policies(identity: str, clusters: list[str]) -> list[str]:
     """The policies an identity's Vault token gets (the shared stack writes them all): the previewer
     reads; the applier holds each cluster's applier policy, which pins what it may write there."""

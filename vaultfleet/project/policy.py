@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -236,11 +237,23 @@ def cluster_policy_rules(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> 
     }
 
 
-def render_previewer(stack: SharedStack, policy_dir: Path = POLICY_DIR) -> str:
-    """The read-only policy of pull-request previews (policies/fleet/vaultfleet-previewer.hcl)."""
+def render_previewer(stack: SharedStack, policy_dir: Path = POLICY_DIR, state_keys: Sequence[str] = ()) -> str:
+    """The read-only policy of pull-request previews (policies/fleet/vaultfleet-previewer.hcl), plus
+    decrypt on each cluster stack's Transit state key (`state_keys`): a preview reads the stack's
+    state. Never the shared stack's key (its state holds the database passwords) and never encrypt."""
+    from vaultfleet.project.pipeline import TRANSIT_MOUNT
+
     variables = {
         "mount_prefix": stack.fleet.mount_prefix,
         "database_mount": stack.fleet.database_mount,
         "pipeline_mount": stack.pipeline.mount if stack.pipeline else "ci",
     }
-    return render("fleet/vaultfleet-previewer", variables, policy_dir)
+    body = render("fleet/vaultfleet-previewer", variables, policy_dir)
+    if state_keys:
+        # A cluster stack's preview decrypts its state; the shared stack's refresh reads the keys'
+        # settings (transit/keys/<key>: never the key material, that is transit/export).
+        body += "\n# The cluster stacks' state keys (secretsprovider: hashivault://...): decrypt, and their settings.\n"
+        for key in sorted(state_keys):
+            body += f'\npath "{TRANSIT_MOUNT}/decrypt/{key}" {{\n  capabilities = ["update"]\n}}\n'
+            body += f'\npath "{TRANSIT_MOUNT}/keys/{key}" {{\n  capabilities = ["read"]\n}}\n'
+    return body

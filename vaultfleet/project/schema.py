@@ -38,7 +38,7 @@ from vaultfleet.project.fields import (
     flag,
     unique,
 )
-from vaultfleet.project.pipeline import PipelineSettings
+from vaultfleet.project.pipeline import HASHIVAULT, PipelineSettings, state_key_name
 
 __all__ = ["NAMESPACE", "ClusterStack", "ConfigError", "SharedStack", "parse"]
 
@@ -137,6 +137,10 @@ class ClusterStack(Model):
     database_roles: list[DatabaseRoleName] = Field(default_factory=list)
     """Database roles (of the shared stack's engine) whose credentials this cluster's `db-creds`
     policy may read; no others, so a cluster never reads credentials it did not declare."""
+    state_key: str | None = None
+    """The Transit key of the stack's state when its stack file says `secretsprovider:
+    hashivault://vaultfleet-<name>` (the shared stack makes it); None for any other provider.
+    Read from the stack file's top level, not from `vaultfleet:` config (see parse)."""
 
     @field_validator("policies")
     @classmethod
@@ -194,13 +198,19 @@ _KNOWN_KEYS = _FLEET_KEYS | _CLUSTER_KEYS | _SHARED_KEYS | {"kind"}
 
 
 def parse(
-    values: dict[str, Any], stack: str, source: str, secret_keys: Collection[str] = ()
+    values: dict[str, Any],
+    stack: str,
+    source: str,
+    secret_keys: Collection[str] = (),
+    secrets_provider: str | None = None,
 ) -> ClusterStack | SharedStack:
     """Validate the `vaultfleet:` values of one stack (keys without the namespace).
 
     `source` names the file the errors point at (the stack file). `secret_keys` are the keys the
     engine holds as secrets (`decode_secret_keys`); a password must be one of those, or be written
-    as `secure:` ciphertext when the values come straight from a stack file. Raises ConfigError.
+    as `secure:` ciphertext when the values come straight from a stack file. `secrets_provider` is
+    the stack file's top-level `secretsprovider` when it is read from the file (the shared stack
+    makes a cluster's Transit key from it). Raises ConfigError.
     """
     problems: list[tuple[str, str, str]] = []
     for key in values:
@@ -240,6 +250,8 @@ def parse(
                 ]
             )
         document.update({k: values[k] for k in _CLUSTER_KEYS if k in values})
+        if secrets_provider and secrets_provider.startswith(HASHIVAULT):
+            document["stateKey"] = _state_key(secrets_provider, stack, source)
         model = ClusterStack
     try:
         # The URL checks read the opt-in from the context: vaultAddress and cluster.apiHost are
@@ -247,6 +259,24 @@ def parse(
         return model.model_validate(document, context={ALLOW_INSECURE_HTTP: _allows_insecure_http(values)})
     except ValidationError as exc:
         raise ConfigError([(source, _field_name(e["loc"]), _message(e)) for e in exc.errors()]) from None
+
+
+def _state_key(secrets_provider: str, stack: str, source: str) -> str:
+    """The Transit key a cluster stack names: only its own, the one the shared stack makes and
+    grants to this cluster's applier alone."""
+    key = secrets_provider.removeprefix(HASHIVAULT)
+    if key != state_key_name(stack):
+        raise ConfigError(
+            [
+                (
+                    source,
+                    "secretsprovider",
+                    f"'{secrets_provider}': a cluster stack's state key is {HASHIVAULT}{state_key_name(stack)} "
+                    "(the shared stack makes it and grants it to this cluster's applier only)",
+                )
+            ]
+        )
+    return key
 
 
 def _allows_insecure_http(values: dict[str, Any]) -> bool:
