@@ -9,6 +9,7 @@ from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.database import DatabaseEngine, DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.pipeline import PipelineIdentities, PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
+from components.previewer import ClusterPreviewer, ClusterPreviewerArgs
 from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
 from components.shared import SharedVault, SharedVaultArgs
@@ -21,6 +22,8 @@ __all__ = [
     "ClusterOnboarding",
     "ClusterOnboardingArgs",
     "ClusterPolicies",
+    "ClusterPreviewer",
+    "ClusterPreviewerArgs",
     "ClusterPoliciesArgs",
     "ConsumerObjects",
     "ConsumerObjectsArgs",

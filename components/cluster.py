@@ -10,7 +10,8 @@ import pulumi
 
 from components.auth_config import KubernetesAuthConfig, KubernetesAuthConfigArgs
 from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
-from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
+from components.previewer import RBAC, ClusterPreviewer, ClusterPreviewerArgs, ObjectRef
+from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs, binding_name
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
 
 
@@ -34,6 +35,8 @@ class ClusterOnboardingArgs:
     """Expected ServiceAccount token issuer; None disables the check."""
     consumer_objects: list[dict] = field(default_factory=list)
     """external-secrets / VSO objects to create in the cluster (their CRDs installed), logging in with the roles."""
+    previewer_group: str | None = None
+    """Kubernetes group given read-only access to these objects (ClusterPreviewer); None: none."""
 
 
 class ClusterOnboarding(pulumi.ComponentResource):
@@ -79,9 +82,29 @@ class ClusterOnboarding(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[roles]),
             )
 
+        if args.previewer_group:
+            ClusterPreviewer(f"{name}-previewer", self._previewer_args(args), opts=child)
+
         self.mount_path = config.mount_path
         self.policy_names = pulumi.Output.from_input(list(args.policy_names))
         self.role_names = roles.names
         self.register_outputs(
             {"mount_path": self.mount_path, "policy_names": self.policy_names, "role_names": self.role_names}
+        )
+
+    @staticmethod
+    def _previewer_args(args: ClusterOnboardingArgs) -> ClusterPreviewerArgs:
+        account = args.reviewer_service_account
+        consumers = [
+            ObjectRef(o["apiVersion"].split("/")[0], f"{o['kind'].lower()}s", o["metadata"]["name"])
+            for o in args.consumer_objects
+        ]
+        return ClusterPreviewerArgs(
+            group=args.previewer_group or "",
+            namespace=args.reviewer_namespace,
+            namespaced=[ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", f"{account}-token")],
+            cluster_wide=[
+                ObjectRef(RBAC, "clusterrolebindings", binding_name(account, args.reviewer_namespace)),
+                *consumers,
+            ],
         )

@@ -19,6 +19,11 @@ class ReviewerIdentityArgs:
     """ClusterRoleBinding name; default `<service account>-<namespace>-auth-delegator`."""
 
 
+def binding_name(service_account: str, namespace: str) -> str:
+    """The default name of the reviewer's ClusterRoleBinding to system:auth-delegator."""
+    return f"{service_account}-{namespace}-auth-delegator"
+
+
 class ReviewerIdentity(pulumi.ComponentResource):
     """ServiceAccount + ClusterRoleBinding to `system:auth-delegator` + a long-lived token Secret.
 
@@ -42,7 +47,7 @@ class ReviewerIdentity(pulumi.ComponentResource):
         # system:auth-delegator lets the reviewer call TokenReview (and SubjectAccessReview).
         k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-auth-delegator",
-            metadata={"name": args.binding_name or f"{args.service_account_name}-{args.namespace}-auth-delegator"},
+            metadata={"name": args.binding_name or binding_name(args.service_account_name, args.namespace)},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
             subjects=[{"kind": "ServiceAccount", "name": args.service_account_name, "namespace": args.namespace}],
             opts=child,

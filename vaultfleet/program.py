@@ -47,6 +47,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         reviewer_service_account=stack.cluster.reviewer_service_account,
         issuer=stack.cluster.issuer,
         consumer_objects=managed_objects(stack, policy_dir),
+        previewer_group=stack.cluster.previewer_group,
     )
 
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import base64
+import os
 import time
+from pathlib import Path
 
+import yaml
 from kubernetes import client, config
 
 from vaultfleet.kube import ensure_namespace, ensure_service_account, request_token
+from vaultfleet.lab.pki import client_certificate
 
 __all__ = [
     "api_client",
     "delete_namespace",
     "ensure_namespace",
     "ensure_service_account",
+    "kubeconfig_as",
     "request_token",
     "wait_for_secret_token",
 ]
@@ -21,6 +26,29 @@ __all__ = [
 
 def api_client(kubeconfig: str, context: str) -> client.ApiClient:
     return config.new_client_from_config(config_file=kubeconfig, context=context)
+
+
+def kubeconfig_as(lab, user: str, group: str, dest: Path) -> Path:
+    """The lab's kubeconfig with every context authenticating as `user` in `group` (a client
+    certificate per cluster), written 0600 at `dest`."""
+    document = yaml.safe_load(Path(lab.kubeconfig).read_text())
+    document["users"] = []
+    for context in document["contexts"]:
+        cluster = context["name"]
+        key, cert = client_certificate(lab.pki(cluster), user, group)
+        document["users"].append(
+            {
+                "name": f"{user}-{cluster}",
+                "user": {
+                    "client-certificate-data": base64.b64encode(cert).decode(),
+                    "client-key-data": base64.b64encode(key).decode(),
+                },
+            }
+        )
+        context["context"]["user"] = f"{user}-{cluster}"
+    dest.write_text(yaml.safe_dump(document))
+    os.chmod(dest, 0o600)
+    return dest
 
 
 def wait_for_secret_token(api: client.ApiClient, namespace: str, name: str, timeout: float = 30) -> str:

@@ -15,9 +15,11 @@ import hvac
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from kubernetes import client
 from typer.testing import CliRunner
 
 from tests.conftest import edit_stack, use_state_key
+from tests.lab import k8s
 from tests.lab.conftest import copy_project, destroy_stacks, enable_transit, root_client, use_lab_for_cli
 from vaultfleet.cli import app
 
@@ -29,6 +31,7 @@ ISSUER = "https://ci.vaultfleet.test"
 AUDIENCE = "vaultfleet-lab"
 PULL_REQUEST = {"repository": "acme/fleet", "ref": "refs/pull/7/merge", "event_name": "pull_request"}
 MAIN = {"repository": "acme/fleet", "ref": "refs/heads/main", "environment": "fleet"}
+PREVIEWERS = "vaultfleet:previewers"
 
 
 def _key():
@@ -76,6 +79,8 @@ def project(lab, lab_env, tmp_path_factory):
     # lab-a's state under its Transit key, which the previewer may decrypt; the shared stack's own key
     # (the admin's, made by hand) it may not.
     use_state_key(project, "lab-a")
+    # lab-a grants the previewer's Kubernetes group read access to what its stack makes there.
+    edit_stack(project, "lab-a", lambda config: config["vaultfleet:cluster"].update(previewerGroup=PREVIEWERS))
     root = root_client(lab)
     enable_transit(root)
     root.write("transit/keys/vaultfleet-vault")
@@ -137,10 +142,19 @@ def vault_listing(lab) -> dict:
     }
 
 
-def test_3_the_previewer_previews_every_stack_with_refresh_and_changes_nothing(lab, project, monkeypatch):
+@pytest.fixture(scope="module")
+def previewer_kubeconfig(lab, tmp_path_factory):
+    """The lab's clusters as the pipeline's previewer: a client certificate in PREVIEWERS per cluster."""
+    return k8s.kubeconfig_as(lab, "ci-previewer", PREVIEWERS, tmp_path_factory.mktemp("previewer") / "kubeconfig")
+
+
+def test_3_the_previewer_previews_every_stack_with_refresh_and_changes_nothing(
+    lab, project, previewer_kubeconfig, monkeypatch
+):
     before = vault_listing(lab)
     previewer = login(lab, ci_token(PULL_REQUEST), "previewer")
     monkeypatch.setenv("VAULT_TOKEN", previewer.token)
+    monkeypatch.setenv("KUBECONFIG", str(previewer_kubeconfig))
     result = runner.invoke(app, ["preview", "vault", "lab-a", "--refresh", "--expect-no-changes", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert all(stack["ok"] for stack in json.loads(result.stdout))
@@ -218,3 +232,35 @@ def test_4_every_escalation_with_the_previewer_is_refused(lab, project, attack):
     previewer = login(lab, ci_token(PULL_REQUEST), "previewer")
     with pytest.raises(hvac.exceptions.Forbidden):
         _attacks()[attack](previewer)
+
+
+def _kube_attacks():
+    """What the previewer's Kubernetes identity would try in lab-a; each must be refused (403)."""
+    body = {"metadata": {"name": "evil"}}
+    return {
+        "list the Secrets of the reviewer's namespace": lambda api: client.CoreV1Api(api).list_namespaced_secret(
+            "kube-system"
+        ),
+        "read another Secret": lambda api: client.CoreV1Api(api).read_namespaced_secret("vault-auth-token", "default"),
+        "create a ServiceAccount": lambda api: client.CoreV1Api(api).create_namespaced_service_account(
+            "kube-system", body
+        ),
+        "delete the reviewer's auth-delegator binding": lambda api: client.RbacAuthorizationV1Api(
+            api
+        ).delete_cluster_role_binding("vault-auth-kube-system-auth-delegator"),
+        "widen its own ClusterRole": lambda api: client.RbacAuthorizationV1Api(api).patch_cluster_role(
+            "vaultfleet-previewer", {"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}
+        ),
+        "request a token for the reviewer": lambda api: k8s.request_token(api, "kube-system", "vault-auth"),
+    }
+
+
+@pytest.mark.parametrize("attack", list(_kube_attacks()))
+def test_5_the_previewers_kubernetes_identity_reads_only_its_stacks_objects(lab, project, previewer_kubeconfig, attack):
+    api = k8s.api_client(str(previewer_kubeconfig), "lab-a")
+    # What the refresh reads, it may read...
+    assert client.CoreV1Api(api).read_namespaced_service_account("vault-auth", "kube-system").metadata.name
+    # ...and nothing else.
+    with pytest.raises(client.ApiException) as refused:
+        _kube_attacks()[attack](api)
+    assert refused.value.status == 403, refused.value

@@ -65,3 +65,17 @@ def test_steps_on_what_the_refresh_found_changed_or_gone_are_drift():
         ("lab-a-reviewer-auth-delegator", "create", True),
         ("p", "update", False),
     ]
+
+
+def provider_update(diffs):
+    event = pre("update", "pulumi:providers:kubernetes", "kubernetes")
+    event["resourcePreEvent"]["metadata"]["diffs"] = list(diffs)
+    return event
+
+
+def test_a_provider_update_only_for_the_callers_kubeconfig_path_is_no_change():
+    # The previewer previews with its own kubeconfig: the kubernetes provider records $KUBECONFIG.
+    summary = {"summaryEvent": {"resourceChanges": {"same": 12, "update": 1}}}
+    assert _read_events([provider_update(["kubeconfig"]), summary]).changes == {"same": 13}
+    # Another cluster context is a change, reported as one.
+    assert _read_events([provider_update(["context", "kubeconfig"]), summary]).changes == {"same": 12, "update": 1}

@@ -113,13 +113,28 @@ def run_operation(
     return _read_events(events)
 
 
+# A provider input that names where the caller's credentials are, not what the stack makes: the
+# kubernetes provider records $KUBECONFIG's path, so a preview with another kubeconfig (the
+# previewer's) would show an update of the provider, and nothing else would change.
+_CALLER_ONLY_PROVIDER_INPUTS = {"kubeconfig"}
+
+
 def _read_events(events: list[dict]) -> EngineRun:
     result = EngineRun()
     drifted = _drifted(events)
+    caller_only = 0
     for event in events:
         if "summaryEvent" in event:
             result.changes = dict(event["summaryEvent"].get("resourceChanges") or {})
         meta = (event.get("resourcePreEvent") or {}).get("metadata")
+        if (
+            meta
+            and meta.get("op") == "update"
+            and meta.get("type", "").startswith("pulumi:providers:")
+            and set(meta.get("diffs") or ()) <= _CALLER_ONLY_PROVIDER_INPUTS
+            and meta.get("diffs")
+        ):
+            caller_only += 1
         if meta and meta.get("op") not in _QUIET_OPS and not meta.get("type", "").startswith("pulumi:"):
             result.steps.append(
                 {
@@ -129,6 +144,11 @@ def _read_events(events: list[dict]) -> EngineRun:
                     "drift": meta["urn"] in drifted,
                 }
             )
+    if caller_only and result.changes.get("update", 0) >= caller_only:
+        result.changes["update"] -= caller_only
+        result.changes["same"] = result.changes.get("same", 0) + caller_only
+        if not result.changes["update"]:
+            del result.changes["update"]
     return result
 
 

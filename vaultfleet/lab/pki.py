@@ -145,3 +145,15 @@ def create_cluster_pki(directory: Path, cluster: str) -> ClusterPki:
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     return pki
+
+
+def client_certificate(pki: ClusterPki, common_name: str, group: str) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) of a client the cluster authenticates as user `common_name` in
+    `group` (O=), signed by the cluster's CA: an identity with no rights until RBAC grants some."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    key, cert = _leaf(ca.subject, ca_key, common_name, group, ExtendedKeyUsageOID.CLIENT_AUTH)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)

@@ -138,6 +138,15 @@ def _audience(value: str) -> str:
     return value
 
 
+def _k8s_group(value: str) -> str:
+    if not value or len(value) > 253 or _CONTROL.search(value) or any(c.isspace() for c in value):
+        raise ValueError("must be a Kubernetes group name: non-empty, at most 253 characters, no spaces")
+    if value.startswith("system:"):
+        # system:authenticated (every identity) or another built-in group would widen it to many.
+        raise ValueError(f"'{value}' is a built-in group: name a group only the previewer is in")
+    return value
+
+
 def _namespace(value: str) -> str:
     if len(value) > K8S_LABEL_MAX or not _K8S_LABEL.match(value):
         raise ValueError(
@@ -202,6 +211,7 @@ KubeContext = Annotated[str, Field(min_length=1), AfterValidator(_kube_context)]
 Audience = Annotated[str, AfterValidator(_audience)]
 K8sNamespace = Annotated[str, AfterValidator(_namespace)]
 ReviewerAccount = Annotated[str, AfterValidator(_reviewer_account)]
+K8sGroup = Annotated[str, AfterValidator(_k8s_group)]
 BoundServiceAccounts = Annotated[
     list[str], Field(min_length=1), AfterValidator(_bound("ServiceAccount", _service_account))
 ]

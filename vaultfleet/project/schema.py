@@ -26,6 +26,7 @@ from vaultfleet.project.fields import (
     DatabaseRoleName,
     Flag,
     Issuer,
+    K8sGroup,
     K8sNamespace,
     KubeContext,
     Label,
@@ -59,6 +60,9 @@ class ClusterSettings(Model):
     """Namespace of the reviewer ServiceAccount (it must exist)."""
     reviewer_service_account: ReviewerAccount = "vault-auth"
     """The reviewer ServiceAccount; its token Secret is `<name>-token`."""
+    previewer_group: K8sGroup | None = None
+    """A Kubernetes group (as the cluster authenticates the pipeline's previewer) given `get` on
+    exactly the objects this stack makes in the cluster, for `preview --refresh`; None: no grant."""
 
 
 class Role(Model):
