@@ -154,8 +154,8 @@ def test_2_verify_names_each_cause_and_up_repairs_it(project, lab, breakage):
     assert cause in result.output, result.output
     assert "fix:" in result.output
 
-    # The mount is the shared stack's; everything else lab-a's own. `up` of both, as the fix says.
-    repaired = cli("up", "vault", "lab-a")
+    # The mount is the shared stack's (its fix says `up` of both); everything else lab-a's own.
+    repaired = cli("up", *(["vault"] if breakage == "mount" else []), "lab-a")
     assert repaired.exit_code == 0, repaired.output
     assert cli("verify", "lab-a", "--role", "app").exit_code == 0
 
