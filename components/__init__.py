@@ -10,13 +10,15 @@ from components.database import DatabaseEngine, DatabaseEngineArgs, DatabaseRole
 from components.pipeline import PipelineIdentities, PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
 from components.previewer import ClusterPreviewer, ClusterPreviewerArgs
-from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs
+from components.reviewer import ClientTokenReview, ClientTokenReviewArgs, ReviewerIdentity, ReviewerIdentityArgs
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
 from components.shared import SharedVault, SharedVaultArgs
 
 __all__ = [
     "AuthRoles",
     "AuthRolesArgs",
+    "ClientTokenReview",
+    "ClientTokenReviewArgs",
     "ClusterAccess",
     "ClusterAccessArgs",
     "ClusterOnboarding",

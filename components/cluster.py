@@ -11,7 +11,13 @@ import pulumi
 from components.auth_config import KubernetesAuthConfig, KubernetesAuthConfigArgs
 from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.previewer import RBAC, ClusterPreviewer, ClusterPreviewerArgs, ObjectRef
-from components.reviewer import ReviewerIdentity, ReviewerIdentityArgs, binding_name
+from components.reviewer import (
+    ClientTokenReview,
+    ClientTokenReviewArgs,
+    ReviewerIdentity,
+    ReviewerIdentityArgs,
+    binding_name,
+)
 from components.roles import AuthRoles, AuthRolesArgs, RoleSpec
 
 
@@ -35,6 +41,9 @@ class ClusterOnboardingArgs:
     """Expected ServiceAccount token issuer; None disables the check."""
     consumer_objects: list[dict] = field(default_factory=list)
     """external-secrets / VSO objects to create in the cluster (their CRDs installed), logging in with the roles."""
+    client_reviewers: list[tuple[str, str]] | None = None
+    """client-jwt mode: (namespace, ServiceAccount) of every role binding, each given
+    system:auth-delegator; no reviewer identity is made. None: reviewer-token mode."""
     previewer_group: str | None = None
     """Kubernetes group given read-only access to these objects (ClusterPreviewer); None: none."""
 
@@ -57,18 +66,24 @@ class ClusterOnboarding(pulumi.ComponentResource):
         super().__init__("vaultfleet:cluster:ClusterOnboarding", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        reviewer = ReviewerIdentity(
-            f"{name}-reviewer",
-            ReviewerIdentityArgs(namespace=args.reviewer_namespace, service_account_name=args.reviewer_service_account),
-            opts=child,
-        )
+        if args.client_reviewers is None:
+            reviewer_jwt: pulumi.Output[str] | None = ReviewerIdentity(
+                f"{name}-reviewer",
+                ReviewerIdentityArgs(
+                    namespace=args.reviewer_namespace, service_account_name=args.reviewer_service_account
+                ),
+                opts=child,
+            ).token
+        else:
+            ClientTokenReview(f"{name}-client-review", ClientTokenReviewArgs(args.client_reviewers), opts=child)
+            reviewer_jwt = None
         config = KubernetesAuthConfig(
             f"{name}-auth",
             KubernetesAuthConfigArgs(
                 mount_path=args.mount_path,
                 kubernetes_host=args.kubernetes_host,
                 kubernetes_ca_cert=args.kubernetes_ca_cert,
-                token_reviewer_jwt=reviewer.token,
+                token_reviewer_jwt=reviewer_jwt,
                 issuer=args.issuer,
             ),
             opts=child,
@@ -99,12 +114,14 @@ class ClusterOnboarding(pulumi.ComponentResource):
             ObjectRef(o["apiVersion"].split("/")[0], f"{o['kind'].lower()}s", o["metadata"]["name"])
             for o in args.consumer_objects
         ]
+        if args.client_reviewers is None:
+            namespaced = [ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", f"{account}-token")]
+            binding = binding_name(account, args.reviewer_namespace)
+        else:
+            namespaced, binding = [], ClientTokenReviewArgs([]).binding_name
         return ClusterPreviewerArgs(
             group=args.previewer_group or "",
             namespace=args.reviewer_namespace,
-            namespaced=[ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", f"{account}-token")],
-            cluster_wide=[
-                ObjectRef(RBAC, "clusterrolebindings", binding_name(account, args.reviewer_namespace)),
-                *consumers,
-            ],
+            namespaced=namespaced,
+            cluster_wide=[ObjectRef(RBAC, "clusterrolebindings", binding), *consumers],
         )

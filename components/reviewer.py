@@ -71,3 +71,34 @@ class ReviewerIdentity(pulumi.ComponentResource):
         self.service_account_name = account.metadata.apply(lambda m: m["name"])
         self.token = pulumi.Output.secret(secret.data.apply(lambda d: base64.b64decode(d["token"]).decode()))
         self.register_outputs({"service_account_name": self.service_account_name, "token": self.token})
+
+
+@dataclass
+class ClientTokenReviewArgs:
+    service_accounts: list[tuple[str, str]]
+    """(namespace, name) of every ServiceAccount the cluster's roles bind."""
+    binding_name: str = "vaultfleet-client-token-review"
+
+
+class ClientTokenReview(pulumi.ComponentResource):
+    """client-jwt mode: Vault reviews each login with the login's own token, so each ServiceAccount
+    a role binds (and only those) may call TokenReview: one ClusterRoleBinding to
+    system:auth-delegator naming them. No reviewer ServiceAccount, no stored token.
+
+    Outputs:
+        binding_name: the ClusterRoleBinding's name.
+    """
+
+    binding_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClientTokenReviewArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("vaultfleet:cluster:ClientTokenReview", name, None, opts)
+        binding = k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-auth-delegator",
+            metadata={"name": args.binding_name},
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            subjects=[{"kind": "ServiceAccount", "name": sa, "namespace": ns} for ns, sa in args.service_accounts],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.binding_name = binding.metadata.apply(lambda m: m["name"])
+        self.register_outputs({"binding_name": self.binding_name})

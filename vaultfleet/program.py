@@ -48,6 +48,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         issuer=stack.cluster.issuer,
         consumer_objects=managed_objects(stack, policy_dir),
         previewer_group=stack.cluster.previewer_group,
+        client_reviewers=stack.client_reviewers if stack.cluster.auth_mode == "client-jwt" else None,
     )
 
 

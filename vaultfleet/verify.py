@@ -130,7 +130,7 @@ def verify(
                 check.cause, check.fix = diagnose(str(exc))
                 if check.cause.startswith("login refused: permission denied"):
                     # Vault keeps TokenReview and claim failures in its own log; look ourselves.
-                    found = _inspect(stack, vault_addr, jwt, api)
+                    found = _inspect(stack, vault_addr, jwt, api, (namespace, account))
                     if found:
                         check.cause, check.fix = found
                 results.append(check)
@@ -163,8 +163,11 @@ def verify(
     return results
 
 
-def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, str] | None:
-    """Find why Vault refused a login it did not explain: CA, issuer, reviewer permissions."""
+def _inspect(
+    stack: ClusterStack, vault_addr: str, jwt: str, api, client_account: tuple[str, str]
+) -> tuple[str, str] | None:
+    """Find why Vault refused a login it did not explain: CA, issuer, reviewer permissions (in
+    client-jwt mode: the client's own, and whether the API server takes its token at all)."""
     import base64
     import json
     import os
@@ -215,10 +218,25 @@ def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, 
             "set vaultfleet:cluster.issuer to the cluster's --service-account-issuer, or remove it",
         )
 
+    if stack.cluster.auth_mode == "client-jwt":
+        # Vault presents the login's token to the API server: it must be one the server accepts.
+        review = client.AuthenticationV1Api(api).create_token_review(
+            client.V1TokenReview(spec=client.V1TokenReviewSpec(token=jwt))
+        )
+        if not review.status.authenticated:
+            return (
+                f"client-jwt: the API server refuses the login's own token ({review.status.error}): "
+                "its audience is not one the API server accepts",
+                "leave roles[].audience out (tokens get the API server's audience) or set it to one of the "
+                "API server's --api-audiences",
+            )
+        reviewer = f"system:serviceaccount:{client_account[0]}:{client_account[1]}"
+    else:
+        reviewer = f"system:serviceaccount:{stack.cluster.reviewer_namespace}:{stack.cluster.reviewer_service_account}"
     review = client.AuthorizationV1Api(api).create_subject_access_review(
         client.V1SubjectAccessReview(
             spec=client.V1SubjectAccessReviewSpec(
-                user=f"system:serviceaccount:{stack.cluster.reviewer_namespace}:{stack.cluster.reviewer_service_account}",
+                user=reviewer,
                 resource_attributes=client.V1ResourceAttributes(
                     group="authentication.k8s.io", resource="tokenreviews", verb="create"
                 ),
@@ -226,6 +244,11 @@ def _inspect(stack: ClusterStack, vault_addr: str, jwt: str, api) -> tuple[str, 
         )
     )
     if not review.status.allowed:
+        if stack.cluster.auth_mode == "client-jwt":
+            return (
+                f"client-jwt: {reviewer} lacks system:auth-delegator (Vault reviews its login with its own token)",
+                "vaultfleet up for this stack restores the binding of the roles' ServiceAccounts",
+            )
         return CAUSES[2][1], CAUSES[2][2]
     return None
 

@@ -30,7 +30,8 @@ def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str
     config = {
         "kubernetes_host": [host],
         "kubernetes_ca_cert": [ca_pem],
-        "token_reviewer_jwt": [],  # any: it is the reviewer's token, read from the cluster
+        # reviewer-token: any (the reviewer's token, read from the cluster); client-jwt: none, ever.
+        "token_reviewer_jwt": [] if stack.cluster.auth_mode == "reviewer-token" else [""],
         "pem_keys": [""],
         "issuer": [issuer or ""],
         "disable_iss_validation": [issuer is None],
@@ -38,6 +39,8 @@ def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str
         # policies template on.
         "use_annotations_as_alias_metadata": [False],
     }
+    if stack.cluster.auth_mode == "client-jwt":
+        config["disable_local_ca_jwt"] = [True]  # Vault reviews with the client's token, never its own
     rules: list[tuple[str, list[str], dict | None]] = [
         (f"auth/{mount}/config", ["create", "update", "read"], config),
         # Roles the stack file no longer declares can still be removed (and read back); written only below.

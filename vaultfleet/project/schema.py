@@ -60,6 +60,11 @@ class ClusterSettings(Model):
     """Namespace of the reviewer ServiceAccount (it must exist)."""
     reviewer_service_account: ReviewerAccount = "vault-auth"
     """The reviewer ServiceAccount; its token Secret is `<name>-token`."""
+    auth_mode: Literal["reviewer-token", "client-jwt"] = "reviewer-token"
+    """How Vault checks a login's ServiceAccount token (docs/auth-modes.md): `reviewer-token`, with
+    the token of a reviewer ServiceAccount vaultfleet makes and stores in Vault; `client-jwt`, with
+    the login's own token (no reviewer token anywhere; the roles' ServiceAccounts get
+    system:auth-delegator, and their tokens must be valid for the API server's audience)."""
     previewer_group: K8sGroup | None = None
     """A Kubernetes group (as the cluster authenticates the pipeline's previewer) given `get` on
     exactly the objects this stack makes in the cluster, for `preview --refresh`; None: no grant."""
@@ -171,6 +176,27 @@ class ClusterStack(Model):
                 if p not in self.policies:
                     raise ValueError(f"roles[{i}].policies: '{p}' is not among this cluster's policies {self.policies}")
         return self
+
+    @model_validator(mode="after")
+    def _client_jwt_binds_named_accounts(self) -> ClusterStack:
+        if self.cluster.auth_mode != "client-jwt":
+            return self
+        for i, role in enumerate(self.roles):
+            for field, names in (("serviceAccounts", role.service_accounts), ("namespaces", role.namespaces)):
+                if "*" in names:
+                    raise ValueError(
+                        f"roles[{i}].{field}: '*' with cluster.authMode client-jwt would bind system:auth-delegator "
+                        "(TokenReview) to every workload it matches; name the ServiceAccounts and namespaces"
+                    )
+        return self
+
+    @property
+    def client_reviewers(self) -> list[tuple[str, str]]:
+        """(namespace, ServiceAccount) of every role binding, in client-jwt mode: each gets
+        system:auth-delegator, since Vault reviews its login with its own token."""
+        if self.cluster.auth_mode != "client-jwt":
+            return []
+        return sorted({(ns, sa) for r in self.roles for ns in r.namespaces for sa in r.service_accounts})
 
     @property
     def mount_path(self) -> str:
