@@ -14,6 +14,9 @@ class KubernetesAuthMountArgs:
     path: str
     """Mount path, unique per cluster (e.g. k8s-lab-a): logins go to auth/<path>/login."""
     description: str = ""
+    method: str = "kubernetes"
+    """`kubernetes`, or `jwt` for a cluster in jwt mode (changing it replaces the mount: the cluster's
+    config and roles go with it, and its stack's next run writes them again)."""
 
 
 class KubernetesAuthMount(pulumi.ComponentResource):
@@ -31,7 +34,7 @@ class KubernetesAuthMount(pulumi.ComponentResource):
         super().__init__("vaultfleet:vault:KubernetesAuthMount", name, None, opts)
         backend = vault.AuthBackend(
             f"{name}-backend",
-            type="kubernetes",
+            type=args.method,
             path=args.path,
             description=args.description,
             opts=pulumi.ResourceOptions(parent=self),

@@ -10,7 +10,8 @@ import pulumi
 
 from components.auth_config import KubernetesAuthConfig, KubernetesAuthConfigArgs
 from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
-from components.previewer import RBAC, ClusterPreviewer, ClusterPreviewerArgs, ObjectRef
+from components.jwt_auth import JwtAuth, JwtAuthArgs
+from components.previewer import ISSUER_DISCOVERY_URLS, RBAC, ClusterPreviewer, ClusterPreviewerArgs, ObjectRef
 from components.reviewer import (
     ClientTokenReview,
     ClientTokenReviewArgs,
@@ -41,6 +42,9 @@ class ClusterOnboardingArgs:
     """Expected ServiceAccount token issuer; None disables the check."""
     consumer_objects: list[dict] = field(default_factory=list)
     """external-secrets / VSO objects to create in the cluster (their CRDs installed), logging in with the roles."""
+    jwt: JwtAuthArgs | None = None
+    """jwt mode: the config and role bodies of Vault's jwt method at the mount; nothing is made in
+    the cluster but the consumer objects. None: the kubernetes method (reviewer-token, client-jwt)."""
     client_reviewers: list[tuple[str, str]] | None = None
     """client-jwt mode: (namespace, ServiceAccount) of every role binding, each given
     system:auth-delegator; no reviewer identity is made. None: reviewer-token mode."""
@@ -66,6 +70,33 @@ class ClusterOnboarding(pulumi.ComponentResource):
         super().__init__("vaultfleet:cluster:ClusterOnboarding", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        if args.jwt is not None:
+            jwt = JwtAuth(f"{name}-jwt", args.jwt, opts=child)
+            mount_path, role_names, roles = jwt.mount_path, jwt.names, jwt
+        else:
+            mount_path, role_names, roles = self._kubernetes_auth(name, args)
+        if args.consumer_objects:
+            # After the roles: a consumer's first login should find its role.
+            ConsumerObjects(
+                f"{name}-consumers",
+                ConsumerObjectsArgs(args.consumer_objects),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[roles]),
+            )
+
+        if args.previewer_group:
+            ClusterPreviewer(f"{name}-previewer", self._previewer_args(args), opts=child)
+
+        self.mount_path = mount_path
+        self.policy_names = pulumi.Output.from_input(list(args.policy_names))
+        self.role_names = role_names
+        self.register_outputs(
+            {"mount_path": self.mount_path, "policy_names": self.policy_names, "role_names": self.role_names}
+        )
+
+    def _kubernetes_auth(self, name: str, args: ClusterOnboardingArgs):
+        """reviewer-token or client-jwt: the kubernetes method, with its reviewer (or the clients'
+        binding), config and roles; (mount path, role names, the roles component)."""
+        child = pulumi.ResourceOptions(parent=self)
         if args.client_reviewers is None:
             reviewer_jwt: pulumi.Output[str] | None = ReviewerIdentity(
                 f"{name}-reviewer",
@@ -89,23 +120,7 @@ class ClusterOnboarding(pulumi.ComponentResource):
             opts=child,
         )
         roles = AuthRoles(f"{name}-roles", AuthRolesArgs(backend=args.mount_path, roles=args.roles), opts=child)
-        if args.consumer_objects:
-            # After the roles: a consumer's first login should find its role.
-            ConsumerObjects(
-                f"{name}-consumers",
-                ConsumerObjectsArgs(args.consumer_objects),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[roles]),
-            )
-
-        if args.previewer_group:
-            ClusterPreviewer(f"{name}-previewer", self._previewer_args(args), opts=child)
-
-        self.mount_path = config.mount_path
-        self.policy_names = pulumi.Output.from_input(list(args.policy_names))
-        self.role_names = roles.names
-        self.register_outputs(
-            {"mount_path": self.mount_path, "policy_names": self.policy_names, "role_names": self.role_names}
-        )
+        return config.mount_path, roles.names, roles
 
     @staticmethod
     def _previewer_args(args: ClusterOnboardingArgs) -> ClusterPreviewerArgs:
@@ -114,6 +129,15 @@ class ClusterOnboarding(pulumi.ComponentResource):
             ObjectRef(o["apiVersion"].split("/")[0], f"{o['kind'].lower()}s", o["metadata"]["name"])
             for o in args.consumer_objects
         ]
+        if args.jwt is not None:
+            # No object of its own in the cluster: the run reads the issuer's discovery and keys.
+            return ClusterPreviewerArgs(
+                group=args.previewer_group or "",
+                namespace=args.reviewer_namespace,
+                namespaced=[],
+                cluster_wide=consumers,
+                non_resource_urls=list(ISSUER_DISCOVERY_URLS),
+            )
         if args.client_reviewers is None:
             namespaced = [ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", f"{account}-token")]
             binding = binding_name(account, args.reviewer_namespace)

@@ -26,6 +26,8 @@ class ClusterAccessArgs:
     applier_policy: str
     """HCL of the policy the identity applying the cluster's stack holds."""
     accessor_placeholder: str = "${mount_accessor}"
+    auth_method: str = "kubernetes"
+    """The mount's auth method: kubernetes (reviewer-token, client-jwt) or jwt."""
     state_key: str | None = None
     """Name of the Transit key (mount `transit/`) for the cluster stack's state; None: none is made."""
 
@@ -47,7 +49,11 @@ class ClusterAccess(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         mount = KubernetesAuthMount(
             f"{name}-auth",
-            KubernetesAuthMountArgs(path=args.mount_path, description=f"vaultfleet: Kubernetes cluster {args.cluster}"),
+            KubernetesAuthMountArgs(
+                path=args.mount_path,
+                description=f"vaultfleet: Kubernetes cluster {args.cluster}",
+                method=args.auth_method,
+            ),
             opts=child,
         )
         placeholder = args.accessor_placeholder

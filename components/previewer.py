@@ -11,6 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 NAME = "vaultfleet-previewer"
+# What a jwt-mode run reads to learn the cluster's issuer and keys (not granted to every user).
+ISSUER_DISCOVERY_URLS = ("/.well-known/openid-configuration", "/openid/v1/jwks")
 RBAC = "rbac.authorization.k8s.io"
 
 
@@ -36,6 +38,8 @@ class ClusterPreviewerArgs:
     cluster_wide: list[ObjectRef] = field(default_factory=list)
     """Cluster-scoped objects and objects in other namespaces (the auth-delegator binding, the
     consumers' SecretStores and VaultAuths), read through the ClusterRole."""
+    non_resource_urls: list[str] = field(default_factory=list)
+    """URLs the run reads besides objects (jwt mode: the issuer's discovery document and keys)."""
 
 
 def _rules(objects: list[ObjectRef]) -> list[dict]:
@@ -66,7 +70,12 @@ class ClusterPreviewer(pulumi.ComponentResource):
         k8s.rbac.v1.ClusterRole(
             f"{name}-clusterrole",
             metadata={"name": NAME},
-            rules=_rules([*args.cluster_wide, *own_cluster]),
+            rules=_rules([*args.cluster_wide, *own_cluster])
+            + (
+                [{"nonResourceURLs": sorted(args.non_resource_urls), "verbs": ["get"]}]
+                if args.non_resource_urls
+                else []
+            ),
             opts=child,
         )
         cluster_binding = k8s.rbac.v1.ClusterRoleBinding(

@@ -33,3 +33,31 @@ def request_token(
         name, namespace, client.AuthenticationV1TokenRequest(spec=spec)
     )
     return result.status.token
+
+
+def issuer_keys(api: client.ApiClient) -> tuple[str, list[str]]:
+    """(issuer, PEM public keys) of the cluster's ServiceAccount tokens, from the API server's OIDC
+    discovery document and JWKS (RSA and EC keys, as Vault's jwt_validation_pubkeys takes them)."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def number(text: str) -> int:
+        return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+    discovery = client.WellKnownApi(api).get_service_account_issuer_open_id_configuration(_preload_content=False)
+    keyset = client.OpenidApi(api).get_service_account_issuer_open_id_keyset(_preload_content=False)
+    curves = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1(), "P-521": ec.SECP521R1()}
+    pems = []
+    for key in json.loads(keyset.data)["keys"]:
+        if key["kty"] == "RSA":
+            public = rsa.RSAPublicNumbers(number(key["e"]), number(key["n"])).public_key()
+        elif key["kty"] == "EC" and key.get("crv") in curves:
+            public = ec.EllipticCurvePublicNumbers(number(key["x"]), number(key["y"]), curves[key["crv"]]).public_key()
+        else:
+            continue  # a key type Vault could not use either
+        pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        pems.append(pem.decode().strip())  # as Vault returns it: no final newline, no perpetual diff
+    return json.loads(discovery.data)["issuer"], sorted(pems)

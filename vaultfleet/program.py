@@ -9,11 +9,12 @@ import pulumi
 from components.cluster import ClusterOnboardingArgs
 from components.cluster_access import ClusterAccessArgs
 from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
+from components.jwt_auth import JwtAuthArgs
 from components.pipeline import PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet.consumers.managed import managed_objects
-from vaultfleet.project import Project, policy
+from vaultfleet.project import Project, jwt_roles, policy
 from vaultfleet.project.applier import applier_policy_name, render_applier
 from vaultfleet.project.endpoint import cluster_endpoint
 from vaultfleet.project.pipeline import identity_policies
@@ -49,6 +50,30 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         consumer_objects=managed_objects(stack, policy_dir),
         previewer_group=stack.cluster.previewer_group,
         client_reviewers=stack.client_reviewers if stack.cluster.auth_mode == "client-jwt" else None,
+        jwt=_jwt_auth(stack),
+    )
+
+
+def _jwt_auth(stack: ClusterStack) -> JwtAuthArgs | None:
+    """jwt mode: the bodies of the mount's config and roles, with the cluster's issuer (the stack
+    file's, else its discovery document's) and current keys, read from the cluster at every run: a
+    rotated key shows in the next preview and `up` writes it."""
+    if stack.cluster.auth_mode != "jwt":
+        return None
+    from kubernetes import config as kube_config
+
+    from vaultfleet.kube import issuer_keys
+    from vaultfleet.project.kubeconfig import kubeconfig_paths
+
+    paths = [str(p) for p in kubeconfig_paths() if p.exists()]
+    api = kube_config.new_client_from_config(
+        config_file=paths[0] if paths else None, context=stack.cluster.kube_context
+    )
+    issuer, keys = issuer_keys(api)
+    return JwtAuthArgs(
+        mount_path=stack.mount_path,
+        config=jwt_roles.config_body(stack.cluster.issuer or issuer, keys),
+        roles={r.name: jwt_roles.role_body(stack, r) for r in stack.roles},
     )
 
 
@@ -89,6 +114,7 @@ def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessA
         applier_policy=render_applier(stack, host, ca),
         accessor_placeholder=policy.MOUNT_ACCESSOR_PLACEHOLDER,
         state_key=stack.state_key,
+        auth_method=stack.auth_method,
     )
 
 

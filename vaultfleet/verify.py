@@ -67,6 +67,17 @@ CAUSES = [
     ),
     ("not yet configured", "auth mount not configured", "run vaultfleet up for this stack"),
     (
+        # jwt mode: Vault checks the signature with the keys it was given at the last `up`.
+        "no known key successfully validated",
+        "signing key mismatch: the mount's keys are not the ones the cluster signs tokens with (rotated keys?)",
+        "run vaultfleet up for this stack: it reads the cluster's current keys (vaultfleet preview shows the change)",
+    ),
+    (
+        "does not match any associated bound claim values",
+        "namespace or ServiceAccount not bound to the role (jwt claims)",
+        "add it to roles[].namespaces / roles[].serviceAccounts",
+    ),
+    (
         "signing key",
         "token signed by another cluster's key (wrong mount or API host)",
         "check vaultfleet:cluster.apiHost points at this cluster",
@@ -125,7 +136,10 @@ def verify(
             jwt = request_token(api, namespace, account, audience=role.audience)
             vault = hvac.Client(url=vault_addr)
             try:
-                login = vault.auth.kubernetes.login(role.name, jwt, mount_point=stack.mount_path)
+                if stack.auth_method == "jwt":
+                    login = vault.auth.jwt.jwt_login(role=role.name, jwt=jwt, path=stack.mount_path)
+                else:
+                    login = vault.auth.kubernetes.login(role.name, jwt, mount_point=stack.mount_path)
             except (hvac.exceptions.VaultError, ValueError) as exc:
                 check.cause, check.fix = diagnose(str(exc))
                 if check.cause.startswith("login refused: permission denied"):

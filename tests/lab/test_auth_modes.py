@@ -1,13 +1,15 @@
-"""Clusters without a long-lived reviewer token (issue 15): lab-a in `client-jwt` mode beside lab-b
-in today's `reviewer-token` mode, on one Vault. Vault reviews each lab-a login with the login's own
-token; no reviewer ServiceAccount, token Secret or stored JWT exists for lab-a anywhere.
+"""Clusters without a long-lived reviewer token (issue 15), three modes side by side on one Vault:
+lab-a in `client-jwt` mode (Vault reviews each login with the login's own token), lab-b in today's
+`reviewer-token` mode, lab-c in `jwt` mode (Vault's jwt method with lab-c's issuer keys). No
+reviewer ServiceAccount, token Secret or stored JWT exists for lab-a or lab-c anywhere.
 
-lab-a's stack runs as its applier (the policy pins the mode: no reviewer JWT can be stored), and
-lab-a's roles cover an audience-bound role, one without, and a namespace-templated one.
+lab-a's and lab-c's stacks run as their appliers (the policies pin each mode), and their roles cover
+an audience-bound role, one without (client-jwt), and a namespace-templated one.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -28,6 +30,7 @@ from tests.lab.conftest import (
 )
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command
+from vaultfleet.kube import issuer_keys
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
@@ -63,21 +66,44 @@ def _client_jwt(config: dict, audience: str) -> None:
     ]
 
 
+def _jwt(config: dict) -> None:
+    config["vaultfleet:cluster"] = {"kubeContext": "lab-c", "authMode": "jwt"}
+    config["vaultfleet:policies"] = ["kv-read", "kv-namespace"]
+    config["vaultfleet:roles"] = [
+        {
+            "name": "app",
+            "serviceAccounts": ["app"],
+            "namespaces": ["app"],
+            "policies": ["kv-read"],
+            "audience": "vault",
+        },
+        {
+            "name": "team",
+            "serviceAccounts": ["app"],
+            "namespaces": ["team-x", "team-y"],
+            "policies": ["kv-namespace"],
+            "audience": "vault",
+        },
+    ]
+
+
 @pytest.fixture(scope="module")
 def project(lab, lab_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("modes"))
     audience = api_audience(lab, "lab-a")
     edit_stack(project, "lab-a", lambda config: _client_jwt(config, audience))
+    (project / "stacks/Pulumi.lab-c.yaml").write_text((project / "stacks/Pulumi.lab-b.yaml").read_text())
+    edit_stack(project, "lab-c", _jwt)
     root = root_client(lab)
     with pytest.MonkeyPatch.context() as mp:
         use_lab_for_cli(mp, project, lab_env)
         assert runner.invoke(app, ["up", "vault", "lab-b"]).exit_code == 0  # admin: shared stack, lab-b
-        with vault_token(root, ["vaultfleet-apply-lab-a"], "30m") as token:
+        with vault_token(root, ["vaultfleet-apply-lab-a", "vaultfleet-apply-lab-c"], "30m") as token:
             mp.setenv("VAULT_TOKEN", token)
-            result = runner.invoke(app, ["up", "lab-a"])  # lab-a's applier
+            result = runner.invoke(app, ["up", "lab-a", "lab-c"])  # their appliers
             assert result.exit_code == 0, result.output
     yield project
-    destroy_stacks(project, lab_env, ["lab-a", "lab-b", "vault"])
+    destroy_stacks(project, lab_env, ["lab-a", "lab-b", "lab-c", "vault"])
 
 
 def login(lab, cluster: str, role: str, namespace: str, account: str, audience: str | None) -> hvac.Client:
@@ -240,3 +266,191 @@ def test_8_changing_a_clusters_mode_is_a_change_preview_shows(lab, project):
         assert any(op in ("update", "replace") and kind == "AuthBackendConfig" for op, kind in steps), steps
     finally:
         path.write_text(original)
+
+
+def jwt_login(lab, role: str, namespace: str, account: str, audience: str = "vault") -> hvac.Client:
+    api = k8s.api_client(str(lab.kubeconfig), "lab-c")
+    k8s.ensure_service_account(api, namespace, account)
+    vault = hvac.Client(url=lab.vault_addr)
+    vault.auth.jwt.jwt_login(
+        role=role, jwt=k8s.request_token(api, namespace, account, audience=audience), path="k8s-lab-c"
+    )
+    return vault
+
+
+@pytest.mark.server
+def test_9_jwt_mode_logs_in_every_role_by_claims_and_refuses_the_rest(lab, project):
+    root = root_client(lab)
+    assert root.sys.list_auth_methods()["data"]["k8s-lab-c/"]["type"] == "jwt"
+    for namespace in ("team-x", "team-y"):
+        root.secrets.kv.v2.create_or_update_secret(
+            f"clusters/lab-c/namespaces/{namespace}/db", {"owner": namespace}, mount_point="kv"
+        )
+    root.secrets.kv.v2.create_or_update_secret("clusters/lab-c/db", {"owner": "lab-c"}, mount_point="kv")
+    assert read(jwt_login(lab, "app", "app", "app"), "clusters/lab-c/db") == {"owner": "lab-c"}
+    for mine, other in (("team-x", "team-y"), ("team-y", "team-x")):
+        team = jwt_login(lab, "team", mine, "app")
+        assert read(team, f"clusters/lab-c/namespaces/{mine}/db") == {"owner": mine}
+        with pytest.raises(hvac.exceptions.Forbidden):
+            read(team, f"clusters/lab-c/namespaces/{other}/db")
+    for namespace, account, audience in (("app", "other", "vault"), ("other", "app", "vault"), ("app", "app", "api")):
+        with pytest.raises(hvac.exceptions.VaultError):
+            jwt_login(lab, "app", namespace, account, audience)
+
+
+@pytest.mark.server
+def test_10_every_pair_of_the_three_modes_is_isolated(lab, project):
+    def token(cluster: str) -> str:
+        api = k8s.api_client(str(lab.kubeconfig), cluster)
+        k8s.ensure_service_account(api, "app", "app")
+        return k8s.request_token(api, "app", "app", audience=None if cluster == "lab-a" else "vault")
+
+    tokens = {cluster: token(cluster) for cluster in ("lab-a", "lab-b", "lab-c")}
+    refused = []
+    for cluster, other in itertools.permutations(tokens, 2):
+        login = hvac.Client(url=lab.vault_addr)
+        with pytest.raises(hvac.exceptions.VaultError):
+            if other == "lab-c":
+                login.auth.jwt.jwt_login(role="app", jwt=tokens[cluster], path="k8s-lab-c")
+            else:
+                login.auth.kubernetes.login("app", tokens[cluster], mount_point=f"k8s-{other}")
+        refused.append((cluster, other))
+    assert len(refused) == 6
+
+
+@pytest.mark.server
+def test_11_jwt_mode_stores_no_token_and_makes_nothing_in_the_cluster(lab, lab_env, project):
+    shown = pulumi_command().run(["stack", "export", "--show-secrets", "--stack", "lab-c"], str(project), lab_env)
+    resources = json.loads(shown.stdout)["deployment"]["resources"]
+    assert not [r["type"] for r in resources if r["type"].startswith("kubernetes:") and "providers" not in r["type"]]
+    config = root_client(lab).read("auth/k8s-lab-c/config")["data"]
+    issuer, keys = issuer_keys(k8s.api_client(str(lab.kubeconfig), "lab-c"))
+    assert (config["bound_issuer"], sorted(k.strip() for k in config["jwt_validation_pubkeys"])) == (issuer, keys)
+    assert "token_reviewer_jwt" not in config
+
+
+@pytest.mark.server
+def test_12_the_servers_agent_logs_in_and_renders_in_jwt_mode(lab, project, tmp_path):
+    result = runner.invoke(app, ["consumers", "lab-c", "--kind", "agent", "--role", "app", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)
+    (method,) = config["auto_auth"]["method"]
+    assert (method["type"], method["mount_path"]) == ("jwt", "auth/k8s-lab-c")
+    (template,) = config["template"]
+    path = re.search(r'with secret "([^"]+)"', template["contents"]).group(1)
+    root_client(lab).secrets.kv.v2.create_or_update_secret(
+        path.removeprefix("kv/data/"), {"user": "app", "password": "jwt-pw"}, mount_point="kv"
+    )
+    api = k8s.api_client(str(lab.kubeconfig), "lab-c")
+    token_file = tmp_path / "token"
+    token_file.write_text(k8s.request_token(api, "app", "app", audience="vault"))
+    token_file.chmod(0o600)
+    method["config"]["path"] = str(token_file)
+    template["destination"] = str(tmp_path / "rendered")
+    code, output = run_agent(lab.vault_cli, config, tmp_path)
+    assert code == 0, output
+    assert (tmp_path / "rendered").read_text() == "password=jwt-pw\nuser=app\n"
+
+
+@pytest.mark.server
+def test_13_a_rotated_signing_key_is_named_by_verify_shown_by_preview_and_written_by_up(lab, project):
+    from vaultfleet.lab import kubernetes as lab_kubernetes
+    from vaultfleet.toolchain import find_tool
+
+    cluster = next(c for c in lab.clusters if c.name == "lab-c")
+    lab_kubernetes.rotate_signing_key(lab, cluster, find_tool("kube-apiserver"))
+    # New tokens are signed with the new key, which Vault does not know yet.
+    result = runner.invoke(app, ["verify", "lab-c", "--role", "app"])
+    assert result.exit_code == 1 and "signing key mismatch" in result.output, result.output
+    preview = runner.invoke(app, ["preview", "lab-c", "--expect-no-changes", "--format", "json"])
+    assert preview.exit_code == 3, preview.output
+    (summary,) = json.loads(preview.stdout)
+    assert [s["type"] for s in summary["steps"]] == ["vault:generic/endpoint:Endpoint"], summary
+
+    def vault_keys() -> list[str]:
+        return sorted(
+            k.strip() for k in root_client(lab).read("auth/k8s-lab-c/config")["data"]["jwt_validation_pubkeys"]
+        )
+
+    before = vault_keys()
+    assert runner.invoke(app, ["up", "lab-c"]).exit_code == 0
+    # The cluster's keys now: the new one, beside the previous one that still verifies its tokens.
+    _, keys = issuer_keys(k8s.api_client(str(lab.kubeconfig), "lab-c"))
+    assert vault_keys() == keys != before and len(keys) == 2
+    assert runner.invoke(app, ["verify", "lab-c"]).exit_code == 0
+
+
+def _jwt_role(**change) -> dict:
+    body = {
+        "role_type": "jwt",
+        "user_claim": "sub",
+        "bound_audiences": ["vault"],
+        "bound_claims": {"/kubernetes.io/namespace": ["app"], "/kubernetes.io/serviceaccount/name": ["app"]},
+        "bound_claims_type": "string",
+        "claim_mappings": {
+            "/kubernetes.io/namespace": "service_account_namespace",
+            "/kubernetes.io/serviceaccount/name": "service_account_name",
+            "/kubernetes.io/serviceaccount/uid": "service_account_uid",
+        },
+        "token_policies": ["k8s-lab-c-kv-read"],
+        "token_ttl": 3600,
+    }
+    return {**body, **change}
+
+
+JWT_ATTACKS = {
+    "attach root": dict(token_policies=["root"]),
+    "attach the cluster's other policy": dict(token_policies=["k8s-lab-c-kv-namespace"]),
+    "bind every namespace": dict(bound_claims={"/kubernetes.io/namespace": ["*"]}, bound_claims_type="glob"),
+    "map the ServiceAccount name onto the namespace the templates read": dict(
+        claim_mappings={"/kubernetes.io/serviceaccount/name": "service_account_namespace"}
+    ),
+    "accept another audience": dict(bound_audiences=["any"]),
+    "make the tokens periodic": dict(token_period=86400),
+}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("attack", list(JWT_ATTACKS))
+def test_14_the_jwt_mode_applier_writes_its_roles_exactly_as_declared(lab, project, attack):
+    root = root_client(lab)
+    before = root.read("auth/k8s-lab-c/role/app")["data"]
+    with vault_token(root, ["vaultfleet-apply-lab-c"], "5m") as token:
+        applier = hvac.Client(url=lab.vault_addr, token=token)
+        applier.write("auth/k8s-lab-c/role/app", **_jwt_role())  # as declared: allowed
+        with pytest.raises(hvac.exceptions.Forbidden):
+            applier.write("auth/k8s-lab-c/role/app", **_jwt_role(**JWT_ATTACKS[attack]))
+    assert root.read("auth/k8s-lab-c/role/app")["data"] == before
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("kind", ["eso", "vso"])
+def test_15_the_operators_jwt_objects_are_accepted_by_the_real_crds_and_log_in(lab, project, kind):
+    from tests.lab import consumer_checks
+    from tests.lab.test_consumers import CRDS
+
+    api = k8s.api_client(str(lab.kubeconfig), "lab-c")
+    names = consumer_checks.install(api, CRDS)
+    try:
+        result = runner.invoke(app, ["consumers", "lab-c", "--kind", kind, "--role", "app", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        stored = {d["kind"]: consumer_checks.create_strict(api, d) for d in json.loads(result.stdout)}
+    finally:
+        consumer_checks.remove(api, names)
+    if kind == "eso":
+        jwt = stored["SecretStore"]["spec"]["provider"]["vault"]["auth"]["jwt"]
+        account = jwt["kubernetesServiceAccountToken"]["serviceAccountRef"]
+        path, role, name, audiences = jwt["path"], jwt["role"], account["name"], account["audiences"]
+    else:
+        auth = stored["VaultAuth"]["spec"]
+        assert auth["method"] == "jwt"
+        path, role, name, audiences = (
+            auth["mount"],
+            auth["jwt"]["role"],
+            auth["jwt"]["serviceAccount"],
+            auth["jwt"]["audiences"],
+        )
+    # What the operator does with them: a token of that ServiceAccount for those audiences, a jwt login.
+    token = k8s.request_token(api, "app", name, audience=audiences[0])
+    login = hvac.Client(url=lab.vault_addr).auth.jwt.jwt_login(role=role, jwt=token, path=path)
+    assert "k8s-lab-c-kv-read" in login["auth"]["policies"]

@@ -57,19 +57,59 @@ class TestClientJwt(ComponentTest):
         @pulumi.runtime.test
         def program():
             args = dataclasses.replace(cluster_args(), client_reviewers=[("app", "app"), ("ci", "deployer")])
-            cluster = ClusterOnboarding("lab-a", args)
+            return ClusterOnboarding("lab-a", args).role_names
 
-            def check(_):
-                self.assertFalse(self.mocks.of_type("kubernetes:core/v1:ServiceAccount"))
-                self.assertFalse(self.mocks.of_type("kubernetes:core/v1:Secret"))
-                (binding,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
-                self.assertEqual(binding.inputs["roleRef"]["name"], "system:auth-delegator")
-                subjects = [(s["namespace"], s["name"]) for s in binding.inputs["subjects"]]
-                self.assertEqual(subjects, [("app", "app"), ("ci", "deployer")])
-                (config,) = self.mocks.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
-                self.assertNotIn("tokenReviewerJwt", config.inputs)
-                self.assertTrue(config.inputs["disableLocalCaJwt"])
+        program()  # returns once every registration has finished: check them all
+        self.assertFalse(self.mocks.of_type("kubernetes:core/v1:ServiceAccount"))
+        self.assertFalse(self.mocks.of_type("kubernetes:core/v1:Secret"))
+        (binding,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+        self.assertEqual(binding.inputs["roleRef"]["name"], "system:auth-delegator")
+        subjects = [(s["namespace"], s["name"]) for s in binding.inputs["subjects"]]
+        self.assertEqual(subjects, [("app", "app"), ("ci", "deployer")])
+        (config,) = self.mocks.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+        self.assertNotIn("tokenReviewerJwt", config.inputs)
+        self.assertTrue(config.inputs["disableLocalCaJwt"])
 
-            return cluster.role_names.apply(check)
 
-        program()
+def jwt(**role_fields):
+    values = cluster_values(roles=[role(**role_fields)])
+    values["cluster"]["authMode"] = "jwt"
+    return parse(values, "lab-a", "stacks/Pulumi.lab-a.yaml")
+
+
+def test_jwt_mode_needs_an_audience_on_every_role():
+    values = cluster_values(roles=[role(audience=None)])
+    values["cluster"]["authMode"] = "jwt"
+    with pytest.raises(ConfigError) as info:
+        parse(values, "lab-a", "stacks/Pulumi.lab-a.yaml")
+    assert "roles[0].audience: required" in info.value.problems[0][2]
+
+
+def test_a_jwt_role_checks_claims_exactly_and_globs_only_a_star():
+    from vaultfleet.project.jwt_roles import CLAIM_MAPPINGS, role_body
+
+    stack = jwt(namespaces=["app", "web"])
+    body = role_body(stack, stack.roles[0])
+    assert body["bound_claims"] == {
+        "/kubernetes.io/namespace": ["app", "web"],
+        "/kubernetes.io/serviceaccount/name": ["app"],
+    }
+    assert (body["bound_claims_type"], body["bound_audiences"], body["user_claim"]) == ("string", ["vault"], "sub")
+    assert (
+        body["claim_mappings"] == CLAIM_MAPPINGS
+        and CLAIM_MAPPINGS["/kubernetes.io/namespace"] == "service_account_namespace"
+    )
+    wildcard = jwt(serviceAccounts=["*"])
+    assert role_body(wildcard, wildcard.roles[0])["bound_claims_type"] == "glob"
+
+
+def test_the_jwt_applier_policy_pins_each_role_body_but_its_ttls():
+    from vaultfleet.project.applier import render_applier
+
+    stack = jwt()
+    (role_rule,) = [allowed for path, _, allowed in applier_rules(stack, "", "") if path.endswith("/role/app")]
+    assert role_rule["token_policies"] == [["k8s-lab-a-kv-read"]] and role_rule["role_type"] == ["jwt"]
+    assert role_rule["token_ttl"] == [] and "token_period" not in role_rule
+    hcl = render_applier(stack, "", "")
+    # Maps in HCL form (`=`): JSON's `:` does not parse inside a policy's allowed_parameters.
+    assert '"claim_mappings" = [{"/kubernetes.io/namespace" = "service_account_namespace"' in hcl

@@ -21,7 +21,6 @@ def test_a_group_that_is_not_the_previewers_alone_is_refused(group):
 
 
 class TestClusterPreviewer(ComponentTest):
-    @pulumi.runtime.test
     def test_get_by_name_on_the_stacks_objects_only(self):
         from components import ClusterPreviewer
         from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
@@ -42,25 +41,26 @@ class TestClusterPreviewer(ComponentTest):
                 }
             ],
         )
-        component = ClusterPreviewer("p", ClusterOnboarding._previewer_args(args))
 
-        def check(_):
-            (cluster_role,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
-            (role,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
-            for rules in (cluster_role.inputs["rules"], role.inputs["rules"]):
-                assert all(r["verbs"] == ["get"] and r["resourceNames"] for r in rules), rules
-            granted = {(r["apiGroups"][0], r["resources"][0]): r["resourceNames"] for r in cluster_role.inputs["rules"]}
-            assert granted[("external-secrets.io", "secretstores")] == ["vaultfleet-app"]
-            assert granted[("rbac.authorization.k8s.io", "clusterrolebindings")] == [
-                "vault-auth-kube-system-auth-delegator",
-                "vaultfleet-previewer",
-            ]
-            assert ("", "secrets") not in granted  # a Secret is read only in the reviewer's namespace
-            assert role.inputs["metadata"]["namespace"] == "kube-system"
-            in_namespace = {(r["apiGroups"][0], r["resources"][0]): r["resourceNames"] for r in role.inputs["rules"]}
-            assert in_namespace[("", "secrets")] == ["vault-auth-token"]
-            bindings = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
-            bindings += self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
-            assert {s["name"] for b in bindings for s in b.inputs["subjects"]} == {"vaultfleet:previewers"}
+        @pulumi.runtime.test
+        def program():
+            return ClusterPreviewer("p", ClusterOnboarding._previewer_args(args)).bindings
 
-        return component.bindings.apply(check)
+        program()  # returns once every registration has finished: check them all
+        (cluster_role,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+        (role,) = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+        for rules in (cluster_role.inputs["rules"], role.inputs["rules"]):
+            assert all(r["verbs"] == ["get"] and r["resourceNames"] for r in rules), rules
+        granted = {(r["apiGroups"][0], r["resources"][0]): r["resourceNames"] for r in cluster_role.inputs["rules"]}
+        assert granted[("external-secrets.io", "secretstores")] == ["vaultfleet-app"]
+        assert granted[("rbac.authorization.k8s.io", "clusterrolebindings")] == [
+            "vault-auth-kube-system-auth-delegator",
+            "vaultfleet-previewer",
+        ]
+        assert ("", "secrets") not in granted  # a Secret is read only in the reviewer's namespace
+        assert role.inputs["metadata"]["namespace"] == "kube-system"
+        in_namespace = {(r["apiGroups"][0], r["resources"][0]): r["resourceNames"] for r in role.inputs["rules"]}
+        assert in_namespace[("", "secrets")] == ["vault-auth-token"]
+        bindings = self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+        bindings += self.mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+        assert {s["name"] for b in bindings for s in b.inputs["subjects"]} == {"vaultfleet:previewers"}

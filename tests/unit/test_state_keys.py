@@ -57,7 +57,6 @@ def test_the_engine_gets_the_fleet_vault_and_the_callers_token_for_the_key():
 
 
 class TestStateKeys(ComponentTest):
-    @pulumi.runtime.test
     def test_the_shared_stack_makes_each_named_key_kept_and_not_deletable(self):
         import tempfile
         from pathlib import Path
@@ -69,16 +68,17 @@ class TestStateKeys(ComponentTest):
         root = copy_project_files(Path(tempfile.mkdtemp()))
         pin_endpoints(root)
         use_state_key(root, "lab-a")
-        vault = SharedVault("fleet", program.shared_args(shared(), Project(root)))
 
-        def check(_):
-            (key,) = self.mocks.of_type("vault:transit/secretBackendKey:SecretBackendKey")
-            self.assertEqual((key.inputs["backend"], key.inputs["name"]), ("transit", "vaultfleet-lab-a"))
-            self.assertFalse(key.inputs["deletionAllowed"])
-            (previewer,) = [
-                p for p in self.mocks.of_type("vault:index/policy:Policy") if p.inputs["name"] == "vaultfleet-previewer"
-            ]
-            self.assertIn('path "transit/decrypt/vaultfleet-lab-a"', previewer.inputs["policy"])
-            self.assertNotIn("vaultfleet-lab-b", previewer.inputs["policy"])
+        @pulumi.runtime.test
+        def run():
+            return SharedVault("fleet", program.shared_args(shared(), Project(root))).kv_mount
 
-        return pulumi.Output.all(vault.kv_mount, *(c.applier_policy for c in vault.clusters.values())).apply(check)
+        run()  # returns once every registration has finished: check them all
+        (key,) = self.mocks.of_type("vault:transit/secretBackendKey:SecretBackendKey")
+        self.assertEqual((key.inputs["backend"], key.inputs["name"]), ("transit", "vaultfleet-lab-a"))
+        self.assertFalse(key.inputs["deletionAllowed"])
+        (previewer,) = [
+            p for p in self.mocks.of_type("vault:index/policy:Policy") if p.inputs["name"] == "vaultfleet-previewer"
+        ]
+        self.assertIn('path "transit/decrypt/vaultfleet-lab-a"', previewer.inputs["policy"])
+        self.assertNotIn("vaultfleet-lab-b", previewer.inputs["policy"])

@@ -18,7 +18,7 @@ USAGE = {
     "injector": "patch a Deployment with it: kubectl patch deployment NAME -n {namespace} --patch-file FILE",
     "eso": "kubectl apply -f FILE (external-secrets installed)",
     "vso": "kubectl apply -f FILE (Vault Secrets Operator installed)",
-    "agent": "bao agent -config FILE (or vault agent); token_path must hold a token of {namespace}/{account}{audience}",
+    "agent": "bao agent -config FILE (or vault agent); {token_key} must hold a token of {namespace}/{account}{audience}",
 }
 
 
@@ -98,7 +98,10 @@ def consumers(
         else:
             documents = [agent.agent_config(b, templates)]
         audience = f" for audience '{b.role.audience}'" if b.role.audience else ""
-        usage = USAGE[kind].format(namespace=b.namespace, account=b.service_account, audience=audience)
+        token_key = "path" if b.auth_method == "jwt" else "token_path"  # the auto-auth method's file key
+        usage = USAGE[kind].format(
+            namespace=b.namespace, account=b.service_account, audience=audience, token_key=token_key
+        )
         groups.append(([b.describe(), *(d.describe() for d in databases), usage], documents))
     for note in notes:
         err.print(f"[yellow]note[/]: {note}", highlight=False)

@@ -15,6 +15,14 @@ path as written.) A role with an audience accepts only tokens minted for it, so 
 told to request one: a projected ServiceAccount token for the injector,
 serviceAccountRef.audiences for external-secrets, kubernetes.audiences for VSO.
 
+In jwt mode (cluster.authMode jwt) the mount is Vault's jwt auth method: the same mount, roles and
+policies, but each consumer names the method and its token its own way (Binding.auth_method):
+
+    Vault Agent injector  auth-type jwt, auth-config-path <token file>, auth-config-remove-jwt-after-reading false
+    Vault Agent           auto_auth method type jwt, config.path <token file>, remove_jwt_after_reading false
+    external-secrets      auth.jwt: path, role, kubernetesServiceAccountToken.serviceAccountRef (+ audiences)
+    VSO                   VaultAuth spec.method jwt, spec.jwt: role, serviceAccount, audiences
+
 A role granted `db-creds` reads dynamic PostgreSQL credentials (consumers.database resolves where
 they connect); each consumer gets them its own way, as a PostgreSQL URL:
 

@@ -26,6 +26,9 @@ class Binding:
     vault_address: str
     mount_path: str
     """The auth mount, without `auth/` (k8s-lab-a)."""
+    auth_method: str
+    """Vault's auth method at that mount: `kubernetes`, or `jwt` (cluster.authMode jwt), whose login
+    takes the ServiceAccount token as `jwt` and which each consumer configures under another name."""
     kv_mount: str
     role: Role
     namespace: str
@@ -53,8 +56,10 @@ class Binding:
             f"in namespaces {', '.join(self.role.namespaces)}"
         )
         audience = f"tokens for audience '{self.role.audience}'" if self.role.audience else "tokens of any audience"
+        # The kubernetes method is the one consumers default to; only jwt needs saying.
+        method = " (Vault's jwt auth method)" if self.auth_method == "jwt" else ""
         return (
-            f"{self.cluster} role {self.role.name}: logs in at {self.auth_path} as ServiceAccount "
+            f"{self.cluster} role {self.role.name}: logs in at {self.auth_path}{method} as ServiceAccount "
             f"{self.namespace}/{self.service_account} ({bound}; {audience}); policies {', '.join(self.policies)}"
         )
 
@@ -143,6 +148,7 @@ def _binding(stack: ClusterStack, role: Role, namespace: str, account: str, secr
         cluster=stack.name,
         vault_address=stack.fleet.vault_address,
         mount_path=stack.mount_path,
+        auth_method=stack.auth_method,
         kv_mount=stack.fleet.kv_mount,
         role=role,
         namespace=namespace,

@@ -56,7 +56,7 @@ def eso_database(binding: Binding, database: DatabaseCredentials) -> list[dict]:
             "path": database.path,  # the whole Vault path, mount included
             "method": "GET",
             "resultType": "Data",  # username, password
-            "provider": {"server": binding.vault_address, "auth": {"kubernetes": _eso_kubernetes_auth(binding)}},
+            "provider": {"server": binding.vault_address, "auth": _eso_auth(binding)},
         },
     )
     external = k8s_object(
@@ -91,27 +91,39 @@ def eso_database(binding: Binding, database: DatabaseCredentials) -> list[dict]:
     return [generator, external]
 
 
-def _eso_kubernetes_auth(binding: Binding) -> dict:
+def _eso_auth(binding: Binding, cluster_store: bool = False) -> dict:
+    """`auth` of a store or generator: external-secrets requests the ServiceAccount's token itself."""
     account: dict = {"name": binding.service_account}
     if binding.role.audience:
         account["audiences"] = [binding.role.audience]
+    if cluster_store:
+        account["namespace"] = binding.namespace
+    if binding.auth_method == "jwt":
+        # No auth/ prefix: external-secrets logs in at auth/<path>/login. (1.3.2 also adds the audience
+        # `vault` unless the deprecated kubernetesServiceAccountToken.audiences says otherwise; Vault
+        # accepts a token any of whose audiences the role binds.)
+        return {
+            "jwt": {
+                "path": binding.mount_path,
+                "role": binding.role.name,
+                "kubernetesServiceAccountToken": {"serviceAccountRef": account},
+            }
+        }
     # No auth/ prefix: external-secrets logs in at auth/<mountPath>/login.
-    return {"mountPath": binding.mount_path, "role": binding.role.name, "serviceAccountRef": account}
+    return {"kubernetes": {"mountPath": binding.mount_path, "role": binding.role.name, "serviceAccountRef": account}}
 
 
 def eso_store(binding: Binding, cluster_store: bool = False) -> dict:
     """An external-secrets SecretStore (or ClusterSecretStore) logging in with the binding's role."""
-    auth = _eso_kubernetes_auth(binding)
     provider = {
         "vault": {
             "server": binding.vault_address,
             "path": binding.kv_mount,
             "version": "v2",
-            "auth": {"kubernetes": auth},
+            "auth": _eso_auth(binding, cluster_store),
         }
     }
     if cluster_store:
-        auth["serviceAccountRef"]["namespace"] = binding.namespace
         name = f"vaultfleet-{binding.role.name}-{binding.namespace}"
         # Only the role's namespace may use a store that logs in as one of its ServiceAccounts.
         store = k8s_object(

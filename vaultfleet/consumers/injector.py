@@ -11,6 +11,7 @@ INJECTOR = "vault.hashicorp.com/"
 TOKEN_VOLUME = "vault-token"
 # Where the injector mounts that volume when no app container does (vault-k8s DefaultServiceAccountMount).
 INJECTOR_TOKEN_DIR = "/var/run/secrets/vault.hashicorp.com/serviceaccount"
+INJECTOR_TOKEN_FILE = f"{INJECTOR_TOKEN_DIR}/token"  # the volume's serviceAccountToken path
 SECRETS_DIR = "/vault/secrets"  # where the injector's agent writes rendered secrets
 
 
@@ -25,6 +26,13 @@ def injector_patch(binding: Binding, templates: list[SecretTemplate]) -> dict:
         f"{INJECTOR}auth-path": binding.auth_path,  # the injector's agent wants the auth/ prefix
         f"{INJECTOR}role": binding.role.name,
     }
+    if binding.auth_method == "jwt":
+        # vault-k8s fills in the kubernetes method's token_path, which jwt ignores: the jwt method reads
+        # `path` (auth-config-<key> becomes the method's <key>, '-' as '_'; the role is added). The
+        # file is kubelet's projected token: the agent must not delete it after reading.
+        annotations[f"{INJECTOR}auth-type"] = "jwt"
+        annotations[f"{INJECTOR}auth-config-path"] = INJECTOR_TOKEN_FILE
+        annotations[f"{INJECTOR}auth-config-remove-jwt-after-reading"] = "false"
     pod_spec: dict = {"serviceAccountName": binding.service_account}
     if binding.role.audience:
         # The pod's default token is for the API server's audience; the role would refuse it.

@@ -15,6 +15,7 @@ def managed_objects(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> list[
     """The consumer objects a stack file asks `up` to create (roles[].consumers), each once.
 
     Only what logs in (stores, connections, auths): which secrets to sync is the workloads' business.
+    They log in with the stack's auth method (jwt mode: external-secrets auth.jwt, VSO method jwt).
     """
     objects: dict[tuple, dict] = {}
     for role in stack.roles:

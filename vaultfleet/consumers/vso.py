@@ -68,9 +68,11 @@ def vso_objects(binding: Binding, databases: list[DatabaseCredentials] = ()) -> 
 def vso_auth(binding: Binding) -> list[dict]:
     """Vault Secrets Operator VaultConnection + VaultAuth logging in with the binding's role."""
     connection = "vaultfleet"
-    kubernetes: dict = {"role": binding.role.name, "serviceAccount": binding.service_account}
+    # The same fields under spec.kubernetes and spec.jwt: VSO requests the ServiceAccount's token for
+    # the audiences and sends it to either login.
+    login: dict = {"role": binding.role.name, "serviceAccount": binding.service_account}
     if binding.role.audience:
-        kubernetes["audiences"] = [binding.role.audience]
+        login["audiences"] = [binding.role.audience]
     return [
         k8s_object(
             VSO_API_VERSION,
@@ -87,9 +89,9 @@ def vso_auth(binding: Binding) -> list[dict]:
             binding.namespace,
             {
                 "vaultConnectionRef": connection,
-                "method": "kubernetes",
+                "method": binding.auth_method,
                 "mount": binding.mount_path,
-                "kubernetes": kubernetes,
+                binding.auth_method: login,
             },
         ),
     ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from vaultfleet.lab import processes
-from vaultfleet.lab.pki import ClusterPki
+from vaultfleet.lab.pki import ClusterPki, previous_signing_key, write_signing_key
 from vaultfleet.lab.record import (
     ETCD_PEER_PORT,
     ETCD_PORT,
@@ -117,6 +117,11 @@ def start_apiserver(state: LabState, cluster: ClusterInfo, pki: ClusterPki, bina
             f"--client-ca-file={pki.ca_cert}",
             f"--service-account-issuer={cluster.issuer}",
             f"--service-account-key-file={pki.sa_pub}",
+            *(
+                [f"--service-account-key-file={previous_signing_key(pki)}"]
+                if previous_signing_key(pki).exists()
+                else []
+            ),
             f"--service-account-signing-key-file={pki.sa_key}",
             "--service-cluster-ip-range=10.96.0.0/24",  # bookkeeping only: the lab has no nodes
             "--authorization-mode=RBAC",
@@ -125,6 +130,20 @@ def start_apiserver(state: LabState, cluster: ClusterInfo, pki: ClusterPki, bina
             f"--cert-dir={state.directory / 'pki' / cluster.name}",
         ],
     )
+
+
+def rotate_signing_key(state: LabState, cluster: ClusterInfo, binary: str, echo=None) -> None:
+    """Rotate the cluster's ServiceAccount token signing key, as an operator would: a new key signs,
+    the previous one still verifies (and both are in the cluster's JWKS); the API server restarts."""
+    pki = state.pki(cluster.name)
+    previous_signing_key(pki).write_bytes(pki.sa_pub.read_bytes())
+    write_signing_key(pki)
+    proc = tracked(state, f"kube-apiserver-{cluster.name}")
+    processes.stop(proc)
+    state.processes.remove(proc)
+    state.save()
+    start_apiserver(state, cluster, pki, binary, echo)
+    wait_apiserver_ready(state, cluster, pki)
 
 
 def start_controller_manager(state: LabState, cluster: ClusterInfo, pki: ClusterPki, binary: str, echo) -> None:

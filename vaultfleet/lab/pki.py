@@ -137,14 +137,24 @@ def create_cluster_pki(directory: Path, cluster: str) -> ClusterPki:
     _write_key(pki.admin_key, key)
     _write_public(pki.admin_cert, cert.public_bytes(serialization.Encoding.PEM))
 
-    # RSA: the algorithm every ServiceAccount token consumer (Vault included) accepts.
+    write_signing_key(pki)
+    return pki
+
+
+def write_signing_key(pki: ClusterPki) -> None:
+    """A fresh ServiceAccount token signing key pair (RSA: what every token consumer, Vault
+    included, accepts) in place of the current one."""
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki.sa_key, sa_key)
     _write_public(
         pki.sa_pub,
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
-    return pki
+
+
+def previous_signing_key(pki: ClusterPki) -> Path:
+    """Where a rotation keeps the previous public key (tokens it signed stay valid)."""
+    return pki.sa_pub.with_name("sa-previous.pub")
 
 
 def client_certificate(pki: ClusterPki, common_name: str, group: str) -> tuple[bytes, bytes]:

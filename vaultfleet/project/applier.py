@@ -41,16 +41,15 @@ def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str
     }
     if stack.cluster.auth_mode == "client-jwt":
         config["disable_local_ca_jwt"] = [True]  # Vault reviews with the client's token, never its own
+    if stack.cluster.auth_mode == "jwt":
+        return _jwt_rules(stack)
     rules: list[tuple[str, list[str], dict | None]] = [
         (f"auth/{mount}/config", ["create", "update", "read"], config),
         # Roles the stack file no longer declares can still be removed (and read back); written only below.
         (f"auth/{mount}/role/*", ["read", "delete", "list"], None),
         (f"auth/{mount}/role", ["list"], None),
     ]
-    if stack.state_key:
-        # The stack's own state key: wrap a new data key (`stack init`, and each run whose stack
-        # file holds no `encryptedkey`) and unwrap it. Not its key material, rotation or config.
-        rules += [(f"{TRANSIT_MOUNT}/{op}/{stack.state_key}", ["update"], None) for op in ("encrypt", "decrypt")]
+    rules += _state_key_rules(stack)
     for role in stack.roles:
         names = [stack.policy_name(t) for t in role.policies]
         params = {
@@ -69,6 +68,41 @@ def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str
     return rules
 
 
+def _jwt_rules(stack: ClusterStack) -> list[tuple[str, list[str], dict | None]]:
+    """jwt mode: the config with any keys (they come from the cluster's JWKS, like a reviewer JWT)
+    and the stack file's issuer when it names one; each role exactly as project/jwt_roles.py
+    renders it but its TTLs (numbers cannot be pinned on either server)."""
+    from vaultfleet.project.jwt_roles import role_body
+
+    mount = stack.mount_path
+    config = {"jwt_validation_pubkeys": [], "bound_issuer": [stack.cluster.issuer] if stack.cluster.issuer else []}
+    rules: list[tuple[str, list[str], dict | None]] = [
+        (f"auth/{mount}/config", ["create", "update", "read"], config),
+        (f"auth/{mount}/role/*", ["read", "delete", "list"], None),
+        (f"auth/{mount}/role", ["list"], None),
+        *_state_key_rules(stack),
+    ]
+    for role in stack.roles:
+        body = role_body(stack, role)
+        pinned = {key: [value] for key, value in body.items() if key not in ("token_ttl", "token_max_ttl")}
+        rules.append(
+            (
+                f"auth/{mount}/role/{role.name}",
+                ["create", "update", "read", "delete"],
+                {**pinned, "token_ttl": [], "token_max_ttl": []},
+            )
+        )
+    return rules
+
+
+def _state_key_rules(stack: ClusterStack) -> list[tuple[str, list[str], dict | None]]:
+    if not stack.state_key:
+        return []
+    # The stack's own state key: wrap a new data key (`stack init`, and each run whose stack file
+    # holds no `encryptedkey`) and unwrap it. Not its key material, rotation or config.
+    return [(f"{TRANSIT_MOUNT}/{op}/{stack.state_key}", ["update"], None) for op in ("encrypt", "decrypt")]
+
+
 def render_applier(stack: ClusterStack, host: str, ca_pem: str) -> str:
     """The HCL of `vaultfleet-apply-<cluster>` for the endpoint the cluster stack configures."""
     header = f"# Written by the shared stack from stacks/Pulumi.{stack.name}.yaml; regenerated on every change.\n"
@@ -79,7 +113,17 @@ def _path(path: str, capabilities: list[str], allowed: dict | None = None) -> st
     lines = [f'path "{path}" {{', f"  capabilities = {json.dumps(capabilities)}"]
     if allowed is not None:
         lines.append("  allowed_parameters = {")
-        lines += [f"    {json.dumps(key)} = {json.dumps(values)}" for key, values in allowed.items()]
+        lines += [f"    {json.dumps(key)} = {_hcl(values)}" for key, values in allowed.items()]
         lines.append("  }")
     lines.append("}\n")
     return "\n".join(lines)
+
+
+def _hcl(value) -> str:
+    """A value in HCL: JSON for scalars and lists, `{"k" = v}` for maps (a map in a policy's
+    allowed_parameters must be written so; JSON's `:` does not parse there)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_hcl(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_hcl(v) for v in value) + "]"
+    return json.dumps(value)

@@ -60,11 +60,13 @@ class ClusterSettings(Model):
     """Namespace of the reviewer ServiceAccount (it must exist)."""
     reviewer_service_account: ReviewerAccount = "vault-auth"
     """The reviewer ServiceAccount; its token Secret is `<name>-token`."""
-    auth_mode: Literal["reviewer-token", "client-jwt"] = "reviewer-token"
+    auth_mode: Literal["reviewer-token", "client-jwt", "jwt"] = "reviewer-token"
     """How Vault checks a login's ServiceAccount token (docs/auth-modes.md): `reviewer-token`, with
     the token of a reviewer ServiceAccount vaultfleet makes and stores in Vault; `client-jwt`, with
     the login's own token (no reviewer token anywhere; the roles' ServiceAccounts get
-    system:auth-delegator, and their tokens must be valid for the API server's audience)."""
+    system:auth-delegator, and their tokens must be valid for the API server's audience); `jwt`,
+    Vault's jwt auth method at the cluster's mount, checking signatures with the cluster's
+    ServiceAccount issuer keys (read from its JWKS at every run; no TokenReview at all)."""
     previewer_group: K8sGroup | None = None
     """A Kubernetes group (as the cluster authenticates the pipeline's previewer) given `get` on
     exactly the objects this stack makes in the cluster, for `preview --refresh`; None: no grant."""
@@ -189,6 +191,21 @@ class ClusterStack(Model):
                         "(TokenReview) to every workload it matches; name the ServiceAccounts and namespaces"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _jwt_roles_name_an_audience(self) -> ClusterStack:
+        if self.cluster.auth_mode != "jwt":
+            return self
+        for i, role in enumerate(self.roles):
+            if role.audience is None:
+                # A ServiceAccount token always carries `aud`; Vault's jwt roles refuse it unless bound.
+                raise ValueError(f"roles[{i}].audience: required with cluster.authMode jwt (Vault's bound_audiences)")
+        return self
+
+    @property
+    def auth_method(self) -> str:
+        """The Vault auth method at the cluster's mount: `jwt` in jwt mode, else `kubernetes`."""
+        return "jwt" if self.cluster.auth_mode == "jwt" else "kubernetes"
 
     @property
     def client_reviewers(self) -> list[tuple[str, str]]:
