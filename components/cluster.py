@@ -38,6 +38,8 @@ class ClusterOnboardingArgs:
     """Roles at the mount."""
     reviewer_namespace: str = "kube-system"
     reviewer_service_account: str = "vault-auth"
+    reviewer_token_secret: str | None = None
+    """The reviewer's token Secret; default `<reviewer_service_account>-token`."""
     issuer: str | None = None
     """Expected ServiceAccount token issuer; None disables the check."""
     consumer_objects: list[dict] = field(default_factory=list)
@@ -101,7 +103,9 @@ class ClusterOnboarding(pulumi.ComponentResource):
             reviewer_jwt: pulumi.Output[str] | None = ReviewerIdentity(
                 f"{name}-reviewer",
                 ReviewerIdentityArgs(
-                    namespace=args.reviewer_namespace, service_account_name=args.reviewer_service_account
+                    namespace=args.reviewer_namespace,
+                    service_account_name=args.reviewer_service_account,
+                    token_secret_name=args.reviewer_token_secret,
                 ),
                 opts=child,
             ).token
@@ -139,7 +143,8 @@ class ClusterOnboarding(pulumi.ComponentResource):
                 non_resource_urls=list(ISSUER_DISCOVERY_URLS),
             )
         if args.client_reviewers is None:
-            namespaced = [ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", f"{account}-token")]
+            secret = args.reviewer_token_secret or f"{account}-token"
+            namespaced = [ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", secret)]
             binding = binding_name(account, args.reviewer_namespace)
         else:
             namespaced, binding = [], ClientTokenReviewArgs([]).binding_name

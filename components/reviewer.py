@@ -17,6 +17,9 @@ class ReviewerIdentityArgs:
     """Name of the reviewer ServiceAccount."""
     binding_name: str | None = None
     """ClusterRoleBinding name; default `<service account>-<namespace>-auth-delegator`."""
+    token_secret_name: str | None = None
+    """The token Secret's name; default `<service account>-token`. Renaming it replaces the Secret
+    create-before-delete: the new token reaches Vault before the old one stops working."""
 
 
 def binding_name(service_account: str, namespace: str) -> str:
@@ -57,7 +60,7 @@ class ReviewerIdentity(pulumi.ComponentResource):
         secret = k8s.core.v1.Secret(
             f"{name}-token",
             metadata={
-                "name": f"{args.service_account_name}-token",
+                "name": args.token_secret_name or f"{args.service_account_name}-token",
                 "namespace": args.namespace,
                 "annotations": {
                     "kubernetes.io/service-account.name": args.service_account_name,

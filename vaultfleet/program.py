@@ -46,6 +46,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         ],
         reviewer_namespace=stack.cluster.reviewer_namespace,
         reviewer_service_account=stack.cluster.reviewer_service_account,
+        reviewer_token_secret=stack.cluster.token_secret,
         issuer=stack.cluster.issuer,
         consumer_objects=managed_objects(stack, policy_dir),
         previewer_group=stack.cluster.previewer_group,

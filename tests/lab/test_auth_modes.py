@@ -31,6 +31,7 @@ from tests.lab.conftest import (
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command
 from vaultfleet.kube import issuer_keys
+from vaultfleet.lab.record import LabState
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
@@ -352,34 +353,6 @@ def test_12_the_servers_agent_logs_in_and_renders_in_jwt_mode(lab, project, tmp_
     assert (tmp_path / "rendered").read_text() == "password=jwt-pw\nuser=app\n"
 
 
-@pytest.mark.server
-def test_13_a_rotated_signing_key_is_named_by_verify_shown_by_preview_and_written_by_up(lab, project):
-    from vaultfleet.lab import kubernetes as lab_kubernetes
-    from vaultfleet.toolchain import find_tool
-
-    cluster = next(c for c in lab.clusters if c.name == "lab-c")
-    lab_kubernetes.rotate_signing_key(lab, cluster, find_tool("kube-apiserver"))
-    # New tokens are signed with the new key, which Vault does not know yet.
-    result = runner.invoke(app, ["verify", "lab-c", "--role", "app"])
-    assert result.exit_code == 1 and "signing key mismatch" in result.output, result.output
-    preview = runner.invoke(app, ["preview", "lab-c", "--expect-no-changes", "--format", "json"])
-    assert preview.exit_code == 3, preview.output
-    (summary,) = json.loads(preview.stdout)
-    assert [s["type"] for s in summary["steps"]] == ["vault:generic/endpoint:Endpoint"], summary
-
-    def vault_keys() -> list[str]:
-        return sorted(
-            k.strip() for k in root_client(lab).read("auth/k8s-lab-c/config")["data"]["jwt_validation_pubkeys"]
-        )
-
-    before = vault_keys()
-    assert runner.invoke(app, ["up", "lab-c"]).exit_code == 0
-    # The cluster's keys now: the new one, beside the previous one that still verifies its tokens.
-    _, keys = issuer_keys(k8s.api_client(str(lab.kubeconfig), "lab-c"))
-    assert vault_keys() == keys != before and len(keys) == 2
-    assert runner.invoke(app, ["verify", "lab-c"]).exit_code == 0
-
-
 def _jwt_role(**change) -> dict:
     body = {
         "role_type": "jwt",
@@ -434,7 +407,10 @@ def test_15_the_operators_jwt_objects_are_accepted_by_the_real_crds_and_log_in(l
     try:
         result = runner.invoke(app, ["consumers", "lab-c", "--kind", kind, "--role", "app", "--format", "json"])
         assert result.exit_code == 0, result.output
-        stored = {d["kind"]: consumer_checks.create_strict(api, d) for d in json.loads(result.stdout)}
+        try:
+            stored = {d["kind"]: consumer_checks.create_strict(api, d) for d in json.loads(result.stdout)}
+        except client.ApiException as exc:
+            raise AssertionError(f"{exc.status} {exc.reason}: {exc.body}") from None
     finally:
         consumer_checks.remove(api, names)
     if kind == "eso":
@@ -454,3 +430,67 @@ def test_15_the_operators_jwt_objects_are_accepted_by_the_real_crds_and_log_in(l
     token = k8s.request_token(api, "app", name, audience=audiences[0])
     login = hvac.Client(url=lab.vault_addr).auth.jwt.jwt_login(role=role, jwt=token, path=path)
     assert "k8s-lab-c-kv-read" in login["auth"]["policies"]
+
+
+@pytest.mark.server
+def test_16_reviewer_token_health_and_a_rotation_without_a_gap(lab, project):
+    result = runner.invoke(app, ["verify", "lab-b"])
+    assert result.exit_code == 0, result.output
+    assert "reviewer token (kube-system/vault-auth-token): Vault can review with it; no expiry" in result.output
+    # A new Secret name rotates the token: made first, written into Vault, then the old one deleted.
+    edit_stack(
+        project, "lab-b", lambda config: config["vaultfleet:cluster"].update(reviewerTokenSecret="vault-auth-token-2")
+    )
+    up = runner.invoke(app, ["up", "lab-b", "--format", "json"])
+    assert up.exit_code == 0, up.output
+    (summary,) = json.loads(up.stdout)
+    ops = [(s["op"], s["type"].rsplit(":", 1)[-1]) for s in summary["steps"]]
+    # Pulumi's replacement order: create the new Secret, update the config with its token, delete the old.
+    assert ops.index(("create-replacement", "Secret")) < ops.index(("update", "AuthBackendConfig"))
+    assert ops.index(("update", "AuthBackendConfig")) < ops.index(("delete-replaced", "Secret")), ops
+    core = client.CoreV1Api(k8s.api_client(str(lab.kubeconfig), "lab-b"))
+    assert [
+        s.metadata.name
+        for s in core.list_namespaced_secret("kube-system").items
+        if s.metadata.name.startswith("vault-auth")
+    ] == ["vault-auth-token-2"]
+    login(lab, "lab-b", "app", "app", "app", "vault").auth.token.revoke_self()
+    checked = runner.invoke(app, ["verify", "lab-b"])
+    assert checked.exit_code == 0 and "kube-system/vault-auth-token-2" in checked.output, checked.output
+    # A reviewer that may no longer review is named as such.
+    rbac = client.RbacAuthorizationV1Api(k8s.api_client(str(lab.kubeconfig), "lab-b"))
+    rbac.delete_cluster_role_binding("vault-auth-kube-system-auth-delegator")
+    broken = runner.invoke(app, ["verify", "lab-b"])
+    assert broken.exit_code == 1, broken.output
+    assert "reviewer token (kube-system/vault-auth-token-2): the reviewer may not call TokenReview" in broken.output
+
+
+@pytest.mark.server
+def test_17_a_rotated_signing_key_is_named_by_verify_shown_by_preview_and_written_by_up(lab, project):
+    from vaultfleet.lab import kubernetes as lab_kubernetes
+    from vaultfleet.toolchain import find_tool
+
+    # Last in the module: the restarted API server may refuse namespaced writes for a moment.
+    # The lab record as it is now (another module may have restarted a server since the session began).
+    state = LabState.load()
+    cluster = next(c for c in state.clusters if c.name == "lab-c")
+    lab_kubernetes.rotate_signing_key(state, cluster, find_tool("kube-apiserver"))
+    # New tokens are signed with the new key, which Vault does not know yet.
+    result = runner.invoke(app, ["verify", "lab-c", "--role", "app"])
+    assert result.exit_code == 1 and "signing key mismatch" in result.output, result.output
+    preview = runner.invoke(app, ["preview", "lab-c", "--expect-no-changes", "--format", "json"])
+    assert preview.exit_code == 3, preview.output
+    (summary,) = json.loads(preview.stdout)
+    assert [s["type"] for s in summary["steps"]] == ["vault:generic/endpoint:Endpoint"], summary
+
+    def vault_keys() -> list[str]:
+        return sorted(
+            k.strip() for k in root_client(lab).read("auth/k8s-lab-c/config")["data"]["jwt_validation_pubkeys"]
+        )
+
+    before = vault_keys()
+    assert runner.invoke(app, ["up", "lab-c"]).exit_code == 0
+    # The cluster's keys now: the new one, beside the previous one that still verifies its tokens.
+    _, keys = issuer_keys(k8s.api_client(str(lab.kubeconfig), "lab-c"))
+    assert vault_keys() == keys != before and len(keys) == 2
+    assert runner.invoke(app, ["verify", "lab-c"]).exit_code == 0

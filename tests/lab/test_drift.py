@@ -1,6 +1,6 @@
 """Out-of-band changes are reported by the default `preview` (marked as drift) and put back by the
-default `vaultfleet up`, for every kind of drift the suite knows, and by a plain `pulumi up`, all at
-once."""
+default `vaultfleet up` and by a plain `pulumi up`, for every kind of drift the suite knows, several
+at once (each reported on its own resource)."""
 
 from __future__ import annotations
 
@@ -97,37 +97,56 @@ DRIFTS = {
 }
 
 
-# `server` on every drift but the deleted binding: a drift in Vault is read back (refresh) and
-# rewritten through the provider, and a deleted reviewer ServiceAccount takes its token with it, so
-# the repair writes the new reviewer JWT into Vault's auth config (server-dependent). The deleted
-# ClusterRoleBinding is found and recreated in the kube-apiserver alone (server-independent; the
-# refreshes' read-back of the Vault objects is what every other case checks on the same stack).
-SERVER_INDEPENDENT = {"reviewer binding deleted"}
-# The stack that owns (and so repairs) what each drift changed: policy bodies are the shared stack's.
-OWNER = {"policy body": "vault"}
-
-
-@pytest.mark.parametrize(
-    "drift",
-    [pytest.param(d, marks=() if d in SERVER_INDEPENDENT else pytest.mark.server) for d in DRIFTS],
-)
-def test_drift_is_marked_as_such_and_put_back_by_the_default_up(lab, lab_env, project, drift):
-    change, repaired = DRIFTS[drift]
-    stack = OWNER.get(drift, "lab-a")
-    change(lab)
-    # The default preview refreshes first: it reports the change, marked as drift.
-    reported = runner.invoke(app, ["preview", stack, "--expect-no-changes", "--format", "json"])
-    assert reported.exit_code == 3, reported.output
-    (summary,) = json.loads(reported.stdout)
-    assert any(step["drift"] for step in summary["steps"]), summary
-    # `vaultfleet up` without options puts it back.
-    result = runner.invoke(app, ["up", stack])
-    assert result.exit_code == 0, result.output
-    assert repaired(lab)
-
-
-# Both role drifts rewrite the same role (the second would hide the first): one of them is enough here.
+# The stack that owns (and so repairs) what each drift changed, and the resource its refresh finds
+# drifted: policy bodies are the shared stack's, the rest lab-a's own.
+DRIFTED = {
+    "role policies": ("lab-a", "AuthBackendRole"),
+    "role bound namespaces": ("lab-a", "AuthBackendRole"),
+    "mount config host": ("lab-a", "AuthBackendConfig"),
+    "policy body": ("vault", "Policy"),
+    "reviewer binding deleted": ("lab-a", "ClusterRoleBinding"),
+    "reviewer service account deleted": ("lab-a", "ServiceAccount"),
+}
+# Both role drifts rewrite the same role (the second would hide the first): that one goes alone.
 AT_ONCE = [d for d in DRIFTS if d != "role bound namespaces"]
+
+
+def _reported(stacks: list[str]) -> dict[str, set[tuple[str, str]]]:
+    """The default preview (it refreshes first) of `stacks`: per stack, (type, name) of each step
+    marked as drift; exit 3 (changes) expected."""
+    result = runner.invoke(app, ["preview", *stacks, "--expect-no-changes", "--format", "json"])
+    assert result.exit_code == 3, result.output
+    return {
+        s["stack"]: {(step["type"].rsplit(":", 1)[-1], step["name"]) for step in s["steps"] if step["drift"]}
+        for s in json.loads(result.stdout)
+    }
+
+
+def _check_reported_and_put_back(lab, drifts: list[str]) -> None:
+    for drift in drifts:
+        DRIFTS[drift][0](lab)
+    stacks = [s for s in ("vault", "lab-a") if any(DRIFTED[d][0] == s for d in drifts)]
+    reported = _reported(stacks)
+    for drift in drifts:
+        stack, kind = DRIFTED[drift]
+        assert any(k == kind for k, _ in reported[stack]), (drift, reported)
+    # `vaultfleet up` without options puts them back (the shared stack's first, as the pipeline does).
+    result = runner.invoke(app, ["up", *stacks])
+    assert result.exit_code == 0, result.output
+    assert {d: bool(DRIFTS[d][1](lab)) for d in drifts} == dict.fromkeys(drifts, True)
+
+
+# Server-dependent: a drift in Vault is read back (refresh) and rewritten through the provider, and a
+# deleted reviewer ServiceAccount takes its token with it, so the repair writes the new reviewer JWT
+# into Vault's auth config.
+@pytest.mark.server
+def test_every_drift_is_marked_as_such_and_put_back_by_the_default_up(lab, project):
+    _check_reported_and_put_back(lab, AT_ONCE)
+
+
+@pytest.mark.server
+def test_a_role_rebound_to_every_namespace_is_marked_and_put_back(lab, project):
+    _check_reported_and_put_back(lab, ["role bound namespaces"])
 
 
 @pytest.mark.server

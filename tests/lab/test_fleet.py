@@ -24,8 +24,9 @@ from vaultfleet.lab.record import LabState
 from vaultfleet.project import Project
 
 # Server-dependent: onboarding and ups write Vault objects, the isolation test logs in at every mount
-# and reads KV, and the outage test seals the server under a fleet run. A stopped server is only a
-# refused connection, the same for either kind: that case runs against the first server alone.
+# and reads KV, and how a sealed server answers (test_4). The outage mid-run (test_3) is the fleet
+# runner's and the engine's behaviour once the server stops answering: the same for either kind, so
+# it runs against the first server alone; test_4 checks the second server's sealed answer is named.
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
 CLUSTERS = [f"lab-{c}" for c in "abcdef"]
@@ -133,7 +134,7 @@ def _roles_present(lab, name: str) -> list[str]:
 
 
 @pytest.mark.usefixtures("fleet_up")
-@pytest.mark.parametrize("outage", [pytest.param("sealed", marks=pytest.mark.server), "down"])
+@pytest.mark.parametrize("outage", ["sealed", "down"])
 def test_3_vault_lost_mid_run_fails_the_rest_clearly_and_a_rerun_converges(project, lab, lab_env, outage):
     """One stack at a time; after the second finishes, Vault is sealed (or stopped)."""
     role = f"after-{outage}"
@@ -163,3 +164,19 @@ def test_3_vault_lost_mid_run_fails_the_rest_clearly_and_a_rerun_converges(proje
     assert _roles_present(lab, role) == CLUSTERS
     converged = runner.invoke(app, ["preview", "--all", "--refresh", "--expect-no-changes"])
     assert converged.exit_code == 0, converged.output
+
+
+@pytest.mark.server
+def test_4_a_sealed_server_is_named_and_no_stack_is_started(project, lab):
+    """The server's own sealed answer, as the fleet runner reads it before any engine run."""
+    state = LabState.load()
+    lab_vault.seal_vault(state)
+    try:
+        result = runner.invoke(app, ["preview", "vault", "lab-a", "--format", "json"])
+    finally:
+        lab_vault.unseal_vault(state)
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert [r["stack"] for r in summary] == ["vault", "lab-a"]
+    for stack in summary:
+        assert stack["error"].startswith("not run: ") and "is sealed" in stack["error"], stack

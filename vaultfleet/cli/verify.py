@@ -16,15 +16,27 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Log in for real with a ServiceAccount token per role; name the cause and fix of any failure."""
+    from vaultfleet.verify import reviewer_check
     from vaultfleet.verify import verify as run
 
     project, settings = cluster_stack(stack, "verify a cluster stack")
     checks = run(settings, project.policy_dir, settings.fleet.vault_address, only_role=role)
     if role and not checks:
         fail(f"no role '{role}' in {stack}")
+    # The whole stack (no --role): in reviewer-token mode, the stored token's health too.
+    reviewer = None if role else reviewer_check(settings)
     if as_json:
         print(json.dumps([c.__dict__ for c in checks], indent=2))
     else:
+        if reviewer is not None and reviewer.ok:
+            out.print(
+                f"[green]ok[/]   {stack} reviewer token ({reviewer.secret}): Vault can review with it; {reviewer.expiry}"
+            )
+        elif reviewer is not None:
+            out.print(
+                f"[red]FAIL[/] {stack} reviewer token ({reviewer.secret}): {reviewer.cause}\n       fix: {reviewer.fix}",
+                highlight=False,
+            )
         for c in checks:
             if c.ok:
                 out.print(
@@ -35,5 +47,5 @@ def verify(
                     f"[red]FAIL[/] {stack}/{c.role}: {c.service_account}: {c.cause}\n       fix: {c.fix}",
                     highlight=False,
                 )
-    if not all(c.ok for c in checks):
+    if not all(c.ok for c in checks) or (reviewer is not None and not reviewer.ok):
         raise typer.Exit(code=1)

@@ -144,6 +144,29 @@ def rotate_signing_key(state: LabState, cluster: ClusterInfo, binary: str, echo=
     state.save()
     start_apiserver(state, cluster, pki, binary, echo)
     wait_apiserver_ready(state, cluster, pki)
+    # /readyz answers before the namespace admission plugin has synced: until then a namespaced
+    # write is refused (403 "not yet ready to handle request"). Wait for one to be admitted.
+    processes.wait_until(
+        lambda: _admits_namespaced_writes(cluster, pki), 60, f"kube-apiserver {cluster.name} admitting writes"
+    )
+
+
+def _admits_namespaced_writes(cluster: ClusterInfo, pki: ClusterPki) -> bool:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{cluster.server}/api/v1/namespaces/default/serviceaccounts?dryRun=All",
+        data=json.dumps({"metadata": {"name": "vaultfleet-admission-probe"}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=admin_context(pki)) as response:  # noqa: S310 - loopback
+            return response.status in (200, 201)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 409  # it exists: admitted all the same
 
 
 def start_controller_manager(state: LabState, cluster: ClusterInfo, pki: ClusterPki, binary: str, echo) -> None:

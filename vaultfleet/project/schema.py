@@ -59,7 +59,16 @@ class ClusterSettings(Model):
     reviewer_namespace: K8sNamespace = "kube-system"
     """Namespace of the reviewer ServiceAccount (it must exist)."""
     reviewer_service_account: ReviewerAccount = "vault-auth"
-    """The reviewer ServiceAccount; its token Secret is `<name>-token`."""
+    """The reviewer ServiceAccount; its token Secret is `<name>-token` unless reviewerTokenSecret says."""
+    reviewer_token_secret: ReviewerAccount | None = None
+    """Name of the reviewer's token Secret (default `<reviewerServiceAccount>-token`). A new name
+    rotates the reviewer token with no gap: `up` makes the new Secret first, writes its token into
+    Vault, then deletes the old Secret (which invalidates the old token)."""
+
+    @property
+    def token_secret(self) -> str:
+        return self.reviewer_token_secret or f"{self.reviewer_service_account}-token"
+
     auth_mode: Literal["reviewer-token", "client-jwt", "jwt"] = "reviewer-token"
     """How Vault checks a login's ServiceAccount token (docs/auth-modes.md): `reviewer-token`, with
     the token of a reviewer ServiceAccount vaultfleet makes and stores in Vault; `client-jwt`, with
