@@ -21,6 +21,8 @@ class Grant:
     policy: str
     path: str
     capabilities: tuple[str, ...]
+    login: str = "reviewer-token"
+    """How Vault checks the login: the cluster's authMode, or `pipeline` (a CI job's OIDC token)."""
 
     def to_json(self) -> dict:
         return {**asdict(self), "capabilities": list(self.capabilities)}
@@ -45,7 +47,17 @@ def grants(stacks: list, policy_dir: Path, clusters: list[ClusterStack] | None =
                             # Templated paths differ per ServiceAccount: show each one's own.
                             path = for_service_account(rule.path, ns, sa)
                             rows.append(
-                                Grant(stack.name, stack.mount_path, ns, sa, role.name, name, path, rule.capabilities)
+                                Grant(
+                                    stack.name,
+                                    stack.mount_path,
+                                    ns,
+                                    sa,
+                                    role.name,
+                                    name,
+                                    path,
+                                    rule.capabilities,
+                                    stack.cluster.auth_mode,
+                                )
                             )
     return rows
 
@@ -72,5 +84,7 @@ def pipeline_grants(stack: SharedStack, policy_dir: Path, clusters: list[Cluster
         who = ",".join(f"{k}={v}" for k, v in sorted(claims.items()))
         for policy in identity_policies(identity, names):
             for path, caps in rules[policy]:
-                rows.append(Grant(stack.name, pipeline.mount, "ci", who, identity, policy, path, tuple(caps)))
+                rows.append(
+                    Grant(stack.name, pipeline.mount, "ci", who, identity, policy, path, tuple(caps), "pipeline")
+                )
     return rows

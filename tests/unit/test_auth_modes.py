@@ -113,3 +113,18 @@ def test_the_jwt_applier_policy_pins_each_role_body_but_its_ttls():
     hcl = render_applier(stack, "", "")
     # Maps in HCL form (`=`): JSON's `:` does not parse inside a policy's allowed_parameters.
     assert '"claim_mappings" = [{"/kubernetes.io/namespace" = "service_account_namespace"' in hcl
+
+
+def test_access_says_how_each_cluster_checks_a_login(project):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tests.conftest import edit_stack
+    from vaultfleet.cli import app
+
+    edit_stack(project, "lab-a", lambda config: config["vaultfleet:cluster"].update(authMode="jwt"))
+    rows = json.loads(CliRunner().invoke(app, ["access", "lab-a", "lab-b", "--format", "json"]).stdout)
+    assert {(r["cluster"], r["login"]) for r in rows} == {("lab-a", "jwt"), ("lab-b", "reviewer-token")}
+    table = CliRunner().invoke(app, ["access", "lab-a"]).stdout
+    assert "(jwt)" in table

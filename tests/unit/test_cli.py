@@ -192,6 +192,7 @@ def test_access_formats(project):
         "policy": "k8s-lab-a-kv-read",
         "path": "kv/data/clusters/lab-a/*",
         "capabilities": ["read"],
+        "login": "reviewer-token",
     } in rows
     markdown = runner.invoke(app, ["access", "lab-b", "--format", "markdown"]).stdout
     assert "| lab-b | ci | deployer | deployer | k8s-lab-b-kv-write | `kv/data/clusters/lab-b/*` |" in markdown

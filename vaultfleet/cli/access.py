@@ -48,10 +48,14 @@ def _grouped(rows):
     from rich.text import Text
 
     parts = []
-    for (cluster, namespace, account, role), grants in groupby(
-        rows, key=lambda g: (g.cluster, g.namespace, g.service_account, g.role)
+    for (cluster, namespace, account, role, login), grants in groupby(
+        rows, key=lambda g: (g.cluster, g.namespace, g.service_account, g.role, g.login)
     ):
-        parts.append(Text.assemble((cluster, "bold"), f" {namespace}/{account} ", ("role ", "dim"), (role, "bold")))
+        parts.append(
+            Text.assemble(
+                (cluster, "bold"), f" {namespace}/{account} ", ("role ", "dim"), (role, "bold"), (f"  ({login})", "dim")
+            )
+        )
         for policy, rules in groupby(grants, key=lambda g: g.policy):
             table = Table(box=None, show_header=False, padding=(0, 1, 0, 4), expand=False)
             table.add_column("path", overflow="fold")
