@@ -12,13 +12,17 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import secrets
 
 import hvac
+import psycopg
 import pytest
 from kubernetes import client
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from tests.conftest import edit_stack
+from tests.lab import database as lab_db
 from tests.lab import k8s
 from tests.lab.agent import run_agent
 from tests.lab.conftest import (
@@ -29,13 +33,13 @@ from tests.lab.conftest import (
     vault_token,
 )
 from vaultfleet.cli import app
-from vaultfleet.fleet.engine import pulumi_command
+from vaultfleet.fleet.engine import pulumi_command, select_stack
 from vaultfleet.kube import issuer_keys
 from vaultfleet.lab.record import LabState
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
-BOUND = {"app": ("app", "app"), "deployer": ("ci", "deployer"), "team": ("team-x", "app")}
+DB_ROLE = "reader"  # the shared stack's database role both new-mode clusters may read
 
 
 def api_audience(lab, cluster: str) -> str:
@@ -47,7 +51,8 @@ def api_audience(lab, cluster: str) -> str:
 
 def _client_jwt(config: dict, audience: str) -> None:
     config["vaultfleet:cluster"]["authMode"] = "client-jwt"
-    config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]
+    config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace", "db-creds"]
+    config["vaultfleet:databaseRoles"] = [DB_ROLE]
     config["vaultfleet:roles"] = [
         # A role audience must be one the API server accepts: Vault presents the token to it.
         {
@@ -61,7 +66,7 @@ def _client_jwt(config: dict, audience: str) -> None:
             "name": "deployer",
             "serviceAccounts": ["deployer"],
             "namespaces": ["ci"],
-            "policies": ["kv-read", "kv-write"],
+            "policies": ["kv-read", "kv-write", "db-creds"],
         },
         {"name": "team", "serviceAccounts": ["app"], "namespaces": ["team-x", "team-y"], "policies": ["kv-namespace"]},
     ]
@@ -69,13 +74,14 @@ def _client_jwt(config: dict, audience: str) -> None:
 
 def _jwt(config: dict) -> None:
     config["vaultfleet:cluster"] = {"kubeContext": "lab-c", "authMode": "jwt"}
-    config["vaultfleet:policies"] = ["kv-read", "kv-namespace"]
+    config["vaultfleet:policies"] = ["kv-read", "kv-namespace", "db-creds"]
+    config["vaultfleet:databaseRoles"] = [DB_ROLE]
     config["vaultfleet:roles"] = [
         {
             "name": "app",
             "serviceAccounts": ["app"],
             "namespaces": ["app"],
-            "policies": ["kv-read"],
+            "policies": ["kv-read", "db-creds"],
             "audience": "vault",
         },
         {
@@ -91,6 +97,12 @@ def _jwt(config: dict) -> None:
 @pytest.fixture(scope="module")
 def project(lab, lab_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("modes"))
+    # The fleet's database engine on the lab's PostgreSQL: db-creds works in every mode.
+    admin_password = SecretStr(secrets.token_urlsafe(24))
+    lab_db.prepare(lab.postgres, admin_password)
+    roles = [{"name": DB_ROLE, "revocationStatements": lab_db.REVOKE, "defaultTtl": "5m", "maxTtl": "30m"}]
+    edit_stack(project, "vault", lambda c: c.update({"vaultfleet:database": lab_db.engine_config(lab.postgres, roles)}))
+    lab_db.set_admin_password(select_stack("vault", project, lab_env), admin_password)
     audience = api_audience(lab, "lab-a")
     edit_stack(project, "lab-a", lambda config: _client_jwt(config, audience))
     (project / "stacks/Pulumi.lab-c.yaml").write_text((project / "stacks/Pulumi.lab-b.yaml").read_text())
@@ -105,6 +117,7 @@ def project(lab, lab_env, tmp_path_factory):
             assert result.exit_code == 0, result.output
     yield project
     destroy_stacks(project, lab_env, ["lab-a", "lab-b", "lab-c", "vault"])
+    lab_db.drop(lab.postgres)
 
 
 def login(lab, cluster: str, role: str, namespace: str, account: str, audience: str | None) -> hvac.Client:
@@ -202,7 +215,7 @@ def test_5_the_servers_agent_logs_in_and_renders_in_client_jwt_mode(lab, project
     result = runner.invoke(app, ["consumers", "lab-a", "--kind", "agent", "--role", "deployer", "--format", "json"])
     assert result.exit_code == 0, result.output
     config = json.loads(result.stdout)
-    (template,) = config["template"]
+    (template,) = [t for t in config["template"] if "kv/data/" in t["contents"]]  # the KV one (db-creds too)
     path = re.search(r'with secret "([^"]+)"', template["contents"]).group(1)
     root_client(lab).secrets.kv.v2.create_or_update_secret(
         path.removeprefix("kv/data/"), {"user": "deployer", "password": "pw"}, mount_point="kv"
@@ -337,7 +350,7 @@ def test_12_the_servers_agent_logs_in_and_renders_in_jwt_mode(lab, project, tmp_
     config = json.loads(result.stdout)
     (method,) = config["auto_auth"]["method"]
     assert (method["type"], method["mount_path"]) == ("jwt", "auth/k8s-lab-c")
-    (template,) = config["template"]
+    (template,) = [t for t in config["template"] if "kv/data/" in t["contents"]]  # the KV one (db-creds too)
     path = re.search(r'with secret "([^"]+)"', template["contents"]).group(1)
     root_client(lab).secrets.kv.v2.create_or_update_secret(
         path.removeprefix("kv/data/"), {"user": "app", "password": "jwt-pw"}, mount_point="kv"
@@ -365,7 +378,7 @@ def _jwt_role(**change) -> dict:
             "/kubernetes.io/serviceaccount/name": "service_account_name",
             "/kubernetes.io/serviceaccount/uid": "service_account_uid",
         },
-        "token_policies": ["k8s-lab-c-kv-read"],
+        "token_policies": ["k8s-lab-c-db-creds", "k8s-lab-c-kv-read"],
         "token_ttl": 3600,
     }
     return {**body, **change}
@@ -397,39 +410,48 @@ def test_14_the_jwt_mode_applier_writes_its_roles_exactly_as_declared(lab, proje
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("kind", ["eso", "vso"])
-def test_15_the_operators_jwt_objects_are_accepted_by_the_real_crds_and_log_in(lab, project, kind):
+def test_15_the_operators_jwt_objects_are_accepted_by_the_real_crds_and_log_in(lab, project):
     from tests.lab import consumer_checks
     from tests.lab.test_consumers import CRDS
 
     api = k8s.api_client(str(lab.kubeconfig), "lab-c")
-    names = consumer_checks.install(api, CRDS)
+    names = consumer_checks.install(api, CRDS)  # once for both kinds: a CRD takes a while to go
+    objects = client.CustomObjectsApi(api)
+    logins = []
     try:
-        result = runner.invoke(app, ["consumers", "lab-c", "--kind", kind, "--role", "app", "--format", "json"])
-        assert result.exit_code == 0, result.output
-        try:
-            stored = {d["kind"]: consumer_checks.create_strict(api, d) for d in json.loads(result.stdout)}
-        except client.ApiException as exc:
-            raise AssertionError(f"{exc.status} {exc.reason}: {exc.body}") from None
+        for kind in ("eso", "vso"):
+            # The team role reads KV only: no database generator, whose CRD this test does not install.
+            args = ["--kind", kind, "--role", "team", "--namespace", "team-x", "--format", "json"]
+            result = runner.invoke(app, ["consumers", "lab-c", *args])
+            assert result.exit_code == 0, result.output
+            documents = json.loads(result.stdout)
+            try:
+                stored = {d["kind"]: consumer_checks.create_strict(api, d) for d in documents}
+            except client.ApiException as exc:
+                raise AssertionError(f"{kind}: {exc.status} {exc.reason}: {exc.body}") from None
+            if kind == "eso":
+                jwt = stored["SecretStore"]["spec"]["provider"]["vault"]["auth"]["jwt"]
+                account = jwt["kubernetesServiceAccountToken"]["serviceAccountRef"]
+                logins.append((jwt["path"], jwt["role"], account["name"], account["audiences"]))
+            else:
+                auth = stored["VaultAuth"]["spec"]
+                assert auth["method"] == "jwt"
+                logins.append(
+                    (auth["mount"], auth["jwt"]["role"], auth["jwt"]["serviceAccount"], auth["jwt"]["audiences"])
+                )
+            for d in documents:  # gone before their CRDs, which then go at once
+                group, version = d["apiVersion"].split("/")
+                objects.delete_namespaced_custom_object(
+                    group, version, d["metadata"]["namespace"], d["kind"].lower() + "s", d["metadata"]["name"]
+                )
     finally:
         consumer_checks.remove(api, names)
-    if kind == "eso":
-        jwt = stored["SecretStore"]["spec"]["provider"]["vault"]["auth"]["jwt"]
-        account = jwt["kubernetesServiceAccountToken"]["serviceAccountRef"]
-        path, role, name, audiences = jwt["path"], jwt["role"], account["name"], account["audiences"]
-    else:
-        auth = stored["VaultAuth"]["spec"]
-        assert auth["method"] == "jwt"
-        path, role, name, audiences = (
-            auth["mount"],
-            auth["jwt"]["role"],
-            auth["jwt"]["serviceAccount"],
-            auth["jwt"]["audiences"],
-        )
-    # What the operator does with them: a token of that ServiceAccount for those audiences, a jwt login.
-    token = k8s.request_token(api, "app", name, audience=audiences[0])
-    login = hvac.Client(url=lab.vault_addr).auth.jwt.jwt_login(role=role, jwt=token, path=path)
-    assert "k8s-lab-c-kv-read" in login["auth"]["policies"]
+    # What each operator does with its objects: a token of that ServiceAccount for those audiences,
+    # a jwt login at that mount.
+    for path, role, name, audiences in logins:
+        token = k8s.request_token(api, "team-x", name, audience=audiences[0])
+        login = hvac.Client(url=lab.vault_addr).auth.jwt.jwt_login(role=role, jwt=token, path=path)
+        assert "k8s-lab-c-kv-namespace" in login["auth"]["policies"]
 
 
 @pytest.mark.server
@@ -463,6 +485,22 @@ def test_16_reviewer_token_health_and_a_rotation_without_a_gap(lab, project):
     broken = runner.invoke(app, ["verify", "lab-b"])
     assert broken.exit_code == 1, broken.output
     assert "reviewer token (kube-system/vault-auth-token-2): the reviewer may not call TokenReview" in broken.output
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("mode", ["client-jwt", "jwt"])
+def test_16b_db_creds_work_in_the_new_modes(lab, project, mode):
+    if mode == "client-jwt":
+        vault = login(lab, "lab-a", "deployer", "ci", "deployer", None)
+    else:
+        vault = jwt_login(lab, "app", "app", "app")
+    creds = vault.read(f"database/creds/{DB_ROLE}")
+    try:
+        kwargs = lab.postgres.connect_kwargs(user=creds["data"]["username"], password=creds["data"]["password"])
+        with psycopg.connect(**kwargs) as connection:
+            assert connection.execute("SELECT count(*) FROM inventory").fetchone() == (len(lab_db.INVENTORY),)
+    finally:
+        vault.sys.revoke_lease(creds["lease_id"])
 
 
 @pytest.mark.server
