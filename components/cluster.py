@@ -13,6 +13,7 @@ from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
 from components.jwt_auth import JwtAuth, JwtAuthArgs
 from components.previewer import ISSUER_DISCOVERY_URLS, RBAC, ClusterPreviewer, ClusterPreviewerArgs, ObjectRef
 from components.reviewer import (
+    CLIENT_REVIEW_BINDING,
     ClientTokenReview,
     ClientTokenReviewArgs,
     ReviewerIdentity,
@@ -147,7 +148,7 @@ class ClusterOnboarding(pulumi.ComponentResource):
             namespaced = [ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", secret)]
             binding = binding_name(account, args.reviewer_namespace)
         else:
-            namespaced, binding = [], ClientTokenReviewArgs([]).binding_name
+            namespaced, binding = [], CLIENT_REVIEW_BINDING
         return ClusterPreviewerArgs(
             group=args.previewer_group or "",
             namespace=args.reviewer_namespace,

@@ -23,7 +23,7 @@ class JwtAuthArgs:
 
 
 class JwtAuth(pulumi.ComponentResource):
-    """`auth/<mount>/config` (issuer and keys) and one role per RoleSpec.
+    """`auth/<mount>/config` (issuer and keys) and one `auth/<mount>/role/<name>` per role body.
 
     Outputs:
         mount_path: the mount.

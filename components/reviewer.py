@@ -76,11 +76,14 @@ class ReviewerIdentity(pulumi.ComponentResource):
         self.register_outputs({"service_account_name": self.service_account_name, "token": self.token})
 
 
+CLIENT_REVIEW_BINDING = "vaultfleet-client-token-review"
+
+
 @dataclass
 class ClientTokenReviewArgs:
     service_accounts: list[tuple[str, str]]
     """(namespace, name) of every ServiceAccount the cluster's roles bind."""
-    binding_name: str = "vaultfleet-client-token-review"
+    binding_name: str = CLIENT_REVIEW_BINDING
 
 
 class ClientTokenReview(pulumi.ComponentResource):

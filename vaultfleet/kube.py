@@ -5,6 +5,20 @@ from __future__ import annotations
 from kubernetes import client
 
 
+def context_client(context: str, kubeconfig: str | None = None) -> client.ApiClient:
+    """A client for kube context `context`: of `kubeconfig`, else the first existing file of
+    $KUBECONFIG (or ~/.kube/config), resolved now: the kubernetes client reads $KUBECONFIG once, at
+    import, and kubectl reads it at each call."""
+    from kubernetes import config
+
+    from vaultfleet.project.kubeconfig import kubeconfig_paths
+
+    if kubeconfig is None:
+        paths = kubeconfig_paths()
+        kubeconfig = str(next((p for p in paths if p.exists()), paths[0]))
+    return config.new_client_from_config(config_file=kubeconfig, context=context)
+
+
 def ensure_namespace(api: client.ApiClient, name: str) -> None:
     try:
         client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))

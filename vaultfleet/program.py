@@ -50,7 +50,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         issuer=stack.cluster.issuer,
         consumer_objects=managed_objects(stack, policy_dir),
         previewer_group=stack.cluster.previewer_group,
-        client_reviewers=stack.client_reviewers if stack.cluster.auth_mode == "client-jwt" else None,
+        client_reviewers=stack.client_reviewers,
         jwt=_jwt_auth(stack),
     )
 
@@ -61,16 +61,9 @@ def _jwt_auth(stack: ClusterStack) -> JwtAuthArgs | None:
     rotated key shows in the next preview and `up` writes it."""
     if stack.cluster.auth_mode != "jwt":
         return None
-    from kubernetes import config as kube_config
+    from vaultfleet.kube import context_client, issuer_keys
 
-    from vaultfleet.kube import issuer_keys
-    from vaultfleet.project.kubeconfig import kubeconfig_paths
-
-    paths = [str(p) for p in kubeconfig_paths() if p.exists()]
-    api = kube_config.new_client_from_config(
-        config_file=paths[0] if paths else None, context=stack.cluster.kube_context
-    )
-    issuer, keys = issuer_keys(api)
+    issuer, keys = issuer_keys(context_client(stack.cluster.kube_context))
     return JwtAuthArgs(
         mount_path=stack.mount_path,
         config=jwt_roles.config_body(stack.cluster.issuer or issuer, keys),

@@ -114,14 +114,10 @@ def verify(
 ) -> list[RoleCheck]:
     import hvac
     from kubernetes import client
-    from kubernetes import config as kube_config
 
-    from vaultfleet.kube import request_token
-    from vaultfleet.project.kubeconfig import kubeconfig_paths
+    from vaultfleet.kube import context_client, request_token
 
-    # The kubernetes client reads $KUBECONFIG once, at import: resolve it now, as kubectl would.
-    kubeconfig = kubeconfig or str(next((p for p in kubeconfig_paths() if p.exists()), kubeconfig_paths()[0]))
-    api = kube_config.new_client_from_config(config_file=kubeconfig, context=stack.cluster.kube_context)
+    api = context_client(stack.cluster.kube_context, kubeconfig)
     core = client.CoreV1Api(api)
     rules = cluster_policy_rules(stack, policy_dir)
     results = []

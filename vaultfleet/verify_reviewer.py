@@ -33,14 +33,12 @@ def reviewer_check(stack: ClusterStack, kubeconfig: str | None = None) -> Review
     import time
 
     from kubernetes import client
-    from kubernetes import config as kube_config
 
-    from vaultfleet.project.kubeconfig import kubeconfig_paths
+    from vaultfleet.kube import context_client
 
     if stack.cluster.auth_mode != "reviewer-token":
         return None
-    kubeconfig = kubeconfig or str(next((p for p in kubeconfig_paths() if p.exists()), kubeconfig_paths()[0]))
-    api = kube_config.new_client_from_config(config_file=kubeconfig, context=stack.cluster.kube_context)
+    api = context_client(stack.cluster.kube_context, kubeconfig)
     namespace, name = stack.cluster.reviewer_namespace, stack.cluster.token_secret
     check = ReviewerCheck(ok=False, secret=f"{namespace}/{name}", expiry="unknown")
     try:

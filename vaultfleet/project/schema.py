@@ -218,11 +218,12 @@ class ClusterStack(Model):
         return "jwt" if self.cluster.auth_mode == "jwt" else "kubernetes"
 
     @property
-    def client_reviewers(self) -> list[tuple[str, str]]:
+    def client_reviewers(self) -> list[tuple[str, str]] | None:
         """(namespace, ServiceAccount) of every role binding, in client-jwt mode: each gets
-        system:auth-delegator, since Vault reviews its login with its own token."""
+        system:auth-delegator, since Vault reviews its login with its own token. None in the
+        other modes."""
         if self.cluster.auth_mode != "client-jwt":
-            return []
+            return None
         return sorted({(ns, sa) for r in self.roles for ns in r.namespaces for sa in r.service_accounts})
 
     @property
