@@ -19,7 +19,7 @@ CURRENT_TOOL=pulumi
 #   (bb7f3aba) and needs an sdk/apitype field (PackageMetadata.Parameterization) that sdk/v3.184.0
 #   lacks, so pkg v3.184.0 + sdk v3.184.0 does not compile. The pseudo-version's base is
 #   pkg/v3.183.0, the newest pkg tag under that commit.
-# The pip package `pulumi` must be pinned to the same version (pulumi==3.184.0).
+# The pip package `pulumi` (the Python SDK) is pinned to 3.229.0 in pyproject.toml, which says why.
 PULUMI_VERSION=3.184.0
 PKG_MOD=github.com/pulumi/pulumi/pkg/v3          # go.mod: replace sdk/v3 => ../sdk
 PKG_PSEUDO=v3.183.1-0.20250718110245-a8f88047ab64
