@@ -11,10 +11,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from pulumi.automation import CommandError
-from pulumi.automation._cmd import CommandResult
 
 from vaultfleet.fleet import recovery
+from vaultfleet.fleet.engine import CommandError
 
 URN = "urn:pulumi:lab-a::vaultfleet::vaultfleet:cluster:ClusterOnboarding$vaultfleet:vault:KubernetesAuthMount$vault:index/authBackend:AuthBackend::lab-a-auth-backend"
 
@@ -142,7 +141,7 @@ def test_interrupted_creates_are_cleared_then_adopted_by_import_when_the_object_
             spec = json.loads(Path(args[args.index("--file") + 1]).read_text())
             specs.append(spec)
             if spec["resources"][0]["id"] == "k8s-gone":
-                raise CommandError(CommandResult("", "error: Preview failed: resource 'k8s-gone' does not exist", 255))
+                raise CommandError(255, "", "error: Preview failed: resource 'k8s-gone' does not exist")
 
     found = recovery.Recovery()
     recovery.settle_pending(lambda: next(exports), run_cli, found)

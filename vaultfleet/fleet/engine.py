@@ -2,8 +2,10 @@
 
 The Automation API's `Stack.up()` runs `stack select` before and `stack output` (twice) and
 `stack history` after the operation; a fleet run uses none of that, and it cost about 1.5 s per
-stack (`bench/onboarding.py`). So the fleet runs the operation itself with `PulumiCommand` and
-reads what it needs, the changed steps and the engine's counts, from the event log.
+stack (`bench/onboarding.py`). So the fleet runs the pinned CLI itself and reads what it needs, the
+changed steps and the engine's counts, from the event log. Not through the Automation API's
+`PulumiCommand` either: constructing one runs `pulumi version` (even with the version check
+skipped), and importing `pulumi.automation` costs 0.26 s of CPU, a seventh of a no-op preview.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +38,38 @@ class EngineRun:
     or gone out of band, so the step puts back what the stack file says)."""
 
 
+class CommandError(Exception):
+    """A `pulumi` command exited non-zero; its text is the Automation API's CommandError's."""
+
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+        super().__init__(f"\n code: {exit_code}\n stdout: {stdout}\n stderr: {stderr}")
+
+
+@dataclass
+class CommandOutput:
+    stdout: str
+    stderr: str
+
+
+def run_pulumi(args: list[str], cwd: Path | str, env: dict[str, str]) -> CommandOutput:
+    """`pulumi ARGS` with the pinned engine, non-interactive; raises CommandError on failure."""
+    argv = [find_tool("pulumi"), *args]
+    if "--non-interactive" not in argv:
+        argv.append("--non-interactive")
+    # PULUMI_AUTOMATION_API: what the Automation API sets, so the engine never prompts or pages.
+    out = subprocess.run(
+        argv, cwd=cwd, env={**env, "PULUMI_AUTOMATION_API": "true"}, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise CommandError(out.returncode, out.stdout, out.stderr)
+    return CommandOutput(out.stdout, out.stderr)
+
+
 @functools.cache
 def pulumi_command() -> auto.PulumiCommand:
-    """The pinned engine from the tool cache (or PATH), never a download.
-
-    Built once per process; its `pulumi version` check is skipped because tools/ pins the binary
-    to the SDK's version (the check cost 0.2 s per stack in a fleet run).
-    """
+    """The pinned engine as the Automation API's `PulumiCommand` (for tests and scripts that want a
+    `Stack` object; fleet runs use `run_pulumi`), never a download."""
     from pulumi import automation as auto
 
     binary = Path(find_tool("pulumi"))
@@ -84,30 +112,39 @@ def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> auto.Stack:
 def cli(project: Path, stack: str, env: dict[str, str]) -> Callable[[list[str]], object]:
     """`pulumi ARGS --stack STACK` in the project, with the fleet's environment; raises CommandError."""
 
-    def run_cli(args: list[str]):
-        return pulumi_command().run([*args, "--stack", stack], str(project), env)
+    def run_cli(args: list[str]) -> CommandOutput:
+        return run_pulumi([*args, "--stack", stack], project, env)
 
     return run_cli
 
 
 def run_operation(
-    project: Path, stack: str, env: dict[str, str], args: list[str], secrets_provider: str | None = None
+    project: Path,
+    stack: str,
+    env: dict[str, str],
+    args: list[str],
+    secrets_provider: str | None = None,
+    new: bool = False,
 ) -> EngineRun:
     """Run `pulumi ARGS` (preview, up, destroy) on the stack, creating the stack when it is new
-    (with the stack file's `secretsprovider`: `stack init` does not read it from the file)."""
-    from pulumi.automation import CommandError
-
+    (with the stack file's `secretsprovider`: `stack init` does not read it from the file).
+    `new`: the caller knows the stack does not exist yet, so it is created first."""
     run_cli = cli(project, stack, {**env, "PULUMI_DEBUG_COMMANDS": "true"})  # enables --event-log
+
+    def init() -> None:  # a new cluster's first preview or up
+        run_cli(["stack", "init", *(["--secrets-provider", secrets_provider] if secrets_provider else [])])
+
     with tempfile.TemporaryDirectory(prefix="vaultfleet-") as tmp:
         log = Path(tmp) / "events.jsonl"
         command = [*args, "--non-interactive", "--color", "never", "--event-log", str(log)]
+        if new:
+            init()
         try:
             run_cli(command)
         except CommandError as exc:
             if "no stack named" not in str(exc):
                 raise
-            provider = ["--secrets-provider", secrets_provider] if secrets_provider else []
-            run_cli(["stack", "init", *provider])  # a new cluster's first preview or up
+            init()
             run_cli(command)
         events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     return _read_events(events)
@@ -166,4 +203,11 @@ def _drifted(events: list[dict]) -> set[str]:
 def backend_url(project: Path, env: dict[str, str]) -> str:
     if env.get("PULUMI_BACKEND_URL"):
         return env["PULUMI_BACKEND_URL"]
-    return json.loads(pulumi_command().run(["whoami", "--json"], str(project), env).stdout).get("url", "")
+    return _whoami_url(project, env.get("PULUMI_HOME"), env.get("HOME"))
+
+
+@functools.cache
+def _whoami_url(project: Path, pulumi_home: str | None, home: str | None) -> str:
+    # Once per process and login (where the login is kept): a fleet run asks per stack.
+    env = {k: v for k, v in {"PULUMI_HOME": pulumi_home, "HOME": home}.items() if v}
+    return json.loads(run_pulumi(["whoami", "--json"], project, {**os.environ, **env}).stdout).get("url", "")

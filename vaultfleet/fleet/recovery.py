@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaultfleet.fleet import engine
+
 # Type token -> provider ID, from the inputs recorded with the pending operation. These are the IDs
 # the providers give the objects (terraform-provider-vault's and pulumi-kubernetes'), so an import
 # reads exactly the object the interrupted create was making.
@@ -263,8 +265,6 @@ def settle_pending(
 
 def _adopt(run_cli: Callable[[list[str]], Any], op: PendingOperation) -> bool:
     """Import the object an interrupted create was making; False when it does not exist."""
-    from pulumi.automation import CommandError
-
     with tempfile.NamedTemporaryFile("w", suffix=".json") as spec:
         json.dump(op.import_spec(), spec)
         spec.flush()
@@ -283,7 +283,7 @@ def _adopt(run_cli: Callable[[list[str]], Any], op: PendingOperation) -> bool:
                     "never",
                 ]
             )
-        except CommandError as exc:
+        except engine.CommandError as exc:
             if "does not exist" in str(exc) or "not found" in str(exc).lower():
                 return False
             raise

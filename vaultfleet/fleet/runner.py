@@ -57,8 +57,6 @@ def run_one(
     """One stack's operation. `refresh` (the default) reads Vault and the cluster first, so `up`
     puts back what was changed out of band and `preview` shows it; `token_problems` holds what
     `token_problem` found per Vault address (asked once per run)."""
-    from pulumi.automation import CommandError
-
     result = StackResult(stack=stack_name, operation=operation)
     started = time.monotonic()
     # The fleet's Vault address, when the stack file validates (else the engine names file and field).
@@ -91,7 +89,7 @@ def run_one(
         result.ok = True
     except _NotRun as exc:
         result.error = f"not run: {exc}"
-    except CommandError as exc:
+    except engine.CommandError as exc:
         result.error = summarise(str(exc))
         # Most engine failures mid-fleet are Vault going away: say so first, plainly.
         problem = vault_address and vault_problem(vault_address)
@@ -125,31 +123,32 @@ def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str
     run_cli = engine.cli(project.root, stack_name, env)
     args = [operation, "--yes", "--skip-preview", _refresh_flag(refresh)]
 
-    def heal() -> None:
-        from pulumi.automation import CommandError
-
+    def heal() -> bool:
+        """Settle what an interrupted run left; False when the stack does not exist yet."""
         try:
             recovery_mod.settle_pending(lambda: recovery_mod.plain_export(run_cli), run_cli, recovery)
-        except CommandError as exc:
+        except engine.CommandError as exc:
             if "no stack named" not in str(exc):  # a stack not created yet has nothing to heal
                 raise
+            return False
+        return True
 
-    _retry_if_stale_lock(run_cli, recovery, heal)
+    exists = _retry_if_stale_lock(run_cli, recovery, heal)
     ran = _retry_if_stale_lock(
         run_cli,
         recovery,
-        lambda: engine.run_operation(project.root, stack_name, env, args, project.stack(stack_name).secrets_provider),
+        lambda: engine.run_operation(
+            project.root, stack_name, env, args, project.stack(stack_name).secrets_provider, new=not exists
+        ),
     )
     return ran, recovery
 
 
 def _retry_if_stale_lock(run_cli, recovery: recovery_mod.Recovery, operation):
     """Run `operation`; if it fails on a lock left by a dead engine, remove the lock and run it again."""
-    from pulumi.automation import CommandError
-
     try:
         return operation()
-    except CommandError as exc:
+    except engine.CommandError as exc:
         if not recovery_mod.clear_stale_locks(run_cli, str(exc), recovery):
             raise
     return operation()

@@ -38,8 +38,6 @@ def unchanged_since_last_up(
     Two quick CLI reads (about a tenth of a preview's CPU) instead of running the program and both
     providers.
     """
-    from pulumi.automation import CommandError
-
     run_cli = engine.cli(project.root, stack_name, env)
     try:
         history = json.loads(run_cli(["stack", "history", "--json", "--page-size", "1"]).stdout or "[]")
@@ -47,7 +45,7 @@ def unchanged_since_last_up(
             return None
         exported = run_cli(["stack", "export"]).stdout or "{}"
         state = json.loads(exported).get("deployment") or {}
-    except (CommandError, ValueError):
+    except (engine.CommandError, ValueError):
         return None  # no such stack yet, or unreadable: let the engine say
     if state.get("pending_operations"):
         return None
@@ -65,12 +63,10 @@ def unchanged_since_last_up(
 
 def remember_up(project: Project, stack_name: str, env: dict[str, str]) -> None:
     """Record the state, toolchain and packages right after a successful `up` of the stack."""
-    from pulumi.automation import CommandError
-
     path = _record_path(project, stack_name, env)
     try:
         exported = engine.cli(project.root, stack_name, env)(["stack", "export"]).stdout or "{}"
-    except CommandError:
+    except engine.CommandError:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
