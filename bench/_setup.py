@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -79,12 +80,21 @@ def only_stacks(project: Path, keep: list[str]) -> None:
             path.unlink()
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+def measured(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one command, its whole process tree: user + system time of
+    every descendant it waited for (the engine, language host, program and providers)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return time.perf_counter() - started
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    return measured(argv, env, cwd)[0]
 
 
 def median(values: list[float]) -> float:

@@ -1,5 +1,8 @@
 """Benchmark: onboarding one new cluster, `vaultfleet up vault NEW` (the shared stack makes the
-mount, policies and applier policy; NEW's stack its config, roles, reviewer) against a floor.
+mount, policies and applier policy; NEW's stack its config, roles, reviewer) against plain `pulumi`
+doing the same (`pulumi up -s vault`, `pulumi stack init NEW`, `pulumi up -s NEW`, each with
+`--yes --skip-preview` as vaultfleet runs them) and against a floor. Wall and CPU seconds (the
+whole process tree).
 
 The floor performs the same writes directly, one after the other, with hvac and the kubernetes
 client (the fastest a tool could possibly do them): ServiceAccount, auth-delegator binding, token
@@ -16,7 +19,7 @@ import secrets
 import time
 
 import hvac
-from _setup import CLI, REPO, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
+from _setup import CLI, REPO, lab_project, measured, median, only_stacks, remove_stacks, timed, write_cluster_stack
 from kubernetes import client
 
 from tests.lab import k8s
@@ -102,21 +105,36 @@ def main() -> None:
         timed([CLI, "up", "vault"], env, project)
         context = state.clusters[0].name
         run_id = secrets.token_hex(2)  # names of their own, whatever an interrupted run left
-        ups, floors = [], []
+        ups, plains, floors = [], [], []
+        apply = ["--yes", "--skip-preview", "--non-interactive"]
         try:
             for r in range(args.rounds):
                 name = f"new-{run_id}-{r}"
                 write_cluster_stack(project, name, context)
-                ups.append(timed([CLI, "up", "vault", name], env, project))
+                ups.append(measured([CLI, "up", "vault", name], env, project))
+                remove_stacks(project, env, [name])
+                name = f"plain-{run_id}-{r}"
+                write_cluster_stack(project, name, context)
+                steps = [
+                    measured(["pulumi", "up", "-s", "vault", *apply], env, project),
+                    measured(["pulumi", "stack", "init", name, "--non-interactive"], env, project),
+                    measured(["pulumi", "up", "-s", name, *apply], env, project),
+                ]
+                plains.append((sum(w for w, _ in steps), sum(c for _, c in steps)))
                 remove_stacks(project, env, [name])
                 floors.append(floor(state, f"floor-{run_id}-{r}", context))
                 undo_floor(state, f"floor-{run_id}-{r}", context)
         finally:
             remove_stacks(project, env, ["vault"])
-        u, f = median(ups), median(floors)
+        (uw, uc), (pw, pc) = [(median([w for w, _ in s]), median([c for _, c in s])) for s in (ups, plains)]
+        f = median(floors)
         print(f"onboarding one cluster (2 roles, 2 policies), rounds: {args.rounds}; medians")
-        print(f"floor: the same writes with hvac + kubernetes client : {f:6.2f} s")
-        print(f"`vaultfleet up NEW`                                  : {u:6.2f} s   up/floor = {u / f:.1f}x")
+        print(f"floor: the same writes with hvac + kubernetes client : {f:6.2f} s wall")
+        print(f"plain `pulumi up vault`, `stack init`, `up NEW`      : {pw:6.2f} s wall {pc:6.2f} s CPU")
+        print(
+            f"`vaultfleet up vault NEW`                            : {uw:6.2f} s wall {uc:6.2f} s CPU"
+            f"   up/floor = {uw / f:.1f}x (wall)   vaultfleet/plain = {uw / pw:.2f}x wall, {uc / pc:.2f}x CPU"
+        )
 
 
 if __name__ == "__main__":
