@@ -15,7 +15,7 @@ import argparse
 import os
 import subprocess
 
-from _setup import CLI, LAB_CLUSTERS, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
+from _setup import CLI, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
         clusters = [f"bench-{i:02d}" for i in range(args.stacks)]
         only_stacks(project, ["vault"])
         for i, name in enumerate(clusters):
-            write_cluster_stack(project, name, state.clusters[i % LAB_CLUSTERS].name)
+            write_cluster_stack(project, name, state.clusters[i % len(state.clusters)].name)
         stacks = ["vault", *clusters]
         try:
             timed([CLI, "up", "--all", "--parallel", str(args.parallel)], env, project)
@@ -71,7 +71,7 @@ def main() -> None:
 
             s, u, f, o, c = median(serial), median(full), median(fleet), median(one), median(changed)
             print(
-                f"fleet: {len(stacks)} stacks (shared + {len(clusters)} clusters on {LAB_CLUSTERS} lab clusters), "
+                f"fleet: {len(stacks)} stacks (shared + {len(clusters)} clusters on {len(state.clusters)} lab clusters), "
                 f"rounds: {args.rounds}, parallel: {args.parallel}, cores: {os.cpu_count()}; medians"
             )
             print(f"serial loop of plain `pulumi preview`     : {s:7.2f} s")

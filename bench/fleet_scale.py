@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _setup import CLI, LAB_CLUSTERS, lab_project, only_stacks, write_cluster_stack
+from _setup import CLI, lab_project, only_stacks, write_cluster_stack
 
 from tests.lab.conftest import copy_project
 from vaultfleet.lab import state_backend
@@ -98,7 +98,7 @@ def fleet(project: Path, state, size: int) -> list[str]:
     only_stacks(project, ["vault"])
     names = [f"scale-{i:03d}" for i in range(size)]
     for i, name in enumerate(names):
-        write_cluster_stack(project, name, state.clusters[i % LAB_CLUSTERS].name)
+        write_cluster_stack(project, name, state.clusters[i % len(state.clusters)].name)
     return names
 
 
@@ -173,19 +173,21 @@ def main() -> None:
             finally:
                 forget_stacks(project, env, [*names, "vault"])
             # A fresh copy: the stack files' salts belong to the file backend's stacks.
+            print(f"{size} stacks, one process: " + ", ".join(f"{k} {v.wall:.1f} s" for k, v in results[size].items()))
             pg_project = copy_project(Path(tempfile.mkdtemp(prefix="vaultfleet-bench-pg-")))
             fleet(pg_project, state, size)
+            project_env = {**pg_env, "VAULTFLEET_PROJECT": str(pg_project)}
             try:
-                results[size] |= sharded(pg_project, pg_env, args.shards, args.parallel)
+                results[size] |= sharded(pg_project, project_env, args.shards, args.parallel)
             finally:
-                forget_stacks(pg_project, pg_env, [*names, "vault"])
-            report(results, args)
+                forget_stacks(pg_project, project_env, [*names, "vault"])
+            report(results, args, len(state.clusters))
 
 
-def report(results: dict[int, dict[str, Sample]], args) -> None:
+def report(results: dict[int, dict[str, Sample]], args, clusters: int) -> None:
     sizes = sorted(results)
     print(
-        f"\nfleet scale: cluster stacks {', '.join(map(str, sizes))} (+ the shared stack) on {LAB_CLUSTERS} lab "
+        f"\nfleet scale: cluster stacks {', '.join(map(str, sizes))} (+ the shared stack) on {clusters} lab clusters "
         f"clusters, --parallel {args.parallel}, {args.shards} shards, cores: {os.cpu_count()}; one run each"
     )
     print(f"{'run':44} {'stacks':>6} {'wall s':>8} {'CPU s':>8} {'wall/stack':>10} {'peak MiB':>9}")
