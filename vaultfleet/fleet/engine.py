@@ -54,12 +54,20 @@ class CommandOutput:
 
 def run_pulumi(args: list[str], cwd: Path | str, env: dict[str, str]) -> CommandOutput:
     """`pulumi ARGS` with the pinned engine, non-interactive; raises CommandError on failure."""
-    argv = [find_tool("pulumi"), *args]
+    binary = find_tool("pulumi")
+    argv = [binary, *args]
     if "--non-interactive" not in argv:
         argv.append("--non-interactive")
-    # PULUMI_AUTOMATION_API: what the Automation API sets, so the engine never prompts or pages.
+    # As the Automation API runs it: never prompting or paging, and with the engine's own directory
+    # (where its language host is) first on PATH.
+    path = os.pathsep.join([str(Path(binary).resolve().parent), env.get("PATH", "")])
     out = subprocess.run(
-        argv, cwd=cwd, env={**env, "PULUMI_AUTOMATION_API": "true"}, capture_output=True, text=True, check=False
+        argv,
+        cwd=cwd,
+        env={**env, "PULUMI_AUTOMATION_API": "true", "PATH": path},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         raise CommandError(out.returncode, out.stdout, out.stderr)
