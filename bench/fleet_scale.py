@@ -85,7 +85,9 @@ def run_together(argvs: list[list[str]], env: dict[str, str], cwd: Path) -> Samp
     for argv, code, log in zip(argvs, codes, logs, strict=True):
         log.seek(0)
         if code != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed ({code}):\n{log.read()[-3000:]}")
+            # The summary lines only: the engine's diagnostics of a hundred stacks hide the cause.
+            lines = [line for line in log.read().splitlines() if not line.startswith("  ")]
+            raise RuntimeError(f"{' '.join(argv)} failed ({code}):\n" + "\n".join(lines[-60:]))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Sample(wall, cpu, peak / 2**20)
 
