@@ -79,3 +79,51 @@ def test_a_provider_update_only_for_the_callers_kubeconfig_path_is_no_change():
     assert _read_events([provider_update(["kubeconfig"]), summary]).changes == {"same": 13}
     # Another cluster context is a change, reported as one.
     assert _read_events([provider_update(["context", "kubeconfig"]), summary]).changes == {"same": 12, "update": 1}
+
+
+def fake_cli(monkeypatch, existing: set[str]):
+    """`engine.cli` for one stack: `stack init` fails as the engine does when the stack exists;
+    any other command succeeds and writes an empty event log. Returns the commands run."""
+    from pathlib import Path
+
+    from vaultfleet.fleet import engine
+
+    ran = []
+
+    def run_cli(args):
+        ran.append(args[:2])
+        if args[:2] == ["stack", "init"]:
+            if "s" in existing:
+                raise engine.CommandError(255, "", "error: stack 'organization/vaultfleet/s' already exists")
+            existing.add("s")
+        elif "s" not in existing:
+            raise engine.CommandError(255, "", "error: no stack named 's' found")
+        else:
+            Path(args[args.index("--event-log") + 1]).write_text("")
+
+    monkeypatch.setattr(engine, "cli", lambda *a: run_cli)
+    return ran
+
+
+def test_a_stack_known_to_be_new_is_created_before_its_first_run(monkeypatch, tmp_path):
+    from vaultfleet.fleet import engine
+
+    ran = fake_cli(monkeypatch, existing=set())
+    engine.run_operation(tmp_path, "s", {}, ["up"], new=True)
+    assert ran == [["stack", "init"], ["up", "--non-interactive"]]
+
+
+def test_a_stack_another_runner_created_first_is_run_not_failed(monkeypatch, tmp_path):
+    from vaultfleet.fleet import engine
+
+    ran = fake_cli(monkeypatch, existing={"s"})
+    engine.run_operation(tmp_path, "s", {}, ["up"], new=True)
+    assert ran == [["stack", "init"], ["up", "--non-interactive"]]
+
+
+def test_a_stack_not_known_to_be_new_is_created_when_the_engine_says_it_is_missing(monkeypatch, tmp_path):
+    from vaultfleet.fleet import engine
+
+    ran = fake_cli(monkeypatch, existing=set())
+    engine.run_operation(tmp_path, "s", {}, ["preview"])
+    assert ran == [["preview", "--non-interactive"], ["stack", "init"], ["preview", "--non-interactive"]]

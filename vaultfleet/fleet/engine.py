@@ -140,7 +140,11 @@ def run_operation(
     run_cli = cli(project, stack, {**env, "PULUMI_DEBUG_COMMANDS": "true"})  # enables --event-log
 
     def init() -> None:  # a new cluster's first preview or up
-        run_cli(["stack", "init", *(["--secrets-provider", secrets_provider] if secrets_provider else [])])
+        try:
+            run_cli(["stack", "init", *(["--secrets-provider", secrets_provider] if secrets_provider else [])])
+        except CommandError as exc:
+            if "already exists" not in str(exc):  # another runner, or a retry, created it first
+                raise
 
     with tempfile.TemporaryDirectory(prefix="vaultfleet-") as tmp:
         log = Path(tmp) / "events.jsonl"
@@ -211,11 +215,10 @@ def _drifted(events: list[dict]) -> set[str]:
 def backend_url(project: Path, env: dict[str, str]) -> str:
     if env.get("PULUMI_BACKEND_URL"):
         return env["PULUMI_BACKEND_URL"]
-    return _whoami_url(project, env.get("PULUMI_HOME"), env.get("HOME"))
+    return _whoami_url(project, frozenset(env.items()))
 
 
 @functools.cache
-def _whoami_url(project: Path, pulumi_home: str | None, home: str | None) -> str:
-    # Once per process and login (where the login is kept): a fleet run asks per stack.
-    env = {k: v for k, v in {"PULUMI_HOME": pulumi_home, "HOME": home}.items() if v}
-    return json.loads(run_pulumi(["whoami", "--json"], project, {**os.environ, **env}).stdout).get("url", "")
+def _whoami_url(project: Path, env: frozenset[tuple[str, str]]) -> str:
+    # Once per process and environment: a fleet run asks for every stack.
+    return json.loads(run_pulumi(["whoami", "--json"], project, dict(env)).stdout).get("url", "")
