@@ -106,7 +106,21 @@ def remove_stacks(project: Path, env: dict[str, str], names: list[str]) -> None:
     from vaultfleet.project import Project
 
     run(Project(project), names, "destroy", env=env, parallel=4)
+    forget_stacks(project, env, names)
+
+
+def forget_stacks(project: Path, env: dict[str, str], names: list[str]) -> None:
+    """Remove the stacks from the backend, whatever they still hold (a failed run's leftovers)."""
     for name in names:
         subprocess.run(
             ["pulumi", "stack", "rm", "-s", name, "--yes", "--force"], env=env, cwd=project, capture_output=True
         )
+
+
+def commit_project(project: Path) -> None:
+    """Commit the project in a new git repository, as a real one would be after its first `up`
+    (`pulumi stack init` wrote each stack file's encryptionsalt, which belongs in the commit)."""
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    (project / ".gitignore").write_text(".venv\n__pycache__/\n")
+    for argv in ([*git, "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "fleet"]):
+        subprocess.run(argv, cwd=project, check=True)

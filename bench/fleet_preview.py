@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 
-from _setup import CLI, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
+from _setup import CLI, commit_project, lab_project, median, only_stacks, remove_stacks, timed, write_cluster_stack
 
 
 def main() -> None:
@@ -34,12 +33,7 @@ def main() -> None:
         stacks = ["vault", *clusters]
         try:
             timed([CLI, "up", "--all", "--parallel", str(args.parallel)], env, project)
-            # Committed after the first up, as in a real repository: `pulumi stack init` wrote each
-            # stack file's encryptionsalt, which belongs in the commit.
-            git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-            (project / ".gitignore").write_text(".venv\n__pycache__/\n")
-            for argv in ([*git, "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "fleet"]):
-                subprocess.run(argv, cwd=project, check=True)
+            commit_project(project)
             serial, full, fleet = [], [], []
             for _ in range(args.rounds):
                 serial.append(

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _setup import CLI, lab_project, only_stacks, write_cluster_stack
+from _setup import CLI, commit_project, forget_stacks, lab_project, only_stacks, write_cluster_stack
 
 from tests.lab.conftest import copy_project
 from vaultfleet.lab import state_backend
@@ -104,23 +104,9 @@ def fleet(project: Path, state, size: int) -> list[str]:
     return names
 
 
-def commit(project: Path) -> None:
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    (project / ".gitignore").write_text(".venv\n__pycache__/\n")
-    for argv in ([*git, "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "fleet"]):
-        subprocess.run(argv, cwd=project, check=True)
-
-
-def forget_stacks(project: Path, env: dict[str, str], names: list[str]) -> None:
-    for name in names:
-        subprocess.run(
-            ["pulumi", "stack", "rm", "-s", name, "--yes", "--force"], env=env, cwd=project, capture_output=True
-        )
-
-
 def one_process(project: Path, env: dict[str, str], names: list[str], parallel: str) -> dict[str, Sample]:
     figures = {"up --all": run([CLI, "up", "--all", "--parallel", parallel], env, project)}
-    commit(project)
+    commit_project(project)
     figures["preview --all --no-refresh (skip)"] = run(
         [CLI, "preview", "--all", "--no-refresh", "--parallel", parallel], env, project
     )
