@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv tools postgres demo lint test unit lab-up lab-down
+.PHONY: venv tools postgres haproxy demo lint test unit lab-up lab-down
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,13 @@ postgres:
 		apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; \
 	}
 
+# HAProxy in front of the lab's HA Vault (`vaultfleet lab up --ha`, the HA lab tests), the same way.
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q haproxy || { apt-get update -q && apt-get install -y -q haproxy; }; \
+	}
+
 demo: venv tools postgres
 	$(BIN)/python -m vaultfleet.demo
 
@@ -42,7 +49,7 @@ lint: venv
 # one failed; the target fails when any did. `make test LAB_SERVERS=openbao`: one server.
 LAB_SERVERS ?= openbao vault
 
-test: lint venv tools postgres
+test: lint venv tools postgres haproxy
 	@rc=0; summary=""; marks=""; what="whole suite"; \
 	for server in $(LAB_SERVERS); do \
 		t0=$$(date +%s); \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -107,7 +108,10 @@ def test_token_of_one_cluster_is_accepted_by_its_mount_and_rejected_by_the_other
 
 
 def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
-    """A second, one-cluster lab beside the session's, on shifted ports, brought up and down."""
+    """A second, one-cluster lab beside the session's, on shifted ports, brought up and down: an HA
+    one (`--ha`: three nodes and HAProxy), the lab with the most processes and ports."""
+    import json
+
     env = {
         **os.environ,
         "VAULTFLEET_LAB_DIR": str(tmp_path / "lab2"),
@@ -115,26 +119,33 @@ def test_lab_down_leaves_no_process_and_frees_its_ports(tmp_path):
         "VAULTFLEET_CONFIG_DIR": str(tmp_path / "config"),
     }
     code = (
-        "import json; from vaultfleet.lab import lab, servers; s = lab.up(1, echo=None, server=servers.from_env()); "
-        "print(json.dumps({'procs': [p.to_json() for p in s.processes], 'postgres': s.postgres.directory, "
-        "'ports': [18300, 18479, 18480, 16543, 17543, 18532]}))"
+        "import json; from vaultfleet.lab import lab, servers; "
+        "s = lab.up(1, echo=None, server=servers.from_env(), high_availability=True); "
+        "print(json.dumps({'procs': [p.to_json() for p in s.processes], 'postgres': s.postgres.directory}))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    import json
-
     started = json.loads(out.stdout.strip().splitlines()[-1])
     procs = [processes.Tracked(**p) for p in started["procs"]]
-    assert len(procs) == 5 and all(processes.is_running(p) for p in procs)
+    # HAProxy, three nodes (API and cluster ports), etcd, one apiserver and controller manager, PostgreSQL.
+    ports = [18300, 18310, 18311, 18320, 18321, 18330, 18331, 18479, 18480, 16543, 17543, 18532]
+    assert len(procs) == 8 and all(processes.is_running(p) for p in procs)
     assert Path(started["postgres"], "data", "PG_VERSION").exists()
-    assert not any(processes.port_is_free(port) for port in started["ports"])
+    assert not any(processes.port_is_free(port) for port in ports)
+    cli = [sys.executable, "-m", "vaultfleet.cli", "lab"]
+    status = subprocess.run([*cli, "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    rows = {r["component"]: r["healthy"] for r in json.loads(status.stdout)}
+    assert status.returncode == 0 and {"vault-1", "vault-2", "vault-3", "vault-lb"} <= set(rows), rows
+    # Clients use one address, the balancer's, which serves the active node: the usual 18200 + offset.
+    with urllib.request.urlopen("http://127.0.0.1:18300/v1/sys/leader", timeout=5) as answer:
+        assert json.loads(answer.read())["leader_address"] in {f"http://127.0.0.1:{p}" for p in (18310, 18320, 18330)}
+    lab_env = subprocess.run([*cli, "env"], env=env, capture_output=True, text=True, timeout=60).stdout
+    assert "export VAULT_ADDR=http://127.0.0.1:18300\n" in lab_env
 
-    down = subprocess.run(
-        [sys.executable, "-m", "vaultfleet.cli", "lab", "down"], env=env, capture_output=True, text=True, timeout=120
-    )
+    down = subprocess.run([*cli, "down"], env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
     assert not any(processes.is_running(p) for p in procs)
-    assert all(processes.port_is_free(port) for port in started["ports"])
+    assert all(processes.port_is_free(port) for port in ports)
     assert not (tmp_path / "lab2").exists()
     assert not Path(started["postgres"]).exists()  # a root lab keeps the data outside the lab dir
 

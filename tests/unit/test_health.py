@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from vaultfleet.fleet.health import token_problem, vault_problem
+from vaultfleet.fleet.health import RunChecks, token_problem, unavailable_during_run, vault_problem
 
 GOOD_TOKEN = "hvs.good"
 
@@ -57,12 +58,38 @@ def test_a_healthy_vault_and_an_accepted_token_are_no_problem(vault):
         ((200, {"initialized": True, "sealed": True}), "is sealed: unseal it"),
         ((200, {"initialized": False, "sealed": True}), "is not initialised"),
         ((500, {"errors": ["boom"]}), "answered sys/seal-status with an error: HTTP 500"),
+        # What a load balancer answers with no active node behind it (HAProxy: 503).
+        ((503, {}), "answered HTTP 503: no server behind that address can serve (an HA cluster without an active"),
     ],
 )
 def test_seal_status_answers_name_the_cause(vault, answer, expected):
     server, address = vault
     server.seal_status = answer
     assert expected in (vault_problem(address) or "")
+
+
+def test_a_run_waits_out_a_load_balancer_without_an_active_node_once(vault):
+    """A 503 from a balancer (an election in progress) is waited for, up to `wait`; once a wait has
+    run out, the run's later stacks are told at once."""
+    server, address = vault
+    server.seal_status = (503, {})
+    threading.Timer(1.0, lambda: setattr(server, "seal_status", (200, {"initialized": True}))).start()
+    assert vault_problem(address, wait=10) is None
+
+    server.seal_status = (503, {})
+    checks = RunChecks({address}, GOOD_TOKEN, wait=0.6)
+    started = time.monotonic()
+    assert "answered HTTP 503" in (checks.before_stack(address) or "")
+    assert "answered HTTP 503" in (checks.before_stack(address) or "")
+    assert 0.6 <= time.monotonic() - started < 2.5  # waited once, not twice
+
+
+def test_a_sealed_vault_is_not_waited_for(vault):
+    server, address = vault
+    server.seal_status = (200, {"initialized": True, "sealed": True})
+    started = time.monotonic()
+    assert "is sealed" in (vault_problem(address, wait=10) or "")
+    assert time.monotonic() - started < 2
 
 
 def test_a_refused_token_is_named_and_a_missing_one_too(vault):
@@ -78,3 +105,26 @@ def test_a_vault_nobody_listens_for_is_unreachable_and_leaves_the_token_question
     address = f"http://127.0.0.1:{port}"
     assert "is unreachable (connection refused)" in (vault_problem(address) or "")
     assert token_problem(address, GOOD_TOKEN) is None  # the per-stack check reports the outage
+
+
+# The provider's error for a request the balancer answered 503 during a leader election (as a
+# fleet run printed it, trimmed), and for a Vault restarted under the run.
+ELECTION = """    error: failed to lookup token, err=Error making API request.
+
+    URL: GET http://127.0.0.1:18800/v1/auth/token/lookup-self
+    Code: 503. Raw Message:
+"""
+RESTART = (
+    'error: Get "http://127.0.0.1:18800/v1/sys/mounts/fleet-kv": dial tcp 127.0.0.1:18800: connect: connection refused'
+)
+
+
+def test_a_run_that_met_vault_unavailable_is_named_in_one_line():
+    address = "http://127.0.0.1:18800"
+    assert "unavailable during the run (HTTP 503: a restart, or an HA cluster without an active node" in (
+        unavailable_during_run(address, ELECTION) or ""
+    )
+    assert "(connection refused:" in (unavailable_during_run(address, RESTART) or "")
+    # Another Vault's trouble, or another failure, is not this Vault's.
+    assert unavailable_during_run("http://127.0.0.1:18200", ELECTION) is None
+    assert unavailable_during_run(address, ELECTION.replace("503", "403")) is None

@@ -33,10 +33,17 @@ def test_lab_up_refuses_an_unknown_server_before_starting_anything(tmp_path, mon
 
 
 def test_config_is_a_non_dev_server_on_file_storage_and_loopback():
-    hcl = servers.config_hcl("/lab/vault-data", 21200, "http://127.0.0.1:21200")
+    hcl = servers.config_hcl("/lab/vault-data", 21200)
     assert 'storage "file" {\n  path = "/lab/vault-data"\n}' in hcl
     assert 'address = "127.0.0.1:21200"' in hcl and 'api_addr = "http://127.0.0.1:21200"' in hcl
     assert "disable_mlock = true" in hcl
+
+
+def test_an_ha_node_keeps_its_raft_and_cluster_traffic_on_loopback():
+    hcl = servers.raft_config_hcl("/lab/vault-2-data", "vault-2", 21220)
+    assert 'storage "raft" {\n  path = "/lab/vault-2-data"\n  node_id = "vault-2"\n' in hcl
+    assert 'cluster_address = "127.0.0.1:21221"' in hcl and 'cluster_addr = "https://127.0.0.1:21221"' in hcl
+    assert "performance_multiplier = 1" in hcl and "retry_join" not in hcl
 
 
 def _state(tmp_path, server="vault"):

@@ -33,6 +33,14 @@ def up(
             show_default=False,
         ),
     ] = None,
+    high_availability: Annotated[
+        bool,
+        typer.Option(
+            "--ha",
+            help="Three nodes of the server on raft storage behind HAProxy (Debian package haproxy), at "
+            "the same address: a highly available Vault (docs/ha-vault.md).",
+        ),
+    ] = False,
 ) -> None:
     """Start the lab and wait until every part is healthy."""
     from vaultfleet.lab import lab, servers
@@ -46,7 +54,11 @@ def up(
         raise typer.Exit(code=2) from None
     try:
         state = lab.up(
-            clusters, echo=lambda m: err.print(f"[dim]lab:[/] {m}"), with_postgres=with_postgres, server=kind
+            clusters,
+            echo=lambda m: err.print(f"[dim]lab:[/] {m}"),
+            with_postgres=with_postgres,
+            server=kind,
+            high_availability=high_availability,
         )
     except (LabError, MissingTool, ValueError) as exc:
         err.print(f"[red]lab up failed:[/] {exc}")
@@ -58,6 +70,9 @@ def up(
         f"lab up in {state.startup_seconds:.1f}s: {state.server.product} {state.vault_version} at {state.vault_addr}"
         f" (CLI: {state.vault_cli})"
     )
+    if state.ha:
+        nodes = ", ".join(f"{n.name} {n.addr}" for n in state.vault_nodes)
+        out.print(f"  HA: HAProxy at {state.vault_addr} in front of the active node of {nodes} (raft)")
     for c in state.clusters:
         out.print(f"  context {c.name}: kube-apiserver {c.server}")
     if state.postgres is not None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 
@@ -62,25 +64,89 @@ def _timed_out(exc: Exception) -> bool:
     return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
 
 
-def vault_problem(address: str, timeout: float = 3.0) -> str | None:
-    """Why Vault at `address` cannot serve a run right now (unreachable, sealed, uninitialised), or None.
+ELECTION_WAIT = 15.0
+"""How long a fleet run waits, once per Vault, for an HA cluster to have an active node again: an
+election takes a few seconds (2-4 s in the lab, docs/ha-vault.md); the provider rides through as
+long itself by retrying."""
 
-    Asks the unauthenticated `sys/seal-status`, so no token is needed or sent.
+
+def vault_problem(address: str, timeout: float = 3.0, wait: float = 0.0) -> str | None:
+    """Why Vault at `address` cannot serve a run right now (unreachable, sealed, uninitialised, no
+    active node), or None. Asks the unauthenticated `sys/seal-status`, so no token is sent.
+
+    `wait`: how long to wait out an answer that means "no active node for now" (502, 503 or 504 from
+    a load balancer, or no answer within `timeout`); every other problem is reported at once.
     """
+    deadline = time.monotonic() + wait
+    while True:
+        problem, passing = _seal_status_problem(address, timeout)
+        if problem is None or not passing or time.monotonic() >= deadline:
+            return problem
+        time.sleep(0.5)
+
+
+def _seal_status_problem(address: str, timeout: float) -> tuple[str | None, bool]:
+    """(the problem, whether it may pass by itself, as an election does)."""
     try:
         status = _get(address, "sys/seal-status", timeout)
     except Exception as exc:  # noqa: BLE001 - every failure to answer is reported, the run decides
         if _timed_out(exc):
-            return f"Vault at {address} did not answer within {timeout:.0f}s: check it, then rerun"
+            return f"Vault at {address} did not answer within {timeout:.0f}s: check it, then rerun", True
         if why := _unreachable(exc):
-            return f"Vault at {address} is unreachable ({why}): start it, then rerun"
+            return f"Vault at {address} is unreachable ({why}): start it, then rerun", False
+        if isinstance(exc, _Refused) and exc.status in _GATEWAY_ERRORS:
+            # Vault itself always answers sys/seal-status; these come from a proxy in front of it.
+            return (
+                f"Vault at {address} answered HTTP {exc.status}: no server behind that address can serve "
+                f"({_NO_ACTIVE_NODE}): rerun once it has one"
+            ), True
         answer = f"HTTP {exc.status}" if isinstance(exc, _Refused) else getattr(exc, "reason", None) or exc
-        return f"Vault at {address} answered sys/seal-status with an error: {answer}"
+        return f"Vault at {address} answered sys/seal-status with an error: {answer}", False
     if not status.get("initialized", True):
-        return f"Vault at {address} is not initialised: `vault operator init`, then rerun"
+        return f"Vault at {address} is not initialised: `vault operator init`, then rerun", False
     if status.get("sealed"):
-        return f"Vault at {address} is sealed: unseal it (`vault operator unseal`), then rerun"
-    return None
+        return f"Vault at {address} is sealed: unseal it (`vault operator unseal`), then rerun", False
+    return None, False
+
+
+class RunChecks:
+    """The Vault checks of one fleet run, per Vault address: its token asked once; a short outage
+    (`vault_problem`'s `wait`) waited out at most once, so a Vault that stays away fails the
+    remaining stacks at once instead of each waiting again."""
+
+    def __init__(self, addresses: set[str], token: str | None, wait: float = ELECTION_WAIT) -> None:
+        self.token_problems = {address: token_problem(address, token) for address in sorted(addresses)}
+        self._wait = dict.fromkeys(addresses, wait)
+
+    def before_stack(self, address: str) -> str | None:
+        problem = self.token_problems.get(address) or vault_problem(address, wait=self._wait.get(address, 0.0))
+        if problem:
+            self._wait[address] = 0.0
+        return problem
+
+
+_GATEWAY_ERRORS = (502, 503, 504)
+_NO_ACTIVE_NODE = (
+    "an HA cluster without an active node: a leader election takes seconds; "
+    "longer, it lost its quorum or every node is sealed or down"
+)
+
+
+def unavailable_during_run(address: str, engine_output: str) -> str | None:
+    """Why an engine run failed when Vault answers again by the time it is asked: the provider's
+    errors show the run's requests to `address` refused or answered 502/503/504 (a restart, or a
+    leader election behind a load balancer). One line, ahead of the per-resource errors."""
+    pattern = rf"URL: [A-Z]+ {re.escape(address.rstrip('/'))}/\S*\s+Code: (?P<code>50[234])"
+    if match := re.search(pattern, engine_output):
+        why = f"HTTP {match['code']}"
+    elif re.search(rf"{re.escape(address.rstrip('/'))}/[^\n]*connection refused", engine_output):
+        why = "connection refused"
+    else:
+        return None
+    return (
+        f"Vault at {address} was unavailable during the run ({why}: a restart, or {_NO_ACTIVE_NODE}); "
+        "it answers now: rerun"
+    )
 
 
 def token_problem(address: str, token: str | None, timeout: float = 5.0) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from vaultfleet.fleet import engine, skip
 from vaultfleet.fleet import recovery as recovery_mod
 from vaultfleet.fleet.errors import summarise
-from vaultfleet.fleet.health import token_problem, vault_problem
+from vaultfleet.fleet.health import RunChecks, unavailable_during_run, vault_problem
 from vaultfleet.project import Project
 
 
@@ -52,11 +52,11 @@ def run_one(
     env: dict[str, str],
     refresh: bool = True,
     full: bool = False,
-    token_problems: dict[str, str | None] | None = None,
+    checks: RunChecks | None = None,
 ) -> StackResult:
     """One stack's operation. `refresh` (the default) reads Vault and the cluster first, so `up`
-    puts back what was changed out of band and `preview` shows it; `token_problems` holds what
-    `token_problem` found per Vault address (asked once per run)."""
+    puts back what was changed out of band and `preview` shows it; `checks`: the run's Vault
+    checks (token asked once per Vault, a short outage waited out once)."""
     result = StackResult(stack=stack_name, operation=operation)
     started = time.monotonic()
     # The fleet's Vault address, when the stack file validates (else the engine names file and field).
@@ -65,7 +65,9 @@ def run_one(
     vault_address = settings.fleet.vault_address if settings else None
     env = engine.state_key_env(env, stack_file.secrets_provider, vault_address)
     try:
-        problem = vault_address and ((token_problems or {}).get(vault_address) or vault_problem(vault_address))
+        problem = vault_address and (checks or RunChecks({vault_address}, env.get("VAULT_TOKEN"))).before_stack(
+            vault_address
+        )
         if problem:
             raise _NotRun(problem)
         if operation == "preview":
@@ -91,8 +93,8 @@ def run_one(
         result.error = f"not run: {exc}"
     except engine.CommandError as exc:
         result.error = summarise(str(exc))
-        # Most engine failures mid-fleet are Vault going away: say so first, plainly.
-        problem = vault_address and vault_problem(vault_address)
+        # Most engine failures mid-fleet are Vault going away (or away for a while): say so first, plainly.
+        problem = vault_address and (vault_problem(vault_address) or unavailable_during_run(vault_address, str(exc)))
         if problem:
             result.error = f"{problem}\n{result.error}"
     except (recovery_mod.StackLocked, recovery_mod.UnresolvedPendingCreate) as exc:
@@ -172,12 +174,15 @@ def run(
     else:
         groups = [clusters, shared] if operation == "destroy" else [shared, clusters]
     results: list[StackResult] = []
-    token_problems = _token_problems(project, stacks, env)
+    addresses = {s.fleet.vault_address for name in stacks if (s := project.stack(name).valid_settings())}
+    # One authenticated check per Vault the stacks use: a token Vault no longer accepts fails every
+    # stack of that Vault with that cause (a preview that skips the engine included).
+    checks = RunChecks(addresses, env.get("VAULT_TOKEN"))
 
     def one(name: str) -> StackResult:
         if on_start:
             on_start(name)
-        r = run_one(project, name, operation, env, refresh, full, token_problems)
+        r = run_one(project, name, operation, env, refresh, full, checks)
         if on_result:
             on_result(r)
         return r
@@ -188,10 +193,3 @@ def run(
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             results += list(pool.map(one, group))
     return results
-
-
-def _token_problems(project: Project, stacks: list[str], env: dict[str, str]) -> dict[str, str | None]:
-    """One authenticated check per Vault the stacks use: a token Vault no longer accepts fails
-    every stack of that Vault with that cause (a preview that skips the engine included)."""
-    addresses = {s.fleet.vault_address for name in stacks if (s := project.stack(name).valid_settings())}
-    return {address: token_problem(address, env.get("VAULT_TOKEN")) for address in sorted(addresses)}

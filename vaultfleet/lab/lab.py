@@ -1,9 +1,10 @@
-"""The local lab, orchestrated: `up` starts one Vault-compatible server, PostgreSQL and N Kubernetes
+"""The local lab, orchestrated: `up` starts a Vault-compatible server (or three), PostgreSQL and N Kubernetes
 control planes on 127.0.0.1 in order and waits until each is healthy; `down` stops exactly what
 lab.json records; `status` checks each component's process and health endpoint. Both `up` and
 `down` delete a directory only when it holds a lab record (record.check_lab_dir).
 
-The parts: record.py (lab.json, ports, paths), vault.py, kubernetes.py, postgres.py, pki.py.
+The parts: record.py (lab.json, ports, paths), vault.py (ha.py for --ha), kubernetes.py, postgres.py,
+pki.py.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ import ssl
 import time
 from pathlib import Path
 
-from vaultfleet.lab import files, kubernetes, postgres, processes, servers, vault
+from vaultfleet.lab import files, ha, kubernetes, postgres, processes, servers, vault
 from vaultfleet.lab.pki import create_cluster_pki
 from vaultfleet.lab.record import (
     APISERVER_BASE_PORT,
     CONTROLLER_MANAGER_BASE_PORT,
     ETCD_PEER_PORT,
     ETCD_PORT,
+    HA_NODE_PORTS,
     VAULT_PORT,
     ClusterInfo,
     LabError,
     LabState,
+    VaultNode,
     check_lab_dir,
     cluster_names,
     http_ok,
@@ -40,11 +43,13 @@ def up(
     echo=print,
     with_postgres: bool = True,
     server: servers.ServerKind = servers.SERVERS[servers.DEFAULT],
+    high_availability: bool = False,
 ) -> LabState:
     """Start the lab and wait until every part is healthy; on any failure stop what was started.
 
     `with_postgres`: also start the lab's PostgreSQL (vaultfleet/lab/postgres.py).
     `server`: the Vault-compatible server to run (vaultfleet/lab/servers.py), OpenBao by default.
+    `high_availability`: three raft nodes of it behind HAProxy, at the same address (ha.py).
     """
     directory = directory or lab_dir()
     # First of all: a directory that is not the lab's (a link, another user's, or not empty without
@@ -66,7 +71,12 @@ def up(
         "kube-controller-manager": find_tool("kube-controller-manager"),
     }
     postgres_binaries = postgres.find_binaries() if with_postgres else None
-    _check_ports(infos, {postgres.PORT: "postgresql"} if with_postgres else {})
+    if high_availability:
+        ha.find_haproxy()
+        nodes = [VaultNode(f"vault-{i}", port) for i, port in enumerate(HA_NODE_PORTS, start=1)]
+    else:
+        nodes = [VaultNode("vault", VAULT_PORT)]
+    _check_ports(infos, nodes, {postgres.PORT: "postgresql"} if with_postgres else {})
 
     started = time.monotonic()
     remove_lab_dir(directory)  # a lab that appeared meanwhile; check_lab_dir refuses anything else
@@ -77,6 +87,7 @@ def up(
         vault_server=server.name,
         vault_cli=binaries["vault"],
         clusters=infos,
+        vault_nodes=nodes,
         started_at=time.time(),
     )
     state.save()  # from here on the directory holds a lab record: `down` and the next `up` may clear it
@@ -156,10 +167,11 @@ def status(directory: Path | None = None) -> list[dict]:
 # --- internals -------------------------------------------------------------------------------
 
 
-def _check_ports(infos: list[ClusterInfo], extra: dict[int, str]) -> None:
+def _check_ports(infos: list[ClusterInfo], nodes: list[VaultNode], extra: dict[int, str]) -> None:
     wanted = {
-        VAULT_PORT: "vault",
-        VAULT_PORT + 1: "vault (cluster)",
+        VAULT_PORT: "vault" if nodes[0].port == VAULT_PORT else "vault (load balancer)",
+        **{node.port: node.name for node in nodes},
+        **{node.port + 1: f"{node.name} (cluster)" for node in nodes},
         ETCD_PORT: "etcd",
         ETCD_PEER_PORT: "etcd (peer)",
         **extra,
@@ -181,8 +193,10 @@ def _start_postgres(state: LabState, binaries: postgres.Binaries, echo) -> None:
 
 def _healthy(state: LabState, name: str) -> bool:
     try:
-        if name == "vault":
-            return http_ok(f"{state.vault_addr}/v1/sys/health")
+        if name == ha.LOAD_BALANCER:
+            return http_ok(f"{state.vault_addr}/v1/sys/health")  # it answers 200 for the active node only
+        if any(node.name == name for node in state.vault_nodes):
+            return http_ok(f"{state.vault_node(name).addr}/v1/sys/health?standbyok=true")
         if name == "etcd":
             return http_ok(f"http://127.0.0.1:{ETCD_PORT}/health")
         if name == postgres.PROCESS_NAME and state.postgres is not None:

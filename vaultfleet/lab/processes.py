@@ -85,6 +85,16 @@ def stop(proc: Tracked, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def kill(proc: Tracked) -> None:
+    """SIGKILL at once (a machine lost, no shutdown), then wait until it is gone."""
+    if is_running(proc):
+        os.kill(proc.pid, signal.SIGKILL)
+    while is_running(proc):
+        _reap(proc.pid)
+        time.sleep(0.05)
+    _reap(proc.pid)
+
+
 def _reap(pid: int) -> None:
     # Only our own children can be reaped (when `lab up` and `down` run in one process, as in tests).
     try:

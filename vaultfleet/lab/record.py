@@ -10,6 +10,8 @@ see `check_lab_dir`):
     kubeconfig          one context per cluster (lab-a, lab-b, ...), admin by client certificate
     vault.hcl           config of the lab's Vault server (file storage in vault-data/): OpenBao or
                         HashiCorp Vault, see vaultfleet/lab/servers.py
+    vault-N.hcl         with --ha instead: config of node N of three (raft storage in vault-N-data/),
+    vault-lb.cfg        and of the HAProxy in front of them (vaultfleet/lab/ha.py)
     vault-token         its root token (0600; never printed)
     vault-unseal-key    its unseal key (0600; never printed): the lab can seal and unseal it
     postgres-password   superuser password of the lab's PostgreSQL (0600; never printed); the
@@ -41,7 +43,8 @@ from vaultfleet.toolchain import search_path
 # Fixed ports, so Pulumi.yaml can name the lab's Vault; $VAULTFLEET_LAB_PORT_OFFSET shifts them all
 # (a second lab beside a running one, as the lab lifecycle test does).
 _OFFSET = int(os.environ.get("VAULTFLEET_LAB_PORT_OFFSET", "0"))
-VAULT_PORT = 18200 + _OFFSET
+VAULT_PORT = 18200 + _OFFSET  # the Vault address clients use: the server, or with --ha the load balancer
+HA_NODE_PORTS = [VAULT_PORT + 10 * i for i in (1, 2, 3)]  # --ha: node i's API; its cluster port is + 1
 ETCD_PORT = 18379 + _OFFSET
 ETCD_PEER_PORT = 18380 + _OFFSET
 APISERVER_BASE_PORT = 16443 + _OFFSET  # cluster i listens on 16443 + i
@@ -152,6 +155,19 @@ class ClusterInfo:
         return self.server
 
 
+@dataclass(frozen=True)
+class VaultNode:
+    """One Vault server process of the lab: the single server ("vault"), or a node of the HA
+    cluster ("vault-1" ...). `name` is also its process's name in lab.json and its files' stem."""
+
+    name: str
+    port: int
+
+    @property
+    def addr(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 @dataclass
 class LabState:
     """What `lab up` started; written to lab.json."""
@@ -171,6 +187,16 @@ class LabState:
     `lab env` shell ($VAULT_CLI) run, so they talk to the lab with the same product it serves."""
     vault_version: str = ""
     """The version the server reports (sys/seal-status), e.g. "2.4.0" or "1.14.1"."""
+    vault_nodes: list[VaultNode] = field(default_factory=list)
+    """The server processes behind `vault_addr`: one (the server itself), or three with --ha."""
+
+    @property
+    def ha(self) -> bool:
+        """Three raft nodes behind a load balancer (`lab up --ha`) rather than one server."""
+        return len(self.vault_nodes) > 1
+
+    def vault_node(self, name: str) -> VaultNode:
+        return next(n for n in self.vault_nodes if n.name == name)
 
     @property
     def server(self) -> servers.ServerKind:
@@ -192,9 +218,11 @@ class LabState:
     def unseal_key_file(self) -> Path:
         return self.directory / "vault-unseal-key"
 
-    @property
-    def vault_config(self) -> Path:
-        return self.directory / "vault.hcl"
+    def node_config(self, node: VaultNode) -> Path:
+        return self.directory / f"{node.name}.hcl"
+
+    def node_data(self, node: VaultNode) -> Path:
+        return self.directory / f"{node.name}-data"
 
     @property
     def backend_url(self) -> str:
@@ -222,6 +250,7 @@ class LabState:
             "vault_server": self.vault_server,
             "vault_cli": self.vault_cli,
             "vault_version": self.vault_version,
+            "vault_nodes": [n.__dict__ for n in self.vault_nodes],
             "clusters": [c.__dict__ for c in self.clusters],
             "processes": [p.to_json() for p in self.processes],
             "started_at": self.started_at,
@@ -245,6 +274,9 @@ class LabState:
             # A lab.json from before the choice has no vault_cli: its server was found on the search path.
             vault_cli=data.get("vault_cli") or shutil.which(server.binary, path=search_path()) or server.binary,
             vault_version=data.get("vault_version", ""),
+            # A lab.json from before --ha: its one server listened on the address itself.
+            vault_nodes=[VaultNode(**n) for n in data.get("vault_nodes", [])]
+            or [VaultNode("vault", int(data["vault_addr"].rsplit(":", 1)[1]))],
             clusters=[ClusterInfo(**c) for c in data["clusters"]],
             processes=[Tracked(**p) for p in data["processes"]],
             started_at=data.get("started_at", 0.0),

@@ -56,7 +56,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> ServerKind:
     return server_kind(environ.get(ENV_VAR) or DEFAULT, source=f"${ENV_VAR}")
 
 
-def config_hcl(data_dir: str, port: int, api_addr: str) -> str:
+def config_hcl(data_dir: str, port: int) -> str:
     """Server config, the same for both servers.
 
     Every key here means the same in OpenBao 2.4 and Vault 1.14: file storage, one plain-HTTP
@@ -68,7 +68,26 @@ def config_hcl(data_dir: str, port: int, api_addr: str) -> str:
     return (
         f'storage "file" {{\n  path = "{data_dir}"\n}}\n'
         f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
-        f'api_addr = "{api_addr}"\n'
+        f'api_addr = "http://127.0.0.1:{port}"\n'
+        "disable_mlock = true\n"
+        "ui = false\n"
+    )
+
+
+def raft_config_hcl(data_dir: str, node_id: str, port: int) -> str:
+    """Config of one node of an HA cluster (`lab up --ha`), the same for both servers: integrated
+    storage (raft), the API on `port` and cluster traffic (raft, request forwarding; TLS the servers
+    set up themselves) on `port` + 1, both on loopback. `performance_multiplier = 1` is the
+    production timing the docs recommend (the default 5 stretches a leader election to tens of
+    seconds). Nodes join the first one over the API (`sys/storage/raft/join`, vaultfleet/lab/ha.py),
+    so no `retry_join` here."""
+    return (
+        f'storage "raft" {{\n  path = "{data_dir}"\n  node_id = "{node_id}"\n  performance_multiplier = 1\n'
+        '  autopilot_reconcile_interval = "1s"\n  autopilot_update_interval = "1s"\n}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  cluster_address = "127.0.0.1:{port + 1}"\n'
+        "  tls_disable = true\n}\n"
+        f'api_addr = "http://127.0.0.1:{port}"\n'
+        f'cluster_addr = "https://127.0.0.1:{port + 1}"\n'
         "disable_mlock = true\n"
         "ui = false\n"
     )
