@@ -1,7 +1,8 @@
 """Shared set-up of the benchmarks: the lab, a scratch copy of the project, generated stack files.
 
-Benchmarks print figures and assert nothing. Each starts the lab (6 clusters) if none runs and
-stops it again at the end; a running lab is reused and left running.
+Benchmarks print figures and assert nothing. Each starts the lab (6 clusters, the server
+$VAULTFLEET_LAB_SERVER names) if none runs and stops it again at the end; a running lab is reused
+and left running.
 """
 
 from __future__ import annotations
@@ -22,19 +23,29 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.lab.conftest import LAB_CLUSTERS, copy_project  # noqa: E402 - the lab tests' scratch copy
-from vaultfleet.lab import lab, processes  # noqa: E402
+from vaultfleet.lab import lab, processes, servers  # noqa: E402
 from vaultfleet.lab.record import LabState  # noqa: E402
 
 CLI = str(REPO / ".venv/bin/vaultfleet")
 
 
 @contextlib.contextmanager
-def lab_project():
-    """(lab state, engine environment, project copy); the lab is started if none runs."""
+def lab_project(high_availability: bool = False):
+    """(lab state, engine environment, project copy); the lab is started if none runs (with
+    `high_availability`: an HA one of two clusters, `lab up --ha --clusters 2 --no-postgres`)."""
     state = LabState.load()
     started = state is None or not all(processes.is_running(p) for p in state.processes)
     if started:
-        state = lab.up(LAB_CLUSTERS, echo=None)
+        clusters = 2 if high_availability else LAB_CLUSTERS
+        state = lab.up(
+            clusters,
+            echo=None,
+            with_postgres=not high_availability,
+            server=servers.from_env(),
+            high_availability=high_availability,
+        )
+    elif high_availability and not state.ha:
+        raise SystemExit("this benchmark needs an HA lab: `vaultfleet lab down`, or another $VAULTFLEET_LAB_DIR")
     env = {
         **os.environ,
         **state.env(),

@@ -140,11 +140,14 @@ def down(directory: Path | None = None, echo=print) -> list[str]:
     state = LabState.load(directory)
     stopped: list[str] = []
     if state is not None:
-        # Controllers and apiservers before etcd, etcd and Vault last.
-        for proc in reversed(state.processes):
-            if processes.is_running(proc):
+        running = [p for p in reversed(state.processes) if processes.is_running(p)]
+        # Controllers and apiservers first, all at once; then etcd, PostgreSQL and Vault, one by one.
+        kube = [p for p in running if p.name.startswith("kube-")]
+        processes.stop_all(kube)
+        for proc in running:
+            if proc not in kube:
                 (postgres.stop if proc.name == postgres.PROCESS_NAME else processes.stop)(proc)
-                stopped.append(f"{proc.name} (pid {proc.pid})")
+        stopped = [f"{proc.name} (pid {proc.pid})" for proc in running]
         if state.postgres is not None and not postgres.remove(state.postgres, directory) and echo:
             echo(f"left {state.postgres.directory}: not a directory of the lab's PostgreSQL user any more")
     remove_lab_dir(directory)
