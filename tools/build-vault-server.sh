@@ -53,19 +53,6 @@ VAULT_NESTED=(
   "api/auth/userpass=$VAULT_MOD/api/auth/userpass@v0.1.0"
 )
 
-# stage_tree SRC ROOT_MODULE@VERSION "DIR=MODULE@VERSION"...: rebuild the upstream repo layout in
-# SRC: the root module, with each nested module (absent from the root zip) copied into DIR.
-stage_tree() {
-  local src=$1 root=$2; shift 2
-  log "$CURRENT_TOOL: downloading $root"
-  copy_module "$root" "$src"
-  local spec
-  for spec in "$@"; do
-    log "$CURRENT_TOOL: downloading ${spec#*=} into ${spec%%=*}/"
-    copy_module "${spec#*=}" "$src/${spec%%=*}"
-  done
-}
-
 build_openbao() {
   CURRENT_TOOL=openbao
   local tool=openbao ver=$OPENBAO_VERSION

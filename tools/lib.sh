@@ -189,3 +189,16 @@ copy_module() {
   local src; src=$(module_dir "$1")
   rm -rf "$2"; mkdir -p "$(dirname "$2")"; cp -r "$src" "$2"; chmod -R u+w "$2"
 }
+
+# stage_tree SRC ROOT_MODULE@VERSION "DIR=MODULE@VERSION"...: rebuild the upstream repo layout in
+# SRC: the root module, with each nested module (absent from the root zip) copied into DIR.
+stage_tree() {
+  local src=$1 root=$2; shift 2
+  log "$CURRENT_TOOL: downloading $root"
+  copy_module "$root" "$src"
+  local spec
+  for spec in "$@"; do
+    log "$CURRENT_TOOL: downloading ${spec#*=} into ${spec%%=*}/"
+    copy_module "${spec#*=}" "$src/${spec%%=*}"
+  done
+}

@@ -3,6 +3,7 @@ under them for real (strict field validation), and the mount and role they name,
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -12,6 +13,8 @@ import yaml
 from kubernetes import client
 
 from tests.lab import k8s
+from vaultfleet.lab import controllers as lab_controllers
+from vaultfleet.lab import processes
 from vaultfleet.toolchain import tools_bin_dir
 
 
@@ -38,6 +41,15 @@ def install(api: client.ApiClient, wanted: dict[str, list[str]], timeout: float 
             assert time.monotonic() < deadline, f"CRD {name} not established"
             time.sleep(0.2)
     return names
+
+
+def all_crds() -> dict[str, list[str]]:
+    """Every CRD tools/fetch-crds.sh cached, by project: what the real controllers watch."""
+    root = tools_bin_dir().parent / "crds"
+    return {
+        project: sorted(p.stem.split("_", 1)[1] for p in (root / project).glob("*_*.yaml"))
+        for project in ("external-secrets", "vault-secrets-operator")
+    }
 
 
 def remove(api: client.ApiClient, names: list[str], timeout: float = 60) -> None:
@@ -141,3 +153,91 @@ def patched_pod_template(api: client.ApiClient, namespace: str, name: str, patch
         return apps.read_namespaced_deployment(name, namespace).spec.template
     finally:
         apps.delete_namespaced_deployment(name, namespace)
+
+
+# --- the real controllers at work (vaultfleet/lab/controllers.py) -------------------------------
+
+
+def _where(document: dict) -> tuple[str, str, str, str, str]:
+    group, version = document["apiVersion"].split("/")
+    return (
+        group,
+        version,
+        document["metadata"]["namespace"],
+        document["kind"].lower() + "s",
+        document["metadata"]["name"],
+    )
+
+
+def read(api: client.ApiClient, document: dict) -> dict:
+    """The stored object of a namespaced document."""
+    return client.CustomObjectsApi(api).get_namespaced_custom_object(*_where(document))
+
+
+def delete(api: client.ApiClient, document: dict) -> None:
+    try:
+        client.CustomObjectsApi(api).delete_namespaced_custom_object(*_where(document))
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def condition(api: client.ApiClient, document: dict, kind: str, status: str = "True", timeout: float = 60) -> dict:
+    """The object's status condition `kind` once it has `status` (external-secrets' Ready)."""
+
+    def found():
+        conditions = read(api, document).get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == kind and c["status"] == status), None)
+
+    return processes.wait_until(found, timeout, f"{document['kind']} {document['metadata']['name']} {kind}={status}")
+
+
+def events_of(api: client.ApiClient, document: dict, wanted, timeout: float = 60) -> str:
+    """The first message of an Event about the object that `wanted(message)` accepts."""
+    core = client.CoreV1Api(api)
+    selector = f"involvedObject.name={document['metadata']['name']},involvedObject.kind={document['kind']}"
+
+    def found():
+        events = core.list_namespaced_event(document["metadata"]["namespace"], field_selector=selector).items
+        return next((e.message for e in events if wanted(e.message or "")), None)
+
+    return processes.wait_until(found, timeout, f"an event of {document['kind']} {document['metadata']['name']}")
+
+
+def vso_valid(api: client.ApiClient, document: dict, timeout: float = 60) -> bool:
+    """A VSO VaultAuth or VaultConnection the operator has checked and found valid."""
+    return processes.wait_until(
+        lambda: read(api, document).get("status", {}).get("valid"), timeout, f"{document['kind']} valid"
+    )
+
+
+def vso_lease(api: client.ApiClient, document: dict, timeout: float = 60) -> str:
+    """The lease id of the credentials VSO holds for a VaultDynamicSecret."""
+    return processes.wait_until(
+        lambda: read(api, document).get("status", {}).get("secretLease", {}).get("id"), timeout, "VSO's lease"
+    )
+
+
+def injected_pod(api: client.ApiClient, namespace: str, name: str, template: client.V1PodTemplateSpec) -> dict:
+    """Create a Pod of `template` in `namespace`, served by the lab injector's webhook, and return it
+    as stored: mutated by the injector (the create fails if the webhook does not answer)."""
+    core = client.CoreV1Api(api)
+    core.patch_namespace(namespace, {"metadata": {"labels": {lab_controllers.INJECTOR_LABEL: "enabled"}}})
+    try:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+    body = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, annotations=template.metadata.annotations), spec=template.spec
+    )
+    core.create_namespaced_pod(namespace, body)
+    return json.loads(core.read_namespaced_pod(name, namespace, _preload_content=False).data)
+
+
+def agent_config(pod: dict, container: str) -> dict:
+    """The Vault Agent config the injector gave `container` ($VAULT_CONFIG, base64 JSON)."""
+    spec = pod["spec"]
+    (found,) = [c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == container]
+    (env,) = [e["value"] for e in found["env"] if e["name"] == "VAULT_CONFIG"]
+    return json.loads(base64.b64decode(env))

@@ -16,6 +16,8 @@ SecretStr (pytest prints a failing frame's arguments), and delete the rendered f
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import re
 import secrets
@@ -26,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import hvac
 import psycopg
 import pytest
+from kubernetes import client
 from pulumi import automation as auto
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -38,6 +41,8 @@ from tests.lab.conftest import copy_project, destroy_stacks, login, root_client
 from tests.lab.consumer_checks import assert_role_admits, assert_subset, create_strict, patched_pod_template
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import select_stack
+from vaultfleet.lab import controllers as lab_controllers
+from vaultfleet.lab import processes
 
 # Server-dependent, the whole module: the server's database engine issues the credentials the
 # generated objects name, and its own agent renders them.
@@ -47,11 +52,8 @@ runner = CliRunner()
 CLUSTER, MOUNT = "lab-a", "k8s-lab-a"
 ROLE, NAMESPACE, ACCOUNT = "orders", "shop", "orders"  # lab-a's Vault role and the ServiceAccount it binds
 DB_ROLE = "app-readonly"  # the shared stack's database role lab-a declares
+TTL = 24  # seconds: its credentials' lease
 SECRET = {"greeting": "hello-orders"}  # the KV secret the role reads beside its credentials
-CRDS = {
-    "external-secrets": ["secretstores", "externalsecrets", "vaultdynamicsecrets"],
-    "vault-secrets-operator": ["vaultconnections", "vaultauths", "vaultstaticsecrets", "vaultdynamicsecrets"],
-}
 
 
 class Fleet:
@@ -62,6 +64,8 @@ class Fleet:
         self.vault = root_client(lab)
         self.kube = k8s.api_client(str(lab.kubeconfig), CLUSTER)
         self.stacks: dict[str, auto.Stack] = {}
+        self.synced_metadata: dict[str, object] = {}
+        """What the controllers wrote into each synced Secret's metadata (for a look on failure)."""
 
     def edit(self, name, change) -> None:
         edit_stack(self.project, name, change)
@@ -82,7 +86,9 @@ class Fleet:
 
 def _declare(fleet: Fleet) -> None:
     """The stack files as a user writes them; the password only through `config set --secret --path`."""
-    role = {"name": DB_ROLE, "revocationStatements": lab_db.REVOKE, "defaultTtl": "10m", "maxTtl": "1h"}
+    # A short lease, so that VSO renews it within a test (at 67% of it) and external-secrets
+    # refreshes at half of it.
+    role = {"name": DB_ROLE, "revocationStatements": lab_db.REVOKE, "defaultTtl": f"{TTL}s", "maxTtl": "1h"}
     fleet.edit("vault", lambda c: c.update({"vaultfleet:database": lab_db.engine_config(fleet.pg, [role])}))
 
     def grant(config):
@@ -96,6 +102,8 @@ def _declare(fleet: Fleet) -> None:
                 "policies": ["kv-read", "db-creds"],
                 "ttl": "15m",
                 "audience": "vault",
+                # `up` makes its SecretStore, VaultConnection and VaultAuth: the tests' objects use them.
+                "consumers": ["eso", "vso"],
             }
         )
 
@@ -112,24 +120,28 @@ def fleet(lab, lab_env, tmp_path_factory):
     )
     lab_db.prepare(fleet.pg, fleet.admin_password)
     _declare(fleet)
+    # Every CRD of both projects: their controllers watch every kind (and `up` makes some).
+    crds = consumer_checks.install(fleet.kube, consumer_checks.all_crds())
+    k8s.ensure_namespace(fleet.kube, NAMESPACE)  # the workloads' namespace, where `up` puts their stores
+    cluster = next(c for c in lab.clusters if c.name == CLUSTER)
     try:
         for name in ("vault", CLUSTER):
             result = fleet.stacks[name].up(color="never")
             assert result.summary.result == "succeeded", result.stderr
         fleet.vault.secrets.kv.v2.create_or_update_secret(f"clusters/{CLUSTER}/config", secret=SECRET, mount_point="kv")
+        # The real external-secrets, VSO and injector on lab-a (lab/controllers.py), until the
+        # namespace and the stacks are gone: VSO's finalizers on its objects need VSO to go.
+        lab_controllers.start_external_secrets(lab, cluster)
+        lab_controllers.start_secrets_operator(lab, cluster)
+        lab_controllers.start_injector(lab, cluster, lab.vault_addr)
         yield fleet
     finally:
         k8s.delete_namespace(fleet.kube, NAMESPACE)
         # Cluster stack first: unmounting the engine revokes every lease left, dropping its users.
         destroy_stacks(fleet.project, lab_env, [CLUSTER, "vault"])
+        lab_controllers.stop(lab, cluster, lab_controllers.KINDS)
+        consumer_checks.remove(fleet.kube, crds)
         lab_db.drop(fleet.pg)
-
-
-@pytest.fixture(scope="module")
-def crds(fleet):
-    names = consumer_checks.install(fleet.kube, CRDS)
-    yield names
-    consumer_checks.remove(fleet.kube, names)
 
 
 def _server(url: str) -> tuple:
@@ -251,16 +263,84 @@ def test_2_vault_agent_renders_the_kv_secret_and_a_connection_string_that_connec
 
 
 def _created(fleet: Fleet, documents: list[dict]) -> dict[tuple[str, str], dict]:
-    """Every document created under the real CRDs as generated; (kind, name) -> the stored object."""
+    """Every document created under the real CRDs as generated (one `up` made already: compared
+    with what `up` made); (kind, name) -> the stored object."""
     stored = {}
     for document in documents:
-        kept = create_strict(fleet.kube, document)
+        try:
+            kept = create_strict(fleet.kube, document)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            kept = consumer_checks.read(fleet.kube, document)
         assert_subset(document["spec"], kept["spec"])
         stored[kept["kind"], kept["metadata"]["name"]] = kept
     return stored
 
 
-def test_3_eso_generator_and_external_secret_are_accepted_and_match_vault(fleet, crds):
+def _synced(fleet: Fleet, name: str, owner: str, timeout: float = 60) -> dict[str, str]:
+    """The Kubernetes Secret `name` in the role's namespace once the object of kind `owner` (its
+    controller) has written it, decoded."""
+    core = client.CoreV1Api(fleet.kube)
+
+    def read():
+        try:
+            secret = core.read_namespaced_secret(name, NAMESPACE)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        if not any(ref.kind == owner for ref in secret.metadata.owner_references or []):
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}, secret.metadata
+
+    data, metadata = processes.wait_until(read, timeout, f"Secret {NAMESPACE}/{name} from a {owner}")
+    fleet.synced_metadata[name] = metadata
+    return data
+
+
+# What the two operators sync into the same Secret names: each test starts and ends without them.
+_SYNCING = [
+    ("external-secrets.io/v1", "ExternalSecret"),
+    ("generators.external-secrets.io/v1alpha1", "VaultDynamicSecret"),
+    ("secrets.hashicorp.com/v1beta1", "VaultStaticSecret"),
+    ("secrets.hashicorp.com/v1beta1", "VaultDynamicSecret"),
+]
+
+
+def _without_synced_secrets(fleet: Fleet) -> None:
+    """No syncing object and no synced Secret left in the namespace (a VSO object goes only once
+    its finalizer has revoked the lease)."""
+    objects, core = client.CustomObjectsApi(fleet.kube), client.CoreV1Api(fleet.kube)
+
+    def left() -> list[dict]:
+        return [
+            item
+            for api_version, kind in _SYNCING
+            for item in objects.list_namespaced_custom_object(*api_version.split("/"), NAMESPACE, kind.lower() + "s")[
+                "items"
+            ]
+        ]
+
+    for item in left():
+        consumer_checks.delete(fleet.kube, item)
+    processes.wait_until(lambda: not left(), 60, "the syncing objects gone")
+    for name in ("config", f"db-{DB_ROLE}"):
+        try:
+            core.delete_namespaced_secret(name, NAMESPACE)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+@pytest.fixture()
+def synced(fleet):
+    _without_synced_secrets(fleet)
+    yield
+    _without_synced_secrets(fleet)
+
+
+def test_3_external_secrets_syncs_the_kv_secret_and_credentials_that_connect(fleet, synced):
     stored = _created(fleet, fleet.consumers("--kind", "eso"))
     generator = stored["VaultDynamicSecret", f"db-{DB_ROLE}"]
     external = stored["ExternalSecret", f"db-{DB_ROLE}"]
@@ -282,24 +362,35 @@ def test_3_eso_generator_and_external_secret_are_accepted_and_match_vault(fleet,
         generator["kind"],
         generator["metadata"]["name"],
     )
-
     path = generator["spec"]["path"]
     server, lease = _engine_connection(fleet, path)
     assert _server(external["spec"]["target"]["template"]["data"]["url"]) == server
     # external-secrets does not renew: new credentials come before the old lease ends.
     assert int(external["spec"]["refreshInterval"].removesuffix("s")) < lease
 
-    # What the generator does: log in as the ServiceAccount, GET the path, hand out username and password.
-    assert (generator["spec"]["method"], generator["spec"]["resultType"]) == ("GET", "Data")
-    token = fleet.login(auth["role"], account["name"], account["audiences"][0])
-    creds = token.read(path)
-    user, rows = _query(server, creds["data"]["username"], SecretStr(creds["data"]["password"]))
-    assert (user, rows) == (creds["data"]["username"], lab_db.INVENTORY)
-    token.sys.revoke_lease(creds["lease_id"])
-    token.auth.token.revoke_self()
+    # The real controller: the store `up` made logs in, and both ExternalSecrets sync through it.
+    (store,) = [o for (kind, _), o in stored.items() if kind == "SecretStore"]
+    assert consumer_checks.condition(fleet.kube, store, "Ready")["status"] == "True"
+    assert _synced(fleet, "config", "ExternalSecret") == SECRET
+    creds = _synced(fleet, f"db-{DB_ROLE}", "ExternalSecret")
+    assert set(creds) == {"username", "password", "url"}
+    assert (creds["username"].startswith("v-"), _server(creds["url"])) == (True, server)
+    user, rows = _query(server, creds["username"], SecretStr(creds["password"]))
+    assert (user, rows) == (creds["username"], lab_db.INVENTORY)
+
+    # A store logging in as a ServiceAccount the role does not bind: not Ready, and Vault said why.
+    k8s.ensure_service_account(fleet.kube, NAMESPACE, "intruder")
+    intruder = copy.deepcopy(store)
+    intruder["metadata"] = {"name": "intruder", "namespace": NAMESPACE}
+    intruder["spec"]["provider"]["vault"]["auth"]["kubernetes"]["serviceAccountRef"]["name"] = "intruder"
+    refused = consumer_checks.condition(fleet.kube, create_strict(fleet.kube, intruder), "Ready", status="False")
+    assert refused["reason"] == "InvalidProviderConfig", refused
+    # The condition says "unable to create client"; Vault's own answer is in the store's event.
+    said = consumer_checks.events_of(fleet.kube, intruder, lambda message: "Code: 403" in message)
+    assert "permission denied" in said or "not authorized" in said, said
 
 
-def test_4_vso_vault_dynamic_secret_is_accepted_and_matches_vault(fleet, crds):
+def test_4_vso_syncs_the_kv_secret_renews_the_credentials_and_revokes_them_on_delete(fleet, synced):
     stored = {kind: o for (kind, _), o in _created(fleet, fleet.consumers("--kind", "vso")).items()}
     dynamic, auth, connection = stored["VaultDynamicSecret"], stored["VaultAuth"], stored["VaultConnection"]
     assert dynamic["metadata"]["name"] == f"db-{DB_ROLE}"
@@ -311,7 +402,6 @@ def test_4_vso_vault_dynamic_secret_is_accepted_and_matches_vault(fleet, crds):
     assert_role_admits(
         fleet.vault, auth["spec"]["mount"], kube["role"], NAMESPACE, kube["serviceAccount"], kube.get("audiences")
     )
-
     # VSO reads <mount>/<path>: mount and path apart.
     path = f"{dynamic['spec']['mount']}/{dynamic['spec']['path']}"
     server, _ = _engine_connection(fleet, path)
@@ -319,25 +409,71 @@ def test_4_vso_vault_dynamic_secret_is_accepted_and_matches_vault(fleet, crds):
     assert _server(template) == server
     assert dynamic["spec"]["revoke"] is True and dynamic["spec"]["destination"]["create"] is True
 
-    # What VSO does: log in through the VaultAuth, read the path, renew, and revoke on deletion.
-    token = fleet.login(kube["role"], kube["serviceAccount"], kube["audiences"][0])
-    creds = token.read(path)
-    user, _ = _query(server, creds["data"]["username"], SecretStr(creds["data"]["password"]))
-    assert user == creds["data"]["username"]
-    assert token.sys.renew_lease(creds["lease_id"])["lease_id"] == creds["lease_id"]
-    token.sys.revoke_lease(creds["lease_id"])
+    # The real operator, through the VaultConnection and VaultAuth `up` made.
+    assert consumer_checks.vso_valid(fleet.kube, auth)
+    static = _synced(fleet, "config", "VaultStaticSecret")
+    assert {k: static[k] for k in SECRET} == SECRET
+    creds = _synced(fleet, f"db-{DB_ROLE}", "VaultDynamicSecret")
+    assert _server(creds["url"]) == server
+    user, rows = _query(server, creds["username"], SecretStr(creds["password"]))
+    assert (user, rows) == (creds["username"], lab_db.INVENTORY)
+    # It renews the lease (at 67% of it) instead of taking new credentials...
+    lease_id = consumer_checks.vso_lease(fleet.kube, dynamic)
+    renewed = processes.wait_until(
+        lambda: fleet.vault.write("sys/leases/lookup", lease_id=lease_id)["data"]["last_renewal"], TTL * 2, "renewal"
+    )
+    assert renewed and _synced(fleet, f"db-{DB_ROLE}", "VaultDynamicSecret")["username"] == creds["username"]
+    # ... and revokes it when the object goes: the user is dropped.
+    consumer_checks.delete(fleet.kube, dynamic)
+    processes.wait_until(lambda: not _lease_exists(fleet, lease_id), 60, "revocation")
     with pytest.raises(AssertionError, match="password authentication failed"):
-        _query(server, creds["data"]["username"], SecretStr(creds["data"]["password"]))
-    token.auth.token.revoke_self()
+        _query(server, creds["username"], SecretStr(creds["password"]))
 
 
-def test_5_injector_patch_names_the_credentials_and_revokes_them_with_the_pod(fleet):
+def _lease_exists(fleet: Fleet, lease_id: str) -> bool:
+    try:
+        fleet.vault.write("sys/leases/lookup", lease_id=lease_id)
+    except hvac.exceptions.InvalidRequest:
+        return False
+    return True
+
+
+def test_5_the_real_injector_mutates_a_pod_whose_agent_renders_what_the_role_reads(fleet, tmp_path):
     (patch,) = fleet.consumers("--kind", "injector")
-    pod = patched_pod_template(fleet.kube, NAMESPACE, "orders", patch)
-    annotations = pod.metadata.annotations
+    template = patched_pod_template(fleet.kube, NAMESPACE, "orders", patch)
+    annotations = template.metadata.annotations
     path = annotations[f"vault.hashicorp.com/agent-inject-secret-db-{DB_ROLE}"]
     server, _ = _engine_connection(fleet, path)
     (url,) = re.findall(r"postgresql://.+", annotations[f"vault.hashicorp.com/agent-inject-template-db-{DB_ROLE}"])
     assert _server(url) == server
     assert annotations["vault.hashicorp.com/agent-revoke-on-shutdown"] == "true"
-    assert annotations["vault.hashicorp.com/role"] == ROLE and pod.spec.service_account_name == ACCOUNT
+    assert annotations["vault.hashicorp.com/role"] == ROLE and template.spec.service_account_name == ACCOUNT
+
+    # A Pod of that template where the webhook serves: the injector adds its agent (no kubelet
+    # runs it; the server's own agent runs the config the injector wrote, as its init container would).
+    pod = consumer_checks.injected_pod(fleet.kube, NAMESPACE, "orders", template)
+    config = consumer_checks.agent_config(pod, "vault-agent-init")
+    method = config["auto_auth"]["method"]
+    assert (method["type"], method["mount_path"], method["config"]["role"]) == ("kubernetes", f"auth/{MOUNT}", ROLE)
+    assert config["vault"]["address"] == fleet.lab.vault_addr
+    token_file = tmp_path / "token"
+    token_file.write_text(k8s.request_token(fleet.kube, NAMESPACE, ACCOUNT, audience="vault"))
+    method["config"]["token_path"] = str(token_file)
+    rendered = tmp_path / "secrets"
+    for sink in config["auto_auth"].get("sink", []):
+        sink["config"]["path"] = str(tmp_path / "sink-token")
+    for entry in config["template"]:
+        entry["destination"] = str(rendered / Path(entry["destination"]).name)
+    config.pop("pid_file", None)
+    code, output = run_agent(fleet.lab.vault_cli, config, tmp_path)
+    try:
+        assert code == 0, output
+        assert (rendered / "config").read_text().strip() != ""
+        for key, value in SECRET.items():
+            assert value in (rendered / "config").read_text() and key in (rendered / "config").read_text()
+        parts = urlsplit((rendered / f"db-{DB_ROLE}").read_text().strip())
+        user, rows = _query(_server(parts.geturl()), unquote(parts.username), SecretStr(unquote(parts.password)))
+        assert (user, rows) == (unquote(parts.username), lab_db.INVENTORY)
+    finally:
+        shutil.rmtree(rendered, ignore_errors=True)
+        (tmp_path / "sink-token").unlink(missing_ok=True)

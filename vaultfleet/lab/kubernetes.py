@@ -91,7 +91,7 @@ def write_kubeconfig(state: LabState, pkis: dict[str, ClusterPki]) -> None:
     write_secret(state.kubeconfig, yaml.safe_dump(config, sort_keys=False))
 
 
-def _single_context_kubeconfig(state: LabState, cluster: ClusterInfo) -> Path:
+def single_context_kubeconfig(state: LabState, cluster: ClusterInfo) -> Path:
     """kube-controller-manager takes a kubeconfig without a context flag: give it its own."""
     config = yaml.safe_load(state.kubeconfig.read_text())
     config["current-context"] = cluster.name
@@ -171,7 +171,7 @@ def _admits_namespaced_writes(cluster: ClusterInfo, pki: ClusterPki) -> bool:
 
 def start_controller_manager(state: LabState, cluster: ClusterInfo, pki: ClusterPki, binary: str, echo) -> None:
     log(f"starting kube-controller-manager {cluster.name}", echo)
-    kubeconfig = _single_context_kubeconfig(state, cluster)
+    kubeconfig = single_context_kubeconfig(state, cluster)
     start_process(
         state,
         f"kube-controller-manager-{cluster.name}",

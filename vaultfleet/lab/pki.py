@@ -167,3 +167,16 @@ def client_certificate(pki: ClusterPki, common_name: str, group: str) -> tuple[b
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def serving_certificate(pki: ClusterPki, common_name: str) -> tuple[bytes, bytes]:
+    """(key PEM, certificate PEM) of a server on 127.0.0.1 the cluster trusts (signed by its CA):
+    what its apiserver needs of a webhook it calls, the lab's Vault agent injector."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    key, cert = _leaf(ca.subject, ca_key, common_name, None, ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)

@@ -49,6 +49,7 @@ ETCD_PORT = 18379 + _OFFSET
 ETCD_PEER_PORT = 18380 + _OFFSET
 APISERVER_BASE_PORT = 16443 + _OFFSET  # cluster i listens on 16443 + i
 CONTROLLER_MANAGER_BASE_PORT = 17443 + _OFFSET
+CONTROLLERS_BASE_PORT = 18560 + _OFFSET  # the consumers' controllers (lab/controllers.py): + 0 .. 3
 MAX_CLUSTERS = 26
 
 
@@ -314,14 +315,14 @@ def write_secret(path: Path, value: str) -> None:
     write_private(path, value)
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     # Servers get a minimal environment: no proxies, no VAULT_TOKEN of the caller's shell.
     return {"PATH": search_path(), "HOME": os.environ.get("HOME", "/tmp")}
 
 
 def start_process(state: LabState, name: str, argv: list[str], env=None) -> Tracked:
     """Start a lab process and record it in lab.json at once."""
-    proc = processes.start(name, argv, state.directory / "logs" / f"{name}.log", env or _child_env())
+    proc = processes.start(name, argv, state.directory / "logs" / f"{name}.log", env or child_env())
     state.processes.append(proc)
     state.save()  # from the first process on, `lab down` can always find what was started
     return proc

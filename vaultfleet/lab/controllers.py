@@ -1,0 +1,267 @@
+"""The secret consumers' controllers as lab processes: external-secrets, the Vault Secrets Operator
+and the Vault agent injector (vault-k8s), built by tools/build-controllers.sh. Each runs against one
+lab cluster, started by PID and recorded in lab.json like every lab process (so `lab down` stops
+it), only when something asks for it: the lab tests of the real controllers
+(tests/lab/test_controllers.py), or a developer trying a consumer by hand.
+
+The lab has no nodes, so nothing runs them in a Pod; what that changes:
+- external-secrets and VSO read the cluster's kubeconfig (the lab admin, not their charts' RBAC).
+  They log in to Vault as the workloads do: a TokenRequest token of the ServiceAccount an object
+  names, reviewed by Vault through the cluster's reviewer. Nothing of that needs a kubelet.
+- the injector insists on an in-cluster identity (a token and CA under /run/secrets): it runs in a
+  mount namespace of its own whose /run holds a token of a ServiceAccount with its chart's
+  ClusterRole, so nothing on the machine changes (needs root, as the lab's PostgreSQL does). The
+  apiserver calls its webhook at https://127.0.0.1 with a certificate the cluster's CA signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from pathlib import Path
+
+from kubernetes import client
+
+from vaultfleet.lab import processes
+from vaultfleet.lab.files import private_dir, write_private
+from vaultfleet.lab.kubernetes import single_context_kubeconfig
+from vaultfleet.lab.pki import serving_certificate
+from vaultfleet.lab.record import (
+    CONTROLLERS_BASE_PORT,
+    ClusterInfo,
+    LabState,
+    child_env,
+    http_ok,
+    log,
+    start_process,
+    tracked,
+)
+from vaultfleet.toolchain import MissingTool, find_tool
+
+EXTERNAL_SECRETS = "external-secrets"
+SECRETS_OPERATOR = "vault-secrets-operator"
+INJECTOR = "vault-k8s"
+KINDS = [EXTERNAL_SECRETS, SECRETS_OPERATOR, INJECTOR]
+WEBHOOK = "vaultfleet-lab-agent-injector"
+INJECTOR_LABEL = "vaultfleet.io/agent-injector"
+"""Only namespaces labelled `<this>=enabled` go through the lab's injector webhook."""
+_BUILD = "bash tools/build-controllers.sh"
+
+
+def _binary(name: str) -> str:
+    try:
+        return find_tool(name)
+    except MissingTool as exc:
+        raise MissingTool(f"{exc} (`{_BUILD}`)") from None
+
+
+def _process_name(kind: str, cluster: ClusterInfo) -> str:
+    return f"{kind}-{cluster.name}"
+
+
+def _env(state: LabState, cluster: ClusterInfo, **extra: str) -> dict[str, str]:
+    return {**child_env(), "KUBECONFIG": str(single_context_kubeconfig(state, cluster)), **extra}
+
+
+def start_external_secrets(state: LabState, cluster: ClusterInfo, echo=None) -> processes.Tracked:
+    """The external-secrets controller for `cluster` (the ExternalSecret, SecretStore and
+    ClusterSecretStore reconcilers; push secrets and cluster external secrets off)."""
+    port = CONTROLLERS_BASE_PORT
+    log(f"starting external-secrets for {cluster.name}", echo)
+    proc = start_process(
+        state,
+        _process_name(EXTERNAL_SECRETS, cluster),
+        [
+            _binary(EXTERNAL_SECRETS),
+            f"--metrics-addr=127.0.0.1:{port}",
+            "--enable-leader-election=false",
+            "--enable-push-secret-reconciler=false",
+            "--enable-cluster-push-secret-reconciler=false",
+            "--enable-cluster-external-secret-reconciler=false",
+            "--concurrent=2",
+            "--zap-time-encoding=iso8601",
+        ],
+        _env(state, cluster),
+    )
+    processes.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/metrics"), 60, "external-secrets", proc)
+    return proc
+
+
+def start_secrets_operator(state: LabState, cluster: ClusterInfo, echo=None) -> processes.Tracked:
+    """The Vault Secrets Operator for `cluster`, its client cache in memory only."""
+    metrics, probes = CONTROLLERS_BASE_PORT + 1, CONTROLLERS_BASE_PORT + 2
+    log(f"starting vault-secrets-operator for {cluster.name}", echo)
+    proc = start_process(
+        state,
+        _process_name(SECRETS_OPERATOR, cluster),
+        [
+            _binary(SECRETS_OPERATOR),
+            f"--metrics-bind-address=127.0.0.1:{metrics}",
+            f"--health-probe-bind-address=127.0.0.1:{probes}",
+            "--leader-elect=false",
+            "--client-cache-persistence-model=none",
+        ],
+        _env(state, cluster, OPERATOR_NAMESPACE="default"),
+    )
+    processes.wait_until(lambda: http_ok(f"http://127.0.0.1:{probes}/readyz"), 60, "vault-secrets-operator", proc)
+    return proc
+
+
+def start_injector(state: LabState, cluster: ClusterInfo, vault_address: str, echo=None) -> processes.Tracked:
+    """The Vault agent injector for `cluster`, and the webhook that sends it the Pods created in
+    namespaces labelled INJECTOR_LABEL=enabled. The agent it injects logs in at `vault_address`."""
+    port = CONTROLLERS_BASE_PORT + 3
+    pki = state.pki(cluster.name)
+    api = client.ApiClient(_admin_configuration(state, cluster))
+    directory = state.directory / "controllers" / cluster.name
+    secrets = directory / "run" / "secrets" / "kubernetes.io" / "serviceaccount"
+    private_dir(secrets)
+    write_private(secrets / "token", _injector_token(api))
+    write_private(secrets / "ca.crt", pki.ca_cert.read_text())
+    write_private(secrets / "namespace", "kube-system")
+    key, cert = serving_certificate(pki, "vault-agent-injector")
+    write_private(directory / "tls.key", key.decode())
+    write_private(directory / "tls.crt", cert.decode())
+    injector = shlex.join(
+        [
+            _binary(INJECTOR),
+            "agent-inject",
+            f"-listen=127.0.0.1:{port}",
+            f"-tls-cert-file={directory / 'tls.crt'}",
+            f"-tls-key-file={directory / 'tls.key'}",
+            f"-vault-address={vault_address}",
+            "-log-level=info",
+        ]
+    )
+    # /run of its own: a tmpfs holding the in-cluster identity, nothing else of the machine's /run.
+    script = (
+        f"mount -t tmpfs tmpfs /run && cp -r {shlex.quote(str(directory / 'run' / 'secrets'))} /run/ && exec {injector}"
+    )
+    log(f"starting vault-k8s (agent injector) for {cluster.name}", echo)
+    proc = start_process(
+        state,
+        _process_name(INJECTOR, cluster),
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        _env(
+            state,
+            cluster,
+            KUBERNETES_SERVICE_HOST="127.0.0.1",
+            KUBERNETES_SERVICE_PORT=str(cluster.api_port),
+        ),
+    )
+    ready = f"https://127.0.0.1:{port}/health/ready"  # 204 once its certificate is loaded
+    processes.wait_until(lambda: _answers(ready, _trusting(pki.ca_cert)), 60, "vault-k8s", proc)
+    _register_webhook(api, port, pki.ca_cert.read_bytes())
+    return proc
+
+
+def stop(state: LabState, cluster: ClusterInfo, kinds: list[str]) -> None:
+    """Stop the controllers of `kinds` that run for `cluster` (by PID), and the injector's webhook."""
+    for kind in kinds:
+        name = _process_name(kind, cluster)
+        if any(p.name == name for p in state.processes):
+            proc = tracked(state, name)
+            processes.stop(proc)
+            state.processes.remove(proc)
+            state.save()
+        if kind == INJECTOR:
+            api = client.ApiClient(_admin_configuration(state, cluster))
+            try:
+                client.AdmissionregistrationV1Api(api).delete_mutating_webhook_configuration(WEBHOOK)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+# --- the injector's identity and webhook -------------------------------------------------------
+
+# What the vault-k8s Helm chart's ClusterRole grants the injector.
+_INJECTOR_RULES = [
+    client.V1PolicyRule(
+        api_groups=["admissionregistration.k8s.io"],
+        resources=["mutatingwebhookconfigurations"],
+        verbs=["get", "list", "watch", "patch"],
+    )
+]
+
+
+def _injector_token(api: client.ApiClient) -> str:
+    """A one-day token of kube-system/vault-agent-injector, bound to the chart's ClusterRole."""
+    from vaultfleet.kube import ensure_service_account, request_token
+
+    rbac = client.RbacAuthorizationV1Api(api)
+    name = "vault-agent-injector"
+    ensure_service_account(api, "kube-system", name)
+    for create, body in (
+        (
+            rbac.create_cluster_role,
+            client.V1ClusterRole(metadata=client.V1ObjectMeta(name=name), rules=_INJECTOR_RULES),
+        ),
+        (
+            rbac.create_cluster_role_binding,
+            client.V1ClusterRoleBinding(
+                metadata=client.V1ObjectMeta(name=name),
+                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=name),
+                subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace="kube-system")],
+            ),
+        ),
+    ):
+        try:
+            create(body)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    return request_token(api, "kube-system", name, audience=None, seconds=86400)
+
+
+def _register_webhook(api: client.ApiClient, port: int, ca_bundle: bytes) -> None:
+    """Pods created in a labelled namespace go to the injector; if it does not answer, the create
+    fails (a silent skip would look like a pod the injector chose not to mutate)."""
+    webhook = client.V1MutatingWebhookConfiguration(
+        metadata=client.V1ObjectMeta(name=WEBHOOK),
+        webhooks=[
+            client.V1MutatingWebhook(
+                name="vault.hashicorp.com",
+                admission_review_versions=["v1", "v1beta1"],
+                side_effects="None",
+                failure_policy="Fail",
+                client_config=client.AdmissionregistrationV1WebhookClientConfig(
+                    url=f"https://127.0.0.1:{port}/mutate", ca_bundle=base64.b64encode(ca_bundle).decode()
+                ),
+                rules=[
+                    client.V1RuleWithOperations(
+                        api_groups=[""], api_versions=["v1"], operations=["CREATE", "UPDATE"], resources=["pods"]
+                    )
+                ],
+                namespace_selector=client.V1LabelSelector(match_labels={INJECTOR_LABEL: "enabled"}),
+            )
+        ],
+    )
+    admission = client.AdmissionregistrationV1Api(api)
+    try:
+        admission.create_mutating_webhook_configuration(webhook)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+        admission.replace_mutating_webhook_configuration(WEBHOOK, webhook)
+
+
+def _admin_configuration(state: LabState, cluster: ClusterInfo) -> client.Configuration:
+    from kubernetes import config
+
+    configuration = client.Configuration()
+    config.load_kube_config(str(state.kubeconfig), context=cluster.name, client_configuration=configuration)
+    return configuration
+
+
+def _answers(url: str, context) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 - loopback only
+        return 200 <= response.status < 300
+
+
+def _trusting(ca_cert: Path):
+    import ssl
+
+    return ssl.create_default_context(cafile=str(ca_cert))
