@@ -158,25 +158,28 @@ def patched_pod_template(api: client.ApiClient, namespace: str, name: str, patch
 # --- the real controllers at work (vaultfleet/lab/controllers.py) -------------------------------
 
 
-def _where(document: dict) -> tuple[str, str, str, str, str]:
+def _where(document: dict) -> tuple[str, str, str, str | None]:
     group, version = document["apiVersion"].split("/")
-    return (
-        group,
-        version,
-        document["metadata"]["namespace"],
-        document["kind"].lower() + "s",
-        document["metadata"]["name"],
-    )
+    return group, version, document["kind"].lower() + "s", document["metadata"].get("namespace")
 
 
 def read(api: client.ApiClient, document: dict) -> dict:
-    """The stored object of a namespaced document."""
-    return client.CustomObjectsApi(api).get_namespaced_custom_object(*_where(document))
+    """The stored object of a document (namespaced or cluster-wide)."""
+    group, version, plural, namespace = _where(document)
+    objects, name = client.CustomObjectsApi(api), document["metadata"]["name"]
+    if namespace:
+        return objects.get_namespaced_custom_object(group, version, namespace, plural, name)
+    return objects.get_cluster_custom_object(group, version, plural, name)
 
 
 def delete(api: client.ApiClient, document: dict) -> None:
+    group, version, plural, namespace = _where(document)
+    objects, name = client.CustomObjectsApi(api), document["metadata"]["name"]
     try:
-        client.CustomObjectsApi(api).delete_namespaced_custom_object(*_where(document))
+        if namespace:
+            objects.delete_namespaced_custom_object(group, version, namespace, plural, name)
+        else:
+            objects.delete_cluster_custom_object(group, version, plural, name)
     except client.ApiException as exc:
         if exc.status != 404:
             raise

@@ -64,8 +64,6 @@ class Fleet:
         self.vault = root_client(lab)
         self.kube = k8s.api_client(str(lab.kubeconfig), CLUSTER)
         self.stacks: dict[str, auto.Stack] = {}
-        self.synced_metadata: dict[str, object] = {}
-        """What the controllers wrote into each synced Secret's metadata (for a look on failure)."""
 
     def edit(self, name, change) -> None:
         edit_stack(self.project, name, change)
@@ -122,7 +120,8 @@ def fleet(lab, lab_env, tmp_path_factory):
     _declare(fleet)
     # Every CRD of both projects: their controllers watch every kind (and `up` makes some).
     crds = consumer_checks.install(fleet.kube, consumer_checks.all_crds())
-    k8s.ensure_namespace(fleet.kube, NAMESPACE)  # the workloads' namespace, where `up` puts their stores
+    # The workload's namespace (where `up` puts its stores) and ServiceAccount: the user's, not vaultfleet's.
+    k8s.ensure_service_account(fleet.kube, NAMESPACE, ACCOUNT)
     cluster = next(c for c in lab.clusters if c.name == CLUSTER)
     try:
         for name in ("vault", CLUSTER):
@@ -278,9 +277,20 @@ def _created(fleet: Fleet, documents: list[dict]) -> dict[tuple[str, str], dict]
     return stored
 
 
+# What each controller marks the Secrets it writes with (labels), beside its owner reference.
+MARKS = {
+    "ExternalSecret": {"reconcile.external-secrets.io/managed": "true"},
+    "VaultStaticSecret": {
+        "app.kubernetes.io/managed-by": "hashicorp-vso",
+        "app.kubernetes.io/component": "secret-sync",
+    },
+}
+MARKS["VaultDynamicSecret"] = MARKS["VaultStaticSecret"]
+
+
 def _synced(fleet: Fleet, name: str, owner: str, timeout: float = 60) -> dict[str, str]:
     """The Kubernetes Secret `name` in the role's namespace once the object of kind `owner` (its
-    controller) has written it, decoded."""
+    controller) has written it, decoded; it carries that controller's marks."""
     core = client.CoreV1Api(fleet.kube)
 
     def read():
@@ -290,13 +300,20 @@ def _synced(fleet: Fleet, name: str, owner: str, timeout: float = 60) -> dict[st
             if exc.status == 404:
                 return None
             raise
-        if not any(ref.kind == owner for ref in secret.metadata.owner_references or []):
+        if not any(ref.kind == owner and ref.name == name for ref in secret.metadata.owner_references or []):
             return None
-        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}, secret.metadata
+        return secret
 
-    data, metadata = processes.wait_until(read, timeout, f"Secret {NAMESPACE}/{name} from a {owner}")
-    fleet.synced_metadata[name] = metadata
-    return data
+    secret = processes.wait_until(read, timeout, f"Secret {NAMESPACE}/{name} from a {owner}")
+    labels = secret.metadata.labels or {}
+    assert {k: labels.get(k) for k in MARKS[owner]} == MARKS[owner], secret.metadata
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def _made_by_up(stored: dict) -> None:
+    """The object is the one `up` made (roles[].consumers), not one a test created."""
+    managers = {entry["manager"] for entry in stored["metadata"].get("managedFields", [])}
+    assert any(m.startswith("pulumi") for m in managers), managers  # the kubernetes provider's field manager
 
 
 # What the two operators sync into the same Secret names: each test starts and ends without them.
@@ -370,13 +387,24 @@ def test_3_external_secrets_syncs_the_kv_secret_and_credentials_that_connect(fle
 
     # The real controller: the store `up` made logs in, and both ExternalSecrets sync through it.
     (store,) = [o for (kind, _), o in stored.items() if kind == "SecretStore"]
-    assert consumer_checks.condition(fleet.kube, store, "Ready")["status"] == "True"
+    _made_by_up(store)
+    assert consumer_checks.condition(fleet.kube, store, "Ready")["reason"] == "Valid"
     assert _synced(fleet, "config", "ExternalSecret") == SECRET
     creds = _synced(fleet, f"db-{DB_ROLE}", "ExternalSecret")
     assert set(creds) == {"username", "password", "url"}
     assert (creds["username"].startswith("v-"), _server(creds["url"])) == (True, server)
     user, rows = _query(server, creds["username"], SecretStr(creds["password"]))
     assert (user, rows) == (creds["username"], lab_db.INVENTORY)
+
+    # The ClusterSecretStore `--cluster-store` prints logs in as well.
+    (cluster_store,) = [
+        d for d in fleet.consumers("--kind", "eso", "--cluster-store") if d["kind"] == "ClusterSecretStore"
+    ]
+    stored_cluster_store = create_strict(fleet.kube, cluster_store)
+    try:
+        assert consumer_checks.condition(fleet.kube, stored_cluster_store, "Ready")["reason"] == "Valid"
+    finally:
+        consumer_checks.delete(fleet.kube, stored_cluster_store)
 
     # A store logging in as a ServiceAccount the role does not bind: not Ready, and Vault said why.
     k8s.ensure_service_account(fleet.kube, NAMESPACE, "intruder")
@@ -410,6 +438,7 @@ def test_4_vso_syncs_the_kv_secret_renews_the_credentials_and_revokes_them_on_de
     assert dynamic["spec"]["revoke"] is True and dynamic["spec"]["destination"]["create"] is True
 
     # The real operator, through the VaultConnection and VaultAuth `up` made.
+    _made_by_up(auth)
     assert consumer_checks.vso_valid(fleet.kube, auth)
     static = _synced(fleet, "config", "VaultStaticSecret")
     assert {k: static[k] for k in SECRET} == SECRET
