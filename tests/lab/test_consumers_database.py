@@ -1,13 +1,16 @@
-"""Consumers of dynamic PostgreSQL credentials, for real: what `vaultfleet consumers` generates for a
-role granted db-creds, run by Vault Agent, and applied under the external-secrets and VSO CRDs.
+"""Consumers of KV secrets and dynamic PostgreSQL credentials, for real: what `vaultfleet consumers`
+generates for a role granted db-creds, run by Vault Agent, applied under the external-secrets and
+VSO CRDs, and synced by the real controllers (external-secrets, VSO, the agent injector:
+vaultfleet/lab/controllers.py).
 
 One module over 300 lines: its tests walk one fleet through its life, and that fleet (the engine on
-the lab's PostgreSQL, two stacks up, the CRDs installed) is a module fixture, brought up once; split,
-each module would bring it up again.
+the lab's PostgreSQL, two stacks up, every CRD installed, three controllers running) is a module
+fixture, brought up once; split, each module would bring it up again.
 
 The fleet: the shared stack's database engine with a connection to the lab's PostgreSQL, and lab-a's
-role `orders` (kv-read and db-creds) for shop/orders. The tests share it, brought up once by the
-fixture; none depends on another.
+role `orders` (kv-read and db-creds, `consumers: [eso, vso]`) for shop/orders. The tests share it,
+brought up once by the fixture; none depends on another (the two operators write Secrets of the
+same names: each of their tests starts and ends without them).
 
 A rendered connection string holds a password: the tests compare its parts but never the whole
 string, wrap connection errors so that it cannot appear in them, hand passwords to helpers as
