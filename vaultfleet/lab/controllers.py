@@ -10,13 +10,14 @@ The lab has no nodes, so nothing runs them in a Pod; what that changes:
   names, reviewed by Vault through the cluster's reviewer. Nothing of that needs a kubelet.
 - the injector insists on an in-cluster identity (a token and CA under /run/secrets): it runs in a
   mount namespace of its own whose /run holds a token of a ServiceAccount with its chart's
-  ClusterRole, so nothing on the machine changes (needs root, as the lab's PostgreSQL does). The
+  ClusterRole, so nothing on the machine changes (as root, or as a user in a user namespace). The
   apiserver calls its webhook at https://127.0.0.1 with a certificate the cluster's CA signed.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import shlex
 from pathlib import Path
 
@@ -141,7 +142,17 @@ def start_injector(state: LabState, cluster: ClusterInfo, vault_address: str, ec
     proc = start_process(
         state,
         _process_name(INJECTOR, cluster),
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        # A user who is not root mounts in a user namespace of their own (where they are root).
+        [
+            "unshare",
+            *([] if os.geteuid() == 0 else ["--user", "--map-root-user"]),
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ],
         _env(
             state,
             cluster,
