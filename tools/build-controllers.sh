@@ -98,6 +98,12 @@ build_module() {
   log "$tool $ver: compiled in $((SECONDS - start))s, $(du -m "$out.partial/bin/$bin" | cut -f1) MB"
 }
 
+# reuse_built TOOL VERSION: true (binaries linked) when the cache holds a finished build.
+reuse_built() {
+  already_built "$1" "$2" || return 1
+  link_built "$1" "$2"; log "$1 $2 already built"
+}
+
 # finish TOOL VERSION: move the checked build into place, stamp and link it, drop the sources.
 finish() {
   local out="$VAULTFLEET_TOOLS/$1-$2"
@@ -109,9 +115,7 @@ finish() {
 build_external_secrets() {
   CURRENT_TOOL=external-secrets
   local tool=$CURRENT_TOOL ver=$ESO_VERSION
-  if already_built "$tool" "$ver"; then
-    link_built "$tool" "$ver"; log "$tool $ver already built"; return 0
-  fi
+  reuse_built "$tool" "$ver" && return 0
   local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver.partial"
   # Every provider and its cloud SDK: the largest of the three (about 150 MB).
   NESTED_VERSION=$ESO_NESTED_VERSION \
@@ -125,9 +129,7 @@ build_external_secrets() {
 build_vault_secrets_operator() {
   CURRENT_TOOL=vault-secrets-operator
   local tool=$CURRENT_TOOL ver=$VSO_VERSION
-  if already_built "$tool" "$ver"; then
-    link_built "$tool" "$ver"; log "$tool $ver already built"; return 0
-  fi
+  reuse_built "$tool" "$ver" && return 0
   local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver.partial"
   # What upstream's scripts/ldflags-version.sh sets: `-version` prints it, and the
   # vso_build_info metric carries it.
@@ -146,9 +148,7 @@ build_vault_secrets_operator() {
 build_vault_k8s() {
   CURRENT_TOOL=vault-k8s
   local tool=$CURRENT_TOOL ver=$VAULT_K8S_VERSION
-  if already_built "$tool" "$ver"; then
-    link_built "$tool" "$ver"; log "$tool $ver already built"; return 0
-  fi
+  reuse_built "$tool" "$ver" && return 0
   local t0=$SECONDS out="$VAULTFLEET_TOOLS/$tool-$ver.partial"
   # The Makefile's LDFLAGS: `vault-k8s version` and the injector's User-Agent report it.
   NESTED_VERSION= build_module "$tool" "$ver" "$VAULT_K8S_MOD@v$ver" vault-k8s \
