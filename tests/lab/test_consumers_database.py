@@ -46,6 +46,7 @@ from vaultfleet.cli import app
 from vaultfleet.fleet.engine import select_stack
 from vaultfleet.lab import controllers as lab_controllers
 from vaultfleet.lab import processes
+from vaultfleet.lab.record import LabState
 
 # Server-dependent, the whole module: the server's database engine issues the credentials the
 # generated objects name, and its own agent renders them.
@@ -133,15 +134,18 @@ def fleet(lab, lab_env, tmp_path_factory):
         fleet.vault.secrets.kv.v2.create_or_update_secret(f"clusters/{CLUSTER}/config", secret=SECRET, mount_point="kv")
         # The real external-secrets, VSO and injector on lab-a (lab/controllers.py), until the
         # namespace and the stacks are gone: VSO's finalizers on its objects need VSO to go.
-        lab_controllers.start_external_secrets(lab, cluster)
-        lab_controllers.start_secrets_operator(lab, cluster)
-        lab_controllers.start_injector(lab, cluster, lab.vault_addr)
+        # lab.json as it is now (the session's `lab` is as it was at the start: another module may
+        # have restarted a process since, and saving that old record would lose the new one).
+        state = LabState.load()
+        lab_controllers.start_external_secrets(state, cluster)
+        lab_controllers.start_secrets_operator(state, cluster)
+        lab_controllers.start_injector(state, cluster, lab.vault_addr)
         yield fleet
     finally:
         k8s.delete_namespace(fleet.kube, NAMESPACE)
         # Cluster stack first: unmounting the engine revokes every lease left, dropping its users.
         destroy_stacks(fleet.project, lab_env, [CLUSTER, "vault"])
-        lab_controllers.stop(lab, cluster, lab_controllers.KINDS)
+        lab_controllers.stop(LabState.load(), cluster, lab_controllers.KINDS)
         consumer_checks.remove(fleet.kube, crds)
         lab_db.drop(fleet.pg)
 

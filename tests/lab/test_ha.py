@@ -84,6 +84,7 @@ def _all_nodes_back(state: LabState) -> None:
     for node in state.vault_nodes:
         if not any(p.name == node.name and processes.is_running(p) for p in state.processes):
             state.processes = [p for p in state.processes if p.name != node.name]
+            state.save()
             vault.start_vault(state, name=node.name)
         vault.unseal_vault(state, node)
     ha.wait_for_leader(state)

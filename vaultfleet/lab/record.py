@@ -323,14 +323,19 @@ def child_env() -> dict[str, str]:
 def start_process(state: LabState, name: str, argv: list[str], env=None) -> Tracked:
     """Start a lab process and record it in lab.json at once."""
     proc = processes.start(name, argv, state.directory / "logs" / f"{name}.log", env or child_env())
+    # What lab.json records now, not what `state` was loaded with: another handle on the lab may
+    # have restarted a process since, and saving the older list would lose it from `lab down`.
+    recorded = LabState.load(state.directory)
+    if recorded is not None:
+        state.processes = recorded.processes
     state.processes.append(proc)
     state.save()  # from the first process on, `lab down` can always find what was started
     return proc
 
 
 def tracked(state: LabState, name: str) -> Tracked:
-    """The recorded process called `name`."""
-    return next(p for p in state.processes if p.name == name)
+    """The recorded process called `name` (the latest, if an earlier one was left in the record)."""
+    return [p for p in state.processes if p.name == name][-1]
 
 
 def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
