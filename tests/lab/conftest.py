@@ -144,13 +144,22 @@ def vault_token(root: hvac.Client, policies: list[str], ttl: str, **options) -> 
         root.auth.token.revoke(token)
 
 
-def login(lab, cluster: str, role: str, namespace: str, account: str, audience: str | None = "vault") -> hvac.Client:
+def login(
+    lab,
+    cluster: str,
+    role: str,
+    namespace: str,
+    account: str,
+    audience: str | None = "vault",
+    vault_addr: str | None = None,
+) -> hvac.Client:
     """A client logged in as ServiceAccount namespace/account of `cluster` (created if missing) at
-    the cluster's mount k8s-<cluster>, with a TokenRequest token for `audience`, under `role`."""
+    the cluster's mount k8s-<cluster>, with a TokenRequest token for `audience`, under `role`; at the
+    lab's Vault, or at `vault_addr` (another Vault on the lab's clusters)."""
     api = k8s.api_client(str(lab.kubeconfig), cluster)
     k8s.ensure_service_account(api, namespace, account)
     jwt = k8s.request_token(api, namespace, account, audience=audience)
-    client = hvac.Client(url=lab.vault_addr)
+    client = hvac.Client(url=vault_addr or lab.vault_addr)
     client.auth.kubernetes.login(role, jwt, mount_point=f"k8s-{cluster}")
     return client
 

@@ -19,8 +19,7 @@ import hvac
 import pytest
 from typer.testing import CliRunner
 
-from tests.lab import k8s
-from tests.lab.conftest import copy_project, destroy_stacks, plain_stack_export, use_lab_for_cli
+from tests.lab.conftest import copy_project, destroy_stacks, login, plain_stack_export, use_lab_for_cli
 from vaultfleet.cli import app
 from vaultfleet.fleet.health import token_problem, vault_problem
 from vaultfleet.fleet.runner import run
@@ -90,14 +89,9 @@ def _all_nodes_back(state: LabState) -> None:
     ha.wait_for_leader(state)
 
 
-def _login(lab, state: LabState, cluster: str = "lab-a") -> hvac.Client:
-    """ServiceAccount app/app of `cluster` logged in at its mount as role app, through the balancer."""
-    api = k8s.api_client(str(lab.kubeconfig), cluster)
-    k8s.ensure_service_account(api, "app", "app")
-    client = hvac.Client(url=state.vault_addr)
-    jwt = k8s.request_token(api, "app", "app", audience="vault")
-    client.auth.kubernetes.login("app", jwt, mount_point=f"k8s-{cluster}")
-    return client
+def _login(lab, state: LabState) -> hvac.Client:
+    """ServiceAccount app/app of lab-a logged in at its mount as role app, through the balancer."""
+    return login(lab, "lab-a", "app", "app", "app", vault_addr=state.vault_addr)
 
 
 def _objects_outside_state(project, env, root: hvac.Client, stacks: list[str]) -> set[str]:

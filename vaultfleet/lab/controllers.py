@@ -19,9 +19,9 @@ from __future__ import annotations
 import base64
 import os
 import shlex
-from pathlib import Path
+import ssl
 
-from kubernetes import client
+from kubernetes import client, config
 
 from vaultfleet.lab import processes
 from vaultfleet.lab.files import private_dir, write_private
@@ -113,7 +113,7 @@ def start_injector(state: LabState, cluster: ClusterInfo, vault_address: str, ec
     namespaces labelled INJECTOR_LABEL=enabled. The agent it injects logs in at `vault_address`."""
     port = CONTROLLERS_BASE_PORT + 3
     pki = state.pki(cluster.name)
-    api = client.ApiClient(_admin_configuration(state, cluster))
+    api = _admin_client(state, cluster)
     directory = state.directory / "controllers" / cluster.name
     secrets = directory / "run" / "secrets" / "kubernetes.io" / "serviceaccount"
     private_dir(secrets)
@@ -161,7 +161,8 @@ def start_injector(state: LabState, cluster: ClusterInfo, vault_address: str, ec
         ),
     )
     ready = f"https://127.0.0.1:{port}/health/ready"  # 204 once its certificate is loaded
-    processes.wait_until(lambda: _answers(ready, _trusting(pki.ca_cert)), 60, "vault-k8s", proc)
+    trusted = ssl.create_default_context(cafile=str(pki.ca_cert))
+    processes.wait_until(lambda: http_ok(ready, trusted), 60, "vault-k8s", proc)
     _register_webhook(api, port, pki.ca_cert.read_bytes())
     return proc
 
@@ -176,7 +177,7 @@ def stop(state: LabState, cluster: ClusterInfo, kinds: list[str]) -> None:
             state.processes.remove(proc)
             state.save()
         if kind == INJECTOR:
-            api = client.ApiClient(_admin_configuration(state, cluster))
+            api = _admin_client(state, cluster)
             try:
                 client.AdmissionregistrationV1Api(api).delete_mutating_webhook_configuration(WEBHOOK)
             except client.ApiException as exc:
@@ -257,22 +258,5 @@ def _register_webhook(api: client.ApiClient, port: int, ca_bundle: bytes) -> Non
         admission.replace_mutating_webhook_configuration(WEBHOOK, webhook)
 
 
-def _admin_configuration(state: LabState, cluster: ClusterInfo) -> client.Configuration:
-    from kubernetes import config
-
-    configuration = client.Configuration()
-    config.load_kube_config(str(state.kubeconfig), context=cluster.name, client_configuration=configuration)
-    return configuration
-
-
-def _answers(url: str, context) -> bool:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 - loopback only
-        return 200 <= response.status < 300
-
-
-def _trusting(ca_cert: Path):
-    import ssl
-
-    return ssl.create_default_context(cafile=str(ca_cert))
+def _admin_client(state: LabState, cluster: ClusterInfo) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(state.kubeconfig), context=cluster.name)

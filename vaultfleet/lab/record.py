@@ -339,5 +339,6 @@ def tracked(state: LabState, name: str) -> Tracked:
 
 
 def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    """A 2xx answer (a health endpoint's 200, or 204 as the agent injector's); an error status raises."""
     with urllib.request.urlopen(url, timeout=2, context=context) as resp:  # noqa: S310 - loopback only
-        return resp.status == 200
+        return 200 <= resp.status < 300
