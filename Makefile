@@ -43,23 +43,14 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 # The suite runs once per lab server of LAB_SERVERS: the whole suite (unit + lab) against the first,
-# then the lab tests marked `server` (their outcome depends on which server runs; see
-# docs/testing.md) against each other one. Every pytest session starts and stops its own lab of the
-# server $VAULTFLEET_LAB_SERVER names (tests/lab/conftest.py). Each run runs even when an earlier
-# one failed; the target fails when any did. `make test LAB_SERVERS=openbao`: one server.
+# the lab tests marked `server` (their outcome depends on which server runs; see docs/testing.md)
+# against each other one. The runs go at the same time, each pytest session with a lab of its own
+# on ports of its own (tests/passes.sh says why and how); the target fails when any run did.
+# `make test LAB_SERVERS=openbao`: one server.
 LAB_SERVERS ?= openbao vault
 
 test: lint venv tools postgres haproxy
-	@rc=0; summary=""; marks=""; what="whole suite"; \
-	for server in $(LAB_SERVERS); do \
-		t0=$$(date +%s); \
-		echo "[test] $$what against lab server $$server"; \
-		if VAULTFLEET_LAB_SERVER=$$server $(BIN)/python -m pytest -v --timeout=1800 $${marks:+-m "$$marks"}; \
-		then result=passed; else result=FAILED; rc=1; fi; \
-		summary="$$summary\n[test] $$what against $$server: $$result in $$(( $$(date +%s) - t0 ))s"; \
-		marks="lab and server"; what="server-dependent lab tests"; \
-	done; \
-	printf "$$summary\n"; exit $$rc
+	@bash tests/passes.sh $(LAB_SERVERS)
 
 unit: venv
 	$(BIN)/python -m pytest -v tests/unit
