@@ -62,17 +62,25 @@ def wait_for_secret_token(api: client.ApiClient, namespace: str, name: str, time
     raise TimeoutError(f"secret {namespace}/{name} got no token in {timeout}s")
 
 
-def delete_namespace(api: client.ApiClient, name: str, timeout: float = 60) -> None:
-    """Delete it and wait until it is gone, so that a later test can create it afresh."""
+def delete_namespace(api: client.ApiClient, *names: str, timeout: float = 60) -> None:
+    """Delete them and wait until they are gone, so that a later test can create them afresh.
+    All deleted first, then waited for: the namespace controller takes seconds for each."""
     core = client.CoreV1Api(api)
     deadline = time.monotonic() + timeout
-    try:
-        core.delete_namespace(name)
+    for name in names:
+        try:
+            core.delete_namespace(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    for name in names:
         while time.monotonic() < deadline:
-            core.read_namespace(name)
+            try:
+                core.read_namespace(name)
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    break
+                raise
             time.sleep(0.2)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return
-        raise
-    raise TimeoutError(f"namespace {name} still there {timeout}s after its deletion")
+        else:
+            raise TimeoutError(f"namespace {name} still there {timeout}s after its deletion")

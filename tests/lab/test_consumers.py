@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from tests.conftest import add_team_role, edit_stack
 from tests.lab import consumer_checks, k8s
 from tests.lab.agent import run_agent
-from tests.lab.conftest import copy_project, destroy_stacks, login, root_client, use_lab_for_cli
+from tests.lab.conftest import copy_project, destroy_stacks, login, root_client, up_stacks, use_lab_for_cli
 from tests.lab.consumer_checks import assert_role_admits, patched_pod_template
 from tests.lab.consumer_checks import assert_subset as _assert_subset
 from tests.lab.consumer_checks import create_strict as _create
@@ -71,12 +71,9 @@ def fleet(lab, lab_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("consumers"))
     edit_stack(project, CLUSTER, lambda config: add_team_role(config, ttl="15m"))
     fleet = Fleet(lab, lab_env, project)
-    for name in ("vault", CLUSTER):
-        result = fleet.stacks[name].up(color="never")
-        assert result.summary.result == "succeeded", result.stderr
+    up_stacks(project, lab_env, ["vault", CLUSTER])
     yield fleet
-    for namespace in ("team-x", "team-y"):
-        k8s.delete_namespace(fleet.kube, namespace)
+    k8s.delete_namespace(fleet.kube, "team-x", "team-y")
     destroy_stacks(project, lab_env, [CLUSTER, "vault"])
 
 

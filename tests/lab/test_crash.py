@@ -27,7 +27,7 @@ import hvac
 import pytest
 from typer.testing import CliRunner
 
-from tests.lab.conftest import copy_project, destroy_stacks, root_client
+from tests.lab.conftest import copy_project, destroy_stacks, root_client, up_stacks
 from tests.lab.holding_proxy import HoldingProxy
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command, select_stack
@@ -62,8 +62,7 @@ def proxy(lab):
 @pytest.fixture(scope="module")
 def project(lab, lab_env, proxy, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("crash"), vault_address=proxy.url)
-    shared = select_stack("vault", project, lab_env)
-    assert shared.up(color="never").summary.result == "succeeded"
+    up_stacks(project, lab_env, ["vault"])
     yield project
     proxy.reset(lambda method, path: False)
     destroy_stacks(project, lab_env, ["lab-a", "vault"])

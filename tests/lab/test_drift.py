@@ -12,9 +12,8 @@ from kubernetes import client
 from typer.testing import CliRunner
 
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, destroy_stacks, root_client
+from tests.lab.conftest import copy_project, destroy_stacks, root_client, up_stacks
 from vaultfleet.cli import app
-from vaultfleet.fleet.engine import select_stack
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
@@ -24,8 +23,7 @@ BINDING = "vault-auth-kube-system-auth-delegator"
 @pytest.fixture(scope="module")
 def project(lab, lab_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("drift"))
-    for name in ("vault", "lab-a"):  # the shared stack makes lab-a's mount and policies
-        assert select_stack(name, project, lab_env).up(color="never").summary.result == "succeeded"
+    up_stacks(project, lab_env, ["vault", "lab-a"])  # the shared stack makes lab-a's mount and policies
     yield project
     destroy_stacks(project, lab_env, ["lab-a", "vault"])
 
