@@ -1,6 +1,8 @@
 """The lab record: where a lab lives, its ports, and lab.json (`LabState`), which is all that
 `down`, `status` and the tests know of a running lab; plus the few helpers every part of the lab
-shares (start a process and record it at once, 0600 files, loopback HTTP checks).
+shares (start a process and record it at once, 0600 files, loopback HTTP checks). About 340
+lines, in one module on purpose: the record and what writes it belong together, and every other
+lab module (Vault, Kubernetes, PostgreSQL, HA, controllers) reads it from here.
 
 Layout of the lab directory (default ~/.local/state/vaultfleet/lab, or $VAULTFLEET_LAB_DIR; 0700,
 never a symbolic link or another user's; `up` and `down` delete it only when it holds lab.json,
