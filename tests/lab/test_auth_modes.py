@@ -5,6 +5,10 @@ reviewer ServiceAccount, token Secret or stored JWT exists for lab-a or lab-c an
 
 lab-a's and lab-c's stacks run as their appliers (the policies pin each mode), and their roles cover
 an audience-bound role, one without (client-jwt), and a namespace-templated one.
+
+One module over 300 lines: its tests share that fleet (four stacks up, the database engine, each
+mode's appliers), brought up once by a module fixture; split by mode, each module would bring it
+up again.
 """
 
 from __future__ import annotations
