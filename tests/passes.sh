@@ -20,12 +20,11 @@ base_dir=${VAULTFLEET_LAB_DIR:-$HOME/.local/state/vaultfleet/lab}
 base_config=${VAULTFLEET_CONFIG_DIR:-$HOME/.config/vaultfleet}
 
 run() {  # index, server, number of servers
-  local i=$1 server=$2 what marks args rc t0
-  set -- "${@:3}"
+  local i=$1 server=$2 count=$3 what marks args rc t0
   if [ "$i" -eq 0 ]; then
     what="whole suite" args=()
     # `second_run` tests (server-independent) go to the second run when there is one: it has less to do.
-    [ $# -gt 1 ] && what="whole suite but second_run" args=(-m "not second_run")
+    [ "$count" -gt 1 ] && what="whole suite but second_run" args=(-m "not second_run")
     export VAULTFLEET_LAB_PORT_OFFSET=$base_offset VAULTFLEET_LAB_DIR=$base_dir VAULTFLEET_CONFIG_DIR=$base_config
   else
     what="server-dependent lab tests" marks="lab and server"
@@ -48,7 +47,7 @@ run() {  # index, server, number of servers
 servers=("$@")
 pids=()
 for i in "${!servers[@]}"; do
-  run "$i" "${servers[$i]}" "$@" &
+  run "$i" "${servers[$i]}" "${#servers[@]}" &
   pids+=($!)
 done
 rc=0

@@ -102,13 +102,15 @@ def lab_cli(monkeypatch, project, lab_env) -> None:
     use_lab_for_cli(monkeypatch, project, lab_env)
 
 
-def up_stacks(project: Path, env: dict[str, str], names: Iterable[str]) -> None:
+def up_stacks(project: Path, env: dict[str, str], names: Iterable[str], parallel: int = 4) -> None:
     """Setup: bring `names` up as `vaultfleet up` does (the shared stack first), asserting each did.
     Cheaper than the Automation API's `Stack.up()`, whose `stack select`, outputs and history
     runs around the engine cost about 1.5 s per stack (vaultfleet/fleet/engine.py)."""
     from vaultfleet.project import Project
 
-    failed = {r.stack: r.error for r in run(Project(project), list(names), "up", env=env) if not r.ok}
+    failed = {
+        r.stack: r.error for r in run(Project(project), list(names), "up", env=env, parallel=parallel) if not r.ok
+    }
     assert not failed, f"setup could not bring up {failed}"
 
 

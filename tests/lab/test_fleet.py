@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import edit_stack
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, destroy_stacks, root_client
+from tests.lab.conftest import copy_project, destroy_stacks, root_client, up_stacks
 from vaultfleet.cli import app
 from vaultfleet.fleet.runner import run
 from vaultfleet.lab import vault as lab_vault
@@ -81,8 +81,7 @@ def fleet_up(lab_cli, project, lab, lab_env):
             assert result.exit_code == 0, result.output
     mounts = root_client(lab).sys.list_auth_methods()["data"]
     if not all(f"k8s-{cluster}/" in mounts for cluster in CLUSTERS):
-        results = run(Project(project), ["vault", *CLUSTERS], "up", parallel=6, env=lab_env)
-        assert all(r.ok for r in results), [r.error for r in results]
+        up_stacks(project, lab_env, ["vault", *CLUSTERS], parallel=6)
 
 
 @pytest.mark.server

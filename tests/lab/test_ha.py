@@ -19,15 +19,13 @@ import hvac
 import pytest
 from typer.testing import CliRunner
 
-from tests.lab.conftest import copy_project, destroy_stacks, login, plain_stack_export, use_lab_for_cli
+from tests.lab.conftest import copy_project, destroy_stacks, login, plain_stack_export, up_stacks, use_lab_for_cli
 from vaultfleet.cli import app
 from vaultfleet.fleet.health import token_problem, vault_problem
-from vaultfleet.fleet.runner import run
 from vaultfleet.lab import ha, processes, vault
 from vaultfleet.lab import lab as lab_module
 from vaultfleet.lab.files import private_dir
 from vaultfleet.lab.record import VAULT_PORT, LabState, VaultNode
-from vaultfleet.project import Project
 
 # Elections, raft, joining, standbys refusing to seal, forwarding: all the server's own code.
 pytestmark = [pytest.mark.lab, pytest.mark.server]
@@ -66,8 +64,7 @@ def project(ha_vault, ha_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("ha-project"), vault_address=ha_vault.vault_addr)
     lab_b = project / "stacks/Pulumi.lab-b.yaml"
     lab_b.rename(project / "lab-b.yaml")
-    results = run(Project(project), ["vault", "lab-a"], "up", env=ha_env)
-    assert all(r.ok for r in results), [r.error for r in results]
+    up_stacks(project, ha_env, ["vault", "lab-a"])
     yield project
     _all_nodes_back(ha_vault)
     destroy_stacks(project, ha_env, ["vault", "lab-a", "lab-b"])
