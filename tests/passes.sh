@@ -8,7 +8,8 @@
 # ports (+2000 per server after the first, clear of the ranges the lab tests use for their own labs
 # at +40..+71, +100 and +200), lab directory and passphrase directory, so the labs never meet. Every
 # output line carries its server's name; each run ends with its summary line, and the script fails
-# when any run did.
+# when any run did. A failed run's failures are repeated at the very end (pytest's short summary, or
+# its last lines if it has none), so a log that keeps only its tail, as CI's does, still names them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 SERVER [SERVER...]" >&2; exit 2; }
@@ -37,10 +38,15 @@ run() {  # index, server, number of servers
   t0=$(date +%s)
   echo "[$server] $what against lab server $server (ports +$VAULTFLEET_LAB_PORT_OFFSET, lab in $VAULTFLEET_LAB_DIR)"
   VAULTFLEET_LAB_SERVER=$server .venv/bin/python -m pytest -v --timeout=1800 "${args[@]}" 2>&1 \
-    | sed -u "s/^/[$server] /"
+    | sed -u "s/^/[$server] /" | tee "$results/$i.log"
   rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then
+    # From pytest's short summary to the end; without one (pytest itself failed), the last lines.
+    sed -n '/=\{3,\} short test summary info =\{3,\}/,$p' "$results/$i.log" > "$results/$i.failures"
+    [ -s "$results/$i.failures" ] || tail -n 30 "$results/$i.log" > "$results/$i.failures"
+  fi
   echo "[test] $what against $server: $([ "$rc" -eq 0 ] && echo passed || echo FAILED) in $(($(date +%s) - t0))s" \
-    > "$results/$i"
+    > "$results/$i.result"
   return "$rc"
 }
 
@@ -55,5 +61,8 @@ for pid in "${pids[@]}"; do
   wait "$pid" || rc=1
 done
 echo
-cat "$results"/*
+for failures in "$results"/*.failures; do
+  [ -e "$failures" ] && cat "$failures" && echo
+done
+cat "$results"/*.result
 exit $rc
