@@ -17,6 +17,8 @@ class KubernetesAuthMountArgs:
     method: str = "kubernetes"
     """`kubernetes`, or `jwt` for a cluster in jwt mode (changing it replaces the mount: the cluster's
     config and roles go with it, and its stack's next run writes them again)."""
+    max_lease_ttl_seconds: int | None = None
+    """Tuned max TTL of every token the mount issues; None leaves Vault's system default."""
 
 
 class KubernetesAuthMount(pulumi.ComponentResource):
@@ -37,6 +39,9 @@ class KubernetesAuthMount(pulumi.ComponentResource):
             type=args.method,
             path=args.path,
             description=args.description,
+            tune=vault.AuthBackendTuneArgs(max_lease_ttl=f"{args.max_lease_ttl_seconds}s")
+            if args.max_lease_ttl_seconds
+            else None,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.path = backend.path

@@ -28,6 +28,9 @@ class ClusterAccessArgs:
     accessor_placeholder: str = "${mount_accessor}"
     auth_method: str = "kubernetes"
     """The mount's auth method: kubernetes (reviewer-token, client-jwt) or jwt."""
+    max_ttl_seconds: int | None = None
+    """The mount's tuned max TTL: caps every token the mount issues (renewals included), including
+    the TTLs the applier policy cannot pin; None leaves Vault's system default."""
     state_key: str | None = None
     """Name of the Transit key (mount `transit/`) for the cluster stack's state; None: none is made."""
 
@@ -53,6 +56,7 @@ class ClusterAccess(pulumi.ComponentResource):
                 path=args.mount_path,
                 description=f"vaultfleet: Kubernetes cluster {args.cluster}",
                 method=args.auth_method,
+                max_lease_ttl_seconds=args.max_ttl_seconds,
             ),
             opts=child,
         )

@@ -24,6 +24,9 @@ class RoleSpec:
     """Token max TTL; None leaves Vault's mount default."""
     audience: str | None = None
     """Required `aud` claim of the login JWT; None accepts any (Vault warns about this)."""
+    token_type: str = "service"
+    """Vault token type of the role's logins; written explicitly, so the mount's default does not
+    decide it (service tokens can be revoked one by one, batch tokens cannot)."""
 
 
 @dataclass
@@ -55,6 +58,7 @@ class AuthRoles(pulumi.ComponentResource):
                 token_ttl=spec.ttl_seconds,
                 token_max_ttl=spec.max_ttl_seconds,
                 audience=spec.audience,
+                token_type=spec.token_type,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for spec in args.roles

@@ -65,8 +65,7 @@ def grants(stacks: list, policy_dir: Path, clusters: list[ClusterStack] | None =
 def pipeline_grants(stack: SharedStack, policy_dir: Path, clusters: list[ClusterStack]) -> list[Grant]:
     """A CI job's identity as a grant row: namespace `ci`, the claims its token needs in place of a
     ServiceAccount. The policies are the shared stack's own (one applier policy per cluster)."""
-    from vaultfleet.project.applier import applier_policy_name, applier_rules
-    from vaultfleet.project.endpoint import cluster_endpoint
+    from vaultfleet.project.applier import applier_paths, applier_policy_name
 
     pipeline = stack.pipeline
     if pipeline is None:
@@ -75,9 +74,7 @@ def pipeline_grants(stack: SharedStack, policy_dir: Path, clusters: list[Cluster
         "vaultfleet-previewer": [(r.path, r.capabilities) for r in parse_rules(render_previewer(stack, policy_dir), "")]
     }
     for cluster in clusters:
-        rules[applier_policy_name(cluster.name)] = [
-            (path, tuple(caps)) for path, caps, _ in applier_rules(cluster, *cluster_endpoint(cluster))
-        ]
+        rules[applier_policy_name(cluster.name)] = [(path, tuple(caps)) for path, caps in applier_paths(cluster)]
     names = [c.name for c in clusters]
     rows = []
     for identity, claims in (("previewer", pipeline.previewer), ("applier", pipeline.applier)):

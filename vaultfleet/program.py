@@ -15,10 +15,13 @@ from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet.consumers.managed import managed_objects
 from vaultfleet.project import Project, jwt_roles, policy
-from vaultfleet.project.applier import applier_policy_name, render_applier
+from vaultfleet.project.applier import TOKEN_TYPE, applier_policy_name, render_applier
 from vaultfleet.project.endpoint import cluster_endpoint
 from vaultfleet.project.pipeline import identity_policies
-from vaultfleet.project.schema import ClusterStack, SharedStack
+from vaultfleet.project.schema import ClusterStack, Role, SharedStack
+
+# A cluster without roles issues no tokens; its mount's max TTL is then a role's default ttl.
+DEFAULT_MOUNT_MAX_TTL: int = Role.model_fields["ttl"].default
 
 
 def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
@@ -41,6 +44,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
                 ttl_seconds=r.ttl,
                 max_ttl_seconds=r.max_ttl,
                 audience=r.audience,
+                token_type=TOKEN_TYPE,
             )
             for r in stack.roles
         ],
@@ -56,19 +60,30 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
 
 
 def _jwt_auth(stack: ClusterStack) -> JwtAuthArgs | None:
-    """jwt mode: the bodies of the mount's config and roles, with the cluster's issuer (the stack
-    file's, else its discovery document's) and current keys, read from the cluster at every run: a
-    rotated key shows in the next preview and `up` writes it."""
+    """jwt mode: the bodies of the mount's config and roles, with the cluster's issuer and current
+    keys, read from the cluster at every run: a rotated key shows in the next preview, and `up`
+    writes it once the shared stack has pinned it in the applier policy."""
+    issuer = jwt_issuer(stack)
+    if issuer is None:
+        return None
+    return JwtAuthArgs(
+        mount_path=stack.mount_path,
+        config=jwt_roles.config_body(*issuer),
+        roles={r.name: jwt_roles.role_body(stack, r) for r in stack.roles},
+    )
+
+
+def jwt_issuer(stack: ClusterStack) -> tuple[str, list[str]] | None:
+    """jwt mode: (issuer, PEM keys) of the cluster's ServiceAccount tokens: the stack file's issuer,
+    else its discovery document's, and the keys of its JWKS. Read by the cluster stack, which writes
+    them, and by the shared stack, which pins exactly them in the cluster's applier policy. None in
+    the other modes."""
     if stack.cluster.auth_mode != "jwt":
         return None
     from vaultfleet.kube import context_client, issuer_keys
 
     issuer, keys = issuer_keys(context_client(stack.cluster.kube_context))
-    return JwtAuthArgs(
-        mount_path=stack.mount_path,
-        config=jwt_roles.config_body(stack.cluster.issuer or issuer, keys),
-        roles={r.name: jwt_roles.role_body(stack, r) for r in stack.roles},
-    )
+    return stack.cluster.issuer or issuer, keys
 
 
 def shared_args(stack: SharedStack, project: Project) -> SharedVaultArgs:
@@ -105,11 +120,19 @@ def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessA
         mount_path=stack.mount_path,
         policies=policy.render_cluster_policies(stack, policy_dir),
         applier_policy_name=applier_policy_name(stack.name),
-        applier_policy=render_applier(stack, host, ca),
+        applier_policy=render_applier(stack, host, ca, jwt_issuer(stack)),
         accessor_placeholder=policy.MOUNT_ACCESSOR_PLACEHOLDER,
         state_key=stack.state_key,
         auth_method=stack.auth_method,
+        max_ttl_seconds=max_token_ttl(stack),
     )
+
+
+def max_token_ttl(stack: ClusterStack) -> int:
+    """The longest token lifetime the stack file declares (a role's maxTtl, else its ttl): the
+    shared stack tunes the cluster's mount to it, which caps the TTLs the applier policy cannot pin
+    (a role's tokens without maxTtl live at most that long, renewals included)."""
+    return max((r.max_ttl or r.ttl for r in stack.roles), default=DEFAULT_MOUNT_MAX_TTL)
 
 
 def pipeline_args(stack: SharedStack, clusters: list[str]) -> PipelineIdentitiesArgs | None:

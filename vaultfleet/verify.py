@@ -70,7 +70,8 @@ CAUSES = [
         # jwt mode: Vault checks the signature with the keys it was given at the last `up`.
         "no known key successfully validated",
         "signing key mismatch: the mount's keys are not the ones the cluster signs tokens with (rotated keys?)",
-        "run vaultfleet up for this stack: it reads the cluster's current keys (vaultfleet preview shows the change)",
+        "run vaultfleet up for the shared stack (it reads the cluster's current keys and pins them in the "
+        "applier policy), then for this stack (vaultfleet preview shows the change)",
     ),
     (
         "does not match any associated bound claim values",

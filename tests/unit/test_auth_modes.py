@@ -107,10 +107,16 @@ def test_the_jwt_applier_policy_pins_each_role_body_but_its_ttls():
     from vaultfleet.project.applier import render_applier
 
     stack = jwt()
-    (role_rule,) = [allowed for path, _, allowed in applier_rules(stack, "", "") if path.endswith("/role/app")]
+    issuer = ("https://issuer.lab-a", ["PEM-1", "PEM-2"])
+    rules = {path.rsplit("/", 1)[-1]: allowed for path, _, allowed in applier_rules(stack, "", "", issuer)}
+    role_rule = rules["app"]
     assert role_rule["token_policies"] == [["k8s-lab-a-kv-read"]] and role_rule["role_type"] == ["jwt"]
     assert role_rule["token_ttl"] == [] and "token_period" not in role_rule
-    hcl = render_applier(stack, "", "")
+    # The keys and issuer the privileged stage read: the applier cannot write a key of its own.
+    assert rules["config"] == {"jwt_validation_pubkeys": [["PEM-1", "PEM-2"]], "bound_issuer": ["https://issuer.lab-a"]}
+    with pytest.raises(ValueError, match="pins the cluster's issuer keys"):
+        applier_rules(stack, "", "")
+    hcl = render_applier(stack, "", "", issuer)
     # Maps in HCL form (`=`): JSON's `:` does not parse inside a policy's allowed_parameters.
     assert '"claim_mappings" = [{"/kubernetes.io/namespace" = "service_account_namespace"' in hcl
 

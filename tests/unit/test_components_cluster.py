@@ -84,6 +84,7 @@ class TestClusterOnboarding(ComponentTest):
         self.assertEqual(role.inputs["tokenPolicies"], ["k8s-lab-a-kv-read"])
         self.assertEqual((role.inputs["tokenTtl"], role.inputs["tokenMaxTtl"]), (3600, 7200))
         self.assertEqual(role.inputs["audience"], "vault")
+        self.assertEqual(role.inputs["tokenType"], "service")  # explicit: the applier policy pins it
         # The cluster's applier may not enable auth methods or write policy bodies: the privileged
         # shared stack makes the mount and the policies.
         self.assertEqual(self.mocks.of_type("vault:index/authBackend:AuthBackend"), [])
@@ -112,6 +113,7 @@ class TestClusterAccess(ComponentTest):
             applier_policy_name="vaultfleet-apply-lab-a",
             applier_policy='path "auth/k8s-lab-a/config" { capabilities = ["read"] }',
             accessor_placeholder=MOUNT_ACCESSOR_PLACEHOLDER,
+            max_ttl_seconds=14400,
         )
 
         @pulumi.runtime.test
@@ -121,6 +123,8 @@ class TestClusterAccess(ComponentTest):
         program()
         (backend,) = self.mocks.of_type("vault:index/authBackend:AuthBackend")
         self.assertEqual((backend.inputs["type"], backend.inputs["path"]), ("kubernetes", "k8s-lab-a"))
+        # The mount's max TTL caps the role TTLs the applier may still choose.
+        self.assertEqual(backend.inputs["tune"]["maxLeaseTtl"], "14400s")
         bodies = {p.inputs["name"]: p.inputs["policy"] for p in self.mocks.of_type("vault:index/policy:Policy")}
         # The mock's accessor for the backend registered as "fleet-cluster-lab-a-auth-backend".
         self.assertIn(

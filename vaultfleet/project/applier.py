@@ -3,28 +3,68 @@ cluster X's stack may write in Vault, pinned to X's reviewed stack file. The pri
 renders and writes it, beside X's mount and policy bodies.
 
 It may write X's mount config with exactly the reviewed API host, CA and issuer (any reviewer JWT:
-that one comes from the cluster), and X's roles, each attaching exactly its reviewed policies; it
-may delete X's roles and read both. Nothing else: no policy body, no other mount, no other cluster,
-no token. Both servers (OpenBao 2.4.0, HashiCorp Vault 1.14.1) enforce `allowed_parameters` on
-strings, booleans and lists alike by comparing the whole value with each allowed one (a list is not
-checked element by element), and deny every parameter a rule with `allowed_parameters` does not
-list: so a role's `token_policies` is allowed as each order of its exact list (the provider sends a
-set), and the legacy `policies`, `token_period` and the like are refused.
+that one comes from the cluster; in jwt mode exactly the keys the shared stack read from the
+cluster's JWKS), and X's roles, each exactly as reviewed in everything that decides who logs in and
+what the token is: bindings, audience, policies, token type, alias name source. Only the TTLs are
+free (numbers cannot be pinned); the shared stack caps them with the mount's tuned max TTL. It may
+delete X's roles and read both. Nothing else: no policy body, no other mount, no other cluster, no
+token.
+
+Both servers (OpenBao 2.4.0, HashiCorp Vault 1.14.1) enforce `allowed_parameters` on strings,
+booleans and lists alike by comparing the whole value with each allowed one (a list is not checked
+element by element, and a comma-separated string is not a list), and deny every parameter a rule
+with `allowed_parameters` does not list: so the legacy `policies`, `token_period`,
+`token_bound_cidrs` and the like are refused. The provider sends a role's set-valued fields in the
+Terraform SDK's set order (`set_order`), so each list is allowed in exactly that order.
+
+What a policy cannot do: require a parameter on a path it must also let the applier read (both
+servers apply `required_parameters` to reads too). So an applier that deletes a declared role and
+creates it again may leave out its `audience` (Vault's default: any); the bindings stay pinned, and
+the schema keeps every role away from the reviewer's ServiceAccount, so the reviewer JWT the applier
+can decrypt logs in nowhere. The next refreshing preview shows the drift and `up` puts it back.
 """
 
 from __future__ import annotations
 
 import json
-from itertools import permutations
+import zlib
+from collections.abc import Iterable
 
 from vaultfleet.project.pipeline import APPLIER_PREFIX, TRANSIT_MOUNT, applier_policy_name
 from vaultfleet.project.schema import ClusterStack
 
-__all__ = ["APPLIER_PREFIX", "applier_policy_name", "applier_rules", "render_applier"]
+__all__ = [
+    "APPLIER_PREFIX",
+    "TOKEN_TYPE",
+    "applier_paths",
+    "applier_policy_name",
+    "applier_rules",
+    "render_applier",
+    "set_order",
+]
+
+# Written explicitly on every kubernetes-method role (components/roles.py) and pinned here: service
+# tokens can be revoked and looked up; batch tokens cannot be revoked one by one.
+TOKEN_TYPE = "service"
+# Vault's default alias name source for a kubernetes role; the namespace templates rely on it.
+ALIAS_NAME_SOURCE = "serviceaccount_uid"
+
+Rule = tuple[str, list[str], "dict | None"]
 
 
-def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str, list[str], dict | None]]:
-    """(path, capabilities, allowed_parameters or None) of `vaultfleet-apply-<cluster>`."""
+def set_order(values: Iterable[str]) -> list[str]:
+    """A set of strings in the order the provider sends it: the Terraform SDK lists a set by its
+    elements' hash codes (CRC-32 of the string) sorted as decimal strings (helper/schema/set.go)."""
+    return sorted(set(values), key=lambda value: str(zlib.crc32(value.encode())))
+
+
+def applier_rules(
+    stack: ClusterStack, host: str, ca_pem: str, jwt_issuer: tuple[str, list[str]] | None = None
+) -> list[Rule]:
+    """(path, capabilities, allowed_parameters or None) of `vaultfleet-apply-<cluster>`.
+
+    `jwt_issuer` is jwt mode's (issuer, PEM keys) as the privileged stage read them from the cluster;
+    required in jwt mode."""
     mount = stack.mount_path
     issuer = stack.cluster.issuer
     config = {
@@ -42,8 +82,10 @@ def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str
     if stack.cluster.auth_mode == "client-jwt":
         config["disable_local_ca_jwt"] = [True]  # Vault reviews with the client's token, never its own
     if stack.cluster.auth_mode == "jwt":
-        return _jwt_rules(stack)
-    rules: list[tuple[str, list[str], dict | None]] = [
+        if jwt_issuer is None:
+            raise ValueError(f"{stack.name}: jwt mode's applier policy pins the cluster's issuer keys: none were read")
+        return _jwt_rules(stack, *jwt_issuer)
+    rules: list[Rule] = [
         (f"auth/{mount}/config", ["create", "update", "read"], config),
         # Roles the stack file no longer declares can still be removed (and read back); written only below.
         (f"auth/{mount}/role/*", ["read", "delete", "list"], None),
@@ -51,32 +93,39 @@ def applier_rules(stack: ClusterStack, host: str, ca_pem: str) -> list[tuple[str
     ]
     rules += _state_key_rules(stack)
     for role in stack.roles:
-        names = [stack.policy_name(t) for t in role.policies]
         params = {
-            "token_policies": [list(order) for order in permutations(names)],
-            "bound_service_account_names": [],
-            "bound_service_account_namespaces": [],
+            "token_policies": [set_order(stack.policy_name(t) for t in role.policies)],
+            "bound_service_account_names": [set_order(role.service_accounts)],
+            "bound_service_account_namespaces": [set_order(role.namespaces)],
             "bound_service_account_namespace_selector": [""],
-            "audience": [],
-            "alias_name_source": [],
+            # The provider sends "" to clear an audience; a role without one is written without it.
+            "audience": [role.audience or ""],
+            "alias_name_source": [ALIAS_NAME_SOURCE],
+            "token_type": [TOKEN_TYPE],
+            "token_no_default_policy": [False],
+            # Free: numbers cannot be pinned; the mount's max TTL (tuned by the shared stack) caps them.
             "token_ttl": [],
             "token_max_ttl": [],
-            "token_type": [],
-            "token_no_default_policy": [],
         }
         rules.append((f"auth/{mount}/role/{role.name}", ["create", "update", "read", "delete"], params))
     return rules
 
 
-def _jwt_rules(stack: ClusterStack) -> list[tuple[str, list[str], dict | None]]:
-    """jwt mode: the config with any keys (they come from the cluster's JWKS, like a reviewer JWT)
-    and the stack file's issuer when it names one; each role exactly as project/jwt_roles.py
-    renders it but its TTLs (numbers cannot be pinned on either server)."""
-    from vaultfleet.project.jwt_roles import role_body
+def applier_paths(stack: ClusterStack) -> list[tuple[str, list[str]]]:
+    """(path, capabilities) of `vaultfleet-apply-<cluster>`: what `vaultfleet access` lists. They do
+    not depend on the pinned values, so no endpoint or key is read."""
+    return [(path, caps) for path, caps, _ in applier_rules(stack, "", "", ("", []))]
+
+
+def _jwt_rules(stack: ClusterStack, issuer: str, keys: list[str]) -> list[Rule]:
+    """jwt mode: the config exactly as project/jwt_roles.py renders it from the issuer and keys the
+    privileged stage read (a rotated key goes through it: the applier cannot write one of its own and
+    sign logins with it); each role exactly as rendered but its TTLs (numbers cannot be pinned)."""
+    from vaultfleet.project.jwt_roles import config_body, role_body
 
     mount = stack.mount_path
-    config = {"jwt_validation_pubkeys": [], "bound_issuer": [stack.cluster.issuer] if stack.cluster.issuer else []}
-    rules: list[tuple[str, list[str], dict | None]] = [
+    config = {key: [value] for key, value in config_body(issuer, keys).items()}
+    rules: list[Rule] = [
         (f"auth/{mount}/config", ["create", "update", "read"], config),
         (f"auth/{mount}/role/*", ["read", "delete", "list"], None),
         (f"auth/{mount}/role", ["list"], None),
@@ -95,7 +144,7 @@ def _jwt_rules(stack: ClusterStack) -> list[tuple[str, list[str], dict | None]]:
     return rules
 
 
-def _state_key_rules(stack: ClusterStack) -> list[tuple[str, list[str], dict | None]]:
+def _state_key_rules(stack: ClusterStack) -> list[Rule]:
     if not stack.state_key:
         return []
     # The stack's own state key: wrap a new data key (`stack init`, and each run whose stack file
@@ -103,10 +152,10 @@ def _state_key_rules(stack: ClusterStack) -> list[tuple[str, list[str], dict | N
     return [(f"{TRANSIT_MOUNT}/{op}/{stack.state_key}", ["update"], None) for op in ("encrypt", "decrypt")]
 
 
-def render_applier(stack: ClusterStack, host: str, ca_pem: str) -> str:
+def render_applier(stack: ClusterStack, host: str, ca_pem: str, jwt_issuer: tuple[str, list[str]] | None = None) -> str:
     """The HCL of `vaultfleet-apply-<cluster>` for the endpoint the cluster stack configures."""
     header = f"# Written by the shared stack from stacks/Pulumi.{stack.name}.yaml; regenerated on every change.\n"
-    return "\n".join([header, *(_path(*rule) for rule in applier_rules(stack, host, ca_pem))])
+    return "\n".join([header, *(_path(*rule) for rule in applier_rules(stack, host, ca_pem, jwt_issuer))])
 
 
 def _path(path: str, capabilities: list[str], allowed: dict | None = None) -> str:

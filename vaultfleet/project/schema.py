@@ -203,6 +203,24 @@ class ClusterStack(Model):
         return self
 
     @model_validator(mode="after")
+    def _no_role_binds_the_reviewer(self) -> ClusterStack:
+        # The reviewer's long-lived token sits in the cluster's state, which the applier and the
+        # previewer can decrypt, and in a Secret: a role it matches would be a login for them. Refused
+        # whatever the audience: an applier can recreate a role without one (project/applier.py).
+        if self.cluster.auth_mode != "reviewer-token":
+            return self
+        namespace, account = self.cluster.reviewer_namespace, self.cluster.reviewer_service_account
+        for i, role in enumerate(self.roles):
+            if {"*", account} & set(role.service_accounts) and {"*", namespace} & set(role.namespaces):
+                raise ValueError(
+                    f"roles[{i}] ('{role.name}'): binds the reviewer's ServiceAccount {namespace}/{account} "
+                    f"(serviceAccounts {role.service_accounts}, namespaces {role.namespaces}): its long-lived "
+                    "token, kept in the stack's state and in the cluster, would log in as this role; bind the "
+                    "workloads' own ServiceAccounts or namespaces"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _jwt_roles_name_an_audience(self) -> ClusterStack:
         if self.cluster.auth_mode != "jwt":
             return self

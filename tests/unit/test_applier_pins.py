@@ -1,0 +1,86 @@
+"""The applier policy pins everything that decides who logs in and what the token is (issue 25),
+and no role may bind the reviewer's ServiceAccount: checked offline here, by the servers in
+tests/lab/test_least_privilege.py."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+
+from tests.unit.conftest import FILE, accepted, cluster_values, problems, role
+from vaultfleet.program import DEFAULT_MOUNT_MAX_TTL, max_token_ttl
+from vaultfleet.project.applier import TOKEN_TYPE, applier_rules, set_order
+
+
+def role_rule(**role_fields) -> dict:
+    stack = accepted(cluster_values(roles=[role(**role_fields)]))
+    (allowed,) = [a for path, _, a in applier_rules(stack, "https://a:6443", "PEM") if path.endswith("/role/app")]
+    return allowed
+
+
+def test_every_field_that_decides_who_logs_in_is_pinned_to_the_stack_file():
+    allowed = role_rule(serviceAccounts=["app", "web"], namespaces=["team-x", "team-y"], policies=["kv-read"])
+    assert allowed["bound_service_account_names"] == [set_order(["app", "web"])]
+    assert allowed["bound_service_account_namespaces"] == [set_order(["team-x", "team-y"])]
+    assert allowed["audience"] == ["vault"]
+    assert allowed["token_type"] == [TOKEN_TYPE] == ["service"]  # never batch: not revocable
+    assert allowed["alias_name_source"] == ["serviceaccount_uid"]
+    assert allowed["token_no_default_policy"] == [False]
+    assert allowed["token_policies"] == [["k8s-lab-a-kv-read"]]
+    # Only the numbers are free; the mount's max TTL caps them. Nothing else is listed, so Vault
+    # refuses token_period, token_bound_cidrs, token_num_uses, the legacy `policies`...
+    free = {key for key, values in allowed.items() if values == []}
+    assert free == {"token_ttl", "token_max_ttl"}
+    assert not {"token_period", "token_bound_cidrs", "token_num_uses", "policies"} & allowed.keys()
+
+
+def test_a_role_without_an_audience_may_only_be_written_without_one():
+    assert role_rule(audience=None)["audience"] == [""]
+
+
+def test_set_order_is_the_terraform_sdks_order_of_a_set():
+    # helper/schema/set.go: elements listed by their CRC-32 hash codes, sorted as decimal strings.
+    values = ["k8s-lab-a-kv-read", "k8s-lab-a-kv-write", "k8s-lab-a-db-creds", "app", "ci"]
+    codes = sorted(str(zlib.crc32(v.encode())) for v in values)
+    assert [str(zlib.crc32(v.encode())) for v in set_order(values)] == codes
+    assert set_order(["b", "a", "b"]) == set_order(["a", "b"])  # a set: order and repeats do not matter
+
+
+def test_the_mount_max_ttl_is_the_longest_token_lifetime_declared():
+    stack = accepted(cluster_values(roles=[role(ttl=900), role(name="b", ttl=3600, maxTtl=14400)]))
+    assert max_token_ttl(stack) == 14400
+    assert max_token_ttl(accepted(cluster_values(roles=[role(ttl=900)]))) == 900
+    assert max_token_ttl(accepted(cluster_values(roles=[]))) == DEFAULT_MOUNT_MAX_TTL
+
+
+@pytest.mark.parametrize(
+    ("bindings", "cluster"),
+    [
+        ({"serviceAccounts": ["*"], "namespaces": ["*"]}, {}),
+        ({"serviceAccounts": ["*"], "namespaces": ["*"], "audience": "vault"}, {}),  # an audience can be dropped
+        ({"serviceAccounts": ["vault-auth"], "namespaces": ["kube-system"]}, {}),
+        ({"serviceAccounts": ["reviewer"], "namespaces": ["*"]}, {"reviewerServiceAccount": "reviewer"}),
+        ({"serviceAccounts": ["*"], "namespaces": ["vault"]}, {"reviewerNamespace": "vault"}),
+    ],
+)
+def test_a_role_that_binds_the_reviewers_service_account_is_refused(bindings, cluster):
+    values = cluster_values(roles=[role(), role(name="wide", **bindings)])
+    values["cluster"].update(cluster)
+    ((source, _, message),) = problems(values)
+    assert source == FILE
+    assert "roles[1] ('wide'): binds the reviewer's ServiceAccount" in message, message
+
+
+@pytest.mark.parametrize(
+    ("bindings", "mode"),
+    [
+        ({"serviceAccounts": ["*"], "namespaces": ["app"]}, "reviewer-token"),  # not kube-system
+        ({"serviceAccounts": ["app"], "namespaces": ["*"]}, "reviewer-token"),  # not vault-auth
+        ({"serviceAccounts": ["*"], "namespaces": ["*"]}, "jwt"),  # no reviewer token in this mode
+    ],
+)
+def test_a_role_that_cannot_match_the_reviewer_is_accepted(bindings, mode):
+    values = cluster_values(roles=[role(name="wide", **bindings)])
+    values["cluster"]["authMode"] = mode
+    assert accepted(values).roles[0].name == "wide"
