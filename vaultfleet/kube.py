@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kubernetes import client
+
+if TYPE_CHECKING:
+    from vaultfleet.project.schema import ClusterStack
 
 
 def context_client(context: str, kubeconfig: str | None = None) -> client.ApiClient:
@@ -75,3 +80,11 @@ def issuer_keys(api: client.ApiClient) -> tuple[str, list[str]]:
         pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         pems.append(pem.decode().strip())  # as Vault returns it: no final newline, no perpetual diff
     return json.loads(discovery.data)["issuer"], sorted(pems)
+
+
+def jwt_issuer(stack: ClusterStack) -> tuple[str, list[str]]:
+    """A jwt-mode cluster's (issuer, PEM keys): the stack file's issuer, else its discovery
+    document's, and the keys of its JWKS. Read by the cluster stack, which writes them, and by the
+    shared stack, which pins exactly them in the cluster's applier policy."""
+    issuer, keys = issuer_keys(context_client(stack.cluster.kube_context))
+    return stack.cluster.issuer or issuer, keys

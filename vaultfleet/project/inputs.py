@@ -33,6 +33,7 @@ def inputs_fingerprint(stack: StackFile) -> str:
         add(sdk, metadata.version(sdk).encode())
     for each in read:
         add(f"kube context of {each.name}", _kube_context_endpoint(each))
+        add(f"issuer keys of {each.name}", _jwt_issuer(each))
     return digest.hexdigest()
 
 
@@ -49,3 +50,22 @@ def _kube_context_endpoint(stack: StackFile) -> bytes:
     except (KubeconfigError, OSError) as exc:
         return f"(error: {exc})".encode()
     return f"{endpoint.server}\0{endpoint.ca_pem}".encode()
+
+
+def _jwt_issuer(stack: StackFile) -> bytes:
+    """jwt mode: the issuer and keys the program reads from the cluster at every run (the cluster's
+    stack writes them, the shared stack pins them), so a rotated key counts as a changed input."""
+    import os
+
+    from vaultfleet.project.schema import ClusterStack
+
+    settings = stack.valid_settings()
+    if not isinstance(settings, ClusterStack) or settings.cluster.auth_mode != "jwt":
+        return b"(not jwt mode)"
+    from vaultfleet.kube import jwt_issuer
+
+    try:
+        issuer, keys = jwt_issuer(settings)
+    except Exception:  # noqa: BLE001 - unreachable or refused: the program would fail too
+        return os.urandom(16)  # matches no digest an earlier run exported: the engine runs
+    return "\0".join([issuer, *keys]).encode()
