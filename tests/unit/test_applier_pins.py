@@ -84,3 +84,12 @@ def test_a_role_that_cannot_match_the_reviewer_is_accepted(bindings, mode):
     values = cluster_values(roles=[role(name="wide", **bindings)])
     values["cluster"]["authMode"] = mode
     assert accepted(values).roles[0].name == "wide"
+
+
+def test_a_pinned_value_vault_would_read_as_a_glob_is_refused():
+    from vaultfleet.project.applier import render_applier
+
+    values = cluster_values()
+    values["cluster"]["issuer"] = "https://issuer.example/*"
+    with pytest.raises(ValueError, match=r"stacks/Pulumi.lab-a.yaml: issuer 'https://issuer.example/\*'.*glob"):
+        render_applier(accepted(values), "https://a:6443", "PEM")

@@ -88,6 +88,10 @@ def test_audience_must_be_a_real_claim_value():
     assert accepted(cluster_values(roles=[role(audience=None)])).roles[0].audience is None
     for bad in ("", " ", "my vault", "vault\n"):
         refused(cluster_values(roles=[role(audience=bad)]), "vaultfleet:roles[0].audience", "non-empty audience")
+    # The applier policy pins it; Vault would read a leading or trailing `*` there as a glob.
+    for glob in ("*", "vault*", "*.example.com"):
+        refused(cluster_values(roles=[role(audience=glob)]), "vaultfleet:roles[0].audience", "never as a glob")
+    assert accepted(cluster_values(roles=[role(audience="va*ult")])).roles[0].audience == "va*ult"
 
 
 # Names Vault derives from the fleet keys.

@@ -30,6 +30,7 @@ import json
 import zlib
 from collections.abc import Iterable
 
+from vaultfleet.project import stack_file_name
 from vaultfleet.project.pipeline import APPLIER_PREFIX, TRANSIT_MOUNT, applier_policy_name
 from vaultfleet.project.schema import ClusterStack
 
@@ -152,10 +153,25 @@ def _state_key_rules(stack: ClusterStack) -> list[Rule]:
     return [(f"{TRANSIT_MOUNT}/{op}/{stack.state_key}", ["update"], None) for op in ("encrypt", "decrypt")]
 
 
+def _no_globs(stack: ClusterStack, rules: list[Rule]) -> list[Rule]:
+    """Both servers read a pinned string with a leading or trailing `*` as a glob (strutil's
+    GlobbedStringsMatch), which would let the applier write any value it matches: refused."""
+    for path, _, allowed in rules:
+        for key, values in (allowed or {}).items():
+            for value in values:
+                if isinstance(value, str) and len(value) > 1 and (value.startswith("*") or value.endswith("*")):
+                    raise ValueError(
+                        f"{stack_file_name(stack.name)}: {key} {value!r} ({path}) starts or ends with '*': "
+                        "Vault would read it as a glob in the applier policy"
+                    )
+    return rules
+
+
 def render_applier(stack: ClusterStack, host: str, ca_pem: str, jwt_issuer: tuple[str, list[str]] | None = None) -> str:
     """The HCL of `vaultfleet-apply-<cluster>` for the endpoint the cluster stack configures."""
     header = f"# Written by the shared stack from stacks/Pulumi.{stack.name}.yaml; regenerated on every change.\n"
-    return "\n".join([header, *(_path(*rule) for rule in applier_rules(stack, host, ca_pem, jwt_issuer))])
+    rules = _no_globs(stack, applier_rules(stack, host, ca_pem, jwt_issuer))
+    return "\n".join([header, *(_path(*rule) for rule in rules)])
 
 
 def _path(path: str, capabilities: list[str], allowed: dict | None = None) -> str:

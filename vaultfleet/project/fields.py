@@ -136,6 +136,10 @@ def _audience(value: str) -> str:
             "must be a non-empty audience without spaces or control characters (the tokens' aud claim); "
             "leave audience out to accept any"
         )
+    if value.startswith("*") or value.endswith("*"):
+        # The applier policy pins it, and Vault's allowed_parameters reads a string with a leading
+        # or trailing `*` as a glob: the applier could then write any audience it matches.
+        raise ValueError("must not start or end with '*' (an audience is matched exactly, never as a glob)")
     return value
 
 
