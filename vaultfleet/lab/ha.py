@@ -30,34 +30,20 @@ def find_haproxy() -> str:
     return found
 
 
-def form_cluster(state: LabState, binary: str, echo) -> None:
-    """Start the nodes, initialise and unseal the first, join the others to it, wait until all
-    three vote (so the cluster survives losing any one), then start the balancer."""
-    from vaultfleet.lab import vault  # vault.py starts nodes; it calls this module for --ha
+def join(state: LabState, node: VaultNode, leader: VaultNode, proc: processes.Tracked) -> None:
+    """Join `node` to the raft cluster of `leader` (it is unsealed by the caller afterwards)."""
+    # Retried: for a moment after its first unseal, Vault 1.14's leader is not ready for joins (404).
+    processes.wait_until(
+        lambda: _request(node, "POST", "sys/storage/raft/join", {"leader_api_addr": leader.addr})["joined"],
+        60,
+        f"{node.name} join",
+        proc,
+    )
 
-    haproxy = find_haproxy()
-    first, *others = state.vault_nodes
-    procs = {node.name: vault.launch(state, node, binary, echo) for node in state.vault_nodes}
-    vault.initialise(state, first)
-    vault.unseal_vault(state, first)
-    processes.wait_until(lambda: http_ok(f"{first.addr}/v1/sys/health"), 60, "first node active", procs[first.name])
-    # Autopilot promotes a joined node to a voter once it has been healthy this long (default 10s).
-    _request(first, "POST", "sys/storage/raft/autopilot/configuration", {"server_stabilization_time": "1s"}, state)
-    for node in others:
-        log(f"joining {node.name} to {first.name}", echo)
-        # Retried: for a moment after its first unseal, Vault 1.14's leader is not ready for joins (404).
-        processes.wait_until(
-            lambda n=node: _request(n, "POST", "sys/storage/raft/join", {"leader_api_addr": first.addr})["joined"],
-            60,
-            f"{node.name} join",
-            procs[node.name],
-        )
-        vault.unseal_vault(state, node)
-        processes.wait_until(
-            lambda n=node: http_ok(f"{n.addr}/v1/sys/health?standbyok=true"), 60, f"{node.name} join", procs[node.name]
-        )
-    processes.wait_until(lambda: all(voters(state, first).values()), 60, "raft voters")
-    start_load_balancer(state, haproxy, echo)
+
+def promote_quickly(state: LabState, leader: VaultNode) -> None:
+    """Autopilot promotes a joined node to a voter once it has been healthy this long (default 10s)."""
+    _request(leader, "POST", "sys/storage/raft/autopilot/configuration", {"server_stabilization_time": "1s"}, state)
 
 
 def start_load_balancer(state: LabState, haproxy: str, echo) -> None:

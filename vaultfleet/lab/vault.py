@@ -30,7 +30,7 @@ def start(state: LabState, binary: str, echo) -> None:
     three. The root token and unseal key are generated at init and written to 0600 files, never
     printed (a dev server logs its token)."""
     if state.ha:
-        ha.form_cluster(state, binary, echo)
+        _form_cluster(state, binary, echo)
     else:
         [node] = state.vault_nodes
         first_start = not state.node_config(node).exists()
@@ -42,6 +42,27 @@ def start(state: LabState, binary: str, echo) -> None:
     if not state.vault_version:
         state.vault_version = _server_version(state.vault_nodes[0])
         state.save()
+
+
+def _form_cluster(state: LabState, binary: str, echo) -> None:
+    """--ha: start the nodes, initialise and unseal the first, join the others to it, wait until all
+    three vote (so the cluster survives losing any one), then start the balancer (lab/ha.py)."""
+    haproxy = ha.find_haproxy()
+    first, *others = state.vault_nodes
+    procs = {node.name: launch(state, node, binary, echo) for node in state.vault_nodes}
+    initialise(state, first)
+    unseal_vault(state, first)
+    processes.wait_until(lambda: http_ok(f"{first.addr}/v1/sys/health"), 60, "first node active", procs[first.name])
+    ha.promote_quickly(state, first)
+    for node in others:
+        log(f"joining {node.name} to {first.name}", echo)
+        ha.join(state, node, first, procs[node.name])
+        unseal_vault(state, node)
+        processes.wait_until(
+            lambda n=node: http_ok(f"{n.addr}/v1/sys/health?standbyok=true"), 60, f"{node.name} join", procs[node.name]
+        )
+    processes.wait_until(lambda: all(ha.voters(state, first).values()), 60, "raft voters")
+    ha.start_load_balancer(state, haproxy, echo)
 
 
 def launch(state: LabState, node: VaultNode, binary: str, echo) -> Tracked:
