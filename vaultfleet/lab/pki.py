@@ -34,6 +34,21 @@ class ClusterPki:
     sa_key: Path  # private: kube-apiserver signs tokens, kube-controller-manager signs legacy ones
     sa_pub: Path  # public: kube-apiserver verifies tokens
 
+    @classmethod
+    def in_directory(cls, directory: Path) -> ClusterPki:
+        """The file names of a cluster's PKI directory: where create_cluster_pki writes them and the
+        lab record finds them."""
+        return cls(
+            ca_cert=directory / "ca.crt",
+            ca_key=directory / "ca.key",
+            serving_cert=directory / "apiserver.crt",
+            serving_key=directory / "apiserver.key",
+            admin_cert=directory / "admin.crt",
+            admin_key=directory / "admin.key",
+            sa_key=directory / "sa.key",
+            sa_pub=directory / "sa.pub",
+        )
+
 
 def _write_key(path: Path, key) -> None:
     # 0600 from the start (files.write_private), never readable by others for a moment.
@@ -84,16 +99,7 @@ def _leaf(ca_name, ca_key, common_name, organization, usage, sans=None):
 def create_cluster_pki(directory: Path, cluster: str) -> ClusterPki:
     """Generate a fresh CA, serving cert (127.0.0.1, localhost), admin client cert and SA key pair."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    pki = ClusterPki(
-        ca_cert=directory / "ca.crt",
-        ca_key=directory / "ca.key",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        admin_cert=directory / "admin.crt",
-        admin_key=directory / "admin.key",
-        sa_key=directory / "sa.key",
-        sa_pub=directory / "sa.pub",
-    )
+    pki = ClusterPki.in_directory(directory)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"vaultfleet-lab-{cluster}-ca")

@@ -232,17 +232,7 @@ class LabState:
         return f"file://{self.directory / 'pulumi'}"
 
     def pki(self, cluster: str) -> ClusterPki:
-        d = self.directory / "pki" / cluster
-        return ClusterPki(
-            ca_cert=d / "ca.crt",
-            ca_key=d / "ca.key",
-            serving_cert=d / "apiserver.crt",
-            serving_key=d / "apiserver.key",
-            admin_cert=d / "admin.crt",
-            admin_key=d / "admin.key",
-            sa_key=d / "sa.key",
-            sa_pub=d / "sa.pub",
-        )
+        return ClusterPki.in_directory(self.directory / "pki" / cluster)
 
     def vault_token(self) -> str:
         return self.token_file.read_text().strip()
