@@ -1,4 +1,5 @@
-"""`vaultfleet consumers`: injector, external-secrets, VSO and Vault Agent config for a stack's roles."""
+"""`vaultfleet consumers`: its options, output formats and exit codes; the configuration itself comes
+from vaultfleet/consumers/configure.py."""
 
 from __future__ import annotations
 
@@ -12,14 +13,6 @@ from vaultfleet.cli.common import cluster_stack, err, fail, format_option, load_
 
 Kind = Literal["injector", "eso", "vso", "agent"]
 Format = format_option("yaml", "json", optional=True, help="yaml (default) or json; agent config is JSON only.")
-
-# How to use what each kind prints, said once per ServiceAccount.
-USAGE = {
-    "injector": "patch a Deployment with it: kubectl patch deployment NAME -n {namespace} --patch-file FILE",
-    "eso": "kubectl apply -f FILE (external-secrets installed)",
-    "vso": "kubectl apply -f FILE (Vault Secrets Operator installed)",
-    "agent": "bao agent -config FILE (or vault agent); {token_key} must hold a token of {namespace}/{account}{audience}",
-}
 
 
 def consumers(
@@ -55,9 +48,8 @@ def consumers(
     A role granted db-creds also gets its dynamic PostgreSQL credentials, pointed at the connection
     the shared stack declares for the database role.
     """
-    from vaultfleet.consumers import agent, eso, injector, vso
-    from vaultfleet.consumers.bindings import ConsumerError, bindings, secret_templates
-    from vaultfleet.consumers.database import DatabaseCredentialsError, resolve
+    from vaultfleet.consumers.bindings import ConsumerError
+    from vaultfleet.consumers.configure import consumer_configs
 
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", secret):
         fail(f"--secret '{secret}' must be a lowercase DNS label (it names the file and the Kubernetes Secret)")
@@ -70,52 +62,32 @@ def consumers(
 
     project, settings = cluster_stack(stack, "consumers log in through a cluster stack")
     try:
-        found, notes = bindings(settings, role, namespace, service_account, secret, project.policy_dir)
+        configs, notes = consumer_configs(
+            settings,
+            kind,
+            project.policy_dir,
+            lambda: _shared_stack(project),
+            role,
+            namespace,
+            service_account,
+            secret,
+            cluster_store,
+        )
     except ConsumerError as exc:
         fail(str(exc))
-    if kind == "agent" and len(found) > 1:
-        fail(
-            "an agent config logs in as one ServiceAccount: pick one with --role/--namespace "
-            f"({', '.join(f'{b.role.name} in {b.namespace}' for b in found)})"
-        )
-
-    # The shared stack is read only when a role reads database credentials: a broken or absent
-    # shared stack file has nothing to say about KV consumers.
-    shared = _shared_stack(project) if any(b.database_creds for b in found) else None
-    groups = []
-    for b in found:
-        try:
-            databases = resolve(settings, b.database_creds, shared)
-        except DatabaseCredentialsError as exc:
-            fail(str(exc))
-        templates = secret_templates(b, databases)
-        if kind == "injector":
-            documents = [injector.injector_patch(b, templates)]
-        elif kind == "eso":
-            documents = eso.eso_objects(b, cluster_store, databases)
-        elif kind == "vso":
-            documents = vso.vso_objects(b, databases)
-        else:
-            documents = [agent.agent_config(b, templates)]
-        audience = f" for audience '{b.role.audience}'" if b.role.audience else ""
-        token_key = "path" if b.auth_method == "jwt" else "token_path"  # the auto-auth method's file key
-        usage = USAGE[kind].format(
-            namespace=b.namespace, account=b.service_account, audience=audience, token_key=token_key
-        )
-        groups.append(([b.describe(), *(d.describe() for d in databases), usage], documents))
     for note in notes:
         err.print(f"[yellow]note[/]: {note}", highlight=False)
 
     if output == "json":
-        for lines, _ in groups:
-            for line in lines:
+        for config in configs:
+            for line in config.lines:
                 err.print(line, highlight=False, markup=False)
-        documents = [d for _, docs in groups for d in docs]
+        documents = [d for config in configs for d in config.documents]
         print(json.dumps(documents[0] if kind == "agent" else documents, indent=2))
         return
-    for lines, docs in groups:
-        print("\n".join(f"# {line}" for line in lines))
-        for d in docs:
+    for config in configs:
+        print("\n".join(f"# {line}" for line in config.lines))
+        for d in config.documents:
             print("---")
             print(_yaml(d), end="")
 
