@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from vaultfleet.cli.common import err, fail, format_option, load_project
+from vaultfleet.fleet.report import summary
 
 Format = format_option("text", "markdown", "json")
 
@@ -105,74 +106,8 @@ def _run(project, operation: str, names: list[str], parallel: int, refresh: bool
         return run(project, names, operation, parallel, refresh, on_start=started, on_result=finished, full=full)
 
 
-def _summary(results, output: Format) -> str:
-    if output == "json":
-        return json.dumps(
-            [
-                {
-                    "stack": r.stack,
-                    "operation": r.operation,
-                    "ok": r.ok,
-                    "changed": r.changed,
-                    "changes": r.changes,
-                    "steps": r.steps,
-                    "error": r.error,
-                    "recovered": r.recovered,
-                    "unchanged": r.unchanged,
-                    "seconds": r.seconds,
-                }
-                for r in results
-            ],
-            indent=2,
-        )
-    ops = ("create", "update", "delete", "replace")
-    if output == "markdown":
-        lines = ["| stack | result | " + " | ".join(ops) + " | what changes |", "|---|---|" + "---|" * (len(ops) + 1)]
-        for r in results:
-            what = "<br>".join(
-                f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" + (" (drift)" if s.get("drift") else "")
-                for s in r.steps
-            )
-            what = what or ("unchanged since its last up (engine not run)" if r.unchanged else "-")
-            state = "ok" if r.ok else "**failed**"
-            lines.append(
-                f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |"
-            )
-        lines += [f"\n_{r.stack}: {r.recovered}_" for r in results if r.recovered]
-        failed = [r for r in results if not r.ok]
-        for r in failed:
-            lines += [
-                "",
-                f"<details><summary>{r.stack}: error</summary>",
-                "",
-                "```",
-                r.error or "",
-                "```",
-                "</details>",
-            ]
-        return "\n".join(lines)
-    lines = []
-    for r in results:
-        counts = ", ".join(f"{o} {r.changes[o]}" for o in ops if r.changes.get(o)) or "no changes"
-        drift = sum(1 for s in r.steps if s.get("drift"))
-        counts += f"; {drift} of them put back what changed out of band (drift)" if drift else ""
-        head = f"{r.stack}: {'ok' if r.ok else 'FAILED'} ({r.seconds}s) {counts if r.ok else ''}".rstrip()
-        lines.append(head)
-        if r.recovered:
-            lines.append(f"    {r.recovered}")
-        if r.unchanged:
-            lines.append(f"    {r.unchanged}")
-        lines += [
-            f"    {s['op']:<8} {s['type']}  {s['name']}" + ("  (drift: changed out of band)" if s.get("drift") else "")
-            for s in r.steps
-        ]
-        if r.error:
-            lines += ["    " + ln for ln in r.error.splitlines()]
-    return "\n".join(lines)
-
-
 def _finish(results, output: Format, expect_no_changes: bool = False) -> None:
-    print(_summary(results, output))
+    print(summary(results, output))
     failed = [r.stack for r in results if not r.ok]
     if failed:
         err.print(f"[red]failed: {', '.join(failed)}[/]")
@@ -213,7 +148,7 @@ def preview(
     project = load_project()
     names = _select(project, stacks, all_, changed_since, shard)
     if not names:
-        print(_summary([], output))
+        print(summary([], output))
         err.print("no stack affected")
         return
     _finish(_run(project, "preview", names, parallel, refresh, full), output, expect_no_changes)
@@ -233,7 +168,7 @@ def up(
     project = load_project()
     names = _select(project, stacks, all_, changed_since, shard)
     if not names:
-        print(_summary([], output))
+        print(summary([], output))
         err.print("no stack affected")
         return
     _finish(_run(project, "up", names, parallel, refresh), output)

@@ -1,0 +1,79 @@
+"""What `vaultfleet preview | up | destroy` print for a fleet run's results, in each output format."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vaultfleet.fleet.runner import StackResult
+
+OPERATIONS = ("create", "update", "delete", "replace")
+
+
+def summary(results: list[StackResult], output: str) -> str:
+    """The results as `output` says: json (every field), markdown (a table for a pull request
+    comment, each failure's error folded) or text (a block per stack, drift marked as such)."""
+    if output == "json":
+        return json.dumps(
+            [
+                {
+                    "stack": r.stack,
+                    "operation": r.operation,
+                    "ok": r.ok,
+                    "changed": r.changed,
+                    "changes": r.changes,
+                    "steps": r.steps,
+                    "error": r.error,
+                    "recovered": r.recovered,
+                    "unchanged": r.unchanged,
+                    "seconds": r.seconds,
+                }
+                for r in results
+            ],
+            indent=2,
+        )
+    ops = OPERATIONS
+    if output == "markdown":
+        lines = ["| stack | result | " + " | ".join(ops) + " | what changes |", "|---|---|" + "---|" * (len(ops) + 1)]
+        for r in results:
+            what = "<br>".join(
+                f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" + (" (drift)" if s.get("drift") else "")
+                for s in r.steps
+            )
+            what = what or ("unchanged since its last up (engine not run)" if r.unchanged else "-")
+            state = "ok" if r.ok else "**failed**"
+            lines.append(
+                f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |"
+            )
+        lines += [f"\n_{r.stack}: {r.recovered}_" for r in results if r.recovered]
+        failed = [r for r in results if not r.ok]
+        for r in failed:
+            lines += [
+                "",
+                f"<details><summary>{r.stack}: error</summary>",
+                "",
+                "```",
+                r.error or "",
+                "```",
+                "</details>",
+            ]
+        return "\n".join(lines)
+    lines = []
+    for r in results:
+        counts = ", ".join(f"{o} {r.changes[o]}" for o in ops if r.changes.get(o)) or "no changes"
+        drift = sum(1 for s in r.steps if s.get("drift"))
+        counts += f"; {drift} of them put back what changed out of band (drift)" if drift else ""
+        head = f"{r.stack}: {'ok' if r.ok else 'FAILED'} ({r.seconds}s) {counts if r.ok else ''}".rstrip()
+        lines.append(head)
+        if r.recovered:
+            lines.append(f"    {r.recovered}")
+        if r.unchanged:
+            lines.append(f"    {r.unchanged}")
+        lines += [
+            f"    {s['op']:<8} {s['type']}  {s['name']}" + ("  (drift: changed out of band)" if s.get("drift") else "")
+            for s in r.steps
+        ]
+        if r.error:
+            lines += ["    " + ln for ln in r.error.splitlines()]
+    return "\n".join(lines)
