@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
-from pulumi.runtime.config import get_config_env, get_config_secret_keys_env
+from pulumi.runtime.config import get_config, is_config_secret
 
 from components import ClusterOnboarding, SharedVault
 from vaultfleet import program
@@ -18,13 +18,15 @@ from vaultfleet.project.policy import PolicyError
 
 stack_file = Project(Path(".")).stack(pulumi.get_stack())
 try:
-    # The values as the engine holds them (secrets decrypted), through the schema `validate` uses.
+    # Every key Pulumi.yaml and the stack file set, unknown ones included (the schema names them),
+    # as the engine holds them (Pulumi's config store): secrets decrypted, objects and lists as JSON.
+    keys = [f"{schema.NAMESPACE}:{key}" for key in stack_file.values]
     settings = schema.parse(
-        schema.decode_engine_config(get_config_env()),
+        schema.decode_engine_config({key: get_config(key) for key in keys if get_config(key) is not None}),
         stack_file.name,
         stack_file.shown,
         # Which keys the engine holds as secrets: a database password must be one of them.
-        secret_keys=schema.decode_secret_keys(get_config_secret_keys_env()),
+        secret_keys=schema.decode_secret_keys([key for key in keys if is_config_secret(key)]),
     )
     if settings.kind == "shared":
         # The privileged stage: every cluster's mount, policies and applier policy, from their files.

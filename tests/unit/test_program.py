@@ -1,0 +1,126 @@
+"""The Pulumi program itself (__main__.py) under Pulumi's mocks, for each auth mode and the shared
+stack: its config read from Pulumi's config store as the engine fills it, what it registers with
+which provider, and bad input stopping it before anything is registered. The lab runs the same
+program against real servers; here each branch runs in a second."""
+
+from __future__ import annotations
+
+import json
+import runpy
+
+import pulumi
+import pytest
+
+from tests.conftest import copy_project_files, edit_stack
+from tests.unit.conftest import Mocks
+from tests.unit.test_pipeline import pin_endpoints
+from vaultfleet.project import Project
+
+KEYS = ("PEM-KEY-1", "PEM-KEY-2")
+
+
+@pytest.fixture()
+def fleet(tmp_path, monkeypatch):
+    """A project copy whose cluster stacks need no kubeconfig (apiHost and caCert pinned), with the
+    program's files, as the program's working directory."""
+    root = copy_project_files(tmp_path, program=True)
+    pin_endpoints(root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    # jwt mode reads the cluster's issuer and keys; no cluster here.
+    monkeypatch.setattr("vaultfleet.kube.jwt_issuer", lambda stack: ("https://issuer.lab-a", list(KEYS)))
+    return root
+
+
+def run_program(root, stack: str, mocks: Mocks | None = None) -> Mocks:
+    """__main__.py for `stack`, with the config the engine would hand it (Pulumi.yaml's defaults and
+    the stack file, objects as JSON), under mocks; returns what it registered."""
+    stack_file = Project(root).stack(stack)
+    config = {
+        f"vaultfleet:{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in stack_file.values.items()
+    }
+    mocks = mocks or Mocks()
+    pulumi.runtime.set_mocks(mocks, project="vaultfleet", stack=stack, preview=False)
+    pulumi.runtime.set_all_config(config, [])
+    try:
+
+        @pulumi.runtime.test
+        def program():
+            runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+
+        program()
+    finally:
+        pulumi.runtime.set_all_config({}, [])
+    return mocks
+
+
+def _json(value) -> dict:
+    """A JSON input as the mocks hand it back: the provider marks data_json secret."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        value = value["value"]
+    return json.loads(value)
+
+
+def types(mocks: Mocks) -> set[str]:
+    return {r.typ for r in mocks.resources}
+
+
+def test_a_reviewer_token_cluster_makes_its_reviewer_config_and_roles_and_no_mount(fleet):
+    mocks = run_program(fleet, "lab-a")
+    assert {
+        "kubernetes:core/v1:ServiceAccount",
+        "kubernetes:core/v1:Secret",
+        "vault:kubernetes/authBackendConfig:AuthBackendConfig",
+    } <= types(mocks)
+    roles = {r.inputs["roleName"]: r.inputs for r in mocks.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")}
+    assert set(roles) == {"app", "deployer"}
+    assert (roles["app"]["audience"], roles["app"]["tokenType"]) == ("vault", "service")
+    # The mount and the policy bodies are the shared stack's.
+    assert not mocks.of_type("vault:index/authBackend:AuthBackend") and not mocks.of_type("vault:index/policy:Policy")
+    (vault_provider,) = mocks.of_type("pulumi:providers:vault")
+    assert vault_provider.inputs["address"] == "http://127.0.0.1:18200"
+
+
+def test_a_client_jwt_cluster_binds_its_roles_accounts_and_stores_no_reviewer(fleet):
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:cluster"].update(authMode="client-jwt"))
+    mocks = run_program(fleet, "lab-a")
+    assert not mocks.of_type("kubernetes:core/v1:Secret")
+    (binding,) = mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert sorted((s["namespace"], s["name"]) for s in binding.inputs["subjects"]) == [
+        ("app", "app"),
+        ("ci", "deployer"),
+    ]
+
+
+def test_a_jwt_cluster_writes_the_keys_it_read_and_nothing_in_the_cluster(fleet):
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:cluster"].update(authMode="jwt"))
+    mocks = run_program(fleet, "lab-a")
+    assert not [t for t in types(mocks) if t.startswith("kubernetes:") and not t.startswith("pulumi:")]
+    endpoints = {
+        r.inputs["path"]: _json(r.inputs["dataJson"]) for r in mocks.of_type("vault:generic/endpoint:Endpoint")
+    }
+    config = endpoints["auth/k8s-lab-a/config"]
+    assert config == {"jwt_validation_pubkeys": sorted(KEYS), "bound_issuer": "https://issuer.lab-a"}
+    assert {"auth/k8s-lab-a/role/app", "auth/k8s-lab-a/role/deployer"} <= endpoints.keys()
+
+
+def test_the_shared_stack_makes_every_mount_tuned_and_pins_jwt_keys_in_the_applier_policy(fleet):
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:cluster"].update(authMode="jwt"))
+    mocks = run_program(fleet, "vault")
+    mounts = {b.inputs["path"]: b.inputs for b in mocks.of_type("vault:index/authBackend:AuthBackend")}
+    assert (mounts["k8s-lab-a"]["type"], mounts["k8s-lab-b"]["type"]) == ("jwt", "kubernetes")
+    assert mounts["k8s-lab-b"]["tune"]["maxLeaseTtl"] == "14400s"  # app's maxTtl 4h, the longest
+    policies = {p.inputs["name"]: p.inputs["policy"] for p in mocks.of_type("vault:index/policy:Policy")}
+    assert '"jwt_validation_pubkeys" = [["PEM-KEY-1", "PEM-KEY-2"]]' in policies["vaultfleet-apply-lab-a"]
+    assert not mocks.of_type("pulumi:providers:kubernetes")  # the shared stack writes nothing in a cluster
+
+
+def test_bad_input_stops_the_program_before_anything_is_registered(fleet):
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:roles"][0].update(audiences="vault"))
+    mocks = Mocks()
+    with pytest.raises(Exception, match=r"stacks/Pulumi.lab-a.yaml: vaultfleet:roles\[0\].audiences: unknown field"):
+        run_program(fleet, "lab-a", mocks)
+    assert mocks.resources == []
