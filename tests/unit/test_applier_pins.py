@@ -4,8 +4,6 @@ tests/lab/test_least_privilege.py."""
 
 from __future__ import annotations
 
-import zlib
-
 import pytest
 
 from tests.unit.conftest import FILE, accepted, cluster_values, problems, role
@@ -39,12 +37,18 @@ def test_a_role_without_an_audience_may_only_be_written_without_one():
     assert role_rule(audience=None)["audience"] == [""]
 
 
-def test_set_order_is_the_terraform_sdks_order_of_a_set():
-    # helper/schema/set.go: elements listed by their CRC-32 hash codes, sorted as decimal strings.
-    values = ["k8s-lab-a-kv-read", "k8s-lab-a-kv-write", "k8s-lab-a-db-creds", "app", "ci"]
-    codes = sorted(str(zlib.crc32(v.encode())) for v in values)
-    assert [str(zlib.crc32(v.encode())) for v in set_order(values)] == codes
-    assert set_order(["b", "a", "b"]) == set_order(["a", "b"])  # a set: order and repeats do not matter
+@pytest.mark.parametrize(
+    ("declared", "sent"),
+    [
+        # As the provider (pulumi-vault 7.8.0) sent them to the lab's OpenBao, read back from the role.
+        (["zeta", "alpha", "mid"], ["alpha", "zeta", "mid"]),
+        (["ns-a", "ns-b"], ["ns-b", "ns-a"]),
+        (["k8s-lab-b-kv-write", "k8s-lab-b-kv-read"], ["k8s-lab-b-kv-read", "k8s-lab-b-kv-write"]),
+    ],
+)
+def test_set_order_is_the_order_the_provider_sends_a_set_in(declared, sent):
+    assert set_order(declared) == sent
+    assert set_order([*declared, declared[0]]) == sent  # a set: repeats do not count
 
 
 def test_the_mount_max_ttl_is_the_longest_token_lifetime_declared():
@@ -93,3 +97,13 @@ def test_a_pinned_value_vault_would_read_as_a_glob_is_refused():
     values["cluster"]["issuer"] = "https://issuer.example/*"
     with pytest.raises(ValueError, match=r"stacks/Pulumi.lab-a.yaml: issuer 'https://issuer.example/\*'.*glob"):
         render_applier(accepted(values), "https://a:6443", "PEM")
+
+
+def test_a_role_may_attach_any_number_of_policies_each_pinned_as_one_list():
+    # Pinned in the one order the provider sends (no longer each order of the list, which capped a
+    # role at 4 templates).
+    templates = ["t1", "t2", "t3", "t4", "t5", "t6"]
+    values = cluster_values(roles=[role(policies=templates)], policies=templates)
+    stack = accepted(values)
+    (allowed,) = [a for path, _, a in applier_rules(stack, "https://a:6443", "PEM") if path.endswith("/role/app")]
+    assert allowed["token_policies"] == [set_order(f"k8s-lab-a-{t}" for t in templates)]

@@ -55,8 +55,9 @@ Rule = tuple[str, list[str], "dict | None"]
 
 def set_order(values: Iterable[str]) -> list[str]:
     """A set of strings in the order the provider sends it: the Terraform SDK lists a set by its
-    elements' hash codes (CRC-32 of the string) sorted as decimal strings (helper/schema/set.go)."""
-    return sorted(set(values), key=lambda value: str(zlib.crc32(value.encode())))
+    elements' hash codes sorted as decimal strings (helper/schema/set.go), and hashes a string
+    element as the CRC-32 of the string followed by ";" (serialize.go, SerializeValueForHash)."""
+    return sorted(set(values), key=lambda value: str(zlib.crc32(f"{value};".encode())))
 
 
 def applier_rules(

@@ -23,9 +23,6 @@ _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_TTL_SECONDS = 90 * 86400  # longer than any sane login token; a typo guard, not a policy
-# A role's policy list is allowed in each order by its cluster's applier policy (project/applier.py):
-# 4 templates make 24 lists.
-MAX_ROLE_POLICIES = 4
 
 # Kubernetes object names (k8s.io/apimachinery IsDNS1123Label / IsDNS1123Subdomain): a namespace is
 # a DNS-1123 label, a ServiceAccount name a DNS-1123 subdomain (dot-separated labels).

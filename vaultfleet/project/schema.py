@@ -19,7 +19,6 @@ from vaultfleet.project.addresses import ALLOW_INSECURE_HTTP
 from vaultfleet.project.database import DatabaseSettings, secret_passwords
 from vaultfleet.project.errors import NAMESPACE, ConfigError
 from vaultfleet.project.fields import (
-    MAX_ROLE_POLICIES,
     ApiServerUrl,
     Audience,
     BoundNamespaces,
@@ -99,14 +98,6 @@ class Role(Model):
     consumers: list[Literal["eso", "vso"]] = Field(default_factory=list)
     """Objects `up` creates in each bound namespace for the role's first ServiceAccount:
     eso (external-secrets SecretStore), vso (Vault Secrets Operator VaultConnection + VaultAuth)."""
-
-    @field_validator("policies")
-    @classmethod
-    def _few_policies(cls, names: list[str]) -> list[str]:
-        if len(names) > MAX_ROLE_POLICIES:
-            # The cluster's applier policy allows each order of the role's list (docs/pipeline.md).
-            raise ValueError(f"at most {MAX_ROLE_POLICIES} policy templates per role, got {len(names)}")
-        return names
 
     @model_validator(mode="after")
     def _ttl_within_max(self) -> Role:
