@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.conftest import use_state_key
+from tests.conftest import edit_stack, use_state_key
 from tests.lab import k8s
 from tests.lab.conftest import (
     copy_project,
@@ -41,12 +41,24 @@ pytestmark = [pytest.mark.lab, pytest.mark.server]
 runner = CliRunner()
 
 
+ORDERED = {
+    "name": "ordered",
+    "serviceAccounts": ["zeta", "alpha", "mid"],
+    "namespaces": ["ns-a", "ns-b"],
+    "policies": ["kv-write", "kv-read"],
+    "audience": "vault",
+}
+
+
 @pytest.fixture(scope="module")
 def applier(lab, lab_env, tmp_path_factory):
     """(project, token): the shared stack up with the admin token, a token of lab-a's applier."""
     project = copy_project(tmp_path_factory.mktemp("applier"))
     for cluster in ("lab-a", "lab-b"):  # the shared stack makes both keys, lab-a's applier may use one
         use_state_key(project, cluster)
+    # Lists the applier policy pins in the provider's own order, which is neither the file's nor
+    # sorted (project/applier.py set_order): a wrong order would refuse test_1's up.
+    edit_stack(project, "lab-a", lambda config: config["vaultfleet:roles"].append(ORDERED))
     root = root_client(lab)
     enable_transit(root)
     with pytest.MonkeyPatch.context() as mp:
