@@ -4,7 +4,12 @@ lab-a in `client-jwt` mode (Vault reviews each login with the login's own token)
 reviewer ServiceAccount, token Secret or stored JWT exists for lab-a or lab-c anywhere.
 
 lab-a's and lab-c's stacks run as their appliers (the policies pin each mode), and their roles cover
-an audience-bound role, one without (client-jwt), and a namespace-templated one.
+an audience-bound role, one without (client-jwt), and a namespace-templated one. In jwt mode the
+shared stack pins lab-c's issuer and signing keys in the applier policy: a rotated key goes through
+it, and the applier cannot trust a key of its own and forge logins.
+
+Every refusal is matched by its reason (tests/lab/refusals.py), after the same identity's legitimate
+request succeeded, and the target is re-read unchanged after.
 
 One module over 300 lines: its tests share that fleet (four stacks up, the database engine, each
 mode's appliers), brought up once by a module fixture; split by mode, each module would bring it
@@ -13,14 +18,18 @@ up again.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
 import secrets
+import time
 
 import hvac
 import psycopg
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from kubernetes import client
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -36,6 +45,7 @@ from tests.lab.conftest import (
     use_lab_for_cli,
     vault_token,
 )
+from tests.lab.refusals import denied, refused
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command, select_stack
 from vaultfleet.kube import issuer_keys
@@ -140,6 +150,44 @@ def read(vault: hvac.Client, path: str) -> dict:
     ]
 
 
+def token_for(lab, cluster: str, audiences: list[str], namespace: str = "app", account: str = "app") -> str:
+    """A TokenRequest token of namespace/account in `cluster`, for every one of `audiences`."""
+    api = k8s.api_client(str(lab.kubeconfig), cluster)
+    k8s.ensure_service_account(api, namespace, account)
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=audiences, expiration_seconds=600)
+    )
+    return client.CoreV1Api(api).create_namespaced_service_account_token(account, namespace, request).status.token
+
+
+def api_review(lab, cluster: str, jwt: str) -> client.V1TokenReviewStatus:
+    """What `cluster`'s API server says of `jwt`, for its own audiences (a TokenReview by the lab's
+    admin): the question Vault's kubernetes method asks it at a login."""
+    api = k8s.api_client(str(lab.kubeconfig), cluster)
+    review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=jwt))
+    return client.AuthenticationV1Api(api).create_token_review(review).status
+
+
+# The kubernetes method names the binding it refuses...
+NAME_NOT_BOUND = "service account name not authorized"
+NAMESPACE_NOT_BOUND = "namespace not authorized"
+# ...but a login whose TokenReview fails (the API server does not authenticate the token) gets
+# Vault's bare answer, nothing more: the tests that expect it ask the API server why (api_review).
+REVIEW_FAILED = r"^permission denied, on "
+# The API server, of a token it did not issue: its issuer is not the server's, so no key of its own
+# checks it.
+NOT_ISSUED_HERE = r"invalid bearer token"
+# jwt method: none of the mount's keys signed the token.
+SIGNATURE = r"no known key successfully validated the token signature"
+# jwt method: the token's aud lacks the role's bound audience.
+AUDIENCE = r"invalid audience \(aud\) claim"
+
+
+def bound_claim(claim: str) -> str:
+    """jwt method: `claim` is not among the role's bound values."""
+    return f'claim "{re.escape(claim)}" does not match any associated bound claim values'
+
+
 @pytest.mark.server
 def test_1_every_role_logs_in_with_its_own_token_and_reads_its_path(lab, project):
     root = root_client(lab)
@@ -160,35 +208,81 @@ def test_1_every_role_logs_in_with_its_own_token_and_reads_its_path(lab, project
             read(team, f"clusters/lab-a/namespaces/{other}/db")
 
 
+# What each role of lab-a binds: (namespace, ServiceAccount, token audience); "audience" is the API
+# server's own.
+BOUND = {"app": ("app", "app", "audience"), "deployer": ("ci", "deployer", None)}
+# (role, namespace, ServiceAccount, token audience, the reason Vault gives)
 REFUSED = {
-    "a ServiceAccount the role does not bind": ("app", "app", "other", "audience"),
-    "a namespace the role does not bind": ("app", "other", "app", "audience"),
-    # Vault presents the token to the API server, which takes only its own audience.
-    "a token only for the role's audience, not the API server's": ("deployer", "ci", "deployer", "vault"),
+    "a ServiceAccount the role does not bind": ("app", "app", "other", "audience", NAME_NOT_BOUND),
+    "a namespace the role does not bind": ("app", "other", "app", "audience", NAMESPACE_NOT_BOUND),
+    # Vault presents the token to the API server, which takes only its own audience: the bindings
+    # pass, the review fails (the API server's own answer is checked below).
+    "a token for the role's audience only": ("deployer", "ci", "deployer", "vault", REVIEW_FAILED),
 }
 
 
 @pytest.mark.server
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_2_a_login_outside_the_roles_bindings_is_refused(lab, project, case):
-    role, namespace, account, audience = REFUSED[case]
-    with pytest.raises(hvac.exceptions.VaultError):
-        login(
-            lab, "lab-a", role, namespace, account, api_audience(lab, "lab-a") if audience == "audience" else audience
-        )
+    role, namespace, account, audience, reason = REFUSED[case]
+    api_aud = api_audience(lab, "lab-a")
+    root = root_client(lab)
+    before = root.read(f"auth/k8s-lab-a/role/{role}")["data"]
+    # Positive control: the role's own ServiceAccount, with a token the API server takes, logs in.
+    bound_namespace, bound_account, bound_audience = BOUND[role]
+    own = api_aud if bound_audience == "audience" else bound_audience
+    login(lab, "lab-a", role, bound_namespace, bound_account, own).auth.token.revoke_self()
+    token_audience = api_aud if audience == "audience" else audience
+    refused(lambda: login(lab, "lab-a", role, namespace, account, token_audience), reason)
+    if reason == REVIEW_FAILED:
+        jwt = k8s.request_token(k8s.api_client(str(lab.kubeconfig), "lab-a"), namespace, account, token_audience)
+        status = api_review(lab, "lab-a", jwt)
+        assert not status.authenticated and re.search(r"token audiences .*is invalid", status.error), status
+    assert root.read(f"auth/k8s-lab-a/role/{role}")["data"] == before
+
+
+def role_audience(lab, cluster: str) -> str:
+    """The audience of role `app` of `cluster`: lab-a's (client-jwt) is its API server's, the others' `vault`."""
+    return api_audience(lab, "lab-a") if cluster == "lab-a" else "vault"
+
+
+def mode_login(lab, cluster: str, jwt: str, role: str = "app") -> hvac.Client:
+    """A login at `cluster`'s mount with its method: jwt for lab-c, kubernetes for the others."""
+    vault = hvac.Client(url=lab.vault_addr)
+    if cluster == "lab-c":
+        vault.auth.jwt.jwt_login(role=role, jwt=jwt, path="k8s-lab-c")
+    else:
+        vault.auth.kubernetes.login(role, jwt, mount_point=f"k8s-{cluster}")
+    return vault
+
+
+# Why a mount refuses another cluster's token: the reason that proves isolation.
+FOREIGN = {
+    "lab-a": REVIEW_FAILED,  # client-jwt: lab-a's API server does not authenticate the token
+    "lab-b": REVIEW_FAILED,  # reviewer-token: lab-b's TokenReview does not authenticate it
+    "lab-c": SIGNATURE,  # jwt: none of lab-c's keys signed it
+}
+
+
+def assert_isolated(lab, cluster: str, other: str) -> None:
+    """A token of app/app in `cluster` logs in at its own mount and is refused at `other`'s, for
+    the token's origin alone: it carries `other`'s role audience beside its own and `other`'s role
+    binds app/app, so neither the audience nor a binding is at fault."""
+    jwt = token_for(lab, cluster, sorted({role_audience(lab, cluster), role_audience(lab, other)}))
+    mode_login(lab, cluster, jwt).auth.token.revoke_self()  # positive control: at home, it logs in
+    root = root_client(lab)
+    before = root.read(f"auth/k8s-{other}/role/app")["data"]
+    refused(lambda: mode_login(lab, other, jwt), FOREIGN[other])
+    if FOREIGN[other] == REVIEW_FAILED:  # Vault says no more: the API server it asked says why
+        status = api_review(lab, other, jwt)
+        assert not status.authenticated and re.search(NOT_ISSUED_HERE, status.error), (cluster, other, status)
+    assert root.read(f"auth/k8s-{other}/role/app")["data"] == before
 
 
 @pytest.mark.server
-def test_3_the_clusters_of_both_modes_are_isolated_from_each_other(lab, project):
-    lab_b = login(lab, "lab-b", "app", "app", "app", "vault")  # reviewer-token mode, beside
-    lab_b.auth.token.revoke_self()
-    tokens = {
-        "lab-a": k8s.request_token(k8s.api_client(str(lab.kubeconfig), "lab-a"), "app", "app", audience=None),
-        "lab-b": k8s.request_token(k8s.api_client(str(lab.kubeconfig), "lab-b"), "app", "app", audience="vault"),
-    }
-    for cluster, other in (("lab-a", "lab-b"), ("lab-b", "lab-a")):
-        with pytest.raises(hvac.exceptions.VaultError):
-            hvac.Client(url=lab.vault_addr).auth.kubernetes.login("app", tokens[cluster], mount_point=f"k8s-{other}")
+@pytest.mark.parametrize("cluster, other", [("lab-a", "lab-b"), ("lab-b", "lab-a")])
+def test_3_the_clusters_of_both_modes_are_isolated_from_each_other(lab, project, cluster, other):
+    assert_isolated(lab, cluster, other)
 
 
 @pytest.mark.server
@@ -251,22 +345,23 @@ def test_6_verify_names_a_client_without_auth_delegator_and_up_restores_it(lab, 
 def test_7_the_applier_cannot_store_a_reviewer_token_on_a_client_jwt_mount(lab, project):
     root = root_client(lab)
     before = root.read("auth/k8s-lab-a/config")["data"]
-    server = next(c.server for c in lab.clusters if c.name == "lab-a")
+    # The config as the stack declares it (the API host and CA as Vault holds them).
+    declared = dict(
+        kubernetes_host=before["kubernetes_host"],
+        kubernetes_ca_cert=before["kubernetes_ca_cert"],
+        disable_iss_validation=True,
+        disable_local_ca_jwt=True,
+    )
     attempts = [
         {"token_reviewer_jwt": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"},
-        {"disable_local_ca_jwt": False},
+        {"disable_local_ca_jwt": False},  # Vault would review with its own (pod) token
     ]
     with vault_token(root, ["vaultfleet-apply-lab-a"], "5m") as token:
         applier = hvac.Client(url=lab.vault_addr, token=token)
+        applier.write("auth/k8s-lab-a/config", **declared)  # positive control: as declared, allowed
+        assert root.read("auth/k8s-lab-a/config")["data"] == before
         for extra in attempts:
-            with pytest.raises(hvac.exceptions.Forbidden):
-                applier.write(
-                    "auth/k8s-lab-a/config",
-                    kubernetes_host=server,
-                    kubernetes_ca_cert=lab.pki("lab-a").ca_cert.read_text(),
-                    disable_iss_validation=True,
-                    **extra,
-                )
+            denied(lambda extra=extra: applier.write("auth/k8s-lab-a/config", **{**declared, **extra}))
     assert root.read("auth/k8s-lab-a/config")["data"] == before
 
 
@@ -311,29 +406,20 @@ def test_9_jwt_mode_logs_in_every_role_by_claims_and_refuses_the_rest(lab, proje
         assert read(team, f"clusters/lab-c/namespaces/{mine}/db") == {"owner": mine}
         with pytest.raises(hvac.exceptions.Forbidden):
             read(team, f"clusters/lab-c/namespaces/{other}/db")
-    for namespace, account, audience in (("app", "other", "vault"), ("other", "app", "vault"), ("app", "app", "api")):
-        with pytest.raises(hvac.exceptions.VaultError):
-            jwt_login(lab, "app", namespace, account, audience)
+    before = root.read("auth/k8s-lab-c/role/app")["data"]
+    for namespace, account, audience, reason in (
+        ("app", "other", "vault", bound_claim("/kubernetes.io/serviceaccount/name")),
+        ("other", "app", "vault", bound_claim("/kubernetes.io/namespace")),
+        ("app", "app", "api", AUDIENCE),
+    ):
+        refused(lambda n=namespace, a=account, aud=audience: jwt_login(lab, "app", n, a, aud), reason)
+    assert root.read("auth/k8s-lab-c/role/app")["data"] == before
 
 
 @pytest.mark.server
-def test_10_every_pair_of_the_three_modes_is_isolated(lab, project):
-    def token(cluster: str) -> str:
-        api = k8s.api_client(str(lab.kubeconfig), cluster)
-        k8s.ensure_service_account(api, "app", "app")
-        return k8s.request_token(api, "app", "app", audience=None if cluster == "lab-a" else "vault")
-
-    tokens = {cluster: token(cluster) for cluster in ("lab-a", "lab-b", "lab-c")}
-    refused = []
-    for cluster, other in itertools.permutations(tokens, 2):
-        login = hvac.Client(url=lab.vault_addr)
-        with pytest.raises(hvac.exceptions.VaultError):
-            if other == "lab-c":
-                login.auth.jwt.jwt_login(role="app", jwt=tokens[cluster], path="k8s-lab-c")
-            else:
-                login.auth.kubernetes.login("app", tokens[cluster], mount_point=f"k8s-{other}")
-        refused.append((cluster, other))
-    assert len(refused) == 6
+@pytest.mark.parametrize("cluster, other", list(itertools.permutations(["lab-a", "lab-b", "lab-c"], 2)))
+def test_10_every_pair_of_the_three_modes_is_isolated(lab, project, cluster, other):
+    assert_isolated(lab, cluster, other)
 
 
 @pytest.mark.server
@@ -397,6 +483,7 @@ JWT_ATTACKS = {
     ),
     "accept another audience": dict(bound_audiences=["any"]),
     "make the tokens periodic": dict(token_period=86400),
+    "issue batch tokens (not revocable one by one)": dict(token_type="batch"),
 }
 
 
@@ -408,9 +495,110 @@ def test_14_the_jwt_mode_applier_writes_its_roles_exactly_as_declared(lab, proje
     with vault_token(root, ["vaultfleet-apply-lab-c"], "5m") as token:
         applier = hvac.Client(url=lab.vault_addr, token=token)
         applier.write("auth/k8s-lab-c/role/app", **_jwt_role())  # as declared: allowed
-        with pytest.raises(hvac.exceptions.Forbidden):
-            applier.write("auth/k8s-lab-c/role/app", **_jwt_role(**JWT_ATTACKS[attack]))
+        denied(lambda: applier.write("auth/k8s-lab-c/role/app", **_jwt_role(**JWT_ATTACKS[attack])))
     assert root.read("auth/k8s-lab-c/role/app")["data"] == before
+
+
+# The applier's own key pair: with its public key in lab-c's config it could sign a token for any role.
+ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ATTACKER_PEM = (
+    ATTACKER_KEY.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+    .strip()
+)
+MALLORY = "https://issuer.mallory.test"
+
+# (issuer, the cluster's keys) -> the config the attacker writes at auth/k8s-lab-c/config
+CONFIG_ATTACKS = {
+    "its own key in place of the cluster's": lambda issuer, keys: dict(
+        jwt_validation_pubkeys=[ATTACKER_PEM], bound_issuer=issuer
+    ),
+    "its own key beside the cluster's": lambda issuer, keys: dict(
+        jwt_validation_pubkeys=sorted([*keys, ATTACKER_PEM]), bound_issuer=issuer
+    ),
+    "another issuer": lambda issuer, keys: dict(jwt_validation_pubkeys=keys, bound_issuer=MALLORY),
+    "a JWKS URL of its own": lambda issuer, keys: dict(jwks_url=f"{MALLORY}/keys", bound_issuer=issuer),
+    "an OIDC discovery URL of its own": lambda issuer, keys: dict(oidc_discovery_url=MALLORY, bound_issuer=issuer),
+}
+
+
+def lab_c_issuer(lab) -> tuple[str, list[str]]:
+    """lab-c's issuer and current keys (sorted PEMs), as the shared stack reads and pins them."""
+    return issuer_keys(k8s.api_client(str(lab.kubeconfig), "lab-c"))
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("attack", list(CONFIG_ATTACKS))
+def test_14b_the_jwt_mode_applier_writes_exactly_the_clusters_issuer_and_keys(lab, project, attack):
+    root = root_client(lab)
+    before = root.read("auth/k8s-lab-c/config")["data"]
+    issuer, keys = lab_c_issuer(lab)
+    with vault_token(root, ["vaultfleet-apply-lab-c"], "5m") as token:
+        applier = hvac.Client(url=lab.vault_addr, token=token)
+        # Positive control: the cluster's own issuer and keys, as its JWKS gives them: allowed.
+        applier.write("auth/k8s-lab-c/config", jwt_validation_pubkeys=keys, bound_issuer=issuer)
+        denied(lambda: applier.write("auth/k8s-lab-c/config", **CONFIG_ATTACKS[attack](issuer, keys)))
+    assert root.read("auth/k8s-lab-c/config")["data"] == before
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged_token(issuer: str, namespace: str = "app", account: str = "app") -> str:
+    """A ServiceAccount token of namespace/account as lab-c's API server would issue it for
+    audience `vault`, signed with the attacker's key (RS256, as the API server signs)."""
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": ["vault"],
+        "sub": f"system:serviceaccount:{namespace}:{account}",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": {"name": account, "uid": "00000000-0000-4000-8000-000000000001"},
+        },
+    }
+    header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+    signature = ATTACKER_KEY.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+@pytest.mark.server
+def test_14c_a_login_forged_with_a_key_of_the_appliers_own_does_not_get_in(lab, project):
+    root = root_client(lab)
+    root.secrets.kv.v2.create_or_update_secret("clusters/lab-c/db", {"owner": "lab-c"}, mount_point="kv")
+    before = root.read("auth/k8s-lab-c/config")["data"]
+    issuer, keys = lab_c_issuer(lab)
+    forged = forged_token(issuer)
+    # Positive control: the forged token is role app's in everything but its signer. With its key
+    # trusted (the admin adds it for a moment) it logs in and reads lab-c's KV: the attack's aim.
+    try:
+        root.write("auth/k8s-lab-c/config", jwt_validation_pubkeys=sorted([*keys, ATTACKER_PEM]), bound_issuer=issuer)
+        assert read(mode_login(lab, "lab-c", forged), "clusters/lab-c/db") == {"owner": "lab-c"}
+    finally:
+        root.write(
+            "auth/k8s-lab-c/config",
+            jwt_validation_pubkeys=before["jwt_validation_pubkeys"],
+            bound_issuer=before["bound_issuer"],
+        )
+    assert root.read("auth/k8s-lab-c/config")["data"] == before
+    # The applier cannot add it: the shared stack pinned the cluster's keys...
+    with vault_token(root, ["vaultfleet-apply-lab-c"], "5m") as token:
+        applier = hvac.Client(url=lab.vault_addr, token=token)
+        applier.write("auth/k8s-lab-c/config", jwt_validation_pubkeys=keys, bound_issuer=issuer)  # allowed
+        denied(
+            lambda: applier.write(
+                "auth/k8s-lab-c/config", jwt_validation_pubkeys=sorted([*keys, ATTACKER_PEM]), bound_issuer=issuer
+            )
+        )
+    # ...so the forged login is refused for its signature, and the config is the cluster's.
+    refused(lambda: mode_login(lab, "lab-c", forged), SIGNATURE)
+    assert root.read("auth/k8s-lab-c/config")["data"] == before
 
 
 @pytest.mark.server
@@ -508,7 +696,9 @@ def test_16b_db_creds_work_in_the_new_modes(lab, project, mode):
 
 
 @pytest.mark.server
-def test_17_a_rotated_signing_key_is_named_by_verify_shown_by_preview_and_written_by_up(lab, project):
+def test_17_a_rotated_signing_key_is_named_by_verify_shown_by_preview_and_written_after_the_shared_stack(
+    lab, lab_env, project, monkeypatch
+):
     from vaultfleet.lab import kubernetes as lab_kubernetes
     from vaultfleet.toolchain import find_tool
 
@@ -531,7 +721,22 @@ def test_17_a_rotated_signing_key_is_named_by_verify_shown_by_preview_and_writte
         )
 
     before = vault_keys()
-    assert runner.invoke(app, ["up", "lab-c"]).exit_code == 0
+    with vault_token(root_client(lab), ["vaultfleet-apply-lab-c"], "15m") as token:
+        # lab-c's applier cannot write the new key: the shared stack pinned the keys it read before.
+        monkeypatch.setenv("VAULT_TOKEN", token)
+        early = runner.invoke(app, ["up", "lab-c"])
+        assert early.exit_code == 1, early.output
+        assert re.search(r"auth/k8s-lab-c/config[\s\S]*permission denied", early.output), early.output
+        assert vault_keys() == before
+        # The privileged stage (admin) reads the cluster's JWKS again and pins the new keys...
+        monkeypatch.setenv("VAULT_TOKEN", lab_env["VAULT_TOKEN"])
+        pinned = runner.invoke(app, ["up", "vault"])
+        assert pinned.exit_code == 0, pinned.output
+        # ...then the applier writes them.
+        monkeypatch.setenv("VAULT_TOKEN", token)
+        up = runner.invoke(app, ["up", "lab-c"])
+        assert up.exit_code == 0, up.output
+    monkeypatch.setenv("VAULT_TOKEN", lab_env["VAULT_TOKEN"])
     # The cluster's keys now: the new one, beside the previous one that still verifies its tokens.
     _, keys = issuer_keys(k8s.api_client(str(lab.kubeconfig), "lab-c"))
     assert vault_keys() == keys != before and len(keys) == 2

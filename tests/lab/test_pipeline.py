@@ -1,15 +1,21 @@
 """The pipeline's identities (issue 14): a CI job logs in with its own OIDC token at the shared
 stack's jwt mount, its claims decide previewer or applier, and the previewer reads what a preview
-needs and can write nothing.
+needs and can write nothing. The reviewer JWT it can decrypt from a cluster stack's state is a live
+token that logs in at no role, and a stack file role that would let it in never reaches Vault.
 
 The CI system is a stand-in issuer the test owns: its own key pair, tokens signed per claim set.
+Every refusal is matched by its reason (tests/lab/refusals.py), after the same identity's legitimate
+request succeeded, and the target is re-read unchanged after.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import operator
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import hvac
 import pytest
@@ -21,7 +27,9 @@ from typer.testing import CliRunner
 from tests.conftest import edit_stack, use_state_key
 from tests.lab import k8s
 from tests.lab.conftest import copy_project, destroy_stacks, enable_transit, root_client, use_lab_for_cli
+from tests.lab.refusals import denied, refused
 from vaultfleet.cli import app
+from vaultfleet.fleet.engine import pulumi_command
 
 # Server-dependent: the server's jwt auth method checks the tokens and its ACLs answer the attacks.
 pytestmark = [pytest.mark.lab, pytest.mark.server, pytest.mark.usefixtures("lab_cli")]
@@ -102,33 +110,57 @@ def policies(client: hvac.Client) -> list[str]:
     return sorted(client.auth.token.lookup_self()["data"]["policies"])
 
 
+def bound_claim(*claims: str) -> str:
+    """The jwt method's refusal of a claim the role binds to other values (or that the token lacks);
+    with several claims at fault, Vault names whichever it checks first (Go's map order)."""
+    names = "|".join(claims)
+    return f'claim "({names})" (does not match any associated bound claim values|is missing)'
+
+
+# The jwt method's refusals of a token the role's claims fit but the token itself does not.
+AUDIENCE_REFUSED = r"invalid audience \(aud\) claim"
+ISSUER_REFUSED = r"invalid issuer \(iss\) claim"
+SIGNATURE_REFUSED = r"no known key successfully validated the token signature"
+EXPIRED = r"token is expired"
+
+
 def test_1_the_claims_decide_the_identity(lab, project):
     assert policies(login(lab, ci_token(PULL_REQUEST), "previewer")) == ["default", "vaultfleet-previewer"]
     # The project copy has two cluster stack files: the applier holds each one's applier policy.
     applier = ["default", "vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b"]
     assert policies(login(lab, ci_token(MAIN), "applier")) == applier
     assert policies(login(lab, ci_token(MAIN), "previewer")) == ["default", "vaultfleet-previewer"]
-    with pytest.raises(hvac.exceptions.VaultError):  # a pull request is not the protected branch
-        login(lab, ci_token(PULL_REQUEST), "applier")
+    # A pull request is not the protected branch: its ref, and it has no environment.
+    refused(lambda: login(lab, ci_token(PULL_REQUEST), "applier"), bound_claim("ref", "environment"))
 
 
+# case: (what the token gets wrong, the reason Vault gives)
 REFUSED = {
-    "another repository": dict(claims={**PULL_REQUEST, "repository": "mallory/fleet"}),
-    "the main branch outside its environment": dict(claims={**MAIN, "environment": "sandbox"}, role="applier"),
-    "another audience": dict(audience="https://github.com/mallory"),
-    "another issuer": dict(issuer="https://token.mallory.test"),
-    "signed by another key": dict(key=OTHER_KEY),
-    "expired": dict(expires_in=-120),
+    "another repository": (dict(claims={**PULL_REQUEST, "repository": "mallory/fleet"}), bound_claim("repository")),
+    "the main branch outside its environment": (
+        dict(claims={**MAIN, "environment": "sandbox"}, role="applier"),
+        bound_claim("environment"),
+    ),
+    "another audience": (dict(audience="https://github.com/mallory"), AUDIENCE_REFUSED),
+    "another issuer": (dict(issuer="https://token.mallory.test"), ISSUER_REFUSED),
+    "signed by another key": (dict(key=OTHER_KEY), SIGNATURE_REFUSED),
+    "expired": (dict(expires_in=-120), EXPIRED),
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
 def test_2_a_token_with_the_wrong_repository_branch_audience_issuer_key_or_expiry_is_refused(lab, project, case):
-    options = dict(REFUSED[case])
+    options, reason = REFUSED[case]
+    options = dict(options)
     role = options.pop("role", "previewer")
-    claims = options.pop("claims", PULL_REQUEST)
-    with pytest.raises(hvac.exceptions.VaultError):
-        login(lab, ci_token(claims, **options), role)
+    bound = PULL_REQUEST if role == "previewer" else MAIN
+    claims = options.pop("claims", bound)
+    root = root_client(lab)
+    before = root.read(f"auth/ci/role/{role}")["data"]
+    # Positive control: the token the role binds, right in everything, logs in.
+    login(lab, ci_token(bound), role).auth.token.revoke_self()
+    refused(lambda: login(lab, ci_token(claims, **options), role), reason)
+    assert root.read(f"auth/ci/role/{role}")["data"] == before
 
 
 def vault_listing(lab) -> dict:
@@ -161,47 +193,139 @@ def test_3_the_previewer_previews_every_stack_with_refresh_and_changes_nothing(
     assert vault_listing(lab) == before
 
 
-def _attacks():
+@dataclass(frozen=True)
+class Attack:
+    control: Callable[[hvac.Client, hvac.Client], object]
+    """(previewer, root): the previewer's legitimate counterpart on the same path or mount; where it
+    has none, root's read of the target, which shows the path exists (so the refusal is the ACL's)."""
+    attack: Callable[[hvac.Client], object]
+    """(previewer): the escalation."""
+    target: Callable[[hvac.Client], object]
+    """(root): what the attack would change, re-read after."""
+    unchanged: Callable[[object, object], bool] = operator.eq
+    """(before, after)"""
+
+
+def _encrypt(root: hvac.Client, key: str) -> str:
+    return root.write(f"transit/encrypt/{key}", plaintext=base64.b64encode(b"data key").decode())["data"]["ciphertext"]
+
+
+def _kv(root: hvac.Client) -> tuple:
+    read = root.secrets.kv.v2.read_secret_version("clusters/lab-a/app", mount_point="kv", raise_on_deleted_version=True)
+    return read["data"]["data"], read["data"]["metadata"]["version"]
+
+
+def _token_accessors(root: hvac.Client) -> set[str]:
+    return set(root.list("auth/token/accessors")["data"]["keys"])
+
+
+def _attacks(root: hvac.Client) -> dict[str, Attack]:
     """What a stolen pull-request token would try first; each must be refused."""
+    lab_a_ciphertext = _encrypt(root, "vaultfleet-lab-a")
+    shared_ciphertext = _encrypt(root, "vaultfleet-vault")
+
+    def read_a_fleet_policy(previewer, _):
+        return previewer.sys.read_policy("k8s-lab-a-kv-read")
+
+    def decrypt_with_lab_as_key(previewer, _):
+        return previewer.write("transit/decrypt/vaultfleet-lab-a", ciphertext=lab_a_ciphertext)
+
     return {
-        "write a policy granting path *": lambda c: c.sys.create_or_update_policy(
-            "k8s-lab-a-evil", 'path "*" { capabilities = ["sudo", "create", "read", "update", "delete", "list"] }'
+        "write a policy granting path *": Attack(
+            read_a_fleet_policy,
+            lambda c: c.sys.create_or_update_policy(
+                "k8s-lab-a-evil", 'path "*" { capabilities = ["sudo", "create", "read", "update", "delete", "list"] }'
+            ),
+            lambda r: sorted(r.sys.list_policies()["data"]["policies"]),
         ),
-        "rewrite a cluster policy": lambda c: c.sys.create_or_update_policy(
-            "k8s-lab-a-kv-read", 'path "*" { capabilities = ["read"] }'
+        "rewrite a cluster policy": Attack(
+            read_a_fleet_policy,
+            lambda c: c.sys.create_or_update_policy("k8s-lab-a-kv-read", 'path "*" { capabilities = ["read"] }'),
+            lambda r: r.sys.read_policy("k8s-lab-a-kv-read")["data"]["rules"],
         ),
-        "attach the admin-like root policy to a role": lambda c: c.auth.kubernetes.create_role(
-            "app", ["*"], ["*"], policies=["root"], mount_point="k8s-lab-a"
+        "attach the admin-like root policy to a role": Attack(
+            lambda c, _: c.auth.kubernetes.read_role("app", mount_point="k8s-lab-a"),
+            lambda c: c.auth.kubernetes.create_role("app", ["*"], ["*"], policies=["root"], mount_point="k8s-lab-a"),
+            lambda r: r.auth.kubernetes.read_role("app", mount_point="k8s-lab-a"),
         ),
-        "point a cluster's mount at an attacker's host": lambda c: c.write(
-            "auth/k8s-lab-a/config", kubernetes_host="https://attacker.example:443"
+        "point a cluster's mount at an attacker's host": Attack(
+            lambda c, _: c.read("auth/k8s-lab-a/config"),
+            lambda c: c.write("auth/k8s-lab-a/config", kubernetes_host="https://attacker.example:443"),
+            lambda r: r.read("auth/k8s-lab-a/config")["data"],
         ),
-        "enable a new auth mount": lambda c: c.sys.enable_auth_method("kubernetes", path="k8s-evil"),
-        "enable a secrets engine": lambda c: c.sys.enable_secrets_engine("kv", path="evil"),
-        "disable a cluster's mount": lambda c: c.sys.disable_auth_method("k8s-lab-a"),
-        "read a KV secret": lambda c: c.secrets.kv.v2.read_secret_version(
-            "clusters/lab-a/app", mount_point="kv", raise_on_deleted_version=True
+        "enable a new auth mount": Attack(
+            lambda c, _: c.sys.list_auth_methods(),
+            lambda c: c.sys.enable_auth_method("kubernetes", path="k8s-evil"),
+            lambda r: sorted(r.sys.list_auth_methods()["data"]),
         ),
-        "write a KV secret": lambda c: c.secrets.kv.v2.create_or_update_secret(
-            "clusters/lab-a/app", {"x": "y"}, mount_point="kv"
+        "enable a secrets engine": Attack(
+            lambda c, _: c.sys.list_mounted_secrets_engines(),
+            lambda c: c.sys.enable_secrets_engine("kv", path="evil"),
+            lambda r: sorted(r.sys.list_mounted_secrets_engines()["data"]),
         ),
-        "mint a token with other policies": lambda c: c.auth.token.create(policies=["vaultfleet-apply-lab-a"]),
-        "turn the pipeline's applier role to any repository": lambda c: c.write(
-            "auth/ci/role/applier",
-            role_type="jwt",
-            user_claim="sub",
-            bound_audiences=[AUDIENCE],
-            bound_claims={"repository": "mallory/fleet"},
-            token_policies=["vaultfleet-apply-lab-a"],
+        "disable a cluster's mount": Attack(
+            # It sees the mount in the listing (its tuning and config need sudo, which it lacks).
+            lambda c, _: c.sys.list_auth_methods()["data"]["k8s-lab-a/"],
+            lambda c: c.sys.disable_auth_method("k8s-lab-a"),
+            lambda r: r.sys.list_auth_methods()["data"]["k8s-lab-a/"]["accessor"],
         ),
-        "list the identities of the fleet": lambda c: c.list("identity/entity-alias/id"),
-        "decrypt the shared stack's state key": lambda c: c.write(
-            "transit/decrypt/vaultfleet-vault", ciphertext="vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        # No legitimate counterpart: the previewer reads no secret; root shows the secret is there.
+        "read a KV secret": Attack(
+            lambda _, r: _kv(r),
+            lambda c: c.secrets.kv.v2.read_secret_version(
+                "clusters/lab-a/app", mount_point="kv", raise_on_deleted_version=True
+            ),
+            _kv,
         ),
-        "wrap a new data key with a cluster's state key": lambda c: c.write(
-            "transit/encrypt/vaultfleet-lab-a", plaintext="AAAA"
+        "write a KV secret": Attack(
+            lambda _, r: _kv(r),
+            lambda c: c.secrets.kv.v2.create_or_update_secret("clusters/lab-a/app", {"x": "y"}, mount_point="kv"),
+            _kv,
         ),
-        "export a cluster's state key": lambda c: c.read("transit/export/encryption-key/vaultfleet-lab-a"),
+        # It may look up its own token (the default policy), not make others: no token is new after.
+        "mint a token with other policies": Attack(
+            lambda c, _: c.auth.token.lookup_self(),
+            lambda c: c.auth.token.create(policies=["vaultfleet-apply-lab-a"]),
+            _token_accessors,
+            lambda before, after: after <= before,
+        ),
+        "turn the pipeline's applier role to any repository": Attack(
+            lambda c, _: c.read("auth/ci/role/applier"),
+            lambda c: c.write(
+                "auth/ci/role/applier",
+                role_type="jwt",
+                user_claim="sub",
+                bound_audiences=[AUDIENCE],
+                bound_claims={"repository": "mallory/fleet"},
+                token_policies=["vaultfleet-apply-lab-a"],
+            ),
+            lambda r: r.read("auth/ci/role/applier")["data"],
+        ),
+        # No legitimate counterpart: root shows the listing is there (the logins made identities).
+        "list the identities of the fleet": Attack(
+            lambda _, r: r.list("identity/entity-alias/id")["data"]["keys"],
+            lambda c: c.list("identity/entity-alias/id"),
+            lambda r: sorted(r.list("identity/entity-alias/id")["data"]["keys"]),
+        ),
+        # Its counterpart: decrypting with lab-a's key; root shows this ciphertext decrypts.
+        "decrypt the shared stack's state key": Attack(
+            lambda c, r: (
+                decrypt_with_lab_as_key(c, r),
+                r.write("transit/decrypt/vaultfleet-vault", ciphertext=shared_ciphertext),
+            ),
+            lambda c: c.write("transit/decrypt/vaultfleet-vault", ciphertext=shared_ciphertext),
+            lambda r: r.read("transit/keys/vaultfleet-vault")["data"],
+        ),
+        "wrap a new data key with a cluster's state key": Attack(
+            decrypt_with_lab_as_key,
+            lambda c: c.write("transit/encrypt/vaultfleet-lab-a", plaintext="AAAA"),
+            lambda r: r.read("transit/keys/vaultfleet-lab-a")["data"],
+        ),
+        "export a cluster's state key": Attack(
+            lambda c, _: c.read("transit/keys/vaultfleet-lab-a"),  # its settings, never its material
+            lambda c: c.read("transit/export/encryption-key/vaultfleet-lab-a"),
+            lambda r: r.read("transit/keys/vaultfleet-lab-a")["data"],
+        ),
     }
 
 
@@ -226,12 +350,15 @@ ATTACKS = [
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_4_every_escalation_with_the_previewer_is_refused(lab, project, attack):
-    root_client(lab).secrets.kv.v2.create_or_update_secret(
-        "clusters/lab-a/app", {"password": "s3cret"}, mount_point="kv"
-    )
+    root = root_client(lab)
+    root.secrets.kv.v2.create_or_update_secret("clusters/lab-a/app", {"password": "s3cret"}, mount_point="kv")
     previewer = login(lab, ci_token(PULL_REQUEST), "previewer")
-    with pytest.raises(hvac.exceptions.Forbidden):
-        _attacks()[attack](previewer)
+    case = _attacks(root)[attack]
+    before = case.target(root)
+    case.control(previewer, root)
+    denied(lambda: case.attack(previewer))
+    after = case.target(root)
+    assert case.unchanged(before, after), (before, after)
 
 
 def _kube_attacks():
@@ -264,3 +391,80 @@ def test_5_the_previewers_kubernetes_identity_reads_only_its_stacks_objects(lab,
     with pytest.raises(client.ApiException) as refused:
         _kube_attacks()[attack](api)
     assert refused.value.status == 403, refused.value
+
+
+def _reviewer_jwt(export: str) -> str:
+    """The reviewer JWT in a `pulumi stack export --show-secrets` of a reviewer-token cluster stack."""
+    resources = json.loads(export)["deployment"]["resources"]
+    (config,) = [r for r in resources if r["type"] == "vault:kubernetes/authBackendConfig:AuthBackendConfig"]
+    jwt = config["outputs"]["tokenReviewerJwt"]
+    if isinstance(jwt, dict) and "plaintext" in jwt:  # a secret, as --show-secrets prints it
+        jwt = json.loads(jwt["plaintext"])
+    return jwt
+
+
+def kubernetes_login(lab, mount: str, role: str, jwt: str) -> dict:
+    return hvac.Client(url=lab.vault_addr).auth.kubernetes.login(role, jwt, mount_point=mount)
+
+
+def _lab_b_in_vault(lab) -> dict:
+    """What the shared stack would write for lab-b's roles: its applier policy; and lab-b's roles."""
+    root = root_client(lab)
+    try:
+        roles = root.list("auth/k8s-lab-b/role")
+    except hvac.exceptions.InvalidPath:  # none: lab-b's own stack is not up in this module
+        roles = None
+    return {"roles": roles, "applier": root.sys.read_policy("vaultfleet-apply-lab-b")["data"]["rules"]}
+
+
+# Why each role of lab-a refuses the reviewer's token (kube-system/vault-auth): a Secret-based token
+# carries no `aud`, and both roles require `vault`, which the kubernetes method checks before the
+# bindings. A role recreated without its audience (the applier may) is decided by its bindings:
+# test_least_privilege.py test_3.
+REVIEWER_REFUSED = {"app": AUDIENCE_REFUSED, "deployer": AUDIENCE_REFUSED}
+# `vaultfleet up` of a stack whose program stops on an invalid cluster stack file.
+UP_REFUSED = 1
+
+
+def test_6_the_reviewer_jwt_the_previewer_can_decrypt_logs_in_nowhere(lab, lab_env, project):
+    previewer = login(lab, ci_token(PULL_REQUEST), "previewer")
+    # It decrypts lab-a's state (lab-a's Transit key) with its own token: no passphrase, no root.
+    env = {k: v for k, v in lab_env.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    env.update(VAULT_TOKEN=previewer.token, VAULT_SERVER_URL=lab.vault_addr, VAULT_SERVER_TOKEN=previewer.token)
+    shown = pulumi_command().run(["stack", "export", "--show-secrets", "--stack", "lab-a"], str(project), env)
+    jwt = _reviewer_jwt(shown.stdout)
+    # Positive control: a live token, lab-a's API server authenticates it as the reviewer.
+    api = k8s.api_client(str(lab.kubeconfig), "lab-a")
+    review = client.AuthenticationV1Api(api).create_token_review(
+        client.V1TokenReview(spec=client.V1TokenReviewSpec(token=jwt))
+    )
+    assert review.status.authenticated, review.status
+    assert review.status.user.username == "system:serviceaccount:kube-system:vault-auth"
+    # At each role of lab-a's mount it is refused (REVIEWER_REFUSED says why).
+    root = root_client(lab)
+    roles = root.list("auth/k8s-lab-a/role")["data"]["keys"]
+    assert sorted(roles) == sorted(REVIEWER_REFUSED)
+    for role in roles:
+        before = root.auth.kubernetes.read_role(role, mount_point="k8s-lab-a")
+        refused(lambda r=role: kubernetes_login(lab, "k8s-lab-a", r, jwt), REVIEWER_REFUSED[role])
+        assert root.auth.kubernetes.read_role(role, mount_point="k8s-lab-a") == before
+
+    # A stack file role that would let it in never reaches Vault: refused before anything is written.
+    path = project / "stacks/Pulumi.lab-b.yaml"
+    original = path.read_text()
+    everyone = {"name": "everyone", "serviceAccounts": ["*"], "namespaces": ["*"], "policies": ["kv-read"]}
+    in_vault = _lab_b_in_vault(lab)
+    try:
+        # Positive control: `*` itself is not what is refused; bound away from kube-system it validates.
+        edit_stack(project, "lab-b", lambda c: c["vaultfleet:roles"].append({**everyone, "namespaces": ["app"]}))
+        ok = runner.invoke(app, ["validate", "lab-b"])
+        assert ok.exit_code == 0, ok.output
+        path.write_text(original)
+        edit_stack(project, "lab-b", lambda c: c["vaultfleet:roles"].append(everyone))
+        result = runner.invoke(app, ["up", "vault"])
+        assert result.exit_code == UP_REFUSED, result.output
+        for named in ("stacks/Pulumi.lab-b.yaml", "'everyone'", "binds the reviewer's ServiceAccount"):
+            assert named in result.output, result.output
+    finally:
+        path.write_text(original)
+    assert _lab_b_in_vault(lab) == in_vault
