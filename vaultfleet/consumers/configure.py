@@ -48,7 +48,7 @@ def consumer_configs(
 ) -> tuple[list[ConsumerConfig], list[str]]:
     """(configurations, notes) for the bindings selected. `shared_stack` is called only when a role
     reads database credentials: a broken or absent shared stack file has nothing to say about KV
-    consumers. Raises ConsumerError (or its DatabaseCredentialsError) naming what is missing."""
+    consumers. Raises ConsumerError naming what is missing (a database credential's included)."""
     found, notes = bindings(stack, role, namespace, service_account, secret, policy_dir)
     if kind == "agent" and len(found) > 1:
         raise ConsumerError(
