@@ -95,6 +95,21 @@ DRIFTS = {
 }
 
 
+# Drifts whose repair is proven only by a real login, not by the object's being back: a recreated
+# reviewer ServiceAccount has a new token, which Vault must now hold (the deleted one's is refused);
+# the reviewer's binding and the API host are what Vault reviews each login with.
+PROVEN_BY_LOGIN = {"reviewer service account deleted", "reviewer binding deleted", "mount config host"}
+
+
+def _logins_work(drifts: list[str]) -> None:
+    """`vaultfleet verify lab-a` after the repair of any of PROVEN_BY_LOGIN: a real login through
+    every role of lab-a (Vault reviews each with the token it holds) and the token Secret's check."""
+    if PROVEN_BY_LOGIN.isdisjoint(drifts):
+        return
+    verified = runner.invoke(app, ["verify", "lab-a"])
+    assert verified.exit_code == 0, verified.output
+
+
 # The stack that owns (and so repairs) what each drift changed, and the resource its refresh finds
 # drifted: policy bodies are the shared stack's, the rest lab-a's own.
 DRIFTED = {
@@ -132,6 +147,7 @@ def _check_reported_and_put_back(lab, drifts: list[str]) -> None:
     result = runner.invoke(app, ["up", *stacks])
     assert result.exit_code == 0, result.output
     assert {d: bool(DRIFTS[d][1](lab)) for d in drifts} == dict.fromkeys(drifts, True)
+    _logins_work(drifts)
 
 
 # Server-dependent: a drift in Vault is read back (refresh) and rewritten through the provider, and a
@@ -163,5 +179,6 @@ def test_a_plain_pulumi_up_puts_every_drift_back_at_once(lab, lab_env, project):
         )
         assert plain.returncode == 0, plain.stdout + plain.stderr
     assert {d: bool(DRIFTS[d][1](lab)) for d in AT_ONCE} == dict.fromkeys(AT_ONCE, True)
+    _logins_work(AT_ONCE)
     after = runner.invoke(app, ["preview", "vault", "lab-a", "--expect-no-changes"])
     assert after.exit_code == 0, after.output

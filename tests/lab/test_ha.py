@@ -10,10 +10,9 @@ backend, and are destroyed at the end like every module's.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
+import threading
+import time
 
 import hvac
 import pytest
@@ -22,10 +21,12 @@ from typer.testing import CliRunner
 from tests.lab.conftest import copy_project, destroy_stacks, login, plain_stack_export, up_stacks, use_lab_for_cli
 from vaultfleet.cli import app
 from vaultfleet.fleet.health import token_problem, vault_problem
+from vaultfleet.fleet.runner import StackResult, run
 from vaultfleet.lab import ha, processes, vault
 from vaultfleet.lab import lab as lab_module
 from vaultfleet.lab.files import private_dir
 from vaultfleet.lab.record import VAULT_PORT, LabState, VaultNode
+from vaultfleet.project import Project
 
 # Elections, raft, joining, standbys refusing to seal, forwarding: all the server's own code.
 pytestmark = [pytest.mark.lab, pytest.mark.server]
@@ -116,26 +117,59 @@ def test_leader_killed_mid_up_all_then_a_rerun_converges_and_the_old_leader_rejo
     before = workload.auth.token.lookup_self()["data"]
 
     # lab-b onboarded: the run has work in the shared stage (lab-b's mount, policies) and after it.
+    # The fleet's runner as `vaultfleet up --all` calls it, in a thread: its callbacks say when each
+    # stack's run started and ended, to hold against the moment of the kill.
     (project / "lab-b.yaml").rename(project / "stacks/Pulumi.lab-b.yaml")
-    fleet_run = subprocess.Popen(
-        [sys.executable, "-m", "vaultfleet.cli", "up", "--all", "--format", "json"],
-        env={**os.environ, **ha_env, "VAULTFLEET_PROJECT": str(project)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # The leader goes (SIGKILL, a machine lost) as soon as the shared stack has made lab-b's mount.
-    processes.wait_until(lambda: "k8s-lab-b/" in root.sys.list_auth_methods()["data"], 120, "lab-b's mount")
-    old = ha.leader(state)
-    vault.stop_vault(state, old.name, kill=True)
-    out, err = fleet_run.communicate(timeout=600)
+    fleet = Project(project)
+    names = fleet.stack_names()
+    assert sorted(names) == ["lab-a", "lab-b", "vault"]
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
+    results: list[StackResult] = []
+    crashed: list[BaseException] = []
+
+    def up_all() -> None:
+        try:
+            results.extend(
+                run(
+                    fleet,
+                    names,
+                    "up",
+                    env=ha_env,
+                    on_start=lambda name: started.setdefault(name, time.monotonic()),
+                    on_result=lambda r: ended.setdefault(r.stack, time.monotonic()),
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread below
+            crashed.append(exc)
+
+    fleet_run = threading.Thread(target=up_all, name="up --all", daemon=True)
+    fleet_run.start()
+    try:
+        # The leader goes (SIGKILL, a machine lost) as soon as the shared stack has made lab-b's mount.
+        processes.wait_until(lambda: "k8s-lab-b/" in root.sys.list_auth_methods()["data"], 120, "lab-b's mount")
+        old = ha.leader(state)
+        kill_began = time.monotonic()
+        vault.stop_vault(state, old.name, kill=True)
+        kill_done = time.monotonic()
+        alive_at_kill = fleet_run.is_alive()
+    finally:
+        fleet_run.join(600)  # before anything else (or the teardown) runs an engine on these stacks
+    assert not fleet_run.is_alive() and not crashed, crashed
+
+    # The run was under way when the leader went: the fleet still running after the kill, and at
+    # least one stack's run overlapping it (started before the leader was gone, not finished before
+    # the kill began). So the run did not all succeed before the kill could make a difference: that
+    # stack ran across the failover, whatever its result.
+    across = [s for s in started if started[s] < kill_done and ended[s] > kill_began]
+    timeline = {s: (round(started[s] - kill_began, 2), round(ended[s] - kill_began, 2)) for s in started}
+    assert alive_at_kill and across, f"no stack was running at the kill: (start, end) seconds from it: {timeline}"
 
     # Each stack finished, or failed with a first line that names the cause.
     cause = re.compile(rf"^(not run: )?Vault at {state.vault_addr} (was unavailable during the run|answered HTTP 50)")
-    results = json.loads(out)
-    assert {r["stack"] for r in results} == {"vault", "lab-a", "lab-b"}, err
+    assert {r.stack for r in results} == set(names), results
     for r in results:
-        assert r["ok"] or cause.match(r["error"]), r
+        assert r.ok or cause.match(r.error or ""), r
 
     new = ha.wait_for_leader(state)
     assert new != old
