@@ -11,10 +11,11 @@ import pulumi_vault as vault
 from pulumi.runtime.config import get_config, is_config_secret
 
 from components import ClusterOnboarding, SharedVault
-from vaultfleet import program
-from vaultfleet.project import Project, inputs, schema
-from vaultfleet.project.kubeconfig import KubeconfigError
-from vaultfleet.project.policy import PolicyError
+from vaultfleet.fleet import inputs
+from vaultfleet.kubeconfig import KubeconfigError
+from vaultfleet.program.args import cluster_args, shared_args
+from vaultfleet.render.policy import PolicyError
+from vaultfleet.stackfile import Project, schema
 
 stack_file = Project(Path(".")).stack(pulumi.get_stack())
 try:
@@ -30,9 +31,9 @@ try:
     )
     if settings.kind == "shared":
         # The privileged stage: every cluster's mount, policies and applier policy, from their files.
-        args = program.shared_args(settings, stack_file.project)
+        args = shared_args(settings, stack_file.project)
     else:
-        args = program.cluster_args(settings)
+        args = cluster_args(settings)
 except (schema.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
     raise pulumi.RunError(f"invalid configuration, nothing was changed:\n{exc}") from None
 

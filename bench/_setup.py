@@ -114,7 +114,7 @@ def median(values: list[float]) -> float:
 
 def remove_stacks(project: Path, env: dict[str, str], names: list[str]) -> None:
     from vaultfleet.fleet.runner import run
-    from vaultfleet.project import Project
+    from vaultfleet.stackfile import Project
 
     run(Project(project), names, "destroy", env=env, parallel=4)
     forget_stacks(project, env, names)

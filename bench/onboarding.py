@@ -23,7 +23,7 @@ from _setup import CLI, REPO, lab_project, measured, median, only_stacks, remove
 from kubernetes import client
 
 from tests.lab import k8s
-from vaultfleet.project.policy import render
+from vaultfleet.render.policy import render
 
 
 def floor(state, name: str, context: str) -> float:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vaultfleet.project.pipeline import identity_policies
-from vaultfleet.project.policy import cluster_policy_rules, for_service_account, parse_rules, render_previewer
-from vaultfleet.project.schema import ClusterStack, SharedStack
+from vaultfleet.render.policy import cluster_policy_rules, for_service_account, parse_rules, render_previewer
+from vaultfleet.stackfile.pipeline import identity_policies
+from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def grants(stacks: list, policy_dir: Path, clusters: list[ClusterStack] | None =
 def pipeline_grants(stack: SharedStack, policy_dir: Path, clusters: list[ClusterStack]) -> list[Grant]:
     """A CI job's identity as a grant row: namespace `ci`, the claims its token needs in place of a
     ServiceAccount. The policies are the shared stack's own (one applier policy per cluster)."""
-    from vaultfleet.project.applier import applier_paths, applier_policy_name
+    from vaultfleet.render.applier import applier_paths, applier_policy_name
 
     pipeline = stack.pipeline
     if pipeline is None:

@@ -18,7 +18,7 @@ from vaultfleet.fleet.runner import run
 from vaultfleet.kube import ensure_service_account, request_token
 from vaultfleet.lab import lab, processes, servers
 from vaultfleet.lab.record import LabState
-from vaultfleet.project import Project
+from vaultfleet.stackfile import Project
 
 STACKS = ["vault", "lab-a", "lab-b"]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from kubernetes import client
 
 if TYPE_CHECKING:
-    from vaultfleet.project.schema import ClusterStack
+    from vaultfleet.stackfile.schema import ClusterStack
 
 
 def context_client(context: str, kubeconfig: str | None = None) -> client.ApiClient:
@@ -16,7 +16,7 @@ def context_client(context: str, kubeconfig: str | None = None) -> client.ApiCli
     import, and kubectl reads it at each call."""
     from kubernetes import config
 
-    from vaultfleet.project.kubeconfig import kubeconfig_paths
+    from vaultfleet.kubeconfig import kubeconfig_paths
 
     if kubeconfig is None:
         paths = kubeconfig_paths()

@@ -106,7 +106,7 @@ def up_stacks(project: Path, env: dict[str, str], names: Iterable[str], parallel
     """Setup: bring `names` up as `vaultfleet up` does (the shared stack first), asserting each did.
     Cheaper than the Automation API's `Stack.up()`, whose `stack select`, outputs and history
     runs around the engine cost about 1.5 s per stack (vaultfleet/fleet/engine.py)."""
-    from vaultfleet.project import Project
+    from vaultfleet.stackfile import Project
 
     failed = {
         r.stack: r.error for r in run(Project(project), list(names), "up", env=env, parallel=parallel) if not r.ok
@@ -120,7 +120,7 @@ def destroy_stacks(project: Path, env: dict[str, str], names: Iterable[str], par
     healed first), and remove them, so the next module starts from an empty backend and Vault."""
     from pulumi import automation as auto
 
-    from vaultfleet.project import Project
+    from vaultfleet.stackfile import Project
 
     workspace = auto.LocalWorkspace(work_dir=str(project), env_vars=env, pulumi_command=pulumi_command())
     existing = {s.name: s.resource_count for s in workspace.list_stacks()}

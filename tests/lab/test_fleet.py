@@ -24,7 +24,7 @@ from vaultfleet.cli import app
 from vaultfleet.fleet.runner import run
 from vaultfleet.lab import vault as lab_vault
 from vaultfleet.lab.record import LabState
-from vaultfleet.project import Project
+from vaultfleet.stackfile import Project
 
 # Server-dependent: onboarding and ups write Vault objects, the isolation test logs in at every mount
 # and reads KV, and how a sealed server answers (test_4). The outage mid-run (test_3) is the fleet

@@ -26,7 +26,7 @@ from vaultfleet.lab import ha, processes, vault
 from vaultfleet.lab import lab as lab_module
 from vaultfleet.lab.files import private_dir
 from vaultfleet.lab.record import VAULT_PORT, LabState, VaultNode
-from vaultfleet.project import Project
+from vaultfleet.stackfile import Project
 
 # Elections, raft, joining, standbys refusing to seal, forwarding: all the server's own code.
 pytestmark = [pytest.mark.lab, pytest.mark.server]

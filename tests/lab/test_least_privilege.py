@@ -34,7 +34,7 @@ from tests.lab.conftest import (
 from tests.lab.refusals import denied, refused
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command
-from vaultfleet.project.applier import set_order
+from vaultfleet.render.applier import set_order
 
 # Server-dependent: what the applier policy allows and refuses is the server's ACL evaluation.
 pytestmark = [pytest.mark.lab, pytest.mark.server]
@@ -57,7 +57,7 @@ def applier(lab, lab_env, tmp_path_factory):
     for cluster in ("lab-a", "lab-b"):  # the shared stack makes both keys, lab-a's applier may use one
         use_state_key(project, cluster)
     # Lists the applier policy pins in the provider's own order, which is neither the file's nor
-    # sorted (project/applier.py set_order): a wrong order would refuse test_1's up.
+    # sorted (render/applier.py set_order): a wrong order would refuse test_1's up.
     edit_stack(project, "lab-a", lambda config: config["vaultfleet:roles"].append(ORDERED))
     root = root_client(lab)
     enable_transit(root)
@@ -355,7 +355,7 @@ def test_3_the_reviewer_jwt_in_the_appliers_state_logs_in_nowhere_even_after_a_r
     assert review.status.user.username == "system:serviceaccount:kube-system:vault-auth", review.status
     root = root_client(lab)
     applier = hvac.Client(url=lab.vault_addr, token=token)
-    # The chain of attack 1 through the one gap a policy leaves (project/applier.py): delete a
+    # The chain of attack 1 through the one gap a policy leaves (render/applier.py): delete a
     # declared role and create it again without its audience (allowed), bound to the reviewer (the
     # pinned bindings refuse that; test_2 names the reason), then log in with the reviewer's JWT.
     applier.delete("auth/k8s-lab-a/role/deployer")

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import copy_project_files, edit_stack
 from vaultfleet.cli import app
-from vaultfleet.project.schema import ConfigError, parse
+from vaultfleet.stackfile.schema import ConfigError, parse
 
 
 @pytest.fixture()

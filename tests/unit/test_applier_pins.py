@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.conftest import FILE, accepted, cluster_values, problems, role
-from vaultfleet.program import DEFAULT_MOUNT_MAX_TTL, max_token_ttl
-from vaultfleet.project.applier import TOKEN_TYPE, applier_rules, set_order
+from vaultfleet.program.args import DEFAULT_MOUNT_MAX_TTL, max_token_ttl
+from vaultfleet.render.applier import TOKEN_TYPE, applier_rules, set_order
 
 
 def role_rule(**role_fields) -> dict:
@@ -91,7 +91,7 @@ def test_a_role_that_cannot_match_the_reviewer_is_accepted(bindings, mode):
 
 
 def test_a_pinned_value_vault_would_read_as_a_glob_is_refused():
-    from vaultfleet.project.applier import render_applier
+    from vaultfleet.render.applier import render_applier
 
     values = cluster_values()
     values["cluster"]["issuer"] = "https://issuer.example/*"

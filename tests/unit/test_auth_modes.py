@@ -11,8 +11,8 @@ import pytest
 
 from tests.unit.conftest import ComponentTest, cluster_values, role
 from tests.unit.test_components_cluster import cluster_args
-from vaultfleet.project.applier import applier_rules
-from vaultfleet.project.schema import ConfigError, parse
+from vaultfleet.render.applier import applier_rules
+from vaultfleet.stackfile.schema import ConfigError, parse
 
 
 def client_jwt(**role_fields):
@@ -86,7 +86,7 @@ def test_jwt_mode_needs_an_audience_on_every_role():
 
 
 def test_a_jwt_role_checks_claims_exactly_and_globs_only_a_star():
-    from vaultfleet.project.jwt_roles import CLAIM_MAPPINGS, role_body
+    from vaultfleet.render.jwt_roles import CLAIM_MAPPINGS, role_body
 
     stack = jwt(namespaces=["app", "web"])
     body = role_body(stack, stack.roles[0])
@@ -104,7 +104,7 @@ def test_a_jwt_role_checks_claims_exactly_and_globs_only_a_star():
 
 
 def test_the_jwt_applier_policy_pins_each_role_body_but_its_ttls():
-    from vaultfleet.project.applier import render_applier
+    from vaultfleet.render.applier import render_applier
 
     stack = jwt()
     issuer = ("https://issuer.lab-a", ["PEM-1", "PEM-2"])

@@ -122,9 +122,9 @@ def test_changed_since_a_real_commit_still_selects_the_touched_stack(git_project
 
 def test_the_program_refuses_a_kube_context_server_over_plain_http_to_a_remote_host(tmp_path, monkeypatch):
     """apiHost left out: the host comes from the kubeconfig, and gets the same transport rule."""
-    from vaultfleet import program
     from vaultfleet.lab.pki import create_cluster_pki
-    from vaultfleet.project import schema
+    from vaultfleet.program import args as program
+    from vaultfleet.stackfile import schema
 
     pki = create_cluster_pki(tmp_path / "pki", "ctx")
     ca = base64.b64encode(pki.ca_cert.read_bytes()).decode()

@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 from tests.unit.conftest import ComponentTest, cluster_values
-from vaultfleet.project.schema import ConfigError, parse
+from vaultfleet.stackfile.schema import ConfigError, parse
 
 
 @pytest.mark.parametrize("group", ["system:authenticated", "system:masters", "", "two words"])

@@ -98,7 +98,7 @@ class TestClusterOnboarding(ComponentTest):
 class TestClusterAccess(ComponentTest):
     def test_mount_policies_with_the_accessor_and_the_applier_policy(self):
         from components import ClusterAccess, ClusterAccessArgs
-        from vaultfleet.project.policy import MOUNT_ACCESSOR_PLACEHOLDER
+        from vaultfleet.render.policy import MOUNT_ACCESSOR_PLACEHOLDER
 
         templated = (
             'path "kv/data/clusters/lab-a/namespaces/{{identity.entity.aliases.'

@@ -128,8 +128,8 @@ class TestSharedVaultWithDatabase(ComponentTest):
 class TestProgramDatabaseArgs(ComponentTest):
     @pulumi.runtime.test
     def test_stack_file_to_engine_args_password_secret(self):
-        from vaultfleet import program
-        from vaultfleet.project import schema
+        from vaultfleet.program import args as program
+        from vaultfleet.stackfile import schema
 
         values = {
             "vaultAddress": "http://127.0.0.1:18200",

@@ -10,8 +10,8 @@ from tests.conftest import edit_stack
 from tests.unit.conftest import add_database, by_kind, cluster, consumers, role, runner
 from vaultfleet.cli import app
 from vaultfleet.consumers.bindings import bindings
-from vaultfleet.consumers.managed import managed_objects
-from vaultfleet.project.schema import parse
+from vaultfleet.program.managed import managed_objects
+from vaultfleet.stackfile.schema import parse
 
 INJECTOR = "vault.hashicorp.com/"
 TOKEN_FILE = "/var/run/secrets/vault.hashicorp.com/serviceaccount/token"

@@ -155,8 +155,8 @@ def test_access_and_validate_handle_the_namespace_template(project):
 
 
 def test_managed_objects_are_the_login_objects_each_once(project):
-    from vaultfleet.consumers.managed import managed_objects
-    from vaultfleet.project.schema import parse
+    from vaultfleet.program.managed import managed_objects
+    from vaultfleet.stackfile.schema import parse
 
     values = {
         "vaultAddress": VAULT,

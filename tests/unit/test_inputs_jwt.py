@@ -5,8 +5,8 @@ skips the refresh (vaultfleet/fleet/skip.py) still runs the engine for them."""
 from __future__ import annotations
 
 from tests.conftest import edit_stack
-from vaultfleet.project import Project
-from vaultfleet.project.inputs import inputs_fingerprint
+from vaultfleet.fleet.inputs import inputs_fingerprint
+from vaultfleet.stackfile import Project
 
 
 def test_a_rotated_key_changes_the_cluster_and_the_shared_stacks_inputs(project, monkeypatch):

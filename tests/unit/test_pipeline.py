@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.unit.conftest import ComponentTest
-from vaultfleet.project import schema
-from vaultfleet.project.policy import parse_rules, render_previewer
+from vaultfleet.render.policy import parse_rules, render_previewer
+from vaultfleet.stackfile import schema
 
 PIPELINE = {
     "issuer": "https://token.actions.githubusercontent.com",
@@ -90,8 +90,8 @@ class TestPipelineIdentities(ComponentTest):
         from pathlib import Path
 
         from tests.conftest import copy_project_files
-        from vaultfleet import program
-        from vaultfleet.project import Project
+        from vaultfleet.program import args as program
+        from vaultfleet.stackfile import Project
 
         root = copy_project_files(Path(tempfile.mkdtemp()))
         pin_endpoints(root)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vaultfleet.project.policy import (
+from vaultfleet.render.policy import (
     MOUNT_ACCESSOR_PLACEHOLDER,
     POLICY_DIR,
     PolicyError,
@@ -14,8 +14,8 @@ from vaultfleet.project.policy import (
     parse_rules,
     render,
 )
-from vaultfleet.project.policy import render_cluster_policies as render_policies
-from vaultfleet.project.schema import parse
+from vaultfleet.render.policy import render_cluster_policies as render_policies
+from vaultfleet.stackfile.schema import parse
 
 VARS = {
     "cluster": "lab-a",

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import copy_project_files
 from vaultfleet.fleet import skip
-from vaultfleet.project import Project
-from vaultfleet.project.inputs import OUTPUT, inputs_fingerprint
+from vaultfleet.fleet.inputs import OUTPUT, inputs_fingerprint
+from vaultfleet.stackfile import Project
 
 
 @pytest.fixture()

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import copy_project_files, edit_stack
 from tests.unit.conftest import Mocks
 from tests.unit.test_pipeline import pin_endpoints
-from vaultfleet.project import Project
+from vaultfleet.stackfile import Project
 
 KEYS = ("PEM-KEY-1", "PEM-KEY-2")
 

@@ -4,7 +4,7 @@ rejected naming the file and the field."""
 import pytest
 
 from tests.unit.conftest import FILE, FLEET, cluster_values, problems, role
-from vaultfleet.project.schema import ClusterStack, ConfigError, SharedStack, parse
+from vaultfleet.stackfile.schema import ClusterStack, ConfigError, SharedStack, parse
 
 
 def test_minimal_cluster_stack_gets_fleet_defaults():

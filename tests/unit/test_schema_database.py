@@ -4,7 +4,7 @@ and the databaseRoles a cluster stack reads: what parses, and bad input named by
 import pytest
 
 from tests.unit.conftest import FILE, FLEET, SHARED_FILE, accepted, cluster_values, problems, refused
-from vaultfleet.project.schema import ConfigError, parse
+from vaultfleet.stackfile.schema import ConfigError, parse
 
 PG_URL = "postgresql://{{username}}:{{password}}@127.0.0.1:18432/postgres?sslmode=disable"
 CREATE = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
@@ -76,7 +76,7 @@ def test_plaintext_password_is_refused_naming_file_and_field(password):
 
 
 def test_decode_secret_keys_keeps_the_vaultfleet_namespace_only():
-    from vaultfleet.project.schema import decode_secret_keys
+    from vaultfleet.stackfile.schema import decode_secret_keys
 
     assert decode_secret_keys(["vaultfleet:database", "vault:token", "other:database"]) == {"database"}
 

@@ -4,7 +4,7 @@ kube context, issuer and audience; the mounts and policy names Vault derives fro
 import pytest
 
 from tests.unit.conftest import FILE, accepted, cluster, cluster_values, refused, role
-from vaultfleet.project.schema import parse
+from vaultfleet.stackfile.schema import parse
 
 
 def test_namespace_names_are_dns_labels_of_at_most_63():

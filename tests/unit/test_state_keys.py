@@ -13,9 +13,9 @@ from tests.unit.conftest import ComponentTest
 from tests.unit.test_pipeline import pin_endpoints, shared
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import state_key_env
-from vaultfleet.project import ConfigError, Project
-from vaultfleet.project.applier import applier_rules
-from vaultfleet.project.policy import parse_rules, render_previewer
+from vaultfleet.render.applier import applier_rules
+from vaultfleet.render.policy import parse_rules, render_previewer
+from vaultfleet.stackfile import ConfigError, Project
 
 
 def test_a_cluster_names_its_own_key_and_its_applier_may_use_that_one_only(project):
@@ -63,7 +63,7 @@ class TestStateKeys(ComponentTest):
 
         from components import SharedVault
         from tests.conftest import copy_project_files
-        from vaultfleet import program
+        from vaultfleet.program import args as program
 
         root = copy_project_files(Path(tempfile.mkdtemp()))
         pin_endpoints(root)

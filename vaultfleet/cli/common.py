@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from vaultfleet.project import Project
+    from vaultfleet.stackfile import Project
 
 # Results on stdout, progress and errors on stderr. soft_wrap: never break a message (a path, a
 # URL, an error) across lines; let the terminal wrap.
@@ -40,7 +40,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def load_project() -> Project:
-    from vaultfleet.project import Project
+    from vaultfleet.stackfile import Project
 
     try:
         return Project.find()
@@ -50,7 +50,7 @@ def load_project() -> Project:
 
 def load_stacks(names: list[str] | None, project: Project | None = None):
     """The project and its validated stacks; errors printed and exit 2 when any stack is invalid."""
-    from vaultfleet.project.validate import validate
+    from vaultfleet.validate import validate
 
     project = project or load_project()
     findings, stacks = validate(project, names)
@@ -64,7 +64,7 @@ def load_stacks(names: list[str] | None, project: Project | None = None):
 
 def cluster_stack(name: str, purpose: str):
     """The project and the validated cluster stack `name` (exit 2 for the shared stack)."""
-    from vaultfleet.project.schema import ClusterStack
+    from vaultfleet.stackfile.schema import ClusterStack
 
     project, (settings,) = load_stacks([name])
     if not isinstance(settings, ClusterStack):

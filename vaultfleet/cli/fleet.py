@@ -43,40 +43,18 @@ ShardOpt = Annotated[
 def _select(
     project, stacks: list[str] | None, all_: bool, changed_since: str | None = None, shard: str | None = None
 ) -> list[str]:
-    names = _selected(project, stacks, all_, changed_since)
-    if shard is None:
-        return names
-    from vaultfleet.fleet.shards import Shard
+    """The selected stacks; exit 2 on arguments that select nothing runnable."""
+    from vaultfleet.fleet.selection import SelectionError, select
 
     try:
-        part = Shard.parse(shard)
-    except ValueError as exc:
+        selection = select(project, stacks, all_, changed_since, shard)
+    except SelectionError as exc:
         fail(str(exc))
-    shared = [n for n in names if project.stack(n).is_shared]
-    if shared:
-        err.print(f"shard {part}: the shared stack {', '.join(shared)} is in no shard; run it first, once")
-    return part.of([n for n in names if n not in shared])
-
-
-def _selected(project, stacks: list[str] | None, all_: bool, changed_since: str | None = None) -> list[str]:
-    from vaultfleet.project.changes import changed_since as changed
-
-    known = project.stack_names()
-    if changed_since:
-        try:
-            return changed(project, changed_since)
-        except ValueError as exc:
-            fail(str(exc))
-    if all_:
-        return known
-    if not stacks:
-        err.print("name stacks, or use --all / --changed-since")
-        raise typer.Exit(code=2)
-    unknown = [s for s in stacks if s not in known]
-    if unknown:
-        err.print(f"[red]no stack file for {', '.join(unknown)}[/] (known: {', '.join(known)})")
-        raise typer.Exit(code=2)
-    return stacks
+    if selection.left_out_shared:
+        err.print(
+            f"shard {shard.strip()}: the shared stack {', '.join(selection.left_out_shared)} is in no shard; run it first, once"
+        )
+    return selection.stacks
 
 
 def _run(project, operation: str, names: list[str], parallel: int, refresh: bool = True, full: bool = False):
@@ -203,6 +181,6 @@ def matrix(
     project = load_project()
     if not (all_ or changed_since):
         fail("use --all or --changed-since")
-    names = _selected(project, None, all_, changed_since)
+    names = _select(project, None, all_, changed_since)
     shared = [n for n in names if project.stack(n).is_shared]
     print(json.dumps(build(shared, [n for n in names if n not in shared], shards)))

@@ -20,9 +20,9 @@ def onboard(
     ] = "kube-system",
 ) -> None:
     """Write stacks/Pulumi.NAME.yaml from a kubeconfig context; never overwrites; validates it."""
-    from vaultfleet.project.kubeconfig import KubeconfigError
-    from vaultfleet.project.onboard import OnboardError
-    from vaultfleet.project.onboard import onboard as run
+    from vaultfleet.kubeconfig import KubeconfigError
+    from vaultfleet.onboard import OnboardError
+    from vaultfleet.onboard import onboard as run
 
     try:
         path = run(load_project(), name, context, host, namespace)

@@ -23,7 +23,7 @@ def validate(
 
     Exit codes: 0 clean; 1 warnings only and --strict; 2 errors.
     """
-    from vaultfleet.project.validate import validate as run
+    from vaultfleet.validate import validate as run
 
     findings, checked = run(load_project(), stacks)
     errors = [f for f in findings if f.severity == "error"]

@@ -16,8 +16,8 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Log in for real with a ServiceAccount token per role; name the cause and fix of any failure."""
-    from vaultfleet.verify import verify as run
-    from vaultfleet.verify_reviewer import reviewer_check
+    from vaultfleet.verify.logins import verify as run
+    from vaultfleet.verify.reviewer import reviewer_check
 
     project, settings = cluster_stack(stack, "verify a cluster stack")
     checks = run(settings, project.policy_dir, settings.fleet.vault_address, only_role=role)

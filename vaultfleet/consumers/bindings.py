@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaultfleet.consumers.database import DatabaseCredentials
-from vaultfleet.project.policy import POLICY_DIR, cluster_policy_rules, for_service_account
-from vaultfleet.project.schema import ClusterStack, Role
+from vaultfleet.render.policy import POLICY_DIR, cluster_policy_rules, for_service_account
+from vaultfleet.stackfile.schema import ClusterStack, Role
 
 
 class ConsumerError(ValueError):

@@ -12,7 +12,7 @@ from typing import Literal
 from vaultfleet.consumers import agent, eso, injector, vso
 from vaultfleet.consumers.bindings import Binding, ConsumerError, bindings, secret_templates
 from vaultfleet.consumers.database import DatabaseCredentialsError, resolve
-from vaultfleet.project.schema import ClusterStack, SharedStack
+from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 Kind = Literal["injector", "eso", "vso", "agent"]
 

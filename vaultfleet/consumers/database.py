@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from vaultfleet.project import stack_file_name
-from vaultfleet.project.schema import ClusterStack, SharedStack
+from vaultfleet.stackfile import stack_file_name
+from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 # Key of the PostgreSQL URL in the Secrets external-secrets and VSO write (beside username, password).
 DATABASE_URL_KEY = "url"

@@ -15,7 +15,7 @@ from vaultfleet.fleet import engine, skip
 from vaultfleet.fleet import recovery as recovery_mod
 from vaultfleet.fleet.errors import summarise
 from vaultfleet.fleet.health import RunChecks, unavailable_during_run, vault_problem
-from vaultfleet.project import Project
+from vaultfleet.stackfile import Project
 
 
 @dataclass

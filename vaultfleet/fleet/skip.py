@@ -3,7 +3,7 @@ vaultfleet's last successful `up` left them cannot show a change, so the engine 
 
 What "exactly" covers, each compared with what was true right after that `up`:
 - the program's inputs: its files, the stack file, the SDK versions, the kube context's endpoint
-  (the program exports their digest, vaultfleet/project/inputs.py);
+  (the program exports their digest, vaultfleet/fleet/inputs.py);
 - the state itself: a digest of `pulumi stack export`, so a `state delete`, `stack import`,
   `state edit`, `state unprotect`, a refresh or a crash that wrote it all count;
 - the engine and provider plugin binaries (path, size, modification time, inode: a rebuild at the
@@ -21,8 +21,8 @@ import json
 from pathlib import Path
 
 from vaultfleet.fleet import engine
-from vaultfleet.project import Project
-from vaultfleet.project.inputs import OUTPUT, inputs_fingerprint
+from vaultfleet.fleet.inputs import OUTPUT, inputs_fingerprint
+from vaultfleet.stackfile import Project
 from vaultfleet.toolchain import MissingTool, find_tool
 
 # The binaries a preview of this project runs: the engine, the language host and the two providers.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from vaultfleet.project import Project
+from vaultfleet.stackfile import Project
 
 
 def changed_since(project: Project, ref: str) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from importlib import metadata
 
-from vaultfleet.project import StackFile
+from vaultfleet.stackfile import StackFile
 
 OUTPUT = "vaultfleet_inputs"
 
@@ -40,7 +40,7 @@ def inputs_fingerprint(stack: StackFile) -> str:
 def _kube_context_endpoint(stack: StackFile) -> bytes:
     """The API server and CA of the stack's kube context: the program reads them from the
     kubeconfig when the stack file does not set apiHost/caCert."""
-    from vaultfleet.project.kubeconfig import KubeconfigError, read_context
+    from vaultfleet.kubeconfig import KubeconfigError, read_context
 
     context = stack.kube_context
     if not context:
@@ -57,7 +57,7 @@ def _jwt_issuer(stack: StackFile) -> bytes:
     stack writes them, the shared stack pins them), so a rotated key counts as a changed input."""
     import os
 
-    from vaultfleet.project.schema import ClusterStack
+    from vaultfleet.stackfile.schema import ClusterStack
 
     settings = stack.valid_settings()
     if not isinstance(settings, ClusterStack) or settings.cluster.auth_mode != "jwt":

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vaultfleet.project.policy import cluster_policy_rules, for_service_account
-from vaultfleet.project.schema import ClusterStack
+from vaultfleet.render.policy import cluster_policy_rules, for_service_account
+from vaultfleet.stackfile.schema import ClusterStack
 
 PROBE_NAME = "vaultfleet-verify"
 

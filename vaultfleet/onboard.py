@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from vaultfleet.project import Project, stack_file_name
-from vaultfleet.project.kubeconfig import read_context
+from vaultfleet.kubeconfig import read_context
+from vaultfleet.stackfile import Project, stack_file_name
 
 # Values are written plain when they are plain, else as JSON strings (valid YAML scalars): no value
 # can add keys or lines to the file.
@@ -76,8 +76,8 @@ def onboard(project: Project, name: str, context: str, host: str | None = None, 
         namespace=_scalar(namespace),
     )
 
-    from vaultfleet.project import StackFile
-    from vaultfleet.project.validate import check_stack
+    from vaultfleet.stackfile import StackFile
+    from vaultfleet.validate import check_stack
 
     findings, _ = check_stack(StackFile(project, path, text=text))
     errors = [f for f in findings if f.severity == "error"]

@@ -7,8 +7,8 @@ from pathlib import Path
 from vaultfleet.consumers.bindings import bindings
 from vaultfleet.consumers.eso import eso_store
 from vaultfleet.consumers.vso import vso_auth
-from vaultfleet.project.policy import POLICY_DIR
-from vaultfleet.project.schema import ClusterStack
+from vaultfleet.render.policy import POLICY_DIR
+from vaultfleet.stackfile.schema import ClusterStack
 
 
 def managed_objects(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> list[dict]:

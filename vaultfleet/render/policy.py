@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from hcl.parser import HclParser
 
 if TYPE_CHECKING:
-    from vaultfleet.project.schema import ClusterStack, SharedStack
+    from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 # Every capability Vault (and OpenBao) accepts in an ACL policy.
 CAPABILITIES = frozenset(
@@ -241,7 +241,7 @@ def render_previewer(stack: SharedStack, policy_dir: Path = POLICY_DIR, state_ke
     """The read-only policy of pull-request previews (policies/fleet/vaultfleet-previewer.hcl), plus
     decrypt on each cluster stack's Transit state key (`state_keys`): a preview reads the stack's
     state. Never the shared stack's key (its state holds the database passwords) and never encrypt."""
-    from vaultfleet.project.pipeline import TRANSIT_MOUNT
+    from vaultfleet.stackfile.pipeline import TRANSIT_MOUNT
 
     variables = {
         "mount_prefix": stack.fleet.mount_prefix,

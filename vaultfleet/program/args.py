@@ -13,12 +13,13 @@ from components.jwt_auth import JwtAuthArgs
 from components.pipeline import PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
-from vaultfleet.consumers.managed import managed_objects
-from vaultfleet.project import Project, jwt_roles, policy
-from vaultfleet.project.applier import TOKEN_TYPE, applier_policy_name, render_applier
-from vaultfleet.project.endpoint import cluster_endpoint
-from vaultfleet.project.pipeline import identity_policies
-from vaultfleet.project.schema import ClusterStack, Role, SharedStack
+from vaultfleet.program.managed import managed_objects
+from vaultfleet.render import jwt_roles, policy
+from vaultfleet.render.applier import TOKEN_TYPE, applier_policy_name, render_applier
+from vaultfleet.render.endpoint import cluster_endpoint
+from vaultfleet.stackfile import Project
+from vaultfleet.stackfile.pipeline import identity_policies
+from vaultfleet.stackfile.schema import ClusterStack, Role, SharedStack
 
 # A cluster without roles issues no tokens; its mount's max TTL is then a role's default ttl.
 DEFAULT_MOUNT_MAX_TTL: int = Role.model_fields["ttl"].default

@@ -1,11 +1,11 @@
 """jwt mode's request bodies: what the cluster stack writes at `auth/<mount>/config` and
-`auth/<mount>/role/<name>`, and what the cluster's applier policy pins (project/applier.py). Defined
+`auth/<mount>/role/<name>`, and what the cluster's applier policy pins (render/applier.py). Defined
 once here, so the two cannot drift apart. Both servers (OpenBao 2.4.0, Vault 1.14.1) compare a map
 or list parameter in `allowed_parameters` as a whole value, and cannot pin numbers (TTLs)."""
 
 from __future__ import annotations
 
-from vaultfleet.project.schema import ClusterStack, Role
+from vaultfleet.stackfile.schema import ClusterStack, Role
 
 NAMESPACE_CLAIM = "/kubernetes.io/namespace"
 SERVICE_ACCOUNT_CLAIM = "/kubernetes.io/serviceaccount/name"

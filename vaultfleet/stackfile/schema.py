@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from vaultfleet.project.addresses import ALLOW_INSECURE_HTTP
-from vaultfleet.project.database import DatabaseSettings, secret_passwords
-from vaultfleet.project.errors import NAMESPACE, ConfigError
-from vaultfleet.project.fields import (
+from vaultfleet.stackfile.addresses import ALLOW_INSECURE_HTTP
+from vaultfleet.stackfile.database import DatabaseSettings, secret_passwords
+from vaultfleet.stackfile.errors import NAMESPACE, ConfigError
+from vaultfleet.stackfile.fields import (
     ApiServerUrl,
     Audience,
     BoundNamespaces,
@@ -39,7 +39,7 @@ from vaultfleet.project.fields import (
     flag,
     unique,
 )
-from vaultfleet.project.pipeline import HASHIVAULT, PipelineSettings, state_key_name
+from vaultfleet.stackfile.pipeline import HASHIVAULT, PipelineSettings, state_key_name
 
 __all__ = ["NAMESPACE", "ClusterStack", "ConfigError", "SharedStack", "parse"]
 
@@ -197,7 +197,7 @@ class ClusterStack(Model):
     def _no_role_binds_the_reviewer(self) -> ClusterStack:
         # The reviewer's long-lived token sits in the cluster's state, which the applier and the
         # previewer can decrypt, and in a Secret: a role it matches would be a login for them. Refused
-        # whatever the audience: an applier can recreate a role without one (project/applier.py).
+        # whatever the audience: an applier can recreate a role without one (render/applier.py).
         if self.cluster.auth_mode != "reviewer-token":
             return self
         namespace, account = self.cluster.reviewer_namespace, self.cluster.reviewer_service_account

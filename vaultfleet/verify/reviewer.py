@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vaultfleet.project.schema import ClusterStack
-from vaultfleet.verify import CAUSES
+from vaultfleet.stackfile.schema import ClusterStack
+from vaultfleet.verify.logins import CAUSES
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from vaultfleet.project.errors import NAMESPACE, ConfigError
-from vaultfleet.project.fields import (
+from vaultfleet.stackfile.errors import NAMESPACE, ConfigError
+from vaultfleet.stackfile.fields import (
     DatabaseRoleName,
     Label,
     Model,

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from vaultfleet.project.fields import Audience, Label, Model, Seconds, Url
+from vaultfleet.stackfile.fields import Audience, Label, Model, Seconds, Url
 
 
 def _public_key(value: str) -> str:
@@ -42,7 +42,7 @@ APPLIER_PREFIX = "vaultfleet-apply-"
 
 
 def applier_policy_name(cluster: str) -> str:
-    """The policy the identity applying `cluster`'s stack holds (rendered by project/applier.py)."""
+    """The policy the identity applying `cluster`'s stack holds (rendered by render/applier.py)."""
     return f"{APPLIER_PREFIX}{cluster}"
 
 

@@ -4,10 +4,10 @@ them in the cluster's applier policy: both take them from here, so the two alway
 
 from __future__ import annotations
 
-from vaultfleet.project import stack_file_name
-from vaultfleet.project.addresses import is_loopback_url
-from vaultfleet.project.kubeconfig import KubeconfigError, read_context
-from vaultfleet.project.schema import ClusterStack
+from vaultfleet.kubeconfig import KubeconfigError, read_context
+from vaultfleet.stackfile import stack_file_name
+from vaultfleet.stackfile.addresses import is_loopback_url
+from vaultfleet.stackfile.schema import ClusterStack
 
 
 def cluster_endpoint(stack: ClusterStack) -> tuple[str, str]:

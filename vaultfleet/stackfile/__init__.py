@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from vaultfleet.project.errors import NAMESPACE, ConfigError
+from vaultfleet.stackfile.errors import NAMESPACE, ConfigError
 
 if TYPE_CHECKING:
-    from vaultfleet.project.schema import ClusterStack, SharedStack
+    from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 # What every stack's program reads besides its own stack file: a change to any of these touches
 # every stack (`preview --changed-since`, and the inputs fingerprint of the preview skip).
@@ -196,7 +196,7 @@ class StackFile:
     @cached_property
     def settings(self) -> ClusterStack | SharedStack:
         """The typed settings; raises StackFileError or ConfigError (file, field, message)."""
-        from vaultfleet.project.schema import parse
+        from vaultfleet.stackfile.schema import parse
 
         return parse(self.values, self.name, self.shown, secrets_provider=self.secrets_provider)
 

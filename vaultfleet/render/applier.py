@@ -30,9 +30,9 @@ import json
 import zlib
 from collections.abc import Iterable
 
-from vaultfleet.project import stack_file_name
-from vaultfleet.project.pipeline import APPLIER_PREFIX, TRANSIT_MOUNT, applier_policy_name
-from vaultfleet.project.schema import ClusterStack
+from vaultfleet.stackfile import stack_file_name
+from vaultfleet.stackfile.pipeline import APPLIER_PREFIX, TRANSIT_MOUNT, applier_policy_name
+from vaultfleet.stackfile.schema import ClusterStack
 
 __all__ = [
     "APPLIER_PREFIX",
@@ -120,10 +120,10 @@ def applier_paths(stack: ClusterStack) -> list[tuple[str, list[str]]]:
 
 
 def _jwt_rules(stack: ClusterStack, issuer: str, keys: list[str]) -> list[Rule]:
-    """jwt mode: the config exactly as project/jwt_roles.py renders it from the issuer and keys the
+    """jwt mode: the config exactly as render/jwt_roles.py renders it from the issuer and keys the
     privileged stage read (a rotated key goes through it: the applier cannot write one of its own and
     sign logins with it); each role exactly as rendered but its TTLs (numbers cannot be pinned)."""
-    from vaultfleet.project.jwt_roles import config_body, role_body
+    from vaultfleet.render.jwt_roles import config_body, role_body
 
     mount = stack.mount_path
     config = {key: [value] for key, value in config_body(issuer, keys).items()}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from vaultfleet.project import ConfigError, Project, StackFile, StackFileError, stack_file_name
-from vaultfleet.project.policy import PolicyError, render_cluster_policies, render_previewer
-from vaultfleet.project.schema import ClusterStack, SharedStack
+from vaultfleet.render.policy import PolicyError, render_cluster_policies, render_previewer
+from vaultfleet.stackfile import ConfigError, Project, StackFile, StackFileError, stack_file_name
+from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
 @dataclass(frozen=True)

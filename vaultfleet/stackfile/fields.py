@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from vaultfleet.project.addresses import issuer, no_plain_http, postgres_url, postgres_user, url
+from vaultfleet.stackfile.addresses import issuer, no_plain_http, postgres_url, postgres_user, url
 
 # DNS-1123 label: the cluster name becomes part of Vault paths and policy names.
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

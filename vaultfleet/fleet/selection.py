@@ -1,0 +1,55 @@
+"""Which stacks a fleet command runs: named ones, all, those a git diff touches, one shard of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vaultfleet.fleet.changes import changed_since
+from vaultfleet.fleet.shards import Shard
+from vaultfleet.stackfile import Project
+
+
+class SelectionError(ValueError):
+    """Arguments that select nothing runnable (unknown stack, bad ref, bad shard): nothing was run."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    stacks: list[str]
+    left_out_shared: list[str] = field(default_factory=list)
+    """The shared stack a shard leaves out: it is in no shard and runs first, once."""
+
+
+def select(
+    project: Project,
+    stacks: list[str] | None,
+    all_: bool,
+    changed_since_ref: str | None = None,
+    shard: str | None = None,
+) -> Selection:
+    names = _named(project, stacks, all_, changed_since_ref)
+    if shard is None:
+        return Selection(names)
+    try:
+        part = Shard.parse(shard)
+    except ValueError as exc:
+        raise SelectionError(str(exc)) from None
+    shared = [n for n in names if project.stack(n).is_shared]
+    return Selection(part.of([n for n in names if n not in shared]), shared)
+
+
+def _named(project: Project, stacks: list[str] | None, all_: bool, ref: str | None) -> list[str]:
+    known = project.stack_names()
+    if ref:
+        try:
+            return changed_since(project, ref)
+        except ValueError as exc:
+            raise SelectionError(str(exc)) from None
+    if all_:
+        return known
+    if not stacks:
+        raise SelectionError("name stacks, or use --all / --changed-since")
+    unknown = [s for s in stacks if s not in known]
+    if unknown:
+        raise SelectionError(f"no stack file for {', '.join(unknown)} (known: {', '.join(known)})")
+    return stacks
