@@ -80,7 +80,11 @@ class Project:
         for key, spec in (self.document.get("config") or {}).items():
             if not key.startswith(f"{NAMESPACE}:"):
                 continue
-            if isinstance(spec, dict) and ("value" in spec or "default" in spec):
+            # A mapping is Pulumi's declaration (type, description, value or default), never a
+            # value: a declared key without a value or default sets nothing.
+            if isinstance(spec, dict):
+                if "value" not in spec and "default" not in spec:
+                    continue
                 spec = spec.get("value", spec.get("default"))
             values[key.split(":", 1)[1]] = spec
         return values
