@@ -39,8 +39,7 @@ def grants(stacks: list, policy_dir: Path, clusters: list[ClusterStack] | None =
             continue
         rules = cluster_policy_rules(stack, policy_dir)
         for role in stack.roles:
-            for template in role.policies:
-                name = stack.policy_name(template)
+            for name in stack.token_policies(role):
                 for rule in rules[name]:
                     for ns in role.namespaces:
                         for sa in role.service_accounts:

@@ -11,6 +11,7 @@ from tests.unit.conftest import add_database, by_kind, cluster, consumers, role,
 from vaultfleet.cli import app
 from vaultfleet.consumers.bindings import bindings
 from vaultfleet.program.managed import managed_objects
+from vaultfleet.render.policy import cluster_policy_rules
 from vaultfleet.stackfile.schema import parse
 
 INJECTOR = "vault.hashicorp.com/"
@@ -118,7 +119,9 @@ def test_vso_auth_uses_method_jwt(project):
 def test_managed_objects_log_in_with_jwt(project):
     values = cluster(authMode="jwt")
     values["roles"] = [role(consumers=["eso", "vso"])]
-    objects = by_kind(managed_objects(parse(values, "lab-a", "f"), project / "policies"))
+    objects = by_kind(
+        managed_objects(stack := parse(values, "lab-a", "f"), cluster_policy_rules(stack, project / "policies"))
+    )
     assert objects["SecretStore"]["spec"]["provider"]["vault"]["auth"]["jwt"]["path"] == "k8s-lab-a"
     assert objects["VaultAuth"]["spec"]["method"] == "jwt"
     assert objects["VaultAuth"]["spec"]["jwt"]["audiences"] == ["vault"]

@@ -156,6 +156,7 @@ def test_access_and_validate_handle_the_namespace_template(project):
 
 def test_managed_objects_are_the_login_objects_each_once(project):
     from vaultfleet.program.managed import managed_objects
+    from vaultfleet.render.policy import cluster_policy_rules
     from vaultfleet.stackfile.schema import parse
 
     values = {
@@ -180,7 +181,7 @@ def test_managed_objects_are_the_login_objects_each_once(project):
             {"name": "deployer", "serviceAccounts": ["deployer"], "namespaces": ["ci"], "policies": ["kv-write"]},
         ],
     }
-    objects = managed_objects(parse(values, "lab-a", "f"), project / "policies")
+    objects = managed_objects(stack := parse(values, "lab-a", "f"), cluster_policy_rules(stack, project / "policies"))
     assert [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects] == [
         ("SecretStore", "app", "vaultfleet-app"),
         ("VaultConnection", "app", "vaultfleet"),  # shared by both roles in the namespace

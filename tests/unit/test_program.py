@@ -124,3 +124,17 @@ def test_bad_input_stops_the_program_before_anything_is_registered(fleet):
     with pytest.raises(Exception, match=r"stacks/Pulumi.lab-a.yaml: vaultfleet:roles\[0\].audiences: unknown field"):
         run_program(fleet, "lab-a", mocks)
     assert mocks.resources == []
+
+
+def test_each_policy_template_is_rendered_once_per_run(fleet, monkeypatch):
+    # The cluster's roles ask for consumer objects, which read the rendered policies' paths: the
+    # same rendering as the policy names, not a second one per role.
+    edit_stack(fleet, "lab-a", lambda c: [r.update(consumers=["eso", "vso"]) for r in c["vaultfleet:roles"]])
+    from vaultfleet.render import policy
+
+    rendered = []
+    real = policy.render
+    monkeypatch.setattr(policy, "render", lambda name, *a, **k: rendered.append(name) or real(name, *a, **k))
+    mocks = run_program(fleet, "lab-a")
+    assert mocks.of_type("kubernetes:external-secrets.io/v1:SecretStore")  # consumers were made
+    assert sorted(rendered) == ["kv-read", "kv-write"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaultfleet.consumers.database import DatabaseCredentials
-from vaultfleet.render.policy import POLICY_DIR, cluster_policy_rules, for_service_account
+from vaultfleet.render.policy import POLICY_DIR, PathRule, cluster_policy_rules, for_service_account
 from vaultfleet.stackfile.schema import ClusterStack, Role
 
 
@@ -82,8 +82,12 @@ def bindings(
     service_account: str | None = None,
     secret: str = "config",
     policy_dir: Path = POLICY_DIR,
+    rules: dict[str, list[PathRule]] | None = None,
 ) -> tuple[list[Binding], list[str]]:
     """The ServiceAccounts to write consumer config for, and notes on roles left out.
+
+    `rules`: the stack's policy rules when the caller has rendered them (render.policy.policy_rules);
+    otherwise they are rendered from `policy_dir`.
 
     A role named with `role` must yield a binding (else ConsumerError); without it every role
     does what it can, and a role that needs a namespace or ServiceAccount named is left out
@@ -95,7 +99,7 @@ def bindings(
     chosen = [r for r in stack.roles if role in (None, r.name)]
     if not chosen:
         raise ConsumerError(f"{stack.name} declares no roles (vaultfleet:roles)")
-    rules = cluster_policy_rules(stack, policy_dir)
+    rules = rules if rules is not None else cluster_policy_rules(stack, policy_dir)
     found, notes = [], []
     for r in chosen:
         try:
@@ -136,7 +140,7 @@ def _pick(role: Role, what: str, bound: list[str], wanted: str | None, option: s
 
 
 def _binding(stack: ClusterStack, role: Role, namespace: str, account: str, secret: str, rules) -> Binding:
-    policies = tuple(stack.policy_name(t) for t in role.policies)
+    policies = tuple(stack.token_policies(role))
     # The paths as Vault applies them to this ServiceAccount (namespace-templated paths filled in).
     readable = [
         for_service_account(rule.path, namespace, account)

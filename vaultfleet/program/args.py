@@ -28,20 +28,20 @@ DEFAULT_MOUNT_MAX_TTL: int = Role.model_fields["ttl"].default
 def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
     host, ca = cluster_endpoint(stack)
     # Rendered here too, though the shared stack writes them: a broken template fails this stack's
-    # preview as well, naming the file (and the consumer objects read the rendered paths).
-    policy_names = list(policy.render_cluster_policies(stack, policy_dir))
+    # preview as well, naming the file; the consumer objects read the same rendering's paths.
+    bodies = policy.render_cluster_policies(stack, policy_dir)
     return ClusterOnboardingArgs(
         cluster=stack.name,
         mount_path=stack.mount_path,
         kubernetes_host=host,
         kubernetes_ca_cert=ca,
-        policy_names=policy_names,
+        policy_names=list(bodies),
         roles=[
             RoleSpec(
                 name=r.name,
                 service_accounts=list(r.service_accounts),
                 namespaces=list(r.namespaces),
-                policies=[stack.policy_name(p) for p in r.policies],
+                policies=stack.token_policies(r),
                 ttl_seconds=r.ttl,
                 max_ttl_seconds=r.max_ttl,
                 audience=r.audience,
@@ -53,7 +53,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         reviewer_service_account=stack.cluster.reviewer_service_account,
         reviewer_token_secret=stack.cluster.token_secret,
         issuer=stack.cluster.issuer,
-        consumer_objects=managed_objects(stack, policy_dir),
+        consumer_objects=managed_objects(stack, policy.policy_rules(bodies)),
         previewer_group=stack.cluster.previewer_group,
         client_reviewers=stack.client_reviewers,
         jwt=_jwt_auth(stack),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from vaultfleet.consumers.bindings import bindings
 from vaultfleet.consumers.eso import eso_store
 from vaultfleet.consumers.vso import vso_auth
-from vaultfleet.render.policy import POLICY_DIR
+from vaultfleet.render.policy import PathRule
 from vaultfleet.stackfile.schema import ClusterStack
 
 
-def managed_objects(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> list[dict]:
-    """The consumer objects a stack file asks `up` to create (roles[].consumers), each once.
+def managed_objects(stack: ClusterStack, rules: dict[str, list[PathRule]]) -> list[dict]:
+    """The consumer objects a stack file asks `up` to create (roles[].consumers), each once;
+    `rules` are the stack's rendered policies' rules (the program renders them once per run).
 
     Only what logs in (stores, connections, auths): which secrets to sync is the workloads' business.
     They log in with the stack's auth method (jwt mode: external-secrets auth.jwt, VSO method jwt).
@@ -21,7 +20,7 @@ def managed_objects(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> list[
     for role in stack.roles:
         if not role.consumers:
             continue
-        found, _ = bindings(stack, role=role.name, policy_dir=policy_dir)
+        found, _ = bindings(stack, role=role.name, rules=rules)
         for binding in found:
             made = ([eso_store(binding)] if "eso" in role.consumers else []) + (
                 vso_auth(binding) if "vso" in role.consumers else []

@@ -96,7 +96,7 @@ def applier_rules(
     rules += _state_key_rules(stack)
     for role in stack.roles:
         params = {
-            "token_policies": [set_order(stack.policy_name(t) for t in role.policies)],
+            "token_policies": [set_order(stack.token_policies(role))],
             "bound_service_account_names": [set_order(role.service_accounts)],
             "bound_service_account_namespaces": [set_order(role.namespaces)],
             "bound_service_account_namespace_selector": [""],

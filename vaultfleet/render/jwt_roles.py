@@ -29,7 +29,7 @@ def role_body(stack: ClusterStack, role: Role) -> dict:
         "bound_claims": {NAMESPACE_CLAIM: list(role.namespaces), SERVICE_ACCOUNT_CLAIM: list(role.service_accounts)},
         "bound_claims_type": "glob" if glob else "string",
         "claim_mappings": CLAIM_MAPPINGS,
-        "token_policies": sorted(stack.policy_name(p) for p in role.policies),
+        "token_policies": sorted(stack.token_policies(role)),
         "token_ttl": role.ttl,
     }
     if role.max_ttl is not None:

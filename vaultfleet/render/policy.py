@@ -231,10 +231,13 @@ def render_cluster_policies(stack: ClusterStack, policy_dir: Path = POLICY_DIR) 
 
 def cluster_policy_rules(stack: ClusterStack, policy_dir: Path = POLICY_DIR) -> dict[str, list[PathRule]]:
     """Policy name -> its path rules, alias templates still in the paths (see for_service_account)."""
-    return {
-        name: parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), name)
-        for name, body in render_cluster_policies(stack, policy_dir).items()
-    }
+    return policy_rules(render_cluster_policies(stack, policy_dir))
+
+
+def policy_rules(bodies: dict[str, str]) -> dict[str, list[PathRule]]:
+    """The path rules of rendered policy bodies (render_cluster_policies), for a caller that has
+    rendered them already."""
+    return {name: parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), name) for name, body in bodies.items()}
 
 
 def render_previewer(stack: SharedStack, policy_dir: Path = POLICY_DIR, state_keys: Sequence[str] = ()) -> str:

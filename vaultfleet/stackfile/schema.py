@@ -243,6 +243,11 @@ class ClusterStack(Model):
         # Prefixed like the mount: the previewer reads `${mount_prefix}-*` policies.
         return f"{self.mount_path}-{template}"
 
+    def token_policies(self, role: Role) -> list[str]:
+        """The Vault policies a role's tokens get, in the role's order: every consumer of a role
+        (its Vault role, the applier's pins, jwt mode's body, the consumers, verify) asks here."""
+        return [self.policy_name(t) for t in role.policies]
+
 
 class SharedStack(Model):
     """The shared stack: Vault objects the whole fleet uses (KV v2 mount, each cluster's mount,

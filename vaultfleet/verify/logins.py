@@ -147,11 +147,11 @@ def verify(
                 results.append(check)
                 continue
             check.policies = sorted(login["auth"]["token_policies"])
-            expected = {stack.policy_name(p) for p in role.policies}
-            missing = expected - set(check.policies)
+            expected = stack.token_policies(role)
+            missing = set(expected) - set(check.policies)
             wrong = []
-            for template in role.policies:
-                for rule in rules[stack.policy_name(template)]:
+            for name in expected:
+                for rule in rules[name]:
                     probe = _probe_path(for_service_account(rule.path, namespace, account))
                     answer = vault.adapter.post("/v1/sys/capabilities-self", json={"paths": [probe]})
                     got = sorted(answer.get(probe, answer.get("capabilities", [])))
