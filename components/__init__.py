@@ -5,7 +5,7 @@ from components.auth_config import KubernetesAuthConfig, KubernetesAuthConfigArg
 from components.auth_mount import KubernetesAuthMount, KubernetesAuthMountArgs
 from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
 from components.cluster_access import ClusterAccess, ClusterAccessArgs
-from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
+from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs, CustomObject
 from components.database import DatabaseEngine, DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.pipeline import PipelineIdentities, PipelineIdentitiesArgs, PipelineIdentitySpec
 from components.policies import ClusterPolicies, ClusterPoliciesArgs
@@ -29,6 +29,7 @@ __all__ = [
     "ClusterPoliciesArgs",
     "ConsumerObjects",
     "ConsumerObjectsArgs",
+    "CustomObject",
     "DatabaseEngine",
     "DatabaseEngineArgs",
     "DatabaseRoleSpec",

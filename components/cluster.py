@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from components.auth_config import KubernetesAuthConfig, KubernetesAuthConfigArgs
-from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs
+from components.consumer_objects import ConsumerObjects, ConsumerObjectsArgs, CustomObject
 from components.jwt_auth import JwtAuth, JwtAuthArgs
 from components.previewer import ISSUER_DISCOVERY_URLS, RBAC, ClusterPreviewer, ClusterPreviewerArgs, ObjectRef
 from components.reviewer import (
@@ -43,7 +43,7 @@ class ClusterOnboardingArgs:
     """The reviewer's token Secret; default `<reviewer_service_account>-token`."""
     issuer: str | None = None
     """Expected ServiceAccount token issuer; None disables the check."""
-    consumer_objects: list[dict] = field(default_factory=list)
+    consumer_objects: list[CustomObject] = field(default_factory=list)
     """external-secrets / VSO objects to create in the cluster (their CRDs installed), logging in with the roles."""
     jwt: JwtAuthArgs | None = None
     """jwt mode: the config and role bodies of Vault's jwt method at the mount; nothing is made in
@@ -130,10 +130,7 @@ class ClusterOnboarding(pulumi.ComponentResource):
     @staticmethod
     def _previewer_args(args: ClusterOnboardingArgs) -> ClusterPreviewerArgs:
         account = args.reviewer_service_account
-        consumers = [
-            ObjectRef(o["apiVersion"].split("/")[0], f"{o['kind'].lower()}s", o["metadata"]["name"])
-            for o in args.consumer_objects
-        ]
+        consumers = [ObjectRef(o.group, o.resource, o.name) for o in args.consumer_objects]
         if args.jwt is not None:
             # No object of its own in the cluster: the run reads the issuer's discovery and keys.
             return ClusterPreviewerArgs(

@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 
+@dataclass(frozen=True)
+class CustomObject:
+    """One custom resource, its CRD installed in the cluster (by external-secrets / Vault Secrets
+    Operator)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+    """None for a cluster-scoped object."""
+    spec: Mapping[str, Any]
+    """The object's spec, whose shape its CRD defines."""
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> CustomObject:
+        """From a manifest (apiVersion, kind, metadata, spec) as `vaultfleet consumers` prints it."""
+        meta = manifest["metadata"]
+        return cls(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"), manifest["spec"])
+
+    @property
+    def group(self) -> str:
+        return self.api_version.split("/")[0]
+
+    @property
+    def resource(self) -> str:
+        """The plural resource name RBAC rules use (secretstores, vaultauths)."""
+        return f"{self.kind.lower()}s"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.namespace or '-'}/{self.name}"
+
+
 @dataclass
 class ConsumerObjectsArgs:
-    objects: list[dict]
-    """Custom resources (apiVersion, kind, metadata, spec) as `vaultfleet consumers` prints them.
-    Their CRDs must be installed in the cluster (by external-secrets / Vault Secrets Operator)."""
+    objects: list[CustomObject]
 
 
 class ConsumerObjects(pulumi.ComponentResource):
@@ -26,18 +59,15 @@ class ConsumerObjects(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ConsumerObjectsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("vaultfleet:cluster:ConsumerObjects", name, None, opts)
-        labels = []
         for o in args.objects:
-            meta = o["metadata"]
-            where = f"{o['kind']}/{meta.get('namespace', '-')}/{meta['name']}"
+            metadata = {"name": o.name} | ({"namespace": o.namespace} if o.namespace else {})
             k8s.apiextensions.CustomResource(
-                f"{name}-{o['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta['name']}",
-                api_version=o["apiVersion"],
-                kind=o["kind"],
-                metadata=meta,
-                spec=o["spec"],
+                f"{name}-{o.kind.lower()}-{o.namespace or 'cluster'}-{o.name}",
+                api_version=o.api_version,
+                kind=o.kind,
+                metadata=metadata,
+                spec=dict(o.spec),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            labels.append(where)
-        self.names = pulumi.Output.from_input(labels)
+        self.names = pulumi.Output.from_input([o.label for o in args.objects])
         self.register_outputs({"names": self.names})

@@ -24,6 +24,7 @@ class TestClusterPreviewer(ComponentTest):
     def test_get_by_name_on_the_stacks_objects_only(self):
         from components import ClusterPreviewer
         from components.cluster import ClusterOnboarding, ClusterOnboardingArgs
+        from components.consumer_objects import CustomObject
 
         args = ClusterOnboardingArgs(
             cluster="lab-a",
@@ -33,13 +34,7 @@ class TestClusterPreviewer(ComponentTest):
             policy_names=[],
             roles=[],
             previewer_group="vaultfleet:previewers",
-            consumer_objects=[
-                {
-                    "apiVersion": "external-secrets.io/v1",
-                    "kind": "SecretStore",
-                    "metadata": {"name": "vaultfleet-app", "namespace": "app"},
-                }
-            ],
+            consumer_objects=[CustomObject("external-secrets.io/v1", "SecretStore", "vaultfleet-app", "app", {})],
         )
 
         @pulumi.runtime.test

@@ -139,7 +139,7 @@ class TestClusterAccess(ComponentTest):
 
 class TestConsumerObjects(ComponentTest):
     def test_objects_become_custom_resources(self):
-        from components import ClusterOnboarding
+        from components import ClusterOnboarding, CustomObject
 
         auth = {
             "apiVersion": "secrets.hashicorp.com/v1beta1",
@@ -152,7 +152,7 @@ class TestConsumerObjects(ComponentTest):
             },
         }
         args = cluster_args()
-        args.consumer_objects = [auth]
+        args.consumer_objects = [CustomObject.from_manifest(auth)]
 
         @pulumi.runtime.test
         def program():

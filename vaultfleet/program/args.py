@@ -8,6 +8,7 @@ import pulumi
 
 from components.cluster import ClusterOnboardingArgs
 from components.cluster_access import ClusterAccessArgs
+from components.consumer_objects import CustomObject
 from components.database import DatabaseEngineArgs, DatabaseRoleSpec, PostgresConnectionSpec
 from components.jwt_auth import JwtAuthArgs
 from components.pipeline import PipelineIdentitiesArgs, PipelineIdentitySpec
@@ -53,7 +54,7 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
         reviewer_service_account=stack.cluster.reviewer_service_account,
         reviewer_token_secret=stack.cluster.token_secret,
         issuer=stack.cluster.issuer,
-        consumer_objects=managed_objects(stack, policy.policy_rules(bodies)),
+        consumer_objects=[CustomObject.from_manifest(o) for o in managed_objects(stack, policy.policy_rules(bodies))],
         previewer_group=stack.cluster.previewer_group,
         client_reviewers=stack.client_reviewers,
         jwt=_jwt_auth(stack),
