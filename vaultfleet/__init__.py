@@ -2,7 +2,7 @@
 
 Where code lives (one rule, followed by every command):
 - `cli/<group>.py` holds a command's options, output formats and exit codes, nothing else.
-- A command's logic lives in one module named for what it does: `validate.py`, `onboard.py`,
+- A command's logic lives in one module named for what it does: `validate.py`, `onboard.py`, `release.py`,
   `access.py`, `verify/`, `consumers/configure.py`, `fleet/runner.py` (preview, up, destroy, with
   `fleet/selection.py` choosing the stacks), `lab/lab.py`.
 - `program/` is what the Pulumi program (`__main__.py`) runs, and only `__main__.py` imports it.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from vaultfleet.cli import access, consumers, fleet, lab, onboard, validate, verify
+from vaultfleet.cli import access, consumers, fleet, lab, onboard, release, validate, verify
 
 app = typer.Typer(
     help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
@@ -22,6 +22,7 @@ for command in (
     fleet.preview,
     fleet.up,
     fleet.destroy,
+    release.release,
     fleet.matrix,
     verify.verify,
     access.access,
