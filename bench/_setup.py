@@ -20,9 +20,12 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# The benchmarks run as scripts (`.venv/bin/python bench/x.py`, docs/benchmarks.md), so Python puts
+# bench/ on the path, not the repository; the editable install maps only vaultfleet and components.
+# The repository root, then, for the tests' harness (`tests` is a package there).
 sys.path.insert(0, str(REPO))
 
-from tests.lab.conftest import LAB_CLUSTERS, copy_project  # noqa: E402 - the lab tests' scratch copy
+from tests.harness import LAB_CLUSTERS, copy_project  # noqa: E402 - the lab tests' scratch copy
 from vaultfleet.lab import lab, processes, servers  # noqa: E402
 from vaultfleet.lab.record import LabState  # noqa: E402
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from _setup import CLI, commit_project, forget_stacks, lab_project, only_stacks, write_cluster_stack
 
-from tests.lab.conftest import copy_project
+from tests.harness import copy_project
 from vaultfleet.lab import state_backend
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -34,17 +34,18 @@ from kubernetes import client
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack
-from tests.lab import database as lab_db
-from tests.lab import k8s
-from tests.lab.agent import run_agent
-from tests.lab.conftest import (
+from tests.harness import (
     copy_project,
     destroy_stacks,
+    edit_stack,
+    login,
     root_client,
     use_lab_for_cli,
     vault_token,
 )
+from tests.lab import database as lab_db
+from tests.lab import k8s
+from tests.lab.agent import run_agent
 from tests.lab.refusals import denied, refused
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command, select_stack
@@ -132,16 +133,6 @@ def project(lab, lab_env, tmp_path_factory):
     yield project
     destroy_stacks(project, lab_env, ["lab-a", "lab-b", "lab-c", "vault"])
     lab_db.drop(lab.postgres)
-
-
-def login(lab, cluster: str, role: str, namespace: str, account: str, audience: str | None) -> hvac.Client:
-    api = k8s.api_client(str(lab.kubeconfig), cluster)
-    k8s.ensure_service_account(api, namespace, account)
-    vault = hvac.Client(url=lab.vault_addr)
-    vault.auth.kubernetes.login(
-        role, k8s.request_token(api, namespace, account, audience=audience), mount_point=f"k8s-{cluster}"
-    )
-    return vault
 
 
 def read(vault: hvac.Client, path: str) -> dict:
@@ -248,12 +239,7 @@ def role_audience(lab, cluster: str) -> str:
 
 def mode_login(lab, cluster: str, jwt: str, role: str = "app") -> hvac.Client:
     """A login at `cluster`'s mount with its method: jwt for lab-c, kubernetes for the others."""
-    vault = hvac.Client(url=lab.vault_addr)
-    if cluster == "lab-c":
-        vault.auth.jwt.jwt_login(role=role, jwt=jwt, path="k8s-lab-c")
-    else:
-        vault.auth.kubernetes.login(role, jwt, mount_point=f"k8s-{cluster}")
-    return vault
+    return login(lab, cluster, role, jwt=jwt, method="jwt" if cluster == "lab-c" else "kubernetes")
 
 
 # Why a mount refuses another cluster's token: the reason that proves isolation.
@@ -381,16 +367,6 @@ def test_8_changing_a_clusters_mode_is_a_change_preview_shows(lab, project):
         path.write_text(original)
 
 
-def jwt_login(lab, role: str, namespace: str, account: str, audience: str = "vault") -> hvac.Client:
-    api = k8s.api_client(str(lab.kubeconfig), "lab-c")
-    k8s.ensure_service_account(api, namespace, account)
-    vault = hvac.Client(url=lab.vault_addr)
-    vault.auth.jwt.jwt_login(
-        role=role, jwt=k8s.request_token(api, namespace, account, audience=audience), path="k8s-lab-c"
-    )
-    return vault
-
-
 @pytest.mark.server
 def test_9_jwt_mode_logs_in_every_role_by_claims_and_refuses_the_rest(lab, project):
     root = root_client(lab)
@@ -400,9 +376,9 @@ def test_9_jwt_mode_logs_in_every_role_by_claims_and_refuses_the_rest(lab, proje
             f"clusters/lab-c/namespaces/{namespace}/db", {"owner": namespace}, mount_point="kv"
         )
     root.secrets.kv.v2.create_or_update_secret("clusters/lab-c/db", {"owner": "lab-c"}, mount_point="kv")
-    assert read(jwt_login(lab, "app", "app", "app"), "clusters/lab-c/db") == {"owner": "lab-c"}
+    assert read(login(lab, "lab-c", "app", "app", "app", method="jwt"), "clusters/lab-c/db") == {"owner": "lab-c"}
     for mine, other in (("team-x", "team-y"), ("team-y", "team-x")):
-        team = jwt_login(lab, "team", mine, "app")
+        team = login(lab, "lab-c", "team", mine, "app", method="jwt")
         assert read(team, f"clusters/lab-c/namespaces/{mine}/db") == {"owner": mine}
         with pytest.raises(hvac.exceptions.Forbidden):
             read(team, f"clusters/lab-c/namespaces/{other}/db")
@@ -412,7 +388,9 @@ def test_9_jwt_mode_logs_in_every_role_by_claims_and_refuses_the_rest(lab, proje
         ("other", "app", "vault", bound_claim("/kubernetes.io/namespace")),
         ("app", "app", "api", AUDIENCE),
     ):
-        refused(lambda n=namespace, a=account, aud=audience: jwt_login(lab, "app", n, a, aud), reason)
+        refused(
+            lambda n=namespace, a=account, aud=audience: login(lab, "lab-c", "app", n, a, aud, method="jwt"), reason
+        )
     assert root.read("auth/k8s-lab-c/role/app")["data"] == before
 
 
@@ -685,7 +663,7 @@ def test_16b_db_creds_work_in_the_new_modes(lab, project, mode):
     if mode == "client-jwt":
         vault = login(lab, "lab-a", "deployer", "ci", "deployer", None)
     else:
-        vault = jwt_login(lab, "app", "app", "app")
+        vault = login(lab, "lab-c", "app", "app", "app", method="jwt")
     creds = vault.read(f"database/creds/{DB_ROLE}")
     try:
         kwargs = lab.postgres.connect_kwargs(user=creds["data"]["username"], password=creds["data"]["password"])

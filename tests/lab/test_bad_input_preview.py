@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 
 from tests.bad_inputs import CASES
+from tests.harness import copy_project, root_client
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, root_client
 from vaultfleet.fleet.engine import pulumi_command
 
 # Not marked `server`: the program refuses each input before it registers a resource, so no request

@@ -13,9 +13,8 @@ import pytest
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack
+from tests.harness import copy_project, destroy_stacks, edit_stack, root_client, vault_token
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, destroy_stacks, root_client, vault_token
 from vaultfleet.cli import app
 
 # `server` per test: onboard/up/verify log in and write Vault objects, the breakages and drift are

@@ -20,15 +20,21 @@ import yaml
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.conftest import add_team_role, edit_stack
+from tests.harness import (
+    Fleet,
+    add_team_role,
+    copy_project,
+    destroy_stacks,
+    edit_stack,
+    up_stacks,
+    use_lab_for_cli,
+)
 from tests.lab import consumer_checks, k8s
 from tests.lab.agent import run_agent
-from tests.lab.conftest import copy_project, destroy_stacks, login, root_client, up_stacks, use_lab_for_cli
 from tests.lab.consumer_checks import assert_role_admits, patched_pod_template
 from tests.lab.consumer_checks import assert_subset as _assert_subset
 from tests.lab.consumer_checks import create_strict as _create
 from vaultfleet.cli import app
-from vaultfleet.fleet.engine import select_stack
 
 # `server` on every test but test_3: they log in, read the mounts, roles and namespace-templated
 # policies the server holds, run the server's own agent, or verify against it. test_3 is the CRDs
@@ -44,33 +50,11 @@ CRDS = {
 }
 
 
-class Fleet:
-    def __init__(self, lab, env, project: Path):
-        self.lab, self.env, self.project = lab, env, project
-        self.stacks = {name: select_stack(name, project, env) for name in ("vault", CLUSTER)}
-        self.vault = root_client(lab)
-        self.kube = k8s.api_client(str(lab.kubeconfig), CLUSTER)
-
-    def consumers(self, *args: str) -> list[dict]:
-        """What `vaultfleet consumers` prints, parsed (JSON: a list of documents, or the agent config)."""
-        result = runner.invoke(
-            app, ["consumers", CLUSTER, *args, "--format", "json"], env={"VAULTFLEET_PROJECT": str(self.project)}
-        )
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
-    def login(self, role: str, namespace: str, account: str, audience: str | None = "vault") -> hvac.Client:
-        return login(self.lab, CLUSTER, role, namespace, account, audience)
-
-    def write(self, key: str, data: dict) -> None:
-        self.vault.secrets.kv.v2.create_or_update_secret(key, secret=data, mount_point="kv")
-
-
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("consumers"))
     edit_stack(project, CLUSTER, lambda config: add_team_role(config, ttl="15m"))
-    fleet = Fleet(lab, lab_env, project)
+    fleet = Fleet(lab, lab_env, project, ("vault", CLUSTER), cluster=CLUSTER)
     up_stacks(project, lab_env, ["vault", CLUSTER])
     yield fleet
     k8s.delete_namespace(fleet.kube, "team-x", "team-y")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import re
 import secrets
 import shutil
@@ -32,18 +31,14 @@ import hvac
 import psycopg
 import pytest
 from kubernetes import client
-from pulumi import automation as auto
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack
+from tests.harness import Fleet, copy_project, destroy_stacks, up_stacks
 from tests.lab import consumer_checks, k8s
 from tests.lab import database as lab_db
 from tests.lab.agent import run_agent
-from tests.lab.conftest import copy_project, destroy_stacks, login, root_client, up_stacks
 from tests.lab.consumer_checks import assert_role_admits, assert_subset, create_strict, patched_pod_template
-from vaultfleet.cli import app
-from vaultfleet.fleet.engine import select_stack
 from vaultfleet.lab import controllers as lab_controllers
 from vaultfleet.lab import processes
 from vaultfleet.lab.record import LabState
@@ -61,68 +56,27 @@ RENEWAL_PERCENT = 20  # of the lease, when VSO renews it (test_4)
 SECRET = {"greeting": "hello-orders"}  # the KV secret the role reads beside its credentials
 
 
-class Fleet:
-    def __init__(self, lab, env, project: Path, admin_password: SecretStr):
-        self.lab, self.env, self.project = lab, env, project
-        self.admin_password = admin_password
-        self.pg = lab.postgres
-        self.vault = root_client(lab)
-        self.kube = k8s.api_client(str(lab.kubeconfig), CLUSTER)
-        self.stacks: dict[str, auto.Stack] = {}
-
-    def edit(self, name, change) -> None:
-        edit_stack(self.project, name, change)
-
-    def consumers(self, *args: str):
-        """What `vaultfleet consumers` prints for the role, parsed from its JSON."""
-        result = runner.invoke(
-            app,
-            ["consumers", CLUSTER, "--role", ROLE, *args, "--format", "json"],
-            env={"VAULTFLEET_PROJECT": str(self.project)},
-        )
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
-    def login(self, role: str, account: str, audience: str | None) -> hvac.Client:
-        return login(self.lab, CLUSTER, role, NAMESPACE, account, audience)
-
-
-def _declare(fleet: Fleet) -> None:
-    """The stack files as a user writes them; the password only through `config set --secret --path`."""
-    # A short lease, so that VSO renews it within a test (at RENEWAL_PERCENT of it) and
-    # external-secrets refreshes at half of it.
-    role = {"name": DB_ROLE, "revocationStatements": lab_db.REVOKE, "defaultTtl": f"{TTL}s", "maxTtl": "1h"}
-    fleet.edit("vault", lambda c: c.update({"vaultfleet:database": lab_db.engine_config(fleet.pg, [role])}))
-
-    def grant(config):
-        config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
-        config["vaultfleet:databaseRoles"] = [DB_ROLE]
-        config["vaultfleet:roles"].append(
-            {
-                "name": ROLE,
-                "serviceAccounts": [ACCOUNT],
-                "namespaces": [NAMESPACE],
-                "policies": ["kv-read", "db-creds"],
-                "ttl": "15m",
-                "audience": "vault",
-                # `up` makes its SecretStore, VaultConnection and VaultAuth: the tests' objects use them.
-                "consumers": ["eso", "vso"],
-            }
-        )
-
-    fleet.edit(CLUSTER, grant)
-    fleet.stacks = {name: select_stack(name, fleet.project, fleet.env) for name in ("vault", CLUSTER)}
-    lab_db.set_admin_password(fleet.stacks["vault"], fleet.admin_password)
-
-
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
     assert lab.postgres is not None, "this lab runs without PostgreSQL: `vaultfleet lab down` and `lab up` again"
-    fleet = Fleet(
-        lab, lab_env, copy_project(tmp_path_factory.mktemp("dbconsumers")), SecretStr(secrets.token_urlsafe(24))
+    project = copy_project(tmp_path_factory.mktemp("dbconsumers"))
+    fleet = Fleet(lab, lab_env, project, cluster=CLUSTER, admin_password=SecretStr(secrets.token_urlsafe(24)))
+    # The stack files as a user writes them. A short lease, so that VSO renews it within a test (at
+    # RENEWAL_PERCENT of it) and external-secrets refreshes at half of it.
+    fleet.declare_database(
+        [{"name": DB_ROLE, "revocationStatements": lab_db.REVOKE, "defaultTtl": f"{TTL}s", "maxTtl": "1h"}],
+        {
+            "name": ROLE,
+            "serviceAccounts": [ACCOUNT],
+            "namespaces": [NAMESPACE],
+            "policies": ["kv-read", "db-creds"],
+            "ttl": "15m",
+            "audience": "vault",
+            # `up` makes its SecretStore, VaultConnection and VaultAuth: the tests' objects use them.
+            "consumers": ["eso", "vso"],
+        },
+        [DB_ROLE],
     )
-    lab_db.prepare(fleet.pg, fleet.admin_password)
-    _declare(fleet)
     # Every CRD of both projects: their controllers watch every kind (and `up` makes some).
     crds = consumer_checks.install(fleet.kube, consumer_checks.all_crds())
     # The workload's namespace (where `up` puts its stores) and ServiceAccount: the user's, not vaultfleet's.
@@ -195,7 +149,7 @@ def _query(server: tuple, username: str, password: SecretStr) -> tuple[str, list
 
 
 def test_1_consumers_name_the_engine_role_and_connection_vaultfleet_created(fleet):
-    config = fleet.consumers("--kind", "agent")
+    config = fleet.consumers("--role", ROLE, "--kind", "agent")
     templates = {Path(t["destination"]).name: t["contents"] for t in config["template"]}
     assert set(templates) == {"config", f"db-{DB_ROLE}"}
     path = re.search(r'with secret "([^"]+)"', templates[f"db-{DB_ROLE}"]).group(1)
@@ -205,13 +159,13 @@ def test_1_consumers_name_the_engine_role_and_connection_vaultfleet_created(flee
     (url,) = re.findall(r"postgresql://.+", templates[f"db-{DB_ROLE}"])
     assert _server(url) == server
     # The role's token may read exactly those credentials.
-    token = fleet.login(ROLE, ACCOUNT, "vault")
+    token = fleet.login(ROLE, NAMESPACE, ACCOUNT, "vault")
     assert token.sys.get_capabilities(paths=[path])["capabilities"] == ["read"]
     token.auth.token.revoke_self()
 
 
 def test_2_vault_agent_renders_the_kv_secret_and_a_connection_string_that_connects(fleet, tmp_path):
-    config = fleet.consumers("--kind", "agent")
+    config = fleet.consumers("--role", ROLE, "--kind", "agent")
     # What a pod would mount: a TokenRequest token of the bound ServiceAccount, for the role's audience.
     method = config["auto_auth"]["method"][0]
     assert (method["type"], method["mount_path"], method["config"]["role"]) == ("kubernetes", f"auth/{MOUNT}", ROLE)
@@ -364,7 +318,7 @@ def synced(fleet):
 
 
 def test_3_external_secrets_syncs_the_kv_secret_and_credentials_that_connect(fleet, synced):
-    stored = _created(fleet, fleet.consumers("--kind", "eso"))
+    stored = _created(fleet, fleet.consumers("--role", ROLE, "--kind", "eso"))
     generator = stored["VaultDynamicSecret", f"db-{DB_ROLE}"]
     external = stored["ExternalSecret", f"db-{DB_ROLE}"]
     assert generator["apiVersion"] == "generators.external-secrets.io/v1alpha1"
@@ -404,7 +358,9 @@ def test_3_external_secrets_syncs_the_kv_secret_and_credentials_that_connect(fle
 
     # The ClusterSecretStore `--cluster-store` prints logs in as well.
     (cluster_store,) = [
-        d for d in fleet.consumers("--kind", "eso", "--cluster-store") if d["kind"] == "ClusterSecretStore"
+        d
+        for d in fleet.consumers("--role", ROLE, "--kind", "eso", "--cluster-store")
+        if d["kind"] == "ClusterSecretStore"
     ]
     stored_cluster_store = create_strict(fleet.kube, cluster_store)
     try:
@@ -425,7 +381,7 @@ def test_3_external_secrets_syncs_the_kv_secret_and_credentials_that_connect(fle
 
 
 def test_4_vso_syncs_the_kv_secret_renews_the_credentials_and_revokes_them_on_delete(fleet, synced):
-    documents = fleet.consumers("--kind", "vso")
+    documents = fleet.consumers("--role", ROLE, "--kind", "vso")
     # Renewal at a fifth of the lease instead of VSO's default two thirds: the same renewal, 11 s sooner.
     next(d for d in documents if d["kind"] == "VaultDynamicSecret")["spec"]["renewalPercent"] = RENEWAL_PERCENT
     stored = {kind: o for (kind, _), o in _created(fleet, documents).items()}
@@ -477,7 +433,7 @@ def _lease_exists(fleet: Fleet, lease_id: str) -> bool:
 
 
 def test_5_the_real_injector_mutates_a_pod_whose_agent_renders_what_the_role_reads(fleet, tmp_path):
-    (patch,) = fleet.consumers("--kind", "injector")
+    (patch,) = fleet.consumers("--role", ROLE, "--kind", "injector")
     template = patched_pod_template(fleet.kube, NAMESPACE, "orders", patch)
     annotations = template.metadata.annotations
     path = annotations[f"vault.hashicorp.com/agent-inject-secret-db-{DB_ROLE}"]

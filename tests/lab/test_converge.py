@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from tests.lab.conftest import copy_project, destroy_stacks, root_client, use_lab_for_cli, vault_token
+from tests.harness import copy_project, destroy_stacks, root_client, use_lab_for_cli, vault_token
 from vaultfleet.cli import app
 
 # Server-dependent: drift is what the provider reads back from the server, and the token check asks it.

@@ -27,7 +27,7 @@ import hvac
 import pytest
 from typer.testing import CliRunner
 
-from tests.lab.conftest import copy_project, destroy_stacks, root_client, up_stacks
+from tests.harness import copy_project, destroy_stacks, root_client, up_stacks
 from tests.lab.holding_proxy import HoldingProxy
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command, select_stack

@@ -16,15 +16,12 @@ from pathlib import Path
 import hvac
 import psycopg
 import pytest
-from pulumi import automation as auto
 from pydantic import SecretStr
 
-from tests.conftest import edit_stack
+from tests.harness import Fleet, copy_project, destroy_stacks, plain_stack_export
 from tests.lab import database as lab_db
-from tests.lab.conftest import copy_project, destroy_stacks, login, plain_stack_export, root_client
 from tests.lab.database import CREATE, REVOKE, VAULT_DB_USER
 from tests.leaks import leaks
-from vaultfleet.fleet.engine import select_stack
 
 # Server-dependent, the whole module: the server's database secrets engine issues, renews and
 # revokes the PostgreSQL users, under its ACL policies and leases.
@@ -34,79 +31,34 @@ CLUSTER_ROLE = "db-app"  # lab-a's Vault role granted db-creds
 NAMESPACE, ACCOUNT = "shop", "orders"
 
 
-class DatabaseFleet:
-    def __init__(self, lab, env, project: Path, admin_password: str):
-        self.lab, self.env, self.project = lab, env, project
-        self.admin_password = admin_password
-        self.pg = lab.postgres
-        self.vault = root_client(lab)
-        self.stacks: dict[str, auto.Stack] = {}
-        self.outputs: list[str] = []  # what `pulumi up` printed
-        self.issued: tuple[hvac.Client, dict] | None = None  # credentials issued, renewed, revoked by their holder
-        self.outstanding: dict | None = None  # credentials never revoked by their holder
-
-    def stack_file(self, name) -> Path:
-        return self.project / "stacks" / f"Pulumi.{name}.yaml"
-
-    def edit(self, name, change) -> None:
-        edit_stack(self.project, name, change)
-
-    def up(self, name):
-        result = self.stacks[name].up(color="never")
-        assert result.summary.result == "succeeded", result.stderr
-        self.outputs += [result.stdout, result.stderr]
-        return result
-
-    def login(self, role=CLUSTER_ROLE, namespace=NAMESPACE, account=ACCOUNT) -> hvac.Client:
-        return login(self.lab, "lab-a", role, namespace, account)
-
-    def superuser(self) -> psycopg.Connection:
-        return lab_db.superuser(self.pg)
-
-    def as_user(self, username, password) -> psycopg.Connection:
-        return psycopg.connect(**self.pg.connect_kwargs(user=username, password=password))
-
-
-def _declare(fleet: DatabaseFleet) -> None:
-    """The stack files as a user writes them; the password only through `config set --secret --path`."""
-    roles = [
-        {"name": "app-readonly", "revocationStatements": REVOKE, "defaultTtl": "10m", "maxTtl": "1h"},
-        {"name": "reporting", "defaultTtl": "5m", "maxTtl": "30m"},
-    ]
-    fleet.edit("vault", lambda c: c.update({"vaultfleet:database": lab_db.engine_config(fleet.pg, roles)}))
-
-    def grant(config):
-        config["vaultfleet:policies"] = ["kv-read", "kv-write", "db-creds"]
-        config["vaultfleet:databaseRoles"] = ["app-readonly"]
-        config["vaultfleet:roles"].append(
-            {
-                "name": CLUSTER_ROLE,
-                "serviceAccounts": [ACCOUNT],
-                "namespaces": [NAMESPACE],
-                "policies": ["db-creds"],
-                "ttl": "15m",
-                "audience": "vault",
-            }
-        )
-
-    fleet.edit("lab-a", grant)
-    fleet.stacks = {name: select_stack(name, fleet.project, fleet.env) for name in ("vault", "lab-a")}
-    lab_db.set_admin_password(fleet.stacks["vault"], SecretStr(fleet.admin_password))
-
-
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
     assert lab.postgres is not None, "this lab runs without PostgreSQL: `vaultfleet lab down` and `lab up` again"
-    fleet = DatabaseFleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("dbfleet")), secrets.token_urlsafe(24))
-    lab_db.prepare(lab.postgres, SecretStr(fleet.admin_password))
-    _declare(fleet)
+    project = copy_project(tmp_path_factory.mktemp("dbfleet"))
+    fleet = Fleet(lab, lab_env, project, admin_password=SecretStr(secrets.token_urlsafe(24)))
+    # The stack files as a user writes them.
+    fleet.declare_database(
+        [
+            {"name": "app-readonly", "revocationStatements": REVOKE, "defaultTtl": "10m", "maxTtl": "1h"},
+            {"name": "reporting", "defaultTtl": "5m", "maxTtl": "30m"},
+        ],
+        {
+            "name": CLUSTER_ROLE,
+            "serviceAccounts": [ACCOUNT],
+            "namespaces": [NAMESPACE],
+            "policies": ["db-creds"],
+            "ttl": "15m",
+            "audience": "vault",
+        },
+        ["app-readonly"],
+    )
     yield fleet
     destroy_stacks(fleet.project, lab_env, ["lab-a", "vault"])
     lab_db.drop(lab.postgres)
 
 
 @pytest.fixture()
-def db_up(fleet) -> DatabaseFleet:
+def db_up(fleet) -> Fleet:
     """The engine and lab-a's db-app role up: what test_1 does and checks. After it, this only looks
     (no engine run); a test run without it gets the fleet here."""
     engine = "database/" in fleet.vault.sys.list_mounted_secrets_engines()["data"]
@@ -120,25 +72,28 @@ def db_up(fleet) -> DatabaseFleet:
 def issued(db_up) -> tuple[hvac.Client, dict]:
     """app-readonly credentials the db-app ServiceAccount read: issued once, then shared by the tests
     that check, renew and revoke them (a revoked lease makes the next asker get new ones)."""
-    if db_up.issued is None:
-        client = db_up.login()
-        db_up.issued = (client, client.secrets.database.generate_credentials("app-readonly", mount_point="database"))
-    return db_up.issued
+    if "issued" not in db_up.held:
+        client = db_up.login(CLUSTER_ROLE, NAMESPACE, ACCOUNT)
+        db_up.held["issued"] = (
+            client,
+            client.secrets.database.generate_credentials("app-readonly", mount_point="database"),
+        )
+    return db_up.held["issued"]
 
 
 @pytest.fixture()
 def outstanding(db_up) -> dict:
     """reporting credentials issued with the root token, whose lease no holder revokes."""
-    if db_up.outstanding is None:
-        db_up.outstanding = db_up.vault.secrets.database.generate_credentials("reporting", mount_point="database")[
-            "data"
-        ]
-    return db_up.outstanding
+    if "outstanding" not in db_up.held:
+        db_up.held["outstanding"] = db_up.vault.secrets.database.generate_credentials(
+            "reporting", mount_point="database"
+        )["data"]
+    return db_up.held["outstanding"]
 
 
 def test_1_engine_connection_roles_and_policy_in_vault(fleet):
     stack_text = fleet.stack_file("vault").read_text()
-    assert fleet.admin_password not in stack_text and "secure: v1:" in stack_text
+    assert fleet.admin_password.get_secret_value() not in stack_text and "secure: v1:" in stack_text
 
     fleet.up("vault")
     fleet.up("lab-a")
@@ -188,7 +143,7 @@ def test_3_lease_is_renewed_by_its_holder(db_up, issued):
 def test_4_after_revoke_the_credentials_no_longer_connect(db_up, issued):
     fleet, (client, creds) = db_up, issued
     client.sys.revoke_lease(creds["lease_id"])
-    fleet.issued = None
+    del fleet.held["issued"]
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         fleet.as_user(creds["data"]["username"], creds["data"]["password"])
     with fleet.superuser() as conn:
@@ -200,11 +155,11 @@ def test_4_after_revoke_the_credentials_no_longer_connect(db_up, issued):
 def test_5_no_credentials_without_the_policy_or_for_undeclared_roles(db_up, outstanding):
     fleet = db_up
     # lab-a's `app` role has kv-read only: 403 on any database path.
-    app = fleet.login(role="app", namespace="app", account="app")
+    app = fleet.login("app", "app", "app")
     with pytest.raises(hvac.exceptions.Forbidden):
         app.secrets.database.generate_credentials("app-readonly", mount_point="database")
     # The db-creds holder gets only the database roles lab-a declared.
-    holder = fleet.login()
+    holder = fleet.login(CLUSTER_ROLE, NAMESPACE, ACCOUNT)
     with pytest.raises(hvac.exceptions.Forbidden):
         holder.secrets.database.generate_credentials("reporting", mount_point="database")
     with pytest.raises(hvac.exceptions.Forbidden):
@@ -227,7 +182,10 @@ def test_6_passwords_never_in_any_encoding_in_state_export_logs_or_outputs(fleet
     # The lab's logs too: the server's (Vault connects with the password) and PostgreSQL's.
     texts.update({str(p): p.read_text(errors="replace") for p in (fleet.lab.directory / "logs").glob("*.log")})
     assert any("vault.json" in where for where in texts)
-    secrets = {"database admin password": fleet.admin_password, "superuser password": fleet.lab.postgres.password()}
+    secrets = {
+        "database admin password": fleet.admin_password.get_secret_value(),
+        "superuser password": fleet.lab.postgres.password(),
+    }
     assert all(len(secret) > 20 for secret in secrets.values())
     found = leaks(secrets, texts)  # as is, base64, URL-encoded, JSON-escaped
     assert not found, "\n".join(found)

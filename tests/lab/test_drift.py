@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client
 from typer.testing import CliRunner
 
+from tests.harness import copy_project, destroy_stacks, root_client, up_stacks
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, destroy_stacks, root_client, up_stacks
 from vaultfleet.cli import app
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]

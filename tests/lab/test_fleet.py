@@ -16,9 +16,8 @@ import pytest
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack
+from tests.harness import copy_project, destroy_stacks, edit_stack, root_client, up_stacks
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, destroy_stacks, root_client, up_stacks
 from tests.lab.refusals import denied, refused
 from vaultfleet.cli import app
 from vaultfleet.fleet.runner import run

@@ -18,7 +18,7 @@ import hvac
 import pytest
 from typer.testing import CliRunner
 
-from tests.lab.conftest import copy_project, destroy_stacks, login, plain_stack_export, up_stacks, use_lab_for_cli
+from tests.harness import copy_project, destroy_stacks, login, plain_stack_export, up_stacks, use_lab_for_cli
 from vaultfleet.cli import app
 from vaultfleet.fleet.health import token_problem, vault_problem
 from vaultfleet.fleet.runner import StackResult, run
@@ -87,11 +87,6 @@ def _all_nodes_back(state: LabState) -> None:
     ha.wait_for_leader(state)
 
 
-def _login(lab, state: LabState) -> hvac.Client:
-    """ServiceAccount app/app of lab-a logged in at its mount as role app, through the balancer."""
-    return login(lab, "lab-a", "app", "app", "app", vault_addr=state.vault_addr)
-
-
 def _objects_outside_state(project, env, root: hvac.Client, stacks: list[str]) -> set[str]:
     """Auth mounts, secrets mounts, policies and roles in Vault that no stack's state holds."""
     in_state = {
@@ -113,7 +108,7 @@ def test_leader_killed_mid_up_all_then_a_rerun_converges_and_the_old_leader_rejo
 ):
     state = ha_vault
     root = hvac.Client(url=state.vault_addr, token=state.vault_token())
-    workload = _login(lab, state)
+    workload = login(lab, "lab-a", vault_addr=state.vault_addr)
     before = workload.auth.token.lookup_self()["data"]
 
     # lab-b onboarded: the run has work in the shared stage (lab-b's mount, policies) and after it.
@@ -203,7 +198,12 @@ def test_a_standby_stopped_then_sealed_leaves_runs_and_logins_working(lab, ha_va
     def fleet_works() -> None:
         result = runner.invoke(app, ["up", "lab-a", "--format", "json"])
         assert result.exit_code == 0, result.output
-        assert _login(lab, state).auth.token.lookup_self()["data"]["meta"]["service_account_name"] == "app"
+        assert (
+            login(lab, "lab-a", vault_addr=state.vault_addr).auth.token.lookup_self()["data"]["meta"][
+                "service_account_name"
+            ]
+            == "app"
+        )
 
     vault.stop_vault(state, standby.name)
     fleet_works()

@@ -13,8 +13,8 @@ import hvac
 import pytest
 from kubernetes import client
 
+from tests.harness import root_client
 from tests.lab import k8s
-from tests.lab.conftest import root_client
 from vaultfleet.lab import processes
 from vaultfleet.lab.record import LabState
 

@@ -20,17 +20,19 @@ import pytest
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack, use_state_key
-from tests.lab import k8s
-from tests.lab.conftest import (
+from tests.harness import (
     copy_project,
     destroy_stacks,
+    edit_stack,
     enable_transit,
+    login,
     plain_stack_export,
     root_client,
     use_lab_for_cli,
+    use_state_key,
     vault_token,
 )
+from tests.lab import k8s
 from tests.lab.refusals import denied, refused
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command
@@ -383,8 +385,6 @@ def test_3_the_reviewer_jwt_in_the_appliers_state_logs_in_nowhere_even_after_a_r
 
 
 def test_4_a_ttl_the_applier_chooses_is_capped_by_the_mount(lab, lab_a_up):
-    from tests.lab.conftest import login
-
     _, token = lab_a_up
     applier = hvac.Client(url=lab.vault_addr, token=token)
     # TTLs cannot be pinned: ten years is accepted for the role...

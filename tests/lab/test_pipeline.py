@@ -24,9 +24,17 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack, use_state_key
+from tests.harness import (
+    copy_project,
+    destroy_stacks,
+    edit_stack,
+    enable_transit,
+    login,
+    root_client,
+    use_lab_for_cli,
+    use_state_key,
+)
 from tests.lab import k8s
-from tests.lab.conftest import copy_project, destroy_stacks, enable_transit, root_client, use_lab_for_cli
 from tests.lab.refusals import denied, refused
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import pulumi_command
@@ -37,6 +45,7 @@ runner = CliRunner()
 
 ISSUER = "https://ci.vaultfleet.test"
 AUDIENCE = "vaultfleet-lab"
+CI = {"method": "jwt", "mount": "ci"}  # how the pipeline logs in: `login(lab, role=..., jwt=ci_token(...), **CI)`
 PULL_REQUEST = {"repository": "acme/fleet", "ref": "refs/pull/7/merge", "event_name": "pull_request"}
 MAIN = {"repository": "acme/fleet", "ref": "refs/heads/main", "environment": "fleet"}
 PREVIEWERS = "vaultfleet:previewers"
@@ -100,12 +109,6 @@ def project(lab, lab_env, tmp_path_factory):
     destroy_stacks(project, lab_env, ["lab-a", "vault"])
 
 
-def login(lab, jwt: str, role: str) -> hvac.Client:
-    client = hvac.Client(url=lab.vault_addr)
-    client.auth.jwt.jwt_login(role=role, jwt=jwt, path="ci")
-    return client
-
-
 def policies(client: hvac.Client) -> list[str]:
     return sorted(client.auth.token.lookup_self()["data"]["policies"])
 
@@ -125,13 +128,16 @@ EXPIRED = r"token is expired"
 
 
 def test_1_the_claims_decide_the_identity(lab, project):
-    assert policies(login(lab, ci_token(PULL_REQUEST), "previewer")) == ["default", "vaultfleet-previewer"]
+    assert policies(login(lab, role="previewer", jwt=ci_token(PULL_REQUEST), **CI)) == [
+        "default",
+        "vaultfleet-previewer",
+    ]
     # The project copy has two cluster stack files: the applier holds each one's applier policy.
     applier = ["default", "vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b"]
-    assert policies(login(lab, ci_token(MAIN), "applier")) == applier
-    assert policies(login(lab, ci_token(MAIN), "previewer")) == ["default", "vaultfleet-previewer"]
+    assert policies(login(lab, role="applier", jwt=ci_token(MAIN), **CI)) == applier
+    assert policies(login(lab, role="previewer", jwt=ci_token(MAIN), **CI)) == ["default", "vaultfleet-previewer"]
     # A pull request is not the protected branch: its ref, and it has no environment.
-    refused(lambda: login(lab, ci_token(PULL_REQUEST), "applier"), bound_claim("ref", "environment"))
+    refused(lambda: login(lab, role="applier", jwt=ci_token(PULL_REQUEST), **CI), bound_claim("ref", "environment"))
 
 
 # case: (what the token gets wrong, the reason Vault gives)
@@ -158,8 +164,8 @@ def test_2_a_token_with_the_wrong_repository_branch_audience_issuer_key_or_expir
     root = root_client(lab)
     before = root.read(f"auth/ci/role/{role}")["data"]
     # Positive control: the token the role binds, right in everything, logs in.
-    login(lab, ci_token(bound), role).auth.token.revoke_self()
-    refused(lambda: login(lab, ci_token(claims, **options), role), reason)
+    login(lab, role=role, jwt=ci_token(bound), **CI).auth.token.revoke_self()
+    refused(lambda: login(lab, role=role, jwt=ci_token(claims, **options), **CI), reason)
     assert root.read(f"auth/ci/role/{role}")["data"] == before
 
 
@@ -184,7 +190,7 @@ def test_3_the_previewer_previews_every_stack_with_refresh_and_changes_nothing(
     lab, project, previewer_kubeconfig, monkeypatch
 ):
     before = vault_listing(lab)
-    previewer = login(lab, ci_token(PULL_REQUEST), "previewer")
+    previewer = login(lab, role="previewer", jwt=ci_token(PULL_REQUEST), **CI)
     monkeypatch.setenv("VAULT_TOKEN", previewer.token)
     monkeypatch.setenv("KUBECONFIG", str(previewer_kubeconfig))
     result = runner.invoke(app, ["preview", "vault", "lab-a", "--refresh", "--expect-no-changes", "--format", "json"])
@@ -352,7 +358,7 @@ ATTACKS = [
 def test_4_every_escalation_with_the_previewer_is_refused(lab, project, attack):
     root = root_client(lab)
     root.secrets.kv.v2.create_or_update_secret("clusters/lab-a/app", {"password": "s3cret"}, mount_point="kv")
-    previewer = login(lab, ci_token(PULL_REQUEST), "previewer")
+    previewer = login(lab, role="previewer", jwt=ci_token(PULL_REQUEST), **CI)
     case = _attacks(root)[attack]
     before = case.target(root)
     case.control(previewer, root)
@@ -403,10 +409,6 @@ def _reviewer_jwt(export: str) -> str:
     return jwt
 
 
-def kubernetes_login(lab, mount: str, role: str, jwt: str) -> dict:
-    return hvac.Client(url=lab.vault_addr).auth.kubernetes.login(role, jwt, mount_point=mount)
-
-
 def _lab_b_in_vault(lab) -> dict:
     """What the shared stack would write for lab-b's roles: its applier policy; and lab-b's roles."""
     root = root_client(lab)
@@ -427,7 +429,7 @@ UP_REFUSED = 1
 
 
 def test_6_the_reviewer_jwt_the_previewer_can_decrypt_logs_in_nowhere(lab, lab_env, project):
-    previewer = login(lab, ci_token(PULL_REQUEST), "previewer")
+    previewer = login(lab, role="previewer", jwt=ci_token(PULL_REQUEST), **CI)
     # It decrypts lab-a's state (lab-a's Transit key) with its own token: no passphrase, no root.
     env = {k: v for k, v in lab_env.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
     env.update(VAULT_TOKEN=previewer.token, VAULT_SERVER_URL=lab.vault_addr, VAULT_SERVER_TOKEN=previewer.token)
@@ -446,7 +448,7 @@ def test_6_the_reviewer_jwt_the_previewer_can_decrypt_logs_in_nowhere(lab, lab_e
     assert sorted(roles) == sorted(REVIEWER_REFUSED)
     for role in roles:
         before = root.auth.kubernetes.read_role(role, mount_point="k8s-lab-a")
-        refused(lambda r=role: kubernetes_login(lab, "k8s-lab-a", r, jwt), REVIEWER_REFUSED[role])
+        refused(lambda r=role: login(lab, "lab-a", r, jwt=jwt), REVIEWER_REFUSED[role])
         assert root.auth.kubernetes.read_role(role, mount_point="k8s-lab-a") == before
 
     # A stack file role that would let it in never reaches Vault: refused before anything is written.

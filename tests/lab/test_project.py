@@ -15,10 +15,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.conftest import edit_stack
+from tests.harness import REPO, Fleet, copy_project, destroy_stacks, plain_stack_export
 from tests.lab import k8s
-from tests.lab.conftest import REPO, copy_project, destroy_stacks, login, plain_stack_export, root_client
-from vaultfleet.fleet.engine import select_stack
 
 # `server` on every test but test_7: they write and read Vault objects through the provider, log in,
 # search the state for what the provider read back, or run the server's own CLI. test_7's invalid
@@ -28,33 +26,9 @@ pytestmark = pytest.mark.lab
 CLUSTERS = ("lab-a", "lab-b")
 
 
-class Fleet:
-    def __init__(self, lab, env, project: Path):
-        self.lab, self.env, self.project = lab, env, project
-        self.stacks = {name: select_stack(name, project, env) for name in ("vault", *CLUSTERS)}
-        self.vault = root_client(lab)
-
-    def up(self, name):
-        result = self.stacks[name].up(color="never")
-        assert result.summary.result == "succeeded", result.stderr
-        return result
-
-    def kube(self, cluster) -> client.ApiClient:
-        return k8s.api_client(str(self.lab.kubeconfig), cluster)
-
-    def stack_file(self, name) -> Path:
-        return self.project / "stacks" / f"Pulumi.{name}.yaml"
-
-    def edit(self, name, change) -> None:
-        edit_stack(self.project, name, change)
-
-    def login(self, cluster, namespace, account, role="app", audience="vault"):
-        return login(self.lab, cluster, role, namespace, account, audience)
-
-
 @pytest.fixture(scope="module")
 def fleet(lab, lab_env, tmp_path_factory):
-    fleet = Fleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("fleet")))
+    fleet = Fleet(lab, lab_env, copy_project(tmp_path_factory.mktemp("fleet")), ("vault", *CLUSTERS))
     yield fleet
     destroy_stacks(fleet.project, lab_env, [*CLUSTERS, "vault"])
 
@@ -89,7 +63,7 @@ def test_1_shared_then_clusters_up(fleet):
         assert role["bound_service_account_namespaces"] == ["app"]
         assert role["token_policies"] == [f"k8s-{cluster}-kv-read"]
         assert (role["token_ttl"], role["token_max_ttl"], role["audience"]) == (3600, 14400, "vault")
-        rbac = client.RbacAuthorizationV1Api(fleet.kube(cluster))
+        rbac = client.RbacAuthorizationV1Api(fleet.kube_of(cluster))
         binding = rbac.read_cluster_role_binding("vault-auth-kube-system-auth-delegator")
         assert binding.role_ref.name == "system:auth-delegator"
 
@@ -101,7 +75,7 @@ def test_2_real_login_reads_own_path_only(fleet):
         fleet.vault.secrets.kv.v2.create_or_update_secret(
             f"clusters/{cluster}/db", secret={"password": f"{cluster}-pw"}, mount_point="kv"
         )
-    app = fleet.login("lab-a", "app", "app")
+    app = fleet.login("app", "app", "app")
     secret = app.secrets.kv.v2.read_secret_version("clusters/lab-a/db", mount_point="kv", raise_on_deleted_version=True)
     assert secret["data"]["data"]["password"] == "lab-a-pw"
     with pytest.raises(hvac.exceptions.Forbidden):
@@ -112,10 +86,10 @@ def test_2_real_login_reads_own_path_only(fleet):
 
     for namespace, account in [("app", "other"), ("other", "app")]:
         with pytest.raises(hvac.exceptions.Forbidden):
-            fleet.login("lab-a", namespace, account)
+            fleet.login("app", namespace, account)
     # A lab-a token is no good at lab-b's mount (other signing key).
-    k8s.ensure_service_account(fleet.kube("lab-a"), "app", "app")
-    jwt = k8s.request_token(fleet.kube("lab-a"), "app", "app", audience="vault")
+    k8s.ensure_service_account(fleet.kube_of("lab-a"), "app", "app")
+    jwt = k8s.request_token(fleet.kube_of("lab-a"), "app", "app", audience="vault")
     with pytest.raises(hvac.exceptions.Forbidden):
         hvac.Client(url=fleet.lab.vault_addr).auth.kubernetes.login("app", jwt, mount_point="k8s-lab-b")
 
@@ -157,7 +131,7 @@ def test_4_removing_role_and_policy_removes_them_and_adding_back_restores(fleet)
 @pytest.mark.usefixtures("fleet_up")
 def test_5_secrets_stay_out_of_state(fleet):
     reviewer_jwts = [
-        k8s.wait_for_secret_token(fleet.kube(cluster), "kube-system", "vault-auth-token") for cluster in CLUSTERS
+        k8s.wait_for_secret_token(fleet.kube_of(cluster), "kube-system", "vault-auth-token") for cluster in CLUSTERS
     ]
     secrets = [*reviewer_jwts, fleet.lab.vault_token(), fleet.lab.passphrase_file.read_text().strip()]
     backend = Path(fleet.lab.backend_url.removeprefix("file://"))
@@ -238,17 +212,17 @@ def test_8_offboarding_one_cluster_leaves_the_other_working(fleet):
     assert "vaultfleet-apply-lab-a" not in fleet.vault.sys.list_policies()["data"]["policies"]
     policies = fleet.vault.sys.list_policies()["data"]["policies"]
     assert not [p for p in policies if p.startswith("k8s-lab-a-")]
-    core = client.CoreV1Api(fleet.kube("lab-a"))
+    core = client.CoreV1Api(fleet.kube_of("lab-a"))
     with pytest.raises(client.ApiException) as info:
         core.read_namespaced_service_account("vault-auth", "kube-system")
     assert info.value.status == 404
     with pytest.raises(client.ApiException):
-        client.RbacAuthorizationV1Api(fleet.kube("lab-a")).read_cluster_role_binding(
+        client.RbacAuthorizationV1Api(fleet.kube_of("lab-a")).read_cluster_role_binding(
             "vault-auth-kube-system-auth-delegator"
         )
 
     fleet.vault.secrets.kv.v2.create_or_update_secret(
         "clusters/lab-b/db", secret={"password": "lab-b-pw"}, mount_point="kv"
     )
-    app = fleet.login("lab-b", "app", "app")
+    app = fleet.login("app", "app", "app", cluster="lab-b")
     assert app.secrets.kv.v2.read_secret_version("clusters/lab-b/db", mount_point="kv", raise_on_deleted_version=True)

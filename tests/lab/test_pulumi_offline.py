@@ -35,8 +35,8 @@ def program():
 def test_up_preview_destroy_offline(lab, lab_env, tmp_path):
     from kubernetes import client
 
+    from tests.harness import root_client
     from tests.lab import k8s as k8s_helpers
-    from tests.lab.conftest import root_client
 
     pulumi_home = tmp_path / "pulumi-home"
     env = {**lab_env, "PULUMI_HOME": str(pulumi_home)}

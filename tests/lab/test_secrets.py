@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import REPO, copy_project, plain_stack_export, root_client, vault_token
 from tests.lab import k8s
-from tests.lab.conftest import REPO, copy_project, plain_stack_export, root_client, vault_token
 from tests.leaks import leaks
 
 # Server-dependent: the state holds what the provider read back from the server, and the server's

@@ -16,8 +16,7 @@ import psycopg
 import pytest
 import yaml
 
-from tests.conftest import REPO, edit_stack
-from tests.lab.conftest import copy_project, destroy_stacks
+from tests.harness import REPO, copy_project, destroy_stacks, edit_stack
 from vaultfleet.lab import state_backend
 
 pytestmark = pytest.mark.lab

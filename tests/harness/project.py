@@ -1,0 +1,88 @@
+"""Project copies and stack-file edits, for the unit and the lab tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from vaultfleet.lab.record import VAULT_PORT
+
+REPO = Path(__file__).resolve().parents[2]
+
+# What `validate`, `access` and `consumers` read; the engine runs the program files as well.
+STACK_FILES = ("Pulumi.yaml", "stacks", "policies")
+PROGRAM_FILES = ("__main__.py", "components", "vaultfleet")
+
+
+def copy_project_files(parent: Path, *, program: bool = False) -> Path:
+    """`parent/project`: a copy of the repository's stack files (and, with `program`, the program's),
+    so a test can edit them without touching the repository."""
+    dest = parent / "project"
+    dest.mkdir()
+    for name in (*STACK_FILES, *(PROGRAM_FILES if program else ())):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / name, dest / name)
+    return dest
+
+
+def copy_project(parent: Path, vault_address: str | None = None) -> Path:
+    """A copy of the Pulumi project the engine can run, so tests can edit stack files without
+    touching the repo.
+
+    Its fleet Vault address is the lab's, so a lab on shifted ports ($VAULTFLEET_LAB_PORT_OFFSET,
+    e.g. one per developer on a shared machine) is used rather than the default lab's Vault.
+    """
+    dest = copy_project_files(parent, program=True)
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    project["config"]["vaultfleet:vaultAddress"]["value"] = vault_address or f"http://127.0.0.1:{VAULT_PORT}"
+    (dest / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    return dest
+
+
+def edit_stack(project: Path, stack: str, change: Callable[[dict], object]) -> None:
+    """Apply `change` to the `config:` mapping of stacks/Pulumi.<stack>.yaml, in place."""
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    change(doc["config"])
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def use_state_key(project: Path, stack: str) -> None:
+    """Stack `stack` keeps its state's secrets under its Vault Transit key (the shared stack makes it)
+    instead of the lab passphrase: `secretsprovider` in place of the passphrase's `encryptionsalt`."""
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc.pop("encryptionsalt", None)
+    doc = {"secretsprovider": f"hashivault://vaultfleet-{stack}", **doc}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def add_team_role(config: dict, **extra) -> None:
+    """The kv-namespace policy and a role `team` for every namespace, each reading only its own subtree."""
+    config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-namespace"]
+    config["vaultfleet:roles"].append(
+        {
+            "name": "team",
+            "serviceAccounts": ["app"],
+            "namespaces": ["*"],
+            "policies": ["kv-namespace"],
+            "audience": "vault",
+            **extra,
+        }
+    )
+
+
+def tracked_changes() -> str:
+    """What `git` sees changed in the repository's tracked files: names and content."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout
+
+    return git("status", "--porcelain=v1", "--untracked-files=no") + git("diff", "HEAD", "--binary")
