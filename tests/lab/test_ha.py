@@ -108,7 +108,7 @@ def test_leader_killed_mid_up_all_then_a_rerun_converges_and_the_old_leader_rejo
 ):
     state = ha_vault
     root = hvac.Client(url=state.vault_addr, token=state.vault_token())
-    workload = login(lab, "lab-a", vault_addr=state.vault_addr)
+    workload = login(lab, "lab-a", vault_addr=state.vault_addr)  # app/app as role app, through the balancer
     before = workload.auth.token.lookup_self()["data"]
 
     # lab-b onboarded: the run has work in the shared stage (lab-b's mount, policies) and after it.
@@ -198,12 +198,8 @@ def test_a_standby_stopped_then_sealed_leaves_runs_and_logins_working(lab, ha_va
     def fleet_works() -> None:
         result = runner.invoke(app, ["up", "lab-a", "--format", "json"])
         assert result.exit_code == 0, result.output
-        assert (
-            login(lab, "lab-a", vault_addr=state.vault_addr).auth.token.lookup_self()["data"]["meta"][
-                "service_account_name"
-            ]
-            == "app"
-        )
+        workload = login(lab, "lab-a", vault_addr=state.vault_addr)  # app/app as role app, through the balancer
+        assert workload.auth.token.lookup_self()["data"]["meta"]["service_account_name"] == "app"
 
     vault.stop_vault(state, standby.name)
     fleet_works()
