@@ -40,6 +40,8 @@ class ClusterOnboardingArgs:
     reviewer_namespace: str = "kube-system"
     reviewer_service_account: str = "vault-auth"
     reviewer_token_secret: str | None = None
+    reviewer_binding: str | None = None
+    """The reviewer's ClusterRoleBinding; default `<reviewer_service_account>-<reviewer_namespace>-auth-delegator`."""
     """The reviewer's token Secret; default `<reviewer_service_account>-token`."""
     issuer: str | None = None
     """Expected ServiceAccount token issuer; None disables the check."""
@@ -107,6 +109,7 @@ class ClusterOnboarding(pulumi.ComponentResource):
                     namespace=args.reviewer_namespace,
                     service_account_name=args.reviewer_service_account,
                     token_secret_name=args.reviewer_token_secret,
+                    binding_name=args.reviewer_binding,
                 ),
                 opts=child,
             ).token
@@ -143,7 +146,7 @@ class ClusterOnboarding(pulumi.ComponentResource):
         if args.client_reviewers is None:
             secret = args.reviewer_token_secret or f"{account}-token"
             namespaced = [ObjectRef("", "serviceaccounts", account), ObjectRef("", "secrets", secret)]
-            binding = binding_name(account, args.reviewer_namespace)
+            binding = args.reviewer_binding or binding_name(account, args.reviewer_namespace)
         else:
             namespaced, binding = [], CLIENT_REVIEW_BINDING
         return ClusterPreviewerArgs(

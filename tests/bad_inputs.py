@@ -237,7 +237,12 @@ CASES = [
         f"'Bad_NS' {NOT_A_NAMESPACE}",
         _role(namespaces=["Bad_NS"]),
     ),
-    BadInput("policies empty", "vaultfleet:roles[0].policies", NO_ITEM, _role(policies=[])),
+    BadInput(
+        "policies empty",
+        "vaultfleet:roles[0]",
+        "policies: a role attaches at least one policy (policies or existingPolicies)",
+        _role(policies=[]),
+    ),
     BadInput(
         "kubeContext missing",
         "vaultfleet:cluster.kubeContext",

@@ -12,6 +12,15 @@ from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
 @dataclass(frozen=True)
+class _Unmanaged:
+    path: str = "(body not managed by vaultfleet: see the policy in Vault)"
+    capabilities: tuple[str, ...] = ()
+
+
+UNMANAGED = _Unmanaged()
+
+
+@dataclass(frozen=True)
 class Grant:
     cluster: str
     mount: str
@@ -40,7 +49,8 @@ def grants(stacks: list, policy_dir: Path, clusters: list[ClusterStack] | None =
         rules = cluster_policy_rules(stack, policy_dir)
         for role in stack.roles:
             for name in stack.token_policies(role):
-                for rule in rules[name]:
+                # A policy attached as it is in Vault (existingPolicies): its body is not here.
+                for rule in rules.get(name, [UNMANAGED]):
                     for ns in role.namespaces:
                         for sa in role.service_accounts:
                             # Templated paths differ per ServiceAccount: show each one's own.

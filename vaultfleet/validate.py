@@ -119,22 +119,22 @@ def _database_role_findings(stacks) -> list[Finding]:
 
 def _lint_fleet(stacks) -> list[Finding]:
     out = _database_role_findings(stacks)
-    seen: dict[str, str] = {}
+    shared = next((s for s in stacks if isinstance(s, SharedStack)), None)
+    # The pipeline's jwt mount is an auth mount beside the clusters'.
+    seen: dict[str, str] = {shared.pipeline.mount: "the shared stack's pipeline"} if shared and shared.pipeline else {}
     reviewers: dict[tuple[str, str, str], str] = {}
     for stack in stacks:
         if not isinstance(stack, ClusterStack):
             continue
         shown = stack_file_name(stack.name)
         if stack.mount_path in seen:
+            field = "vaultfleet:cluster.mountPath" if stack.cluster.mount_path else "vaultfleet:mountPrefix"
             out.append(
                 Finding(
-                    "error",
-                    shown,
-                    "vaultfleet:mountPrefix",
-                    f"mount path '{stack.mount_path}' is also used by stack '{seen[stack.mount_path]}'",
+                    "error", shown, field, f"mount path '{stack.mount_path}' is also used by {seen[stack.mount_path]}"
                 )
             )
-        seen[stack.mount_path] = stack.name
+        seen[stack.mount_path] = f"stack '{stack.name}'"
         # Two stacks owning one ServiceAccount would delete it under each other on destroy.
         reviewer = (
             stack.cluster.kube_context,

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.conftest import FILE, accepted, cluster_values, problems, role
 from vaultfleet.program.args import DEFAULT_MOUNT_MAX_TTL, max_token_ttl
-from vaultfleet.render.applier import TOKEN_TYPE, applier_rules, set_order
+from vaultfleet.render.applier import applier_rules, set_order
 
 
 def role_rule(**role_fields) -> dict:
@@ -22,7 +22,7 @@ def test_every_field_that_decides_who_logs_in_is_pinned_to_the_stack_file():
     assert allowed["bound_service_account_names"] == [set_order(["app", "web"])]
     assert allowed["bound_service_account_namespaces"] == [set_order(["team-x", "team-y"])]
     assert allowed["audience"] == ["vault"]
-    assert allowed["token_type"] == [TOKEN_TYPE] == ["service"]  # never batch: not revocable
+    assert allowed["token_type"] == ["service"]  # written explicitly; never batch: not revocable
     assert allowed["alias_name_source"] == ["serviceaccount_uid"]
     assert allowed["token_no_default_policy"] == [False]
     assert allowed["token_policies"] == [["k8s-lab-a-kv-read"]]

@@ -138,3 +138,28 @@ def test_each_policy_template_is_rendered_once_per_run(fleet, monkeypatch):
     mocks = run_program(fleet, "lab-a")
     assert mocks.of_type("kubernetes:external-secrets.io/v1:SecretStore")  # consumers were made
     assert sorted(rendered) == ["kv-read", "kv-write"]
+
+
+def test_a_cluster_wired_by_hand_keeps_its_mount_path_binding_policies_and_token_type(fleet):
+    def own_names(config):
+        config["vaultfleet:cluster"].update(mountPath="kubernetes", reviewerBinding="role-tokenreview-binding")
+        config["vaultfleet:roles"][0].update(existingPolicies=["team-a-read"], tokenType="default")
+
+    edit_stack(fleet, "lab-a", own_names)
+    mocks = run_program(fleet, "lab-a")
+    (binding,) = mocks.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert binding.inputs["metadata"]["name"] == "role-tokenreview-binding"
+    (config,) = mocks.of_type("vault:kubernetes/authBackendConfig:AuthBackendConfig")
+    assert config.inputs["backend"] == "kubernetes"
+    roles = {r.inputs["roleName"]: r.inputs for r in mocks.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")}
+    assert roles["app"]["backend"] == "kubernetes"
+    assert sorted(roles["app"]["tokenPolicies"]) == ["k8s-lab-a-kv-read", "team-a-read"]
+    assert (roles["app"]["tokenType"], roles["deployer"]["tokenType"]) == ("default", "service")
+
+    shared = run_program(fleet, "vault")
+    mounts = {b.inputs["path"] for b in shared.of_type("vault:index/authBackend:AuthBackend")}
+    assert mounts == {"kubernetes", "k8s-lab-b"}
+    policies = {p.inputs["name"]: p.inputs["policy"] for p in shared.of_type("vault:index/policy:Policy")}
+    assert "team-a-read" not in policies  # attached by name, never written
+    assert 'path "auth/kubernetes/role/app"' in policies["vaultfleet-apply-lab-a"]
+    assert 'path "auth/kubernetes/*"' in policies["vaultfleet-previewer"]

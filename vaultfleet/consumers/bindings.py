@@ -145,7 +145,7 @@ def _binding(stack: ClusterStack, role: Role, namespace: str, account: str, secr
     readable = [
         for_service_account(rule.path, namespace, account)
         for name in policies
-        for rule in rules[name]
+        for rule in rules.get(name, [])  # an existing policy's body is Vault's: no path known here
         if "read" in rule.capabilities
     ]
     return Binding(

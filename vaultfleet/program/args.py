@@ -16,7 +16,7 @@ from components.roles import RoleSpec
 from components.shared import SharedVaultArgs
 from vaultfleet.program.managed import managed_objects
 from vaultfleet.render import jwt_roles, policy
-from vaultfleet.render.applier import TOKEN_TYPE, applier_policy_name, render_applier
+from vaultfleet.render.applier import applier_policy_name, render_applier
 from vaultfleet.render.endpoint import cluster_endpoint
 from vaultfleet.stackfile import Project
 from vaultfleet.stackfile.pipeline import identity_policies
@@ -46,13 +46,14 @@ def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> C
                 ttl_seconds=r.ttl,
                 max_ttl_seconds=r.max_ttl,
                 audience=r.audience,
-                token_type=TOKEN_TYPE,
+                token_type=r.token_type,
             )
             for r in stack.roles
         ],
         reviewer_namespace=stack.cluster.reviewer_namespace,
         reviewer_service_account=stack.cluster.reviewer_service_account,
         reviewer_token_secret=stack.cluster.token_secret,
+        reviewer_binding=stack.cluster.reviewer_binding,
         issuer=stack.cluster.issuer,
         consumer_objects=[CustomObject.from_manifest(o) for o in managed_objects(stack, policy.policy_rules(bodies))],
         previewer_group=stack.cluster.previewer_group,
@@ -93,7 +94,10 @@ def shared_args(stack: SharedStack, project: Project) -> SharedVaultArgs:
         kv_mount=stack.fleet.kv_mount,
         clusters=[cluster_access_args(c, project.policy_dir) for c in clusters],
         previewer_policy=policy.render_previewer(
-            stack, project.policy_dir, state_keys=[c.state_key for c in clusters if c.state_key]
+            stack,
+            project.policy_dir,
+            state_keys=[c.state_key for c in clusters if c.state_key],
+            cluster_mounts=[c.mount_path for c in clusters],
         ),
         database=database_args(stack),
         pipeline=pipeline_args(stack, [c.name for c in clusters]),

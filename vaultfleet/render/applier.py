@@ -36,7 +36,6 @@ from vaultfleet.stackfile.schema import ClusterStack
 
 __all__ = [
     "APPLIER_PREFIX",
-    "TOKEN_TYPE",
     "applier_paths",
     "applier_policy_name",
     "applier_rules",
@@ -44,9 +43,6 @@ __all__ = [
     "set_order",
 ]
 
-# Written explicitly on every kubernetes-method role (components/roles.py) and pinned here: service
-# tokens can be revoked and looked up; batch tokens cannot be revoked one by one.
-TOKEN_TYPE = "service"
 # Vault's default alias name source for a kubernetes role; the namespace templates rely on it.
 ALIAS_NAME_SOURCE = "serviceaccount_uid"
 
@@ -103,7 +99,7 @@ def applier_rules(
             # The provider sends "" to clear an audience; a role without one is written without it.
             "audience": [role.audience or ""],
             "alias_name_source": [ALIAS_NAME_SOURCE],
-            "token_type": [TOKEN_TYPE],
+            "token_type": [role.token_type],
             "token_no_default_policy": [False],
             # Free: numbers cannot be pinned; the mount's max TTL (tuned by the shared stack) caps them.
             "token_ttl": [],

@@ -240,10 +240,17 @@ def policy_rules(bodies: dict[str, str]) -> dict[str, list[PathRule]]:
     return {name: parse_rules(fill_mount_accessor(body, EXAMPLE_ACCESSOR), name) for name, body in bodies.items()}
 
 
-def render_previewer(stack: SharedStack, policy_dir: Path = POLICY_DIR, state_keys: Sequence[str] = ()) -> str:
+def render_previewer(
+    stack: SharedStack,
+    policy_dir: Path = POLICY_DIR,
+    state_keys: Sequence[str] = (),
+    cluster_mounts: Sequence[str] = (),
+) -> str:
     """The read-only policy of pull-request previews (policies/fleet/vaultfleet-previewer.hcl), plus
     decrypt on each cluster stack's Transit state key (`state_keys`): a preview reads the stack's
-    state. Never the shared stack's key (its state holds the database passwords) and never encrypt."""
+    state. Never the shared stack's key (its state holds the database passwords) and never encrypt.
+    `cluster_mounts`: the clusters' auth mounts; the template reads those under the fleet's prefix,
+    and one outside it (cluster.mountPath, an adopted cluster's) is added by name."""
     from vaultfleet.stackfile.pipeline import TRANSIT_MOUNT
 
     variables = {
@@ -252,6 +259,12 @@ def render_previewer(stack: SharedStack, policy_dir: Path = POLICY_DIR, state_ke
         "pipeline_mount": stack.pipeline.mount if stack.pipeline else "ci",
     }
     body = render("fleet/vaultfleet-previewer", variables, policy_dir)
+    own = sorted(m for m in set(cluster_mounts) if not m.startswith(f"{stack.fleet.mount_prefix}-"))
+    if own:
+        body += "\n# Cluster mounts outside the fleet's prefix (cluster.mountPath): config and roles.\n"
+        for mount in own:
+            body += f'\npath "auth/{mount}" {{\n  capabilities = ["read", "list"]\n}}\n'
+            body += f'\npath "auth/{mount}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
     if state_keys:
         # A cluster stack's preview decrypts its state; the shared stack's refresh reads the keys'
         # settings (transit/keys/<key>: never the key material, that is transit/export).

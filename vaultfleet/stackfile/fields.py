@@ -42,6 +42,11 @@ DATABASE_ROLE_MAX = K8S_LABEL_MAX - len("agent-inject-template-db-")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Vault mounts nothing at these paths (vault/mount.go protectedMounts, the same in OpenBao).
 RESERVED_MOUNTS = frozenset({"audit", "auth", "cubbyhole", "identity", "sys"})
+# Vault's own auth mount (auth/token) cannot be replaced.
+RESERVED_AUTH_MOUNTS = frozenset({"token"})
+# A Vault policy name as vaultfleet attaches one it does not manage (roles[].existingPolicies):
+# Vault lowercases names, and these characters need no quoting in a path or an HCL string.
+_POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 
 
 def _shown(value: str) -> str:
@@ -67,6 +72,20 @@ def _database_role(value: str) -> str:
 def _reserved_mount(value: str) -> str:
     if value in RESERVED_MOUNTS:
         raise ValueError(f"'{value}' is a path Vault reserves for itself ({', '.join(sorted(RESERVED_MOUNTS))})")
+    return value
+
+
+def _reserved_auth_mount(value: str) -> str:
+    if value in RESERVED_AUTH_MOUNTS:
+        raise ValueError(f"'{value}' is Vault's own auth mount (auth/{value})")
+    return value
+
+
+def _policy_name(value: str) -> str:
+    if not _POLICY_NAME.match(value):
+        raise ValueError("must be a Vault policy name: lowercase a-z, 0-9, '_', '.', '-', at most 128 characters")
+    if value == "root":
+        raise ValueError("'root' is Vault's unlimited policy: no role of the fleet may attach it")
     return value
 
 
@@ -199,6 +218,8 @@ def _statements(values: list[str]) -> list[str]:
 
 Label = Annotated[str, AfterValidator(_label)]
 MountPath = Annotated[str, AfterValidator(_label), AfterValidator(_reserved_mount)]
+AuthMountPath = Annotated[str, AfterValidator(_label), AfterValidator(_reserved_auth_mount)]
+PolicyName = Annotated[str, AfterValidator(_policy_name)]
 DatabaseRoleName = Annotated[str, AfterValidator(_label), AfterValidator(_database_role)]
 Seconds = Annotated[int, BeforeValidator(_seconds)]
 Flag = Annotated[bool, BeforeValidator(flag)]

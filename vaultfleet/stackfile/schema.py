@@ -21,6 +21,7 @@ from vaultfleet.stackfile.errors import NAMESPACE, ConfigError
 from vaultfleet.stackfile.fields import (
     ApiServerUrl,
     Audience,
+    AuthMountPath,
     BoundNamespaces,
     BoundServiceAccounts,
     DatabaseRoleName,
@@ -33,6 +34,7 @@ from vaultfleet.stackfile.fields import (
     Model,
     MountPath,
     Pem,
+    PolicyName,
     ReviewerAccount,
     Seconds,
     VaultUrl,
@@ -65,6 +67,13 @@ class ClusterSettings(Model):
     rotates the reviewer token with no gap: `up` makes the new Secret first, writes its token into
     Vault, then deletes the old Secret (which invalidates the old token)."""
 
+    reviewer_binding: ReviewerAccount | None = None
+    """Name of the reviewer's ClusterRoleBinding to system:auth-delegator (default
+    `<reviewerServiceAccount>-<reviewerNamespace>-auth-delegator`): an adopted cluster keeps its own."""
+    mount_path: AuthMountPath | None = None
+    """The cluster's auth mount, auth/<mountPath> (default `<mountPrefix>-<cluster>`): an adopted
+    cluster keeps the path its workloads already log in at. Its policies keep the fleet's names."""
+
     @property
     def token_secret(self) -> str:
         return self.reviewer_token_secret or f"{self.reviewer_service_account}-token"
@@ -89,12 +98,19 @@ class Role(Model):
     """ServiceAccount names (DNS-1123 subdomains), or `*` alone for any."""
     namespaces: BoundNamespaces
     """Namespace names (DNS-1123 labels), or `*` alone for any."""
-    policies: list[Label] = Field(min_length=1)
-    """Policy template names (files in policies/); each becomes the policy <mount path>-<name>."""
+    policies: list[Label] = Field(default_factory=list)
+    """Policy template names (files in policies/); each becomes the policy <mountPrefix>-<cluster>-<name>."""
+    existing_policies: list[PolicyName] = Field(default_factory=list)
+    """Vault policies attached by name as they are, not written by vaultfleet (an adopted
+    cluster's hand-made policies): their bodies are reviewed wherever they are kept today."""
     ttl: Seconds = 3600
     max_ttl: Seconds | None = None
     audience: Audience | None = None
     """Required `aud` claim of the login JWT; None accepts any audience (validate warns)."""
+    token_type: Literal["service", "default"] = "service"
+    """The role's token type: `service`, written explicitly, or `default` (the mount's default,
+    service tokens unless the mount is tuned otherwise), which an adopted role may keep. Batch
+    tokens are refused: they cannot be revoked one by one."""
     consumers: list[Literal["eso", "vso"]] = Field(default_factory=list)
     """Objects `up` creates in each bound namespace for the role's first ServiceAccount:
     eso (external-secrets SecretStore), vso (Vault Secrets Operator VaultConnection + VaultAuth)."""
@@ -103,6 +119,16 @@ class Role(Model):
     def _ttl_within_max(self) -> Role:
         if self.max_ttl is not None and self.ttl > self.max_ttl:
             raise ValueError(f"ttl ({self.ttl}s) is above maxTtl ({self.max_ttl}s)")
+        return self
+
+    @model_validator(mode="after")
+    def _attaches_policies(self) -> Role:
+        if not self.policies and not self.existing_policies:
+            raise ValueError("policies: a role attaches at least one policy (policies or existingPolicies)")
+        for field, names in (("policies", self.policies), ("existingPolicies", self.existing_policies)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{field}: {', '.join(twice)} named more than once")
         return self
 
     @model_validator(mode="after")
@@ -181,6 +207,20 @@ class ClusterStack(Model):
         return self
 
     @model_validator(mode="after")
+    def _existing_policies_are_not_the_fleets(self) -> ClusterStack:
+        # The fleet's own policies are attached through templates (a cluster's) or never (another
+        # cluster's, the pipeline's): naming one as existing would reach around both.
+        managed = (f"{self.fleet.mount_prefix}-", "vaultfleet-")
+        for i, role in enumerate(self.roles):
+            for name in role.existing_policies:
+                if name.startswith(managed):
+                    raise ValueError(
+                        f"roles[{i}].existingPolicies: '{name}' is a name vaultfleet manages ({managed[0]}*, "
+                        "vaultfleet-*): attach a cluster's own policy through policies (templates)"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _client_jwt_binds_named_accounts(self) -> ClusterStack:
         if self.cluster.auth_mode != "client-jwt":
             return self
@@ -237,16 +277,17 @@ class ClusterStack(Model):
 
     @property
     def mount_path(self) -> str:
-        return f"{self.fleet.mount_prefix}-{self.name}"
+        return self.cluster.mount_path or f"{self.fleet.mount_prefix}-{self.name}"
 
     def policy_name(self, template: str) -> str:
-        # Prefixed like the mount: the previewer reads `${mount_prefix}-*` policies.
-        return f"{self.mount_path}-{template}"
+        # The fleet's prefix: the previewer reads `${mount_prefix}-*` policies.
+        return f"{self.fleet.mount_prefix}-{self.name}-{template}"
 
     def token_policies(self, role: Role) -> list[str]:
-        """The Vault policies a role's tokens get, in the role's order: every consumer of a role
-        (its Vault role, the applier's pins, jwt mode's body, the consumers, verify) asks here."""
-        return [self.policy_name(t) for t in role.policies]
+        """The Vault policies a role's tokens get, in the role's order (rendered templates, then
+        the existing ones): every consumer of a role (its Vault role, the applier's pins, jwt
+        mode's body, the consumers, verify) asks here."""
+        return [self.policy_name(t) for t in role.policies] + list(role.existing_policies)
 
 
 class SharedStack(Model):

@@ -1,0 +1,85 @@
+"""What a cluster wired by hand keeps when vaultfleet takes it over (issue 27): its mount path, its
+reviewer binding's name, policies attached by name, the mount's default token type. Each is
+written where the rest of the cluster's objects are and pinned like them; the fleet's own names
+stay out of reach."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import FILE, FLEET, accepted, cluster, cluster_values, problems, refused, role
+from vaultfleet.render.applier import applier_rules, set_order
+from vaultfleet.render.policy import render_previewer
+
+
+def pins(stack) -> dict:
+    return {path: allowed for path, _, allowed in applier_rules(stack, "https://a:6443", "PEM")}
+
+
+def test_a_cluster_keeps_its_own_mount_path_and_its_policies_keep_the_fleets_names():
+    stack = accepted(cluster(mountPath="kubernetes"))
+    assert stack.mount_path == "kubernetes"
+    assert stack.token_policies(stack.roles[0]) == ["k8s-lab-a-kv-read"]
+    assert {"auth/kubernetes/config", "auth/kubernetes/role/app"} <= pins(stack).keys()
+    assert not [p for p in pins(stack) if "k8s-lab-a" in p]
+
+
+def test_the_previewer_reads_a_mount_outside_the_fleets_prefix_by_name(project):
+    shared = accepted({"kind": "shared", **FLEET}, "vault")
+    body = render_previewer(shared, project / "policies", cluster_mounts=["k8s-lab-a", "kubernetes"])
+    assert 'path "auth/kubernetes/*"' in body and 'path "auth/kubernetes"' in body
+    assert 'path "auth/k8s-lab-a' not in body  # under the prefix: the template's glob reads it
+
+
+def test_existing_policies_are_attached_by_name_and_pinned_with_the_rendered_ones():
+    stack = accepted(cluster_values(roles=[role(existingPolicies=["team-a-read", "shared.ro"])]))
+    assert stack.token_policies(stack.roles[0]) == ["k8s-lab-a-kv-read", "team-a-read", "shared.ro"]
+    assert pins(stack)["auth/k8s-lab-a/role/app"]["token_policies"] == [
+        set_order(["k8s-lab-a-kv-read", "team-a-read", "shared.ro"])
+    ]
+    # A role may attach only existing policies.
+    only = accepted(cluster_values(roles=[role(policies=[], existingPolicies=["team-a-read"])]))
+    assert only.token_policies(only.roles[0]) == ["team-a-read"]
+
+
+ITEM = "vaultfleet:roles[0].existingPolicies[0]"
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "fragment"),
+    [
+        ("root", ITEM, "'root' is Vault's unlimited policy"),
+        # The stack-level check names the role and key in its message.
+        (
+            "k8s-lab-b-kv-read",
+            "vaultfleet",
+            "roles[0].existingPolicies: 'k8s-lab-b-kv-read' is a name vaultfleet manages",
+        ),
+        ("vaultfleet-apply-lab-a", "vaultfleet", "'vaultfleet-apply-lab-a' is a name vaultfleet manages"),
+        ("Team A", ITEM, "must be a Vault policy name"),
+    ],
+)
+def test_an_existing_policy_may_not_be_root_nor_one_of_the_fleets(name, field, fragment):
+    refused(cluster_values(roles=[role(existingPolicies=[name])]), field, fragment)
+
+
+def test_a_role_attaches_at_least_one_policy():
+    refused(
+        cluster_values(roles=[role(policies=[])]),
+        "vaultfleet:roles[0]",
+        "a role attaches at least one policy (policies or existingPolicies)",
+    )
+
+
+def test_the_mounts_default_token_type_is_kept_and_pinned_and_batch_is_refused():
+    stack = accepted(cluster_values(roles=[role(tokenType="default")]))
+    assert pins(stack)["auth/k8s-lab-a/role/app"]["token_type"] == ["default"]
+    assert pins(accepted(cluster_values()))["auth/k8s-lab-a/role/app"]["token_type"] == ["service"]
+    found = problems(cluster_values(roles=[role(tokenType="batch")]))
+    assert any(fld == "vaultfleet:roles[0].tokenType" for _, fld, _ in found), found
+
+
+@pytest.mark.parametrize("path", ["token", "Kube", "a/b"])
+def test_a_mount_path_vault_keeps_or_cannot_hold_is_refused(path):
+    found = problems(cluster(mountPath=path))
+    assert any(f == FILE and fld == "vaultfleet:cluster.mountPath" for f, fld, _ in found), found
