@@ -13,6 +13,7 @@ from pulumi.runtime.config import get_config, is_config_secret
 from components import ClusterOnboarding, SharedVault
 from vaultfleet.fleet import inputs
 from vaultfleet.kubeconfig import KubeconfigError
+from vaultfleet.program.adoption import adopting_transform, existing_ids
 from vaultfleet.program.args import cluster_args, shared_args
 from vaultfleet.render.policy import PolicyError
 from vaultfleet.stackfile import Project, schema
@@ -40,6 +41,11 @@ except (schema.ConfigError, PolicyError, KubeconfigError, ValueError) as exc:
 # The digest of everything this run reads: `vaultfleet preview` skips the engine for a stack whose
 # inputs and state are exactly as the last successful up left them (vaultfleet/fleet/skip.py).
 pulumi.export(inputs.OUTPUT, inputs.inputs_fingerprint(stack_file))
+
+# `vaultfleet adopt`: objects that already exist are imported, never created or written.
+adopted = existing_ids()
+if adopted is not None:
+    pulumi.runtime.register_resource_transform(adopting_transform(adopted))
 
 # Explicit providers only (default providers are disabled in Pulumi.yaml): a stack can reach the
 # Vault and the cluster its stack file names, nothing else. The Vault token comes from VAULT_TOKEN

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.conftest import FILE, accepted, cluster_values, problems, role
-from vaultfleet.program.args import DEFAULT_MOUNT_MAX_TTL, max_token_ttl
 from vaultfleet.render.applier import applier_rules, set_order
 
 
@@ -53,9 +52,9 @@ def test_set_order_is_the_order_the_provider_sends_a_set_in(declared, sent):
 
 def test_the_mount_max_ttl_is_the_longest_token_lifetime_declared():
     stack = accepted(cluster_values(roles=[role(ttl=900), role(name="b", ttl=3600, maxTtl=14400)]))
-    assert max_token_ttl(stack) == 14400
-    assert max_token_ttl(accepted(cluster_values(roles=[role(ttl=900)]))) == 900
-    assert max_token_ttl(accepted(cluster_values(roles=[]))) == DEFAULT_MOUNT_MAX_TTL
+    assert stack.mount_max_ttl == 14400
+    assert accepted(cluster_values(roles=[role(ttl=900)])).mount_max_ttl == 900
+    assert accepted(cluster_values(roles=[])).mount_max_ttl == 3600  # a role's default ttl
 
 
 @pytest.mark.parametrize(

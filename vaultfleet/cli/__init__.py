@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from vaultfleet.cli import access, consumers, fleet, lab, onboard, release, validate, verify
+from vaultfleet.cli import access, adopt, consumers, fleet, lab, onboard, release, validate, verify
 
 app = typer.Typer(
     help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
@@ -19,6 +19,7 @@ app.add_typer(lab.app, name="lab")
 for command in (
     validate.validate,
     onboard.onboard,
+    adopt.adopt,
     fleet.preview,
     fleet.up,
     fleet.destroy,

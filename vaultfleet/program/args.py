@@ -20,10 +20,7 @@ from vaultfleet.render.applier import applier_policy_name, render_applier
 from vaultfleet.render.endpoint import cluster_endpoint
 from vaultfleet.stackfile import Project
 from vaultfleet.stackfile.pipeline import identity_policies
-from vaultfleet.stackfile.schema import ClusterStack, Role, SharedStack
-
-# A cluster without roles issues no tokens; its mount's max TTL is then a role's default ttl.
-DEFAULT_MOUNT_MAX_TTL: int = Role.model_fields["ttl"].default
+from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
 def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
@@ -127,15 +124,8 @@ def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessA
         accessor_placeholder=policy.MOUNT_ACCESSOR_PLACEHOLDER,
         state_key=stack.state_key,
         auth_method=stack.auth_method,
-        max_ttl_seconds=max_token_ttl(stack),
+        max_ttl_seconds=stack.mount_max_ttl,
     )
-
-
-def max_token_ttl(stack: ClusterStack) -> int:
-    """The longest token lifetime the stack file declares (a role's maxTtl, else its ttl): the
-    shared stack tunes the cluster's mount to it, which caps the TTLs the applier policy cannot pin
-    (a role's tokens without maxTtl live at most that long, renewals included)."""
-    return max((r.max_ttl or r.ttl for r in stack.roles), default=DEFAULT_MOUNT_MAX_TTL)
 
 
 def pipeline_args(stack: SharedStack, clusters: list[str]) -> PipelineIdentitiesArgs | None:

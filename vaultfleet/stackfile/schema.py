@@ -283,6 +283,14 @@ class ClusterStack(Model):
         # The fleet's prefix: the previewer reads `${mount_prefix}-*` policies.
         return f"{self.fleet.mount_prefix}-{self.name}-{template}"
 
+    @property
+    def mount_max_ttl(self) -> int:
+        """The longest token lifetime the stack file declares (a role's maxTtl, else its ttl): the
+        shared stack tunes the cluster's mount to it, which caps the TTLs the applier policy cannot
+        pin (a role's tokens without maxTtl live at most that long, renewals included). A cluster
+        without roles issues no tokens: then a role's default ttl."""
+        return max((r.max_ttl or r.ttl for r in self.roles), default=Role.model_fields["ttl"].default)
+
     def token_policies(self, role: Role) -> list[str]:
         """The Vault policies a role's tokens get, in the role's order (rendered templates, then
         the existing ones): every consumer of a role (its Vault role, the applier's pins, jwt
