@@ -45,7 +45,7 @@ pulumi.export(inputs.OUTPUT, inputs.inputs_fingerprint(stack_file))
 # `vaultfleet adopt`: objects that already exist are imported, never created or written.
 adopted = existing_ids()
 if adopted is not None:
-    pulumi.runtime.register_resource_transform(adopting_transform(adopted))
+    pulumi.runtime.register_stack_transformation(adopting_transform(adopted))
 
 # Explicit providers only (default providers are disabled in Pulumi.yaml): a stack can reach the
 # Vault and the cluster its stack file names, nothing else. The Vault token comes from VAULT_TOKEN

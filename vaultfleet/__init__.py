@@ -2,9 +2,9 @@
 
 Where code lives (one rule, followed by every command):
 - `cli/<group>.py` holds a command's options, output formats and exit codes, nothing else.
-- A command's logic lives in one module named for what it does: `validate.py`, `onboard.py`, `release.py`,
-  `access.py`, `verify/`, `consumers/configure.py`, `fleet/runner.py` (preview, up, destroy, with
-  `fleet/selection.py` choosing the stacks), `lab/lab.py`.
+- A command's logic lives in one module named for what it does: `validate.py`, `onboard.py`,
+  `adopt/`, `release.py`, `access.py`, `verify/`, `consumers/configure.py`, `fleet/runner.py`
+  (preview, up, destroy, with `fleet/selection.py` choosing the stacks), `lab/lab.py`.
 - `program/` is what the Pulumi program (`__main__.py`) runs, and only `__main__.py` imports it.
 - Below them, shared by all: `stackfile/` reads and checks stack files (the one shape of a stack
   file's settings, from the schema to the components and the consumers); `render/` turns them into

@@ -163,3 +163,16 @@ def test_a_cluster_wired_by_hand_keeps_its_mount_path_binding_policies_and_token
     assert "team-a-read" not in policies  # attached by name, never written
     assert 'path "auth/kubernetes/role/app"' in policies["vaultfleet-apply-lab-a"]
     assert 'path "auth/kubernetes/*"' in policies["vaultfleet-previewer"]
+
+
+def test_under_adopt_each_object_found_is_imported_by_its_id_and_nothing_else(fleet, monkeypatch, tmp_path):
+    found = {
+        "vault:kubernetes/authBackendConfig:AuthBackendConfig auth/k8s-lab-a/config": ["tokenReviewerJwt"],
+        "vault:kubernetes/authBackendRole:AuthBackendRole auth/k8s-lab-a/role/app": [],
+        "kubernetes:core/v1:ServiceAccount kube-system/vault-auth": [],
+    }
+    (tmp_path / "found.json").write_text(json.dumps(found))
+    monkeypatch.setenv("VAULTFLEET_ADOPT_IDS", str(tmp_path / "found.json"))
+    mocks = run_program(fleet, "lab-a")
+    imported = {f"{r.typ} {r.resource_id}" for r in mocks.resources if r.resource_id}
+    assert imported == set(found)  # the deployer role, the Secret, the binding: not found, so made

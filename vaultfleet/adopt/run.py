@@ -33,8 +33,7 @@ from vaultfleet.adopt.describe import (
     describe,
 )
 from vaultfleet.adopt.observe import AdoptError, AdoptionStopped, Observed, observe_reviewer, observe_vault
-from vaultfleet.fleet.engine import engine_env
-from vaultfleet.program.adoption import ENV
+from vaultfleet.fleet.engine import ADOPT_IDS_ENV, engine_env
 from vaultfleet.stackfile import Project, StackFile, stack_file_name
 from vaultfleet.stackfile.schema import ClusterStack
 
@@ -135,7 +134,7 @@ def _import_and_settle(
         ids = os.path.join(tmp, "found.json")
         with open(ids, "w") as out:
             json.dump(found, out)
-        imported = run(project, stacks, "up", parallel=1, env={**engine_env(), ENV: ids})
+        imported = run(project, stacks, "up", parallel=1, env={**engine_env(), ADOPT_IDS_ENV: ids})
     adoption.runs.append(imported)
     _stop_on_failure(imported, cluster, "import")
     echo("imported; writing the accepted differences")

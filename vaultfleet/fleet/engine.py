@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 # Steps that change nothing, and the engine's own bookkeeping resources, are not shown.
 _QUIET_OPS = {"same", "read", "refresh"}
+# Set by `vaultfleet adopt` for the program it runs: a JSON file of the objects to import
+# (vaultfleet/program/adoption.py reads it).
+ADOPT_IDS_ENV = "VAULTFLEET_ADOPT_IDS"
 
 
 @dataclass

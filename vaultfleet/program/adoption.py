@@ -2,7 +2,7 @@
 instead of created, under the URN the program gives it.
 
 The adopt command lists the objects it found (in Vault and in the cluster) in a JSON file named by
-$VAULTFLEET_ADOPT_IDS: `<type> <import id>` -> the inputs the import does not compare (the
+$VAULTFLEET_ADOPT_IDS (fleet/engine.py ADOPT_IDS_ENV): `<type> <import id>` -> the inputs the import does not compare (the
 differences it showed and the admin accepted, and what Vault never returns, the reviewer JWT).
 __main__.py then registers `adopting_transform`, which sets Pulumi's `import` option on each
 resource found. The engine reads each object and refuses the run if any other input of the
@@ -19,7 +19,7 @@ from typing import Any
 
 import pulumi
 
-ENV = "VAULTFLEET_ADOPT_IDS"
+from vaultfleet.fleet.engine import ADOPT_IDS_ENV
 
 
 def import_id(type_: str, props: Mapping[str, Any]) -> str | None:
@@ -49,10 +49,13 @@ def import_id(type_: str, props: Mapping[str, Any]) -> str | None:
 
 
 def adopting_transform(existing: Mapping[str, list[str]]):
-    """A resource transform importing each resource whose (type, ID) the adopt command found."""
+    """A stack transformation importing each resource whose (type, ID) the adopt command found.
 
-    def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-        if not args.custom:
+    The SDK's stack transformation, not the engine's newer transforms: it runs in the program's
+    process, so the unit tests' mocks run it too (the engine's need the CLI's transform service)."""
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if not isinstance(args.resource, pulumi.CustomResource):
             return None
         found = import_id(args.type_, args.props)
         key = f"{args.type_} {found}"
@@ -61,14 +64,14 @@ def adopting_transform(existing: Mapping[str, list[str]]):
         opts = pulumi.ResourceOptions.merge(
             args.opts, pulumi.ResourceOptions(import_=found, ignore_changes=list(existing[key]) or None)
         )
-        return pulumi.ResourceTransformResult(props=args.props, opts=opts)
+        return pulumi.ResourceTransformationResult(props=args.props, opts=opts)
 
     return transform
 
 
 def existing_ids() -> dict[str, list[str]] | None:
     """`<type> <id>` of every object adopt found -> inputs not compared; None outside an adopt run."""
-    path = os.environ.get(ENV)
+    path = os.environ.get(ADOPT_IDS_ENV)
     if not path:
         return None
     return json.loads(Path(path).read_text())
