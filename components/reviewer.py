@@ -68,7 +68,10 @@ class ReviewerIdentity(pulumi.ComponentResource):
                 },
             },
             type="kubernetes.io/service-account-token",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+            # The token controller owns .data; the program never sets it. A Secret adopted from a
+            # cluster wired by hand carries its data into the state's inputs (an import records the
+            # live object), and a diff on it would replace the Secret: a new token Vault lacks.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account], ignore_changes=["data"]),
         )
 
         self.service_account_name = account.metadata.apply(lambda m: m["name"])

@@ -1,0 +1,246 @@
+"""A cluster wired by hand, as the shell walkthroughs do it, taken over by `vaultfleet adopt` and
+let go by `vaultfleet release`, with a workload logging in once a second throughout (issue 27).
+
+The "before" is made here without vaultfleet's code: a `vault-auth` ServiceAccount in `default`
+with a token Secret and a ClusterRoleBinding of its own name, `vault auth enable -path=lab-e
+kubernetes`, its config, hand-named policies (one with a `+` segment, one with a `deny`), a role
+binding every namespace and one bound by name, alias_name_source left as it is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import hvac
+import pytest
+import yaml
+from kubernetes import client
+from typer.testing import CliRunner
+
+from tests.harness import copy_project, destroy_stacks, root_client
+from tests.lab import k8s
+from vaultfleet.cli import app
+
+pytestmark = [pytest.mark.lab, pytest.mark.server, pytest.mark.usefixtures("lab_cli")]
+runner = CliRunner()
+CLUSTER = MOUNT = "lab-e"
+POLICIES = {
+    "team-read": 'path "kv/data/teams/+/config" {\n  capabilities = ["read"]\n}\n',
+    "team-deny": 'path "kv/data/teams/secret/*" {\n  capabilities = ["deny"]\n}\n',
+}
+ROLES = {
+    "app": {
+        "bound_service_account_names": ["app"],
+        "bound_service_account_namespaces": ["*"],
+        "token_policies": ["team-read", "team-deny"],
+        "token_ttl": 3600,
+    },
+    "web": {
+        "bound_service_account_names": ["web"],
+        "bound_service_account_namespaces": ["web"],
+        "token_policies": ["team-read"],
+        "token_ttl": 1800,
+        "token_max_ttl": 7200,
+    },
+}
+
+
+def api_server(lab) -> str:
+    return next(c.server for c in lab.clusters if c.name == CLUSTER)
+
+
+def wire_by_hand(lab) -> None:
+    """What an admin ran before vaultfleet: kubectl and vault commands, as the walkthroughs show."""
+    api = k8s.api_client(str(lab.kubeconfig), CLUSTER)
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    k8s.ensure_service_account(api, "default", "vault-auth")
+    core.create_namespaced_secret(
+        "default",
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(
+                name="vault-auth-secret", annotations={"kubernetes.io/service-account.name": "vault-auth"}
+            ),
+            type="kubernetes.io/service-account-token",
+        ),
+    )
+    rbac.create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name="role-tokenreview-binding"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="vault-auth", namespace="default")],
+        )
+    )
+    reviewer_jwt = k8s.wait_for_secret_token(api, "default", "vault-auth-secret")
+    vault = root_client(lab)
+    vault.sys.enable_auth_method("kubernetes", path=MOUNT)
+    vault.write(
+        f"auth/{MOUNT}/config",
+        kubernetes_host=api_server(lab),
+        kubernetes_ca_cert=lab.pki(CLUSTER).ca_cert.read_text(),
+        token_reviewer_jwt=reviewer_jwt,
+    )
+    for name, body in POLICIES.items():
+        vault.sys.create_or_update_policy(name, body)
+    for name, body in ROLES.items():
+        vault.write(f"auth/{MOUNT}/role/{name}", **body)
+
+
+def unwire(lab) -> None:
+    api = k8s.api_client(str(lab.kubeconfig), CLUSTER)
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    for delete in (
+        lambda: rbac.delete_cluster_role_binding("role-tokenreview-binding"),
+        lambda: core.delete_namespaced_secret("vault-auth-secret", "default"),
+        lambda: core.delete_namespaced_service_account("vault-auth", "default"),
+    ):
+        try:
+            delete()
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    vault = root_client(lab)
+    if f"{MOUNT}/" in vault.sys.list_auth_methods()["data"]:
+        vault.sys.disable_auth_method(MOUNT)
+    for name in [*POLICIES, f"vaultfleet-apply-{CLUSTER}"]:
+        vault.sys.delete_policy(name)
+
+
+class LoginLoop:
+    """A workload logging in at the mount once a second, counting the logins that fail."""
+
+    def __init__(self, lab):
+        api = k8s.api_client(str(lab.kubeconfig), CLUSTER)
+        k8s.ensure_namespace(api, "app")
+        k8s.ensure_service_account(api, "app", "app")
+        self.jwt = k8s.request_token(api, "app", "app", audience=None)
+        self.addr = lab.vault_addr
+        self.done, self.failed = 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                hvac.Client(url=self.addr).auth.kubernetes.login("app", self.jwt, mount_point=MOUNT)
+            except Exception as exc:  # any failed login counts, whatever its cause
+                self.failed.append(repr(exc))
+            self.done += 1
+            self._stop.wait(1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def project(lab, lab_env, tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("adopt"))
+    # A fleet of the shared stack alone: the adopted cluster is its only cluster.
+    for name in ("lab-a", "lab-b"):
+        (project / "stacks" / f"Pulumi.{name}.yaml").unlink()
+    wire_by_hand(lab)
+    try:
+        yield project
+    finally:
+        try:
+            destroy_stacks(project, lab_env, [CLUSTER, "vault"])
+        finally:
+            unwire(lab)  # what a release left behind, or a failed adopt
+
+
+def without_salt(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("encryptionsalt:"))
+
+
+def adopt(*extra: str):
+    return runner.invoke(app, ["adopt", CLUSTER, "--context", CLUSTER, "--mount", MOUNT, *extra])
+
+
+def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, lab):
+    vault = root_client(lab)
+    accessor = vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"]
+    roles_before = {name: vault.read(f"auth/{MOUNT}/role/{name}")["data"] for name in ROLES}
+    with LoginLoop(lab) as loop:
+        before = hvac.Client(url=lab.vault_addr)
+        before.auth.kubernetes.login("app", loop.jwt, mount_point=MOUNT)
+        token_accessor = before.lookup_token()["data"]["accessor"]
+
+        shown = adopt()
+        assert shown.exit_code == 3, shown.output
+        assert "max_lease_ttl" in shown.output and "token_reviewer_jwt" in shown.output
+        assert not (project / "stacks" / f"Pulumi.{CLUSTER}.yaml").exists()
+
+        adopted = adopt("--accept")
+        assert adopted.exit_code == 0, adopted.output
+        stack_file = (project / "stacks" / f"Pulumi.{CLUSTER}.yaml").read_text()
+        preview = runner.invoke(app, ["preview", "vault", CLUSTER, "--expect-no-changes"])
+        assert preview.exit_code == 0, preview.output
+
+        # Nothing was recreated or rewritten: the mount, the roles, the token issued before.
+        assert vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"] == accessor
+        assert {name: vault.read(f"auth/{MOUNT}/role/{name}")["data"] for name in ROLES} == roles_before
+        assert before.lookup_token()["data"]["accessor"] == token_accessor
+        assert {n: vault.sys.read_policy(n)["data"]["rules"] for n in POLICIES} == POLICIES
+
+        verified = runner.invoke(app, ["verify", CLUSTER])
+        assert verified.exit_code == 0, verified.output
+
+        # Adopting it twice is refused; releasing it changes nothing, and adopting it again writes
+        # the same stack file.
+        again = adopt("--accept")
+        assert again.exit_code == 2 and "already exists" in again.output, again.output
+        released = runner.invoke(app, ["release", CLUSTER, "--yes"])
+        assert released.exit_code == 0, released.output
+        assert "resources out of the shared stack's state" in released.output
+        assert not (project / "stacks" / f"Pulumi.{CLUSTER}.yaml").exists()
+        assert vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"] == accessor
+        assert before.lookup_token()["data"]["accessor"] == token_accessor
+        readopted = adopt("--accept")
+        assert readopted.exit_code == 0, readopted.output
+        # The same file but Pulumi's own line: `stack init` salts a new stack's passphrase anew.
+        assert without_salt((project / "stacks" / f"Pulumi.{CLUSTER}.yaml").read_text()) == without_salt(stack_file)
+
+        # From now on an ordinary stack: a new role applies.
+        path = project / "stacks" / f"Pulumi.{CLUSTER}.yaml"
+        document = yaml.safe_load(path.read_text())
+        document["config"]["vaultfleet:roles"].append(
+            {"name": "batch", "serviceAccounts": ["batch"], "namespaces": ["batch"], "existingPolicies": ["team-read"]}
+        )
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        up = runner.invoke(app, ["up", "vault", CLUSTER])
+        assert up.exit_code == 0, up.output
+        assert vault.read(f"auth/{MOUNT}/role/batch")["data"]["token_policies"] == ["team-read"]
+        time.sleep(2)  # a last login or two after the final up
+    print(f"logins during adoption: {loop.done}, failed: {len(loop.failed)}")
+    assert loop.failed == [] and loop.done > 10
+
+
+def test_a_role_whose_loss_would_widen_access_is_refused_and_nothing_is_written(project, lab):
+    vault = root_client(lab)
+    vault.sys.enable_auth_method("kubernetes", path="odd-e")
+    try:
+        vault.write(
+            "auth/odd-e/config",
+            kubernetes_host=api_server(lab),
+            kubernetes_ca_cert=lab.pki(CLUSTER).ca_cert.read_text(),
+        )
+        vault.write(
+            "auth/odd-e/role/pinned",
+            bound_service_account_names=["app"],
+            bound_service_account_namespaces=["app"],
+            token_policies=["team-read"],
+            token_bound_cidrs=["10.0.0.0/8"],
+        )
+        refused = runner.invoke(app, ["adopt", "odd-e", "--context", CLUSTER, "--mount", "odd-e", "--accept"])
+        assert refused.exit_code == 2, refused.output
+        assert "auth/odd-e/role/pinned: token_bound_cidrs" in refused.output
+        assert not (project / "stacks" / "Pulumi.odd-e.yaml").exists()
+    finally:
+        vault.sys.disable_auth_method("odd-e")
