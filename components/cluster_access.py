@@ -68,7 +68,14 @@ class ClusterAccess(pulumi.ComponentResource):
             for policy_name, body in args.policies.items()
         }
         policies = ClusterPolicies(f"{name}-policies", ClusterPoliciesArgs(bodies), opts=child)
-        applier = vault.Policy(f"{name}-applier", name=args.applier_policy_name, policy=args.applier_policy, opts=child)
+        # After the mount: a mount that cannot be made (its path taken) never leaves an applier
+        # policy pinning writes under that path.
+        applier = vault.Policy(
+            f"{name}-applier",
+            name=args.applier_policy_name,
+            policy=args.applier_policy,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[mount]),
+        )
         if args.state_key:
             # Kept when the cluster leaves the fleet: its state's secrets stay readable. Not
             # exportable, not deletable through Vault's API (deletion_allowed false).

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from vaultfleet.render.policy import PolicyError, render_cluster_policies, render_previewer
 from vaultfleet.stackfile import ConfigError, Project, StackFile, StackFileError, stack_file_name
+from vaultfleet.stackfile.fleet import mount_conflicts
 from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
@@ -120,21 +121,13 @@ def _database_role_findings(stacks) -> list[Finding]:
 def _lint_fleet(stacks) -> list[Finding]:
     out = _database_role_findings(stacks)
     shared = next((s for s in stacks if isinstance(s, SharedStack)), None)
-    # The pipeline's jwt mount is an auth mount beside the clusters'.
-    seen: dict[str, str] = {shared.pipeline.mount: "the shared stack's pipeline"} if shared and shared.pipeline else {}
+    clusters = [s for s in stacks if isinstance(s, ClusterStack)]
+    out += [Finding("error", file, field, message) for file, field, message in mount_conflicts(clusters, shared)]
     reviewers: dict[tuple[str, str, str], str] = {}
     for stack in stacks:
         if not isinstance(stack, ClusterStack):
             continue
         shown = stack_file_name(stack.name)
-        if stack.mount_path in seen:
-            field = "vaultfleet:cluster.mountPath" if stack.cluster.mount_path else "vaultfleet:mountPrefix"
-            out.append(
-                Finding(
-                    "error", shown, field, f"mount path '{stack.mount_path}' is also used by {seen[stack.mount_path]}"
-                )
-            )
-        seen[stack.mount_path] = f"stack '{stack.name}'"
         # Two stacks owning one ServiceAccount would delete it under each other on destroy.
         reviewer = (
             stack.cluster.kube_context,

@@ -176,3 +176,18 @@ def test_under_adopt_each_object_found_is_imported_by_its_id_and_nothing_else(fl
     mocks = run_program(fleet, "lab-a")
     imported = {f"{r.typ} {r.resource_id}" for r in mocks.resources if r.resource_id}
     assert imported == set(found)  # the deployer role, the Secret, the binding: not found, so made
+
+
+def test_the_shared_stack_refuses_two_clusters_on_one_mount_before_registering_anything(fleet):
+    # lab-a's file claims lab-b's mount: its applier policy would pin writes to lab-b's roles.
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:cluster"].update(mountPath="k8s-lab-b"))
+    mocks = Mocks()
+    with pytest.raises(Exception) as refused:
+        run_program(fleet, "vault", mocks)
+    # Each file that claims the path is named, the one that set mountPath with that field.
+    for line in (
+        "stacks/Pulumi.lab-a.yaml: vaultfleet:cluster.mountPath: mount path 'k8s-lab-b' is also used by stack 'lab-b'",
+        "stacks/Pulumi.lab-b.yaml: vaultfleet:mountPrefix: mount path 'k8s-lab-b' is also used by stack 'lab-a'",
+    ):
+        assert line in str(refused.value)
+    assert mocks.resources == []

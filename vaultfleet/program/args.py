@@ -19,8 +19,9 @@ from vaultfleet.render import jwt_roles, policy
 from vaultfleet.render.applier import applier_policy_name, render_applier
 from vaultfleet.render.endpoint import cluster_endpoint
 from vaultfleet.stackfile import Project
+from vaultfleet.stackfile.fleet import mount_conflicts
 from vaultfleet.stackfile.pipeline import identity_policies
-from vaultfleet.stackfile.schema import ClusterStack, SharedStack
+from vaultfleet.stackfile.schema import ClusterStack, ConfigError, SharedStack
 
 
 def cluster_args(stack: ClusterStack, policy_dir: Path = policy.POLICY_DIR) -> ClusterOnboardingArgs:
@@ -87,6 +88,9 @@ def shared_args(stack: SharedStack, project: Project) -> SharedVaultArgs:
     """The shared stack's Args: what the fleet shares, and for every cluster stack file in stacks/
     its mount, policies and applier policy (a cluster stack file that does not validate stops it)."""
     clusters = fleet_clusters(project)
+    conflicts = mount_conflicts(clusters, stack)
+    if conflicts:
+        raise ConfigError(conflicts)
     return SharedVaultArgs(
         kv_mount=stack.fleet.kv_mount,
         clusters=[cluster_access_args(c, project.policy_dir) for c in clusters],
