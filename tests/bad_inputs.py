@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import edit_stack
+from tests.harness import edit_stack
 
 STACK = "lab-a"
 STACK_FILE = f"stacks/Pulumi.{STACK}.yaml"

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-# The unit modules (tests/unit/test_*.py) and tests/bad_inputs.py import these from here still; kept
-# until they import tests.harness. Nothing may be added: helpers belong in tests/harness/.
-from tests.harness import add_team_role, copy_project_files, edit_stack, use_state_key  # noqa: F401
 from tests.harness.project import tracked_changes
 
 

@@ -9,12 +9,7 @@ from pathlib import Path
 
 import pytest
 
-# The unit modules (tests/unit/test_*.py) import the harness's unit helpers from here still (and
-# `_unchanged`, now `unchanged`); kept until they import tests.harness. Nothing may be added here:
-# helpers belong in tests/harness/.
-from tests.harness import unchanged as _unchanged  # noqa: F401
 from tests.harness.project import copy_project_files
-from tests.harness.unit import *  # noqa: F403
 
 
 @pytest.fixture()

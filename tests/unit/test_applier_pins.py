@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.conftest import FILE, accepted, cluster_values, problems, role
+from tests.harness import FILE, accepted, cluster_values, problems, role
 from vaultfleet.render.applier import applier_rules, set_order
 
 

@@ -9,7 +9,7 @@ import dataclasses
 import pulumi
 import pytest
 
-from tests.unit.conftest import ComponentTest, cluster_values, role
+from tests.harness import ComponentTest, cluster_values, role
 from tests.unit.test_components_cluster import cluster_args
 from vaultfleet.render.applier import applier_rules
 from vaultfleet.stackfile.schema import ConfigError, parse
@@ -126,7 +126,7 @@ def test_access_says_how_each_cluster_checks_a_login(project):
 
     from typer.testing import CliRunner
 
-    from tests.conftest import edit_stack
+    from tests.harness import edit_stack
     from vaultfleet.cli import app
 
     edit_stack(project, "lab-a", lambda config: config["vaultfleet:cluster"].update(authMode="jwt"))

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import edit_stack
+from tests.harness import edit_stack
 from vaultfleet.cli import app
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from tests.unit.conftest import ComponentTest, cluster_values
+from tests.harness import ComponentTest, cluster_values
 from vaultfleet.stackfile.schema import ConfigError, parse
 
 

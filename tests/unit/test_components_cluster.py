@@ -6,7 +6,7 @@ under which parent."""
 import pulumi
 from pulumi.runtime import rpc
 
-from tests.unit.conftest import REVIEWER_JWT, ComponentTest
+from tests.harness import REVIEWER_JWT, ComponentTest
 
 
 def cluster_args():

@@ -4,7 +4,7 @@
 import pulumi
 from pulumi.runtime import rpc
 
-from tests.unit.conftest import ComponentTest
+from tests.harness import ComponentTest
 
 
 class TestSharedVault(ComponentTest):

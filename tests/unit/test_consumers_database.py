@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.unit.conftest import VAULT, add_database, by_kind, consumers, runner
+from tests.harness import VAULT, add_database, by_kind, consumers, runner
 from vaultfleet.cli import app
 
 CREDS = "database/creds/app-readonly"

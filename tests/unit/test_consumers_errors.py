@@ -3,8 +3,7 @@ and for database credentials the shared stack cannot back."""
 
 import pytest
 
-from tests.conftest import add_team_role, edit_stack
-from tests.unit.conftest import add_database, consumers, runner
+from tests.harness import add_database, add_team_role, consumers, edit_stack, runner
 from vaultfleet.cli import app
 
 

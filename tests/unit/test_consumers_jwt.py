@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import edit_stack
-from tests.unit.conftest import add_database, by_kind, cluster, consumers, role, runner
+from tests.harness import add_database, by_kind, cluster, consumers, edit_stack, role, runner
 from vaultfleet.cli import app
 from vaultfleet.consumers.bindings import bindings
 from vaultfleet.program.managed import managed_objects

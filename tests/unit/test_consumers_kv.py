@@ -5,8 +5,7 @@ import json
 
 import yaml
 
-from tests.conftest import add_team_role, edit_stack
-from tests.unit.conftest import VAULT, by_kind, consumers, runner
+from tests.harness import VAULT, add_team_role, by_kind, consumers, edit_stack, runner
 from vaultfleet.cli import app
 
 

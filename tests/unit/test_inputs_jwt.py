@@ -4,7 +4,7 @@ skips the refresh (vaultfleet/fleet/skip.py) still runs the engine for them."""
 
 from __future__ import annotations
 
-from tests.conftest import edit_stack
+from tests.harness import edit_stack
 from vaultfleet.fleet.inputs import inputs_fingerprint
 from vaultfleet.stackfile import Project
 

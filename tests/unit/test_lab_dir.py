@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.conftest import _unchanged, root_only
+from tests.harness import root_only, unchanged
 from vaultfleet.lab import lab
 from vaultfleet.lab.record import LabError, LabState, check_lab_dir
 
@@ -122,4 +122,4 @@ def test_lab_down_removes_a_lab_directory_without_following_links_in_it(tmp_path
     (directory / "etcd").symlink_to(victim.parent)
     assert lab.down(directory, echo=None) == []
     assert not directory.exists()
-    assert sorted(p.name for p in victim.parent.iterdir()) == ["victim"] and _unchanged(victim)
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["victim"] and unchanged(victim)

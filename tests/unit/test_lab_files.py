@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.conftest import _unchanged, root_only
+from tests.harness import root_only, unchanged
 from vaultfleet.lab import files
 from vaultfleet.lab.record import LAB_PASSPHRASE, LabError, LabState, passphrase_file, write_passphrase_file
 
@@ -25,7 +25,7 @@ def test_write_private_replaces_a_planted_link_and_leaves_its_target(tmp_path, v
     st = (tmp_path / "vault-token").lstat()
     assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
     assert (tmp_path / "vault-token").read_text() == "s.token"
-    assert _unchanged(victim)
+    assert unchanged(victim)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -33,7 +33,7 @@ def test_logs_refuse_a_planted_link(tmp_path, victim):
     (tmp_path / "vault.log").symlink_to(victim)
     with pytest.raises(OSError):
         files.open_append(tmp_path / "vault.log")
-    assert _unchanged(victim)
+    assert unchanged(victim)
 
 
 def test_private_dir_is_created_0700_and_tightened_when_it_exists(tmp_path):
@@ -70,7 +70,7 @@ def test_passphrase_is_the_public_lab_constant_written_into_a_private_directory(
     assert path.read_text() == LAB_PASSPHRASE == "vaultfleet-lab: not a secret, lab only"
     assert stat.S_IMODE(path.lstat().st_mode) == 0o600 and not path.is_symlink()
     assert stat.S_IMODE((tmp_path / "config").stat().st_mode) == 0o700
-    assert _unchanged(victim)
+    assert unchanged(victim)
     state = LabState(
         directory=tmp_path / "lab", vault_addr="http://127.0.0.1:18200", vault_server="openbao", clusters=[]
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.conftest import _unchanged, root_only
+from tests.harness import root_only, unchanged
 from vaultfleet.lab import postgres
 from vaultfleet.lab.record import LabError
 
@@ -65,7 +65,7 @@ def test_initdb_refuses_a_link_planted_at_its_password_file(tmp_path, victim, no
     plant(victim, directory / postgres.INITDB_PASSWORD)
     with pytest.raises(LabError, match="exists already: refusing to write through it"):
         postgres._initdb(_server(tmp_path, directory, ME), BINARIES, ME, tmp_path / "initdb.log")
-    assert _unchanged(victim)
+    assert unchanged(victim)
     assert no_initdb.calls == []  # nothing ran with a password file it did not create
 
 
@@ -95,7 +95,7 @@ def test_a_link_swapped_in_for_the_password_file_during_initdb_is_removed_not_it
     no_initdb.during = swap
     postgres._initdb(_server(tmp_path, directory, ME), BINARIES, ME, tmp_path / "initdb.log")
     assert not os.path.lexists(directory / postgres.INITDB_PASSWORD)
-    assert _unchanged(victim)
+    assert unchanged(victim)
 
 
 def test_initdb_refuses_a_link_in_place_of_the_directory(tmp_path, victim, no_initdb):
@@ -103,7 +103,7 @@ def test_initdb_refuses_a_link_in_place_of_the_directory(tmp_path, victim, no_in
     directory.symlink_to(victim.parent)
     with pytest.raises(LabError, match="symbolic link"):
         postgres._initdb(_server(tmp_path, directory, ME), BINARIES, ME, tmp_path / "initdb.log")
-    assert sorted(p.name for p in victim.parent.iterdir()) == ["victim"] and _unchanged(victim)
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["victim"] and unchanged(victim)
 
 
 @root_only
@@ -120,7 +120,7 @@ def test_root_hands_the_directory_and_password_file_to_the_server_user_by_fd(tmp
     os.lchown(directory / postgres.INITDB_PASSWORD, 4242, 4243)
     with pytest.raises(LabError, match="refusing to write through it"):
         postgres._initdb(server, BINARIES, OTHER, tmp_path / "initdb.log")
-    assert _unchanged(victim, owner=0)
+    assert unchanged(victim, owner=0)
 
     (directory / postgres.INITDB_PASSWORD).unlink()
     seen = {}
@@ -138,7 +138,7 @@ def test_remove_leaves_a_link_in_place_of_the_data_directory_and_its_target(tmp_
     link = tmp_path / f"{postgres.TEMP_PREFIX}x"
     link.symlink_to(victim.parent)
     assert postgres.remove(_server(tmp_path, link, ME), tmp_path / "lab") is False
-    assert link.is_symlink() and _unchanged(victim)
+    assert link.is_symlink() and unchanged(victim)
 
 
 def test_remove_deletes_links_inside_the_data_directory_never_their_targets(tmp_path, victim):

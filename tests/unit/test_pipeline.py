@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.unit.conftest import ComponentTest
+from tests.harness import ComponentTest
 from vaultfleet.render.policy import parse_rules, render_previewer
 from vaultfleet.stackfile import schema
 
@@ -76,7 +76,7 @@ def test_the_previewer_policy_grants_reads_only():
 def pin_endpoints(project_root) -> None:
     """apiHost and caCert in both cluster stack files: the shared stack then needs no kubeconfig."""
     from tests.bad_inputs import certificate_pem
-    from tests.conftest import edit_stack
+    from tests.harness import edit_stack
 
     for cluster in ("lab-a", "lab-b"):
         endpoint = {"apiHost": f"https://{cluster}.example:6443", "caCert": certificate_pem()}
@@ -89,7 +89,7 @@ class TestPipelineIdentities(ComponentTest):
         import tempfile
         from pathlib import Path
 
-        from tests.conftest import copy_project_files
+        from tests.harness import copy_project_files
         from vaultfleet.program import args as program
         from vaultfleet.stackfile import Project
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import copy_project_files
+from tests.harness import copy_project_files
 from vaultfleet.fleet import skip
 from vaultfleet.fleet.inputs import OUTPUT, inputs_fingerprint
 from vaultfleet.stackfile import Project

@@ -3,7 +3,7 @@ rejected naming the file and the field."""
 
 import pytest
 
-from tests.unit.conftest import FILE, FLEET, cluster_values, problems, role
+from tests.harness import FILE, FLEET, cluster_values, problems, role
 from vaultfleet.stackfile.schema import ClusterStack, ConfigError, SharedStack, parse
 
 

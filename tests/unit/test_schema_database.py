@@ -3,7 +3,7 @@ and the databaseRoles a cluster stack reads: what parses, and bad input named by
 
 import pytest
 
-from tests.unit.conftest import FILE, FLEET, SHARED_FILE, accepted, cluster_values, problems, refused
+from tests.harness import FILE, FLEET, SHARED_FILE, accepted, cluster_values, problems, refused
 from vaultfleet.stackfile.schema import ConfigError, parse
 
 PG_URL = "postgresql://{{username}}:{{password}}@127.0.0.1:18432/postgres?sslmode=disable"

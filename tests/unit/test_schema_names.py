@@ -3,7 +3,7 @@ kube context, issuer and audience; the mounts and policy names Vault derives fro
 
 import pytest
 
-from tests.unit.conftest import FILE, accepted, cluster, cluster_values, refused, role
+from tests.harness import FILE, accepted, cluster, cluster_values, refused, role
 from vaultfleet.stackfile.schema import parse
 
 

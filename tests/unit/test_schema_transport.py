@@ -3,7 +3,7 @@ in, what is wrong with a bad vaultAddress or apiHost URL, caCert as X.509."""
 
 import pytest
 
-from tests.unit.conftest import FLEET, SHARED_FILE, accepted, cluster, cluster_values, refused
+from tests.harness import FLEET, SHARED_FILE, accepted, cluster, cluster_values, refused
 from vaultfleet.stackfile.schema import ConfigError, parse
 
 # Transport: plain http only to loopback, unless vaultfleet:allowInsecureHttp opts in.

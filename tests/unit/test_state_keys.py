@@ -8,8 +8,7 @@ import pulumi
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import use_state_key
-from tests.unit.conftest import ComponentTest
+from tests.harness import ComponentTest, use_state_key
 from tests.unit.test_pipeline import pin_endpoints, shared
 from vaultfleet.cli import app
 from vaultfleet.fleet.engine import state_key_env
@@ -62,7 +61,7 @@ class TestStateKeys(ComponentTest):
         from pathlib import Path
 
         from components import SharedVault
-        from tests.conftest import copy_project_files
+        from tests.harness import copy_project_files
         from vaultfleet.program import args as program
 
         root = copy_project_files(Path(tempfile.mkdtemp()))
