@@ -19,6 +19,9 @@ class KubernetesAuthMountArgs:
     config and roles go with it, and its stack's next run writes them again)."""
     max_lease_ttl_seconds: int | None = None
     """Tuned max TTL of every token the mount issues; None leaves Vault's system default."""
+    retain_on_delete: bool = False
+    """Leave the mount in Vault when it leaves the stack (an adopted cluster's: vaultfleet did not
+    make it, so no run of vaultfleet disables it and revokes what it issued)."""
 
 
 class KubernetesAuthMount(pulumi.ComponentResource):
@@ -42,7 +45,7 @@ class KubernetesAuthMount(pulumi.ComponentResource):
             tune=vault.AuthBackendTuneArgs(max_lease_ttl=f"{args.max_lease_ttl_seconds}s")
             if args.max_lease_ttl_seconds
             else None,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
         )
         self.path = backend.path
         self.accessor = backend.accessor

@@ -32,6 +32,8 @@ class ClusterAccessArgs:
     """The mount's tuned max TTL: caps every token the mount issues (renewals included), including
     the TTLs the applier policy cannot pin; None leaves Vault's system default."""
     state_key: str | None = None
+    retain_mount: bool = False
+    """Leave the mount in Vault when the cluster leaves the stack (an adopted cluster's)."""
     """Name of the Transit key (mount `transit/`) for the cluster stack's state; None: none is made."""
 
 
@@ -57,6 +59,7 @@ class ClusterAccess(pulumi.ComponentResource):
                 description=f"vaultfleet: Kubernetes cluster {args.cluster}",
                 method=args.auth_method,
                 max_lease_ttl_seconds=args.max_ttl_seconds,
+                retain_on_delete=args.retain_mount,
             ),
             opts=child,
         )

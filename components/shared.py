@@ -57,8 +57,15 @@ class SharedVault(pulumi.ComponentResource):
         self.clusters = {c.cluster: ClusterAccess(f"{name}-cluster-{c.cluster}", c, opts=child) for c in args.clusters}
         policies: list[pulumi.Resource] = list(self.clusters.values())
         if args.previewer_policy:
+            # After the clusters' mounts: a mount that cannot be made (its path another method's)
+            # never gets a read grant in the previewer policy.
             policies.append(
-                vault.Policy(f"{name}-previewer", name="vaultfleet-previewer", policy=args.previewer_policy, opts=child)
+                vault.Policy(
+                    f"{name}-previewer",
+                    name="vaultfleet-previewer",
+                    policy=args.previewer_policy,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.clusters.values())),
+                )
             )
         self.database = DatabaseEngine(f"{name}-database", args.database, opts=child) if args.database else None
         # After the policies: a job that logs in finds the policies its role names.

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from vaultfleet.render.policy import PolicyError, render_cluster_policies, render_previewer
 from vaultfleet.stackfile import ConfigError, Project, StackFile, StackFileError, stack_file_name
-from vaultfleet.stackfile.fleet import mount_conflicts
+from vaultfleet.stackfile.fleet import fleet_conflicts
 from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
@@ -122,7 +122,7 @@ def _lint_fleet(stacks) -> list[Finding]:
     out = _database_role_findings(stacks)
     shared = next((s for s in stacks if isinstance(s, SharedStack)), None)
     clusters = [s for s in stacks if isinstance(s, ClusterStack)]
-    out += [Finding("error", file, field, message) for file, field, message in mount_conflicts(clusters, shared)]
+    out += [Finding("error", file, field, message) for file, field, message in fleet_conflicts(clusters, shared)]
     reviewers: dict[tuple[str, str, str], str] = {}
     for stack in stacks:
         if not isinstance(stack, ClusterStack):

@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 from typer.testing import CliRunner
 
-from tests.harness import copy_project, destroy_stacks, root_client
+from tests.harness import copy_project, destroy_stacks, plain_stack_export, root_client, up_stacks
 from tests.lab import k8s
 from vaultfleet.cli import app
 
@@ -145,6 +145,7 @@ def project(lab, lab_env, tmp_path_factory):
     # A fleet of the shared stack alone: the adopted cluster is its only cluster.
     for name in ("lab-a", "lab-b"):
         (project / "stacks" / f"Pulumi.{name}.yaml").unlink()
+    up_stacks(project, lab_env, ["vault"])  # the fleet as the pipeline applied it
     wire_by_hand(lab)
     try:
         yield project
@@ -163,7 +164,7 @@ def adopt(*extra: str):
     return runner.invoke(app, ["adopt", CLUSTER, "--context", CLUSTER, "--mount", MOUNT, *extra])
 
 
-def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, lab):
+def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, lab, lab_env):
     vault = root_client(lab)
     accessor = vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"]
     roles_before = {name: vault.read(f"auth/{MOUNT}/role/{name}")["data"] for name in ROLES}
@@ -220,6 +221,15 @@ def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, la
         time.sleep(2)  # a last login or two after the final up
     print(f"logins during adoption: {loop.done}, failed: {len(loop.failed)}")
     assert loop.failed == [] and loop.done > 10
+    # The reviewer JWT the import read is in the state only as ciphertext.
+    state = plain_stack_export(project, CLUSTER, lab_env)
+    assert loop.jwt.split(".")[0] not in state and "eyJ" not in state
+    # vaultfleet did not make the mount: destroying both stacks leaves it, and the token issued
+    # before adoption, as they were (its roles go with the cluster's stack).
+    destroyed = runner.invoke(app, ["destroy", CLUSTER, "vault", "--yes"])
+    assert destroyed.exit_code == 0, destroyed.output
+    assert vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"] == accessor
+    assert before.lookup_token()["data"]["accessor"] == token_accessor
 
 
 def test_a_role_whose_loss_would_widen_access_is_refused_and_nothing_is_written(project, lab):
@@ -230,6 +240,7 @@ def test_a_role_whose_loss_would_widen_access_is_refused_and_nothing_is_written(
             "auth/odd-e/config",
             kubernetes_host=api_server(lab),
             kubernetes_ca_cert=lab.pki(CLUSTER).ca_cert.read_text(),
+            disable_local_ca_jwt=True,  # each login reviews itself: no reviewer to find
         )
         vault.write(
             "auth/odd-e/role/pinned",

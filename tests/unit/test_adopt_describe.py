@@ -46,6 +46,7 @@ def test_the_stack_file_reproduces_the_cluster_and_validates(project):
         "apiHost": "https://10.0.0.1:6443",
         "caCert": certificate_pem(),
         "mountPath": "lab-e",
+        "adopted": True,
         "reviewerNamespace": "default",
         "reviewerServiceAccount": "vault-auth",
         "reviewerTokenSecret": "vault-auth-secret",
@@ -95,6 +96,13 @@ def test_a_periodic_role_and_an_unchecked_issuer_are_differences_to_accept():
     assert not description.refusals
     assert {"token_period", "issuer"} <= {d.field for d in description.differences}
     assert "issuer" not in description.document["config"]["vaultfleet:cluster"]
+
+
+def test_a_mount_tuned_to_batch_tokens_is_refused():
+    found = observed()
+    found.mount = Mount("lab-e", "kubernetes", "auth_kubernetes_1", "", 0, token_type="default-batch")
+    (refusal,) = describe(found, "lab-e", "lab-e").refusals
+    assert (refusal.object, refusal.field) == ("auth/lab-e", "token_type")
 
 
 def test_a_jwt_mount_is_not_adopted_yet():

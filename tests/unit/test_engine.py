@@ -30,8 +30,9 @@ def test_changed_steps_and_the_engines_counts_are_read():
             "type": "vault:kubernetes/authBackendRole:AuthBackendRole",
             "name": "lab-a-roles-app",
             "drift": False,
+            "diffs": [],
         },
-        {"op": "delete", "type": "kubernetes:core/v1:ServiceAccount", "name": "sa", "drift": False},
+        {"op": "delete", "type": "kubernetes:core/v1:ServiceAccount", "name": "sa", "drift": False, "diffs": []},
     ]
 
 

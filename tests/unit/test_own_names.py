@@ -27,7 +27,8 @@ def test_a_cluster_keeps_its_own_mount_path_and_its_policies_keep_the_fleets_nam
 def test_the_previewer_reads_a_mount_outside_the_fleets_prefix_by_name(project):
     shared = accepted({"kind": "shared", **FLEET}, "vault")
     body = render_previewer(shared, project / "policies", cluster_mounts=["k8s-lab-a", "kubernetes"])
-    assert 'path "auth/kubernetes/*"' in body and 'path "auth/kubernetes"' in body
+    assert 'path "auth/kubernetes/role/*"' in body and 'path "auth/kubernetes/config"' in body
+    assert 'path "auth/kubernetes/*"' not in body  # nothing else under it (an approle mount's role-id)
     assert 'path "auth/k8s-lab-a' not in body  # under the prefix: the template's glob reads it
 
 
@@ -83,3 +84,34 @@ def test_the_mounts_default_token_type_is_kept_and_pinned_and_batch_is_refused()
 def test_a_mount_path_vault_keeps_or_cannot_hold_is_refused(path):
     found = problems(cluster(mountPath=path))
     assert any(f == FILE and fld == "vaultfleet:cluster.mountPath" for f, fld, _ in found), found
+
+
+def test_a_file_with_its_own_prefix_reaches_no_other_clusters_policies():
+    from vaultfleet.stackfile.fleet import fleet_conflicts
+
+    lab_b = accepted(cluster_values(), "lab-b")
+    # lab-a keeps its mount under another prefix and names lab-b's policy as existing.
+    attacker = accepted(
+        cluster_values(
+            mountPrefix="team",
+            cluster={"kubeContext": "lab-a", "mountPath": "k8s-lab-a"},
+            roles=[role(existingPolicies=["k8s-lab-b-kv-write"])],
+        )
+    )
+    assert attacker.token_policies(attacker.roles[0]) == ["team-lab-a-kv-read", "k8s-lab-b-kv-write"]  # per file
+    (problem,) = fleet_conflicts([attacker, lab_b], None)
+    assert problem[:2] == (FILE, "vaultfleet:roles[0].existingPolicies[0]")
+    assert "'k8s-lab-b-kv-write' is a name the fleet manages" in problem[2]
+
+
+def test_two_clusters_rendering_one_policy_name_are_refused():
+    from vaultfleet.stackfile.fleet import fleet_conflicts
+
+    lab_a = accepted(cluster_values())
+    # Cluster `a` under prefix k8s-lab renders k8s-lab-a-kv-read: lab-a's policy.
+    a = accepted(cluster_values(mountPrefix="k8s-lab", cluster={"kubeContext": "a", "mountPath": "team-a"}), "a")
+    problems = fleet_conflicts([lab_a, a], None)
+    assert {(p[1], p[2]) for p in problems} >= {
+        ("vaultfleet:policies[0]", "renders policy 'k8s-lab-a-kv-read', which stack a renders too"),
+        ("vaultfleet:policies[0]", "renders policy 'k8s-lab-a-kv-read', which stack lab-a renders too"),
+    }

@@ -11,8 +11,7 @@ import runpy
 import pulumi
 import pytest
 
-from tests.conftest import copy_project_files, edit_stack
-from tests.unit.conftest import Mocks
+from tests.harness import Mocks, copy_project_files, edit_stack
 from tests.unit.test_pipeline import pin_endpoints
 from vaultfleet.stackfile import Project
 
@@ -162,7 +161,7 @@ def test_a_cluster_wired_by_hand_keeps_its_mount_path_binding_policies_and_token
     policies = {p.inputs["name"]: p.inputs["policy"] for p in shared.of_type("vault:index/policy:Policy")}
     assert "team-a-read" not in policies  # attached by name, never written
     assert 'path "auth/kubernetes/role/app"' in policies["vaultfleet-apply-lab-a"]
-    assert 'path "auth/kubernetes/*"' in policies["vaultfleet-previewer"]
+    assert 'path "auth/kubernetes/role/*"' in policies["vaultfleet-previewer"]
 
 
 def test_under_adopt_each_object_found_is_imported_by_its_id_and_nothing_else(fleet, monkeypatch, tmp_path):

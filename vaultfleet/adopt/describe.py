@@ -70,6 +70,11 @@ def describe(observed: Observed, cluster: str, context: str) -> Description:
             "(a jwt mount is not supported yet)"
         )
     description = Description({})
+    if "batch" in mount.token_type:
+        # A role's `default` token type would be batch: tokens that cannot be revoked one by one.
+        description.differences.append(
+            Difference(f"auth/{mount.path}", "token_type", repr(mount.token_type), "'default-service'", True)
+        )
 
     def differ(kind: str, ident: str, prop: str, vault_field: str, found, written, refused=False) -> None:
         description.differences.append(Difference(ident, vault_field, repr(found), repr(written), refused))
@@ -104,8 +109,18 @@ def add_mount_differences(description: Description, observed: Observed, cluster:
         description.differences.append(Difference(f"auth/{mount.path}", prop, repr(found), repr(written)))
         description.ignore.setdefault(f"{MOUNT} {mount.path}", []).append(prop)
 
-    if mount.max_lease_ttl != max_ttl:
-        differ("tune", f"max_lease_ttl {mount.max_lease_ttl or 'system default'}", f"max_lease_ttl {max_ttl}s")
+    # The provider writes the whole tune block: vaultfleet's max TTL, the rest Vault's defaults.
+    for key in (
+        "audit_non_hmac_request_keys",
+        "audit_non_hmac_response_keys",
+        "passthrough_request_headers",
+        "allowed_response_headers",
+    ):
+        if [v for v in mount.tune.get(key) or [] if v]:  # the provider itself writes [""]
+            description.differences.append(
+                Difference(f"auth/{mount.path}", f"tune.{key}", repr(mount.tune[key]), "[]", refused=True)
+            )
+    differ("tune", f"max_lease_ttl {mount.max_lease_ttl or 'system default'}", f"max_lease_ttl {max_ttl}s")
     written = f"vaultfleet: Kubernetes cluster {cluster}"
     if mount.description != written:
         differ("description", mount.description, written)
@@ -133,6 +148,8 @@ def _cluster(observed: Observed, context: str, differ) -> tuple[dict[str, Any], 
         "apiHost": config.get("kubernetes_host", ""),
         "caCert": config.get("kubernetes_ca_cert", ""),
         "mountPath": mount.path,
+        # vaultfleet did not make the mount: no run of it disables the mount (docs/adopt.md).
+        "adopted": True,
     }
     issuer = config.get("issuer") or ""
     if issuer and not config.get("disable_iss_validation"):

@@ -26,6 +26,10 @@ class Mount:
     description: str
     max_lease_ttl: int
     """Seconds; 0: the system default."""
+    token_type: str = "default-service"
+    """The mount's tuned token type (a role's `default` takes it)."""
+    tune: dict[str, Any] = field(default_factory=dict)
+    """The rest of the mount's settings as sys/auth lists them."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ def observe_vault(vault: hvac.Client, mount_path: str) -> tuple[Mount, dict[str,
         accessor=entry["accessor"],
         description=entry.get("description") or "",
         max_lease_ttl=int((entry.get("config") or {}).get("max_lease_ttl") or 0),
+        token_type=(entry.get("config") or {}).get("token_type") or "default-service",
+        tune=dict(entry.get("config") or {}) | {k: entry[k] for k in ("options",) if entry.get(k)},
     )
     config = vault.read(f"auth/{mount_path}/config")
     roles: dict[str, dict[str, Any]] = {}
@@ -69,19 +75,36 @@ def observe_vault(vault: hvac.Client, mount_path: str) -> tuple[Mount, dict[str,
 
 
 def observe_reviewer(api, wanted: tuple[str, str] | None) -> Reviewer | None:
-    """The ServiceAccount Vault reviews tokens with: bound to system:auth-delegator and holding a
-    long-lived token Secret. `wanted` (namespace, name) picks one; without it, exactly one must exist."""
+    """The ServiceAccount Vault reviews tokens with: bound to system:auth-delegator, to nothing else,
+    and holding a long-lived token Secret. `wanted` (namespace, name) picks one; without it, exactly
+    one must exist. Its token goes into the cluster stack's state, which the applier and the
+    previewer can decrypt: one bound to anything more than TokenReview is refused."""
     from kubernetes import client
 
     rbac, core = client.RbacAuthorizationV1Api(api), client.CoreV1Api(api)
+    bindings = [*rbac.list_cluster_role_binding().items, *rbac.list_role_binding_for_all_namespaces().items]
+    grants: dict[tuple[str, str], list[str]] = {}
+    for binding in bindings:
+        for subject in binding.subjects or []:
+            if subject.kind == "ServiceAccount":
+                grants.setdefault((subject.namespace, subject.name), []).append(binding.role_ref.name)
     candidates = []
-    for binding in rbac.list_cluster_role_binding().items:
-        if binding.role_ref.name != "system:auth-delegator":
+    for binding in bindings:
+        if binding.role_ref.name != "system:auth-delegator" or binding.metadata.namespace:
             continue
         for subject in binding.subjects or []:
             if subject.kind != "ServiceAccount":
                 continue
             if wanted and (subject.namespace, subject.name) != wanted:
+                continue
+            more = sorted(set(grants[(subject.namespace, subject.name)]) - {"system:auth-delegator"})
+            if more:
+                if wanted:
+                    raise AdoptError(
+                        f"reviewer {subject.namespace}/{subject.name} is also bound to {', '.join(more)}: its token "
+                        "would sit in state the applier and previewer can decrypt; give Vault a reviewer bound "
+                        "to system:auth-delegator only"
+                    )
                 continue
             secrets = [
                 s

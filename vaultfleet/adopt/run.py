@@ -4,11 +4,14 @@ accepted, write the stack file and import.
 1. Read the mount, its config and roles, and the reviewer (observe.py); nothing is written.
 2. The stack file that reproduces them, checked by the schema like any other (describe.py), and
    the differences: refused ones stop here; the others are shown, and only `accept` goes on.
-3. Write the stack file; `up` of the shared stack and the cluster's with every found object
-   imported (program/adoption.py): the engine compares each object with the program's inputs
-   and refuses the run on any difference not accepted. Then an ordinary `up` writes the accepted
-   differences (the reviewer JWT, the mount's description and max TTL) and makes what is new
-   (the applier policy). No mount, role or policy is created, replaced or deleted.
+3. Write the stack file and preview the import (program/adoption.py sets Pulumi's `import` option
+   on every object found): it may import and create the cluster's objects, update an imported one
+   only in the accepted differences, and update the fleet-wide policies that list every cluster.
+   Anything else (a role or policy that would be rewritten, the admin's checkout differing from
+   what is applied) takes the file back and lists the steps.
+   Then `up` of the shared stack and the cluster's with the import, and an ordinary `up` that
+   writes the accepted differences (the reviewer JWT, the mount's description and max TTL) and
+   makes what is new (the applier policy). No mount, role or policy is created, replaced or deleted.
 4. A preview of both stacks must show no changes.
 """
 
@@ -65,6 +68,8 @@ def adopt(
 
     from vaultfleet.kube import context_client
 
+    if not context or any(not ch.isprintable() for ch in context):
+        raise AdoptError("--context must be a kubeconfig context name (printable characters)")
     shown = stack_file_name(cluster)
     stack_file = project.stack(cluster)
     if stack_file.path.exists():
@@ -77,7 +82,17 @@ def adopt(
     vault = hvac.Client(url=vault_address, token=vault_token)
     mount, config, roles = observe_vault(vault, mount_path)
     echo(f"read auth/{mount_path}: {mount.type} mount {mount.accessor}, {len(roles)} roles")
-    observed = Observed(mount, config, roles, observe_reviewer(context_client(context), reviewer))
+    # A config that reviews with the client's own token has no reviewer, unless one is named.
+    if reviewer is None and config.get("disable_local_ca_jwt"):
+        found_reviewer = None
+    else:
+        found_reviewer = observe_reviewer(context_client(context), reviewer)
+    if found_reviewer is not None:
+        echo(
+            f"reviewer: {found_reviewer.namespace}/{found_reviewer.service_account} (token Secret "
+            f"{found_reviewer.token_secret}, binding {found_reviewer.binding})"
+        )
+    observed = Observed(mount, config, roles, found_reviewer)
     description = describe(observed, cluster, context)
     text = description.text(cluster, context, mount_path)
     settings = _checked(StackFile(project, stack_file.path, text=text))
@@ -93,10 +108,65 @@ def adopt(
         return adoption  # shown to the admin; nothing written
     with open(stack_file.path, "x") as out:  # exclusive: never overwrites
         out.write(text)
-    adoption.written = True
-    echo(f"wrote {shown}; importing {len(found)} objects")
-    _import_and_settle(project, cluster, found, adoption, echo)
+    stacks = [s.name for s in project.shared_stacks()] + [cluster]
+    with tempfile.TemporaryDirectory(prefix="vaultfleet-adopt-") as tmp:
+        ids = os.path.join(tmp, "found.json")
+        with open(ids, "w") as out:
+            json.dump(found, out)
+        env = {**engine_env(), ADOPT_IDS_ENV: ids}
+        try:
+            _only_the_cluster_changes(project, stacks, cluster, found, env, echo)
+        except (AdoptError, AdoptionStopped):
+            stack_file.path.unlink()  # nothing else was written: the preview changes nothing
+            raise
+        adoption.written = True
+        echo(f"wrote {shown}; importing {len(found)} objects")
+        _import_and_settle(project, stacks, cluster, env, adoption, echo)
     return adoption
+
+
+def _only_the_cluster_changes(
+    project: Project, stacks: list[str], cluster: str, found: dict[str, list[str]], env, echo
+) -> None:
+    """A preview of the adoption, which must show nothing but: the cluster's objects imported or
+    created, an imported one updated only in the differences the admin accepted, and the fleet-wide
+    policies that list every cluster updated. Anything else (an object changed beyond what was
+    accepted, or the admin's checkout differing from what is applied: a cluster merged since, an
+    edited template) would be written by this privileged run outside review: refused."""
+    from vaultfleet.fleet.runner import run
+
+    echo("previewing the import")
+    planned = run(project, stacks, "preview", parallel=2, env=env)
+    _stop_on_failure(planned, cluster, "the preview of the import")
+    accepted: dict[str, set[str]] = {}
+    for key, props in found.items():
+        accepted.setdefault(key.split(" ", 1)[0], set()).update(p.split(".")[0] for p in props)
+    subtree = f"fleet-cluster-{cluster}"  # the cluster's ClusterAccess in the shared stack
+    outside = []
+    for result in planned:
+        for step in result.steps:
+            # The cluster's stack is new: all of it is the cluster's. In the shared stack, its subtree.
+            name = step["name"]
+            own = result.stack == cluster or name == subtree or name.startswith(f"{subtree}-")
+            if own and step["op"] in ("import", "create"):
+                continue
+            if (
+                own
+                and step["op"] == "update"
+                and step["diffs"]
+                and set(step["diffs"]) <= accepted.get(step["type"], set())
+            ):
+                continue
+            if step["op"] == "update" and (
+                step["name"] == "fleet-previewer" or step["name"].startswith("fleet-pipeline")
+            ):
+                continue
+            diffs = f" ({', '.join(step['diffs'])})" if step["diffs"] else ""
+            outside.append(f"{result.stack}: {step['op']} {step['type']} {step['name']}{diffs}")
+    if outside:
+        raise AdoptError(
+            "the import would change more than the accepted differences; nothing written:\n  " + "\n  ".join(outside)
+        )
 
 
 def _checked(stack_file: StackFile) -> ClusterStack:
@@ -125,16 +195,11 @@ def _found(observed: Observed, settings: ClusterStack, description: Description)
 
 
 def _import_and_settle(
-    project: Project, cluster: str, found: dict[str, list[str]], adoption: Adoption, echo: Callable[[str], None]
+    project: Project, stacks: list[str], cluster: str, env, adoption: Adoption, echo: Callable[[str], None]
 ) -> None:
     from vaultfleet.fleet.runner import run
 
-    stacks = [s.name for s in project.shared_stacks()] + [cluster]
-    with tempfile.TemporaryDirectory(prefix="vaultfleet-adopt-") as tmp:
-        ids = os.path.join(tmp, "found.json")
-        with open(ids, "w") as out:
-            json.dump(found, out)
-        imported = run(project, stacks, "up", parallel=1, env={**engine_env(), ADOPT_IDS_ENV: ids})
+    imported = run(project, stacks, "up", parallel=1, env=env)
     adoption.runs.append(imported)
     _stop_on_failure(imported, cluster, "import")
     echo("imported; writing the accepted differences")

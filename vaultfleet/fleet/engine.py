@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -194,6 +195,7 @@ def _read_events(events: list[dict]) -> EngineRun:
                     "type": meta["type"],
                     "name": meta["urn"].rsplit("::", 1)[-1],
                     "drift": meta["urn"] in drifted,
+                    "diffs": _changed_properties(meta),
                 }
             )
     if caller_only and result.changes.get("update", 0) >= caller_only:
@@ -202,6 +204,14 @@ def _read_events(events: list[dict]) -> EngineRun:
         if not result.changes["update"]:
             del result.changes["update"]
     return result
+
+
+def _changed_properties(meta: dict) -> list[str]:
+    """The top-level inputs a step changes: the engine's `diffs`, and the paths of the provider's
+    detailed diff (the Kubernetes provider reports only those)."""
+    found = set(meta.get("diffs") or ())
+    found |= {re.split(r"[.\[]", path, maxsplit=1)[0] for path in (meta.get("detailedDiff") or {})}
+    return sorted(found)
 
 
 def _drifted(events: list[dict]) -> set[str]:

@@ -19,7 +19,7 @@ from vaultfleet.render import jwt_roles, policy
 from vaultfleet.render.applier import applier_policy_name, render_applier
 from vaultfleet.render.endpoint import cluster_endpoint
 from vaultfleet.stackfile import Project
-from vaultfleet.stackfile.fleet import mount_conflicts
+from vaultfleet.stackfile.fleet import fleet_conflicts
 from vaultfleet.stackfile.pipeline import identity_policies
 from vaultfleet.stackfile.schema import ClusterStack, ConfigError, SharedStack
 
@@ -88,7 +88,7 @@ def shared_args(stack: SharedStack, project: Project) -> SharedVaultArgs:
     """The shared stack's Args: what the fleet shares, and for every cluster stack file in stacks/
     its mount, policies and applier policy (a cluster stack file that does not validate stops it)."""
     clusters = fleet_clusters(project)
-    conflicts = mount_conflicts(clusters, stack)
+    conflicts = fleet_conflicts(clusters, stack)
     if conflicts:
         raise ConfigError(conflicts)
     return SharedVaultArgs(
@@ -127,6 +127,7 @@ def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessA
         applier_policy=render_applier(stack, host, ca, _jwt_issuer(stack)),
         accessor_placeholder=policy.MOUNT_ACCESSOR_PLACEHOLDER,
         state_key=stack.state_key,
+        retain_mount=stack.cluster.adopted,
         auth_method=stack.auth_method,
         max_ttl_seconds=stack.mount_max_ttl,
     )

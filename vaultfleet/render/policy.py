@@ -261,10 +261,13 @@ def render_previewer(
     body = render("fleet/vaultfleet-previewer", variables, policy_dir)
     own = sorted(m for m in set(cluster_mounts) if not m.startswith(f"{stack.fleet.mount_prefix}-"))
     if own:
+        # Exactly what a preview reads of a cluster mount (its config and roles), nothing else under
+        # the path: a mountPath naming another method's mount (approle, userpass) opens no more.
         body += "\n# Cluster mounts outside the fleet's prefix (cluster.mountPath): config and roles.\n"
         for mount in own:
-            body += f'\npath "auth/{mount}" {{\n  capabilities = ["read", "list"]\n}}\n'
-            body += f'\npath "auth/{mount}/*" {{\n  capabilities = ["read", "list"]\n}}\n'
+            body += f'\npath "auth/{mount}/config" {{\n  capabilities = ["read"]\n}}\n'
+            body += f'\npath "auth/{mount}/role" {{\n  capabilities = ["list"]\n}}\n'
+            body += f'\npath "auth/{mount}/role/*" {{\n  capabilities = ["read", "list"]\n}}\n'
     if state_keys:
         # A cluster stack's preview decrypts its state; the shared stack's refresh reads the keys'
         # settings (transit/keys/<key>: never the key material, that is transit/export).

@@ -70,6 +70,10 @@ class ClusterSettings(Model):
     reviewer_binding: ReviewerAccount | None = None
     """Name of the reviewer's ClusterRoleBinding to system:auth-delegator (default
     `<reviewerServiceAccount>-<reviewerNamespace>-auth-delegator`): an adopted cluster keeps its own."""
+    adopted: Flag = False
+    """The mount existed before vaultfleet (`vaultfleet adopt` writes this): a `destroy`, or a run
+    of the shared stack without this file, leaves the mount, and every token and lease it issued,
+    in place instead of disabling it. Its roles and config go with the cluster's stack as usual."""
     mount_path: AuthMountPath | None = None
     """The cluster's auth mount, auth/<mountPath> (default `<mountPrefix>-<cluster>`): an adopted
     cluster keeps the path its workloads already log in at. Its policies keep the fleet's names."""
