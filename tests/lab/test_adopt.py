@@ -242,16 +242,22 @@ def test_a_role_whose_loss_would_widen_access_is_refused_and_nothing_is_written(
             kubernetes_ca_cert=lab.pki(CLUSTER).ca_cert.read_text(),
             disable_local_ca_jwt=True,  # each login reviews itself: no reviewer to find
         )
-        vault.write(
-            "auth/odd-e/role/pinned",
-            bound_service_account_names=["app"],
-            bound_service_account_namespaces=["app"],
-            token_policies=["team-read"],
-            token_bound_cidrs=["10.0.0.0/8"],
-        )
+        role = {
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": ["app"],
+            "token_policies": ["team-read"],
+            "token_ttl": 600,
+        }
+        vault.write("auth/odd-e/role/pinned", **role)
+        # Control: without the CIDRs the same mount is adoptable (its differences listed, exit 3).
+        control = runner.invoke(app, ["adopt", "odd-e", "--context", CLUSTER, "--mount", "odd-e"])
+        assert control.exit_code == 3, control.output
+        vault.write("auth/odd-e/role/pinned", **role, token_bound_cidrs=["10.0.0.0/8"])
         refused = runner.invoke(app, ["adopt", "odd-e", "--context", CLUSTER, "--mount", "odd-e", "--accept"])
         assert refused.exit_code == 2, refused.output
-        assert "auth/odd-e/role/pinned: token_bound_cidrs" in refused.output
+        assert "auth/odd-e/role/pinned: token_bound_cidrs: ['10.0.0.0/8'] -> [] (refused)" in refused.output
+        # Nothing written: no stack file, no stack, the role as it was.
         assert not (project / "stacks" / "Pulumi.odd-e.yaml").exists()
+        assert vault.read("auth/odd-e/role/pinned")["data"]["token_bound_cidrs"] == ["10.0.0.0/8"]
     finally:
         vault.sys.disable_auth_method("odd-e")
