@@ -50,8 +50,6 @@ class Adoption:
     written: bool = False
     imported: list[str] = field(default_factory=list)
     """`<type> <id>` of every object imported."""
-    runs: list = field(default_factory=list)
-    """The fleet runs (StackResult lists): import, write, check."""
 
 
 def adopt(
@@ -121,7 +119,7 @@ def adopt(
             raise
         adoption.written = True
         echo(f"wrote {shown}; importing {len(found)} objects")
-        _import_and_settle(project, stacks, cluster, env, adoption, echo)
+        _import_and_settle(project, stacks, cluster, env, echo)
     return adoption
 
 
@@ -195,19 +193,16 @@ def _found(observed: Observed, settings: ClusterStack, description: Description)
 
 
 def _import_and_settle(
-    project: Project, stacks: list[str], cluster: str, env, adoption: Adoption, echo: Callable[[str], None]
+    project: Project, stacks: list[str], cluster: str, env, echo: Callable[[str], None]
 ) -> None:
     from vaultfleet.fleet.runner import run
 
     imported = run(project, stacks, "up", parallel=1, env=env)
-    adoption.runs.append(imported)
     _stop_on_failure(imported, cluster, "import")
     echo("imported; writing the accepted differences")
     written = run(project, stacks, "up", parallel=1)
-    adoption.runs.append(written)
     _stop_on_failure(written, cluster, "the run after the import")
     checked = run(project, stacks, "preview", parallel=2)
-    adoption.runs.append(checked)
     _stop_on_failure(checked, cluster, "the preview after adoption")
     changed = [r.stack for r in checked if r.changed]
     if changed:
