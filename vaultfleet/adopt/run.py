@@ -192,9 +192,7 @@ def _found(observed: Observed, settings: ClusterStack, description: Description)
     return {key: description.ignore.get(key, []) for key in found}
 
 
-def _import_and_settle(
-    project: Project, stacks: list[str], cluster: str, env, echo: Callable[[str], None]
-) -> None:
+def _import_and_settle(project: Project, stacks: list[str], cluster: str, env, echo: Callable[[str], None]) -> None:
     from vaultfleet.fleet.runner import run
 
     imported = run(project, stacks, "up", parallel=1, env=env)
