@@ -15,6 +15,7 @@ hooks only. By concern:
 from tests.harness.lab import (
     LAB_CLUSTERS,
     Fleet,
+    LoginLoop,
     destroy_stacks,
     enable_transit,
     login,
@@ -63,6 +64,7 @@ __all__ = [
     "FILE",
     "FLEET",
     "LAB_CLUSTERS",
+    "LoginLoop",
     "PROGRAM_FILES",
     "REPO",
     "REVIEWER_JWT",

@@ -4,6 +4,7 @@ logins, and `Fleet`, a project copy on the lab with its stacks."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,39 @@ from vaultfleet.fleet.runner import run
 
 # Six clusters: the fleet tests bring six cluster stacks up in parallel and check every pair.
 LAB_CLUSTERS = 6
+
+
+class LoginLoop:
+    """Workloads logging in once a second each while a change runs, counting the logins that fail.
+    `logins` maps a name to a function that logs in once (raising when the login fails)."""
+
+    def __init__(self, logins: dict[str, Callable[[], object]]):
+        self.logins = logins
+        self.done = dict.fromkeys(logins, 0)
+        self.failed: dict[str, list[str]] = {name: [] for name in logins}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, log_in in self.logins.items():
+                try:
+                    log_in()
+                except Exception as exc:  # any failed login counts, whatever its cause
+                    self.failed[name].append(repr(exc))
+                self.done[name] += 1
+            self._stop.wait(1)
+
+    def summary(self) -> str:
+        return ", ".join(f"{name}: {self.done[name]} logins, {len(self.failed[name])} failed" for name in self.logins)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def use_lab_for_cli(monkeypatch, project: Path, lab_env: dict[str, str]) -> None:

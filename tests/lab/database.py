@@ -62,3 +62,26 @@ def drop(pg: PostgresServer) -> None:
     with superuser(pg) as conn:
         conn.execute("DROP TABLE IF EXISTS inventory")
         conn.execute(f"DROP ROLE IF EXISTS {VAULT_DB_USER}")
+
+
+def engine_by_hand(vault, pg: PostgresServer, admin_password: SecretStr, mount: str, role: str) -> None:
+    """A database secrets engine as a fleet made it before vaultfleet (`vault secrets enable` and two
+    writes, or Terraform's vault_database_secret_backend_*): `role` creates users through the
+    connection to the lab's PostgreSQL."""
+    vault.sys.enable_secrets_engine("database", path=mount)
+    vault.write(
+        f"{mount}/config/{CONNECTION}",
+        plugin_name="postgresql-database-plugin",
+        connection_url=pg.vault_connection_url(),
+        username=VAULT_DB_USER,
+        password=admin_password.get_secret_value(),
+        allowed_roles=[role],
+    )
+    vault.write(
+        f"{mount}/roles/{role}",
+        db_name=CONNECTION,
+        creation_statements=CREATE,
+        revocation_statements=REVOKE,
+        default_ttl="5m",
+        max_ttl="30m",
+    )

@@ -105,8 +105,104 @@ def test_a_mount_tuned_to_batch_tokens_is_refused():
     assert (refusal.object, refusal.field) == ("auth/lab-e", "token_type")
 
 
-def test_a_jwt_mount_is_not_adopted_yet():
+def test_a_mount_of_another_method_is_refused():
     found = observed()
-    found.mount = Mount("lab-e", "jwt", "auth_jwt_1", "", 0)
-    with pytest.raises(AdoptError, match="a jwt mount is not supported yet"):
+    found.mount = Mount("lab-e", "userpass", "auth_userpass_1", "", 0)
+    with pytest.raises(AdoptError, match="'userpass' mount: adopt takes over kubernetes and jwt mounts"):
         describe(found, "lab-e", "lab-e")
+
+
+# A jwt role as Terraform's vault_jwt_auth_backend_role writes it, read back from OpenBao 2.4
+# (which also returns callback_mode).
+JWT_ROLE = {
+    "role_type": "jwt",
+    "user_claim": "sub",
+    "bound_audiences": ["https://kubernetes.default.svc"],
+    "bound_claims": {"/kubernetes.io/namespace": ["payments"], "/kubernetes.io/serviceaccount/name": "api"},
+    "bound_claims_type": "string",
+    "bound_subject": "",
+    "claim_mappings": None,
+    "callback_mode": "client",
+    "token_policies": ["payments-read", "shared-read"],
+    "token_ttl": 1200,
+    "token_type": "default",
+    "verbose_oidc_logging": False,
+}
+JWT_KEYS = ["-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"]
+JWT_CONFIG = {"bound_issuer": "https://10.0.0.2:6443", "jwt_validation_pubkeys": JWT_KEYS, "jwks_url": ""}
+
+
+def jwt_observed(role=None, config=None) -> Observed:
+    return Observed(
+        Mount("jwt-f", "jwt", "auth_jwt_1", "", 0),
+        {**JWT_CONFIG, **(config or {})},
+        {"api": {**JWT_ROLE, **(role or {})}},
+    )
+
+
+def test_a_jwt_mount_becomes_a_jwt_mode_stack_whose_bodies_are_compared_field_by_field(project):
+    from vaultfleet.adopt.describe_jwt import add_body_differences
+
+    found = jwt_observed()
+    description = describe(found, "lab-f", "lab-f")
+    assert not description.refusals
+    config = description.document["config"]
+    assert config["vaultfleet:cluster"] == {
+        "kubeContext": "lab-f",
+        "authMode": "jwt",
+        "mountPath": "jwt-f",
+        "adopted": True,
+        "issuer": "https://10.0.0.2:6443",
+    }
+    assert config["vaultfleet:roles"] == [
+        {
+            "name": "api",
+            "serviceAccounts": ["api"],
+            "namespaces": ["payments"],
+            "existingPolicies": ["payments-read", "shared-read"],
+            "audience": "https://kubernetes.default.svc",
+            "ttl": 1200,
+        }
+    ]
+    text = description.text("lab-f", "lab-f", "jwt-f")
+    findings, settings = check_stack(StackFile(Project(project), project / "stacks/Pulumi.lab-f.yaml", text=text))
+    assert [f for f in findings if f.severity == "error"] == []
+    add_body_differences(description, found, settings, "https://10.0.0.2:6443", JWT_KEYS)
+    # The same logins: only the alias metadata jwt mode maps from the claims is written.
+    assert [(d.object, d.field) for d in description.differences] == [("auth/jwt-f/role/api", "claim_mappings")]
+    # Keys from a JWKS URL and an issuer left unchecked are written as the cluster's.
+    found = jwt_observed(config={"jwks_url": "https://10.0.0.2:6443/openid/v1/jwks", "jwt_validation_pubkeys": []})
+    found.config["bound_issuer"] = ""
+    description = describe(found, "lab-f", "lab-f")
+    text = description.text("lab-f", "lab-f", "jwt-f")
+    _, settings = check_stack(StackFile(Project(project), project / "stacks/Pulumi.lab-f.yaml", text=text))
+    add_body_differences(description, found, settings, "https://10.0.0.2:6443", JWT_KEYS)
+    assert {("auth/jwt-f/config", f) for f in ("bound_issuer", "jwt_validation_pubkeys", "jwks_url")} <= {
+        (d.object, d.field) for d in description.differences
+    }
+
+
+@pytest.mark.parametrize(
+    ("role", "config", "field", "why"),
+    [
+        ({"bound_subject": "system:serviceaccount:payments:api"}, {}, "bound_subject", "bind it as bound_claims"),
+        ({"bound_audiences": ["a", "b"]}, {}, "bound_audiences", "exactly one audience"),
+        ({"bound_audiences": []}, {}, "bound_audiences", "exactly one audience"),
+        ({"bound_claims": {"/kubernetes.io/namespace": "p", "groups": "x"}}, {}, "bound_claims[groups]", "only the"),
+        (
+            {"bound_claims_type": "glob", "bound_claims": {"/kubernetes.io/namespace": "team-*"}},
+            {},
+            "bound_claims",
+            "a glob",
+        ),
+        ({"role_type": "oidc"}, {}, "role_type", "only jwt roles"),
+        ({"token_bound_cidrs": ["10.0.0.0/8"]}, {}, "token_bound_cidrs", "not carried"),
+        ({"groups_claim": "groups"}, {}, "groups_claim", "not carried"),
+        ({}, {"default_role": "api"}, "default_role", "not carried"),
+        ({}, {"jwt_supported_algs": ["RS256"]}, "jwt_supported_algs", "not carried"),
+    ],
+)
+def test_a_jwt_field_the_format_cannot_carry_is_refused_and_named(role, config, field, why):
+    refusals = describe(jwt_observed(role, config), "lab-f", "lab-f").refusals
+    assert [r.field for r in refusals] == [field]
+    assert why in str(refusals[0])

@@ -5,16 +5,15 @@ differently from how it is. Some are vaultfleet's own (the mount's description, 
 caps the cluster's tokens, the reviewer Secret's annotation) and are listed for the admin to accept.
 Others would widen who may log in or what a token may do if dropped (bound CIDRs, a namespace
 selector, a use limit, an explicit max TTL, no default policy) or cannot be expressed (pem_keys,
-globs, batch tokens, a jwt mount): those are refusals, and nothing is adopted.
+globs, batch tokens): those are refusals, and nothing is adopted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from vaultfleet.adopt import describe_jwt
+from vaultfleet.adopt.differences import Description, Difference
 from vaultfleet.adopt.observe import AdoptError, Observed
 from vaultfleet.stackfile.errors import NAMESPACE
 
@@ -26,49 +25,12 @@ SECRET = "kubernetes:core/v1:Secret"
 BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
 
 
-@dataclass(frozen=True)
-class Difference:
-    object: str
-    field: str
-    found: str
-    written: str
-    refused: bool = False
-    """True: adopting would widen access or lose what the format cannot carry; never proceeds."""
-
-    def __str__(self) -> str:
-        verdict = "refused" if self.refused else "would be written"
-        return f"{self.object}: {self.field}: {self.found} -> {self.written} ({verdict})"
-
-
-@dataclass
-class Description:
-    document: dict[str, Any]
-    """The stack file, as YAML would load it."""
-    differences: list[Difference] = field(default_factory=list)
-    ignore: dict[str, list[str]] = field(default_factory=dict)
-    """`<type> <id>` -> inputs the import does not compare (the differences, written after it)."""
-
-    @property
-    def refusals(self) -> list[Difference]:
-        return [d for d in self.differences if d.refused]
-
-    def text(self, cluster: str, context: str, mount: str) -> str:
-        header = (
-            f"# Cluster {cluster}: adopted with `vaultfleet adopt {cluster} --context {context} --mount {mount}`.\n"
-            "# Fleet-wide settings (Vault address, mount prefix, KV mount) come from Pulumi.yaml.\n"
-        )
-        return header + yaml.safe_dump(self.document, sort_keys=False, width=200)
-
-
 def describe(observed: Observed, cluster: str, context: str) -> Description:
     """The stack file and the differences of the config, the roles and the reviewer; the mount's
     own come with `add_mount_differences` once the file is validated."""
     mount = observed.mount
-    if mount.type != "kubernetes":
-        raise AdoptError(
-            f"auth/{mount.path} is a '{mount.type}' mount: adopt takes over kubernetes mounts "
-            "(a jwt mount is not supported yet)"
-        )
+    if mount.type not in ("kubernetes", "jwt"):
+        raise AdoptError(f"auth/{mount.path} is a '{mount.type}' mount: adopt takes over kubernetes and jwt mounts")
     description = Description({})
     if "batch" in mount.token_type:
         # A role's `default` token type would be batch: tokens that cannot be revoked one by one.
@@ -80,10 +42,20 @@ def describe(observed: Observed, cluster: str, context: str) -> Description:
         description.differences.append(Difference(ident, vault_field, repr(found), repr(written), refused))
         description.ignore.setdefault(f"{kind} {ident}", []).append(prop)
 
-    cluster_settings, config_id = _cluster(observed, context, differ)
-    roles = [
-        _role(name, body, f"auth/{mount.path}/role/{name}", differ) for name, body in sorted(observed.roles.items())
-    ]
+    def refuse(ident: str, vault_field: str, found, why: str) -> None:
+        description.differences.append(Difference(ident, vault_field, repr(found), "", True, why))
+
+    if mount.type == "jwt":
+        cluster_settings = describe_jwt.cluster_settings(observed, context, refuse)
+        roles = [
+            describe_jwt.role(name, body, f"auth/{mount.path}/role/{name}", refuse)
+            for name, body in sorted(observed.roles.items())
+        ]
+    else:
+        cluster_settings = _cluster(observed, context, differ)
+        roles = [
+            _role(name, body, f"auth/{mount.path}/role/{name}", differ) for name, body in sorted(observed.roles.items())
+        ]
     description.document = {
         "config": {
             f"{NAMESPACE}:cluster": cluster_settings,
@@ -96,6 +68,7 @@ def describe(observed: Observed, cluster: str, context: str) -> Description:
         ident = f"{observed.reviewer.namespace}/{observed.reviewer.token_secret}"
         differ(SECRET, ident, "metadata.annotations", "annotations", "as is", "+ pulumi.com/waitFor")
         # Vault never returns the reviewer JWT: the run after the import writes the token Secret's.
+        config_id = f"auth/{mount.path}/config"
         differ(CONFIG, config_id, "tokenReviewerJwt", "token_reviewer_jwt", "(never returned)", "the token Secret's")
     return description
 
@@ -126,7 +99,7 @@ def add_mount_differences(description: Description, observed: Observed, cluster:
         differ("description", mount.description, written)
 
 
-def _cluster(observed: Observed, context: str, differ) -> tuple[dict[str, Any], str]:
+def _cluster(observed: Observed, context: str, differ) -> dict[str, Any]:
     config, mount = observed.config, observed.mount
     config_id = f"auth/{mount.path}/config"
     if config.get("pem_keys"):
@@ -173,7 +146,7 @@ def _cluster(observed: Observed, context: str, differ) -> tuple[dict[str, Any], 
             "no reviewer ServiceAccount found (bound to system:auth-delegator, with one token Secret), and the "
             "config does not review with the client's own token: name the reviewer with --reviewer NS/NAME"
         )
-    return settings, config_id
+    return settings
 
 
 # Role fields whose loss would widen who may log in or what a token may do: refused when set.

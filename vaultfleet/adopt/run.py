@@ -30,11 +30,11 @@ from vaultfleet.adopt.describe import (
     ROLE,
     SECRET,
     SERVICE_ACCOUNT,
-    Description,
-    Difference,
     add_mount_differences,
     describe,
 )
+from vaultfleet.adopt.describe_jwt import add_body_differences
+from vaultfleet.adopt.differences import Description, Difference
 from vaultfleet.adopt.observe import AdoptError, AdoptionStopped, Observed, observe_reviewer, observe_vault
 from vaultfleet.fleet.engine import ADOPT_IDS_ENV, engine_env
 from vaultfleet.stackfile import Project, StackFile, stack_file_name
@@ -64,7 +64,7 @@ def adopt(
 ) -> Adoption:
     import hvac
 
-    from vaultfleet.kube import context_client
+    from vaultfleet.kube import context_client, jwt_issuer
 
     if not context or any(not ch.isprintable() for ch in context):
         raise AdoptError("--context must be a kubeconfig context name (printable characters)")
@@ -80,10 +80,10 @@ def adopt(
     vault = hvac.Client(url=vault_address, token=vault_token)
     mount, config, roles = observe_vault(vault, mount_path)
     echo(f"read auth/{mount_path}: {mount.type} mount {mount.accessor}, {len(roles)} roles")
-    # A config that reviews with the client's own token has no reviewer, unless one is named.
-    if reviewer is None and config.get("disable_local_ca_jwt"):
-        found_reviewer = None
-    else:
+    found_reviewer = None
+    if mount.type == "kubernetes" and (reviewer is not None or not config.get("disable_local_ca_jwt")):
+        # A config that reviews with the client's own token has no reviewer, unless one is named;
+        # a jwt mount has none at all.
         found_reviewer = observe_reviewer(context_client(context), reviewer)
     if found_reviewer is not None:
         echo(
@@ -92,16 +92,15 @@ def adopt(
         )
     observed = Observed(mount, config, roles, found_reviewer)
     description = describe(observed, cluster, context)
+    _refuse(description)  # before validating: a refused field may have left no valid value
     text = description.text(cluster, context, mount_path)
     settings = _checked(StackFile(project, stack_file.path, text=text))
     add_mount_differences(description, observed, cluster, settings.mount_max_ttl)
+    if mount.type == "jwt":
+        add_body_differences(description, observed, settings, *jwt_issuer(settings))
+    _refuse(description)
     found = _found(observed, settings, description)
     adoption = Adoption(cluster, shown, text, description.differences, imported=sorted(found))
-    if description.refusals:
-        raise AdoptError(
-            "cannot adopt without losing what the stack-file format cannot carry:\n  "
-            + "\n  ".join(str(d) for d in description.refusals)
-        )
     if description.differences and not accept:
         return adoption  # shown to the admin; nothing written
     with open(stack_file.path, "x") as out:  # exclusive: never overwrites
@@ -167,6 +166,14 @@ def _only_the_cluster_changes(
         )
 
 
+def _refuse(description: Description) -> None:
+    if description.refusals:
+        raise AdoptError(
+            "cannot adopt without losing what the stack-file format cannot carry:\n  "
+            + "\n  ".join(str(d) for d in description.refusals)
+        )
+
+
 def _checked(stack_file: StackFile) -> ClusterStack:
     from vaultfleet.validate import check_stack
 
@@ -181,9 +188,14 @@ def _checked(stack_file: StackFile) -> ClusterStack:
 
 
 def _found(observed: Observed, settings: ClusterStack, description: Description) -> dict[str, list[str]]:
-    """`<type> <id>` -> inputs not compared, for every object that exists and the program makes."""
+    """`<type> <id>` -> inputs not compared, for every object that exists and the program makes.
+    A jwt mount's config and roles are not among them: jwt mode writes them as generic endpoints,
+    which Pulumi cannot import; the import run writes them (describe_jwt.py compared every field)."""
     mount = observed.mount.path
-    found = [f"{MOUNT} {mount}", f"{CONFIG} auth/{mount}/config"]
+    found = [f"{MOUNT} {mount}"]
+    if observed.mount.type == "jwt":
+        return {key: description.ignore.get(key, []) for key in found}
+    found.append(f"{CONFIG} auth/{mount}/config")
     found += [f"{ROLE} auth/{mount}/role/{role.name}" for role in settings.roles]
     if observed.reviewer is not None:
         r = observed.reviewer
