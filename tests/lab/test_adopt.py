@@ -9,31 +9,35 @@ binding every namespace and one bound by name, alias_name_source left as it is.
 
 from __future__ import annotations
 
-import threading
+import secrets
 import time
 
 import hvac
 import pytest
 import yaml
 from kubernetes import client
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tests.harness import copy_project, destroy_stacks, plain_stack_export, root_client, up_stacks
+from tests.harness import LoginLoop, copy_project, destroy_stacks, plain_stack_export, root_client, up_stacks
+from tests.lab import database as lab_db
 from tests.lab import k8s
 from vaultfleet.cli import app
 
 pytestmark = [pytest.mark.lab, pytest.mark.server, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
 CLUSTER = MOUNT = "lab-e"
+DB_MOUNT, DB_ROLE = "database", "readonly"  # `vault secrets enable database`, as the walkthroughs do
 POLICIES = {
     "team-read": 'path "kv/data/teams/+/config" {\n  capabilities = ["read"]\n}\n',
     "team-deny": 'path "kv/data/teams/secret/*" {\n  capabilities = ["deny"]\n}\n',
+    "db-read": f'path "{DB_MOUNT}/creds/{DB_ROLE}" {{\n  capabilities = ["read"]\n}}\n',
 }
 ROLES = {
     "app": {
         "bound_service_account_names": ["app"],
         "bound_service_account_namespaces": ["*"],
-        "token_policies": ["team-read", "team-deny"],
+        "token_policies": ["team-read", "team-deny", "db-read"],
         "token_ttl": 3600,
     },
     "web": {
@@ -50,7 +54,7 @@ def api_server(lab) -> str:
     return next(c.server for c in lab.clusters if c.name == CLUSTER)
 
 
-def wire_by_hand(lab) -> None:
+def wire_by_hand(lab, db_password: SecretStr) -> None:
     """What an admin ran before vaultfleet: kubectl and vault commands, as the walkthroughs show."""
     api = k8s.api_client(str(lab.kubeconfig), CLUSTER)
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
@@ -86,6 +90,7 @@ def wire_by_hand(lab) -> None:
         vault.sys.create_or_update_policy(name, body)
     for name, body in ROLES.items():
         vault.write(f"auth/{MOUNT}/role/{name}", **body)
+    lab_db.engine_by_hand(vault, lab.postgres, db_password, DB_MOUNT, DB_ROLE)
 
 
 def unwire(lab) -> None:
@@ -104,39 +109,25 @@ def unwire(lab) -> None:
     vault = root_client(lab)
     if f"{MOUNT}/" in vault.sys.list_auth_methods()["data"]:
         vault.sys.disable_auth_method(MOUNT)
+    if f"{DB_MOUNT}/" in vault.sys.list_mounted_secrets_engines()["data"]:
+        vault.sys.disable_secrets_engine(DB_MOUNT)  # revokes its leases: their users are dropped
     for name in [*POLICIES, f"vaultfleet-apply-{CLUSTER}"]:
         vault.sys.delete_policy(name)
 
 
-class LoginLoop:
-    """A workload logging in at the mount once a second, counting the logins that fail."""
+def workload(lab):
+    """app/app of lab-e, as the loop and the token issued before adoption log it in."""
+    api = k8s.api_client(str(lab.kubeconfig), CLUSTER)
+    k8s.ensure_namespace(api, "app")
+    k8s.ensure_service_account(api, "app", "app")
+    jwt = k8s.request_token(api, "app", "app", audience=None)
 
-    def __init__(self, lab):
-        api = k8s.api_client(str(lab.kubeconfig), CLUSTER)
-        k8s.ensure_namespace(api, "app")
-        k8s.ensure_service_account(api, "app", "app")
-        self.jwt = k8s.request_token(api, "app", "app", audience=None)
-        self.addr = lab.vault_addr
-        self.done, self.failed = 0, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def log_in() -> hvac.Client:
+        vault = hvac.Client(url=lab.vault_addr)
+        vault.auth.kubernetes.login("app", jwt, mount_point=MOUNT)
+        return vault
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                hvac.Client(url=self.addr).auth.kubernetes.login("app", self.jwt, mount_point=MOUNT)
-            except Exception as exc:  # any failed login counts, whatever its cause
-                self.failed.append(repr(exc))
-            self.done += 1
-            self._stop.wait(1)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    return jwt, log_in
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +137,8 @@ def project(lab, lab_env, tmp_path_factory):
     for name in ("lab-a", "lab-b"):
         (project / "stacks" / f"Pulumi.{name}.yaml").unlink()
     up_stacks(project, lab_env, ["vault"])  # the fleet as the pipeline applied it
-    wire_by_hand(lab)
+    lab_db.prepare(lab.postgres, db_password := SecretStr(secrets.token_urlsafe(24)))
+    wire_by_hand(lab, db_password)
     try:
         yield project
     finally:
@@ -154,6 +146,7 @@ def project(lab, lab_env, tmp_path_factory):
             destroy_stacks(project, lab_env, [CLUSTER, "vault"])
         finally:
             unwire(lab)  # what a release left behind, or a failed adopt
+            lab_db.drop(lab.postgres)
 
 
 def without_salt(text: str) -> str:
@@ -168,11 +161,12 @@ def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, la
     vault = root_client(lab)
     accessor = vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"]
     roles_before = {name: vault.read(f"auth/{MOUNT}/role/{name}")["data"] for name in ROLES}
-    with LoginLoop(lab) as loop:
-        before = hvac.Client(url=lab.vault_addr)
-        before.auth.kubernetes.login("app", loop.jwt, mount_point=MOUNT)
-        token_accessor = before.lookup_token()["data"]["accessor"]
-
+    jwt, log_in = workload(lab)
+    # A token and a database lease issued before adoption, by the workload's own login.
+    before = log_in()
+    token_accessor = before.lookup_token()["data"]["accessor"]
+    lease = before.read(f"{DB_MOUNT}/creds/{DB_ROLE}")["lease_id"]
+    with LoginLoop({CLUSTER: log_in}) as loop:
         shown = adopt()
         assert shown.exit_code == 3, shown.output
         assert "max_lease_ttl" in shown.output and "token_reviewer_jwt" in shown.output
@@ -188,6 +182,7 @@ def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, la
         assert vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"] == accessor
         assert {name: vault.read(f"auth/{MOUNT}/role/{name}")["data"] for name in ROLES} == roles_before
         assert before.lookup_token()["data"]["accessor"] == token_accessor
+        assert before.sys.renew_lease(lease, increment=600)["lease_duration"] > 0
         assert {n: vault.sys.read_policy(n)["data"]["rules"] for n in POLICIES} == POLICIES
 
         verified = runner.invoke(app, ["verify", CLUSTER])
@@ -219,11 +214,11 @@ def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, la
         assert up.exit_code == 0, up.output
         assert vault.read(f"auth/{MOUNT}/role/batch")["data"]["token_policies"] == ["team-read"]
         time.sleep(2)  # a last login or two after the final up
-    print(f"logins during adoption: {loop.done}, failed: {len(loop.failed)}")
-    assert loop.failed == [] and loop.done > 10
+    print(loop.summary())
+    assert loop.failed == {CLUSTER: []} and loop.done[CLUSTER] > 10
     # The reviewer JWT the import read is in the state only as ciphertext.
     state = plain_stack_export(project, CLUSTER, lab_env)
-    assert loop.jwt.split(".")[0] not in state and "eyJ" not in state
+    assert jwt.split(".")[0] not in state and "eyJ" not in state
     # vaultfleet did not make the mount: destroying both stacks leaves it, and the token issued
     # before adoption, as they were (its roles go with the cluster's stack).
     destroyed = runner.invoke(app, ["destroy", CLUSTER, "vault", "--yes"])

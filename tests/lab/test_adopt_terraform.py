@@ -246,3 +246,29 @@ def test_a_terraform_made_fleet_is_adopted_and_tightened_without_one_failed_logi
     print(loop.summary())
     assert loop.failed == {"lab-d": [], "lab-f": []}
     assert min(loop.done.values()) > 10
+
+
+def test_a_jwt_role_bound_by_subject_is_refused_naming_the_field_and_nothing_is_written(project, lab):
+    vault = root_client(lab)
+    issuer, keys = issuer_keys(k8s.api_client(str(lab.kubeconfig), "lab-f"))
+    vault.sys.enable_auth_method("jwt", path="odd-jwt")
+    try:
+        vault.write("auth/odd-jwt/config", jwt_validation_pubkeys=keys, bound_issuer=issuer)
+        vault.write("auth/odd-jwt/role/api", **JWT_ROLES["api"])
+        # Control: the same mount is adoptable as it is (its differences listed, exit 3).
+        argv = ["adopt", "odd-jwt", "--context", "lab-f", "--mount", "odd-jwt"]
+        control = runner.invoke(app, argv)
+        assert control.exit_code == 3, control.output
+        # The docs' way of binding one ServiceAccount: jwt mode binds claims, and a role write
+        # would keep the subject without the stack file saying so.
+        vault.write("auth/odd-jwt/role/api", **JWT_ROLES["api"], bound_subject="system:serviceaccount:payments:api")
+        refused = runner.invoke(app, [*argv, "--accept"])
+        assert refused.exit_code == 2, refused.output
+        assert "auth/odd-jwt/role/api: bound_subject: 'system:serviceaccount:payments:api' (refused: bind it" in (
+            refused.output.replace("\n", " ")
+        )
+        assert not (project / "stacks" / "Pulumi.odd-jwt.yaml").exists()
+        role = vault.read("auth/odd-jwt/role/api")["data"]
+        assert role["bound_subject"] == "system:serviceaccount:payments:api" and role["claim_mappings"] is None
+    finally:
+        vault.sys.disable_auth_method("odd-jwt")

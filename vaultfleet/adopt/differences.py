@@ -44,4 +44,14 @@ class Description:
             f"# Cluster {cluster}: adopted with `vaultfleet adopt {cluster} --context {context} --mount {mount}`.\n"
             "# Fleet-wide settings (Vault address, mount prefix, KV mount) come from Pulumi.yaml.\n"
         )
-        return header + yaml.safe_dump(self.document, sort_keys=False, width=200)
+        return header + yaml.dump(self.document, Dumper=_Dumper, sort_keys=False, width=200)
+
+
+class _Dumper(yaml.SafeDumper):
+    """A multi-line string (the cluster's CA) as a literal block, the way a person writes it."""
+
+
+_Dumper.add_representer(
+    str,
+    lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None),
+)
