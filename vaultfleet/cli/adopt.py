@@ -23,9 +23,10 @@ def adopt(
         typer.Option("--accept", help="Proceed although the first run writes the differences listed."),
     ] = False,
 ) -> None:
-    """Read the cluster's auth mount, config, roles and reviewer, write the stack file that
-    reproduces them and import every object into its stack and the shared stack: the first preview
-    shows no changes, and no mount, role, policy, token or lease is touched (docs/adopt.md).
+    """Read the cluster's auth mount (kubernetes or jwt), config, roles and reviewer, write the
+    stack file that reproduces them and import every object into its stack and the shared stack:
+    the first preview shows no changes; nothing but the differences listed is written, and no
+    mount, role, policy, token or lease is recreated (docs/adopt.md).
     Needs an admin's VAULT_TOKEN.
 
     Exit codes: 0 adopted; 1 an engine run failed (`vaultfleet release` undoes the import);
