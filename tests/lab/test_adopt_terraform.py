@@ -22,7 +22,7 @@ from kubernetes import client
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tests.harness import LoginLoop, copy_project, destroy_stacks, root_client, up_stacks
+from tests.harness import LoginLoop, copy_project, destroy_stacks, root_client, up_stacks, vault_token
 from tests.lab import database as lab_db
 from tests.lab import k8s
 from vaultfleet.cli import app
@@ -223,7 +223,7 @@ def test_a_terraform_made_fleet_is_adopted_and_tightened_without_one_failed_logi
             verified = runner.invoke(app, ["verify", cluster])
             assert verified.exit_code == 0, verified.output
 
-        # An ordinary fleet now: one `up` narrows lab-d's `*` and adds a role to lab-f's jwt mount.
+        # An ordinary fleet now: a change narrows lab-d's `*` and adds a role to lab-f's jwt mount.
         edit(project, "lab-d", lambda roles: next(r for r in roles if r["name"] == "ops").update(namespaces=["ops"]))
         edit(
             project,
@@ -238,7 +238,14 @@ def test_a_terraform_made_fleet_is_adopted_and_tightened_without_one_failed_logi
                 }
             ),
         )
-        up = runner.invoke(app, ["up", "vault", *MOUNTS])
+        # The admin's shared stack first (the applier policy gains the new role), then each
+        # adopted cluster as its applier, like any other cluster.
+        up = runner.invoke(app, ["up", "vault"])
+        assert up.exit_code == 0, up.output
+        appliers = [f"vaultfleet-apply-{cluster}" for cluster in MOUNTS]
+        with vault_token(vault, appliers, "30m") as token, pytest.MonkeyPatch.context() as env:
+            env.setenv("VAULT_TOKEN", token)
+            up = runner.invoke(app, ["up", *MOUNTS])
         assert up.exit_code == 0, up.output
         assert vault.read("auth/kubernetes/role/ops")["data"]["bound_service_account_namespaces"] == ["ops"]
         assert vault.read("auth/jwt-lab-f/role/batch")["data"]["token_policies"] == ["shared-read"]
