@@ -5,6 +5,7 @@ mocks, the lab-file checks) are in tests/harness/unit.py: `from tests.harness im
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,20 @@ def project(tmp_path, monkeypatch):
     dest = copy_project_files(tmp_path)
     monkeypatch.setenv("VAULTFLEET_PROJECT", str(dest))
     return dest
+
+
+@pytest.fixture()
+def git_project(project):
+    """`project` as a git repository: a base commit, then the copy committed (HEAD)."""
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "base")
+    git("add", "-A")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "stacks")
+    return project
 
 
 @pytest.fixture()

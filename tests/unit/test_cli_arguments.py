@@ -1,7 +1,6 @@
 """Hostile or careless command-line arguments: refused with a clear error, nothing written anywhere."""
 
 import base64
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,18 +87,6 @@ def test_onboard_never_overwrites(project, kube_context):
     result = runner.invoke(app, ["onboard", "lab-a", "--context", "ctx"])
     assert result.exit_code == 2 and "already exists" in result.output
     assert path.read_bytes() == before
-
-
-@pytest.fixture()
-def git_project(project):
-    def git(*args):
-        subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
-
-    git("init", "-q")
-    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "base")
-    git("add", "-A")
-    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "stacks")
-    return project
 
 
 @pytest.mark.parametrize("ref", ["--output=/tmp/vaultfleet-owned", "-p", "HEAD\n--output=x", "no-such-ref"])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vaultfleet.cli.common import format_option, load_stacks, out
+from vaultfleet.cli.common import fail, format_option, load_stacks, out
 
 Format = format_option("table", "json", "markdown")
 
@@ -15,11 +15,34 @@ Format = format_option("table", "json", "markdown")
 def access(
     stacks: Annotated[list[str] | None, typer.Argument(help="Stacks (default: all).")] = None,
     output: Format = "table",
+    changed_since: Annotated[
+        str | None,
+        typer.Option(
+            "--changed-since",
+            metavar="REF",
+            help="Show who gains or loses which capability against the stack files and policies at git REF.",
+        ),
+    ] = None,
 ) -> None:
-    """Who can do what: cluster, namespace, ServiceAccount -> role -> policy -> path -> capabilities."""
+    """Who can do what: cluster, namespace, ServiceAccount -> role -> policy -> path -> capabilities.
+    With --changed-since, what a change gains and loses instead (docs/access-review.md)."""
     from vaultfleet.access import grants
 
     project, loaded = load_stacks(stacks)
+    if changed_since is not None:
+        from vaultfleet.access_diff import access_diff
+
+        try:
+            found = access_diff(project, changed_since, stacks)
+        except ValueError as exc:
+            fail(str(exc))
+        if output == "json":
+            print(json.dumps(found.to_json(), indent=2))
+        elif output == "markdown":
+            print(diff_markdown(found))
+        else:
+            out.print(diff_text(found), highlight=False)
+        return
     # The pipeline's applier holds every cluster's applier policy: the whole fleet's, not only the named.
     fleet = [s.valid_settings() for s in project.stacks() if not s.is_shared]
     rows = grants(loaded, project.policy_dir, [c for c in fleet if c is not None])
@@ -64,3 +87,48 @@ def _grouped(rows):
                 table.add_row(rule.path, ", ".join(rule.capabilities))
             parts += [Text(f"  {policy}", style="cyan"), table]
     return Group(*parts)
+
+
+def diff_text(found) -> str:
+    """An access diff for a terminal: each identity, then `+ caps path` and `- caps path`."""
+    if found.identical:
+        return f"access: identical to {found.ref} (no identity gains or loses a capability)"
+    lines = [f"access since {found.ref}:"]
+    for template, reached in found.templates.items():
+        lines.append(f"  {template} changed; it reaches {', '.join(reached) or 'no role'}")
+    for who, changes in _by_who(found.changes):
+        lines.append(f"  {who}")
+        for c in changes:
+            policies = ", ".join(c.policies)
+            if c.gained:
+                lines.append(f"    + {','.join(c.gained)}  {c.path}  ({policies})")
+            if c.lost:
+                lines.append(f"    - {','.join(c.lost)}  {c.path}  ({policies})")
+    return "\n".join(lines)
+
+
+def diff_markdown(found) -> str:
+    """An access diff for a pull-request comment: one row per identity and path."""
+    if found.identical:
+        return f"**Access review:** identical to `{found.ref}`: no identity gains or loses a capability."
+    lines = [f"### Access review (against `{found.ref}`)", ""]
+    for template, reached in found.templates.items():
+        lines.append(f"- `{template}` changed; it reaches {', '.join(f'`{r}`' for r in reached) or 'no role'}")
+    lines += [
+        "",
+        "| cluster | ServiceAccount | role (mount) | path | gained | lost | policies |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in found.changes:
+        w = c.who
+        lines.append(
+            f"| {w.cluster} | `{w.namespace}/{w.service_account}` | {w.role} (`auth/{w.mount}`) | `{c.path}` "
+            f"| {', '.join(c.gained) or ''} | {', '.join(c.lost) or ''} | {', '.join(c.policies)} |"
+        )
+    return "\n".join(lines)
+
+
+def _by_who(changes):
+    from itertools import groupby
+
+    return [(who, list(group)) for who, group in groupby(changes, key=lambda c: c.who)]

@@ -12,9 +12,9 @@ from vaultfleet.stackfile import Project
 def changed_since(project: Project, ref: str) -> list[str]:
     """Stacks affected by the git diff from `ref` to the working tree (untracked files included)."""
     root = project.root
-    commit = _commit(root, ref)
+    revision = commit(root, ref)
     diff = subprocess.run(
-        ["git", "diff", "--name-only", commit, "--", "."], cwd=root, capture_output=True, text=True, check=False
+        ["git", "diff", "--name-only", revision, "--", "."], cwd=root, capture_output=True, text=True, check=False
     )
     if diff.returncode != 0:
         raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
@@ -38,7 +38,7 @@ def changed_since(project: Project, ref: str) -> list[str]:
     return sorted(touched & stacks)
 
 
-def _commit(root: Path, ref: str) -> str:
+def commit(root: Path, ref: str) -> str:
     """The commit `ref` names, resolved so that git can never read it as an option (`--output=...`)."""
     if not ref or ref.startswith("-") or any(not ch.isprintable() for ch in ref):
         raise ValueError(f"--changed-since {ref!r} is not a git revision")

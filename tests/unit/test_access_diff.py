@@ -1,0 +1,70 @@
+"""The access review offline: what a change gains and loses per identity and path, against the stack
+files and policies at a git revision (`vaultfleet access --changed-since`, docs/access-review.md)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from tests.harness import edit_stack
+from vaultfleet.access_diff import access_diff
+from vaultfleet.cli import app
+from vaultfleet.stackfile import Project
+
+runner = CliRunner()
+
+
+def test_an_unchanged_fleet_says_so_in_one_line(git_project):
+    result = runner.invoke(app, ["access", "--changed-since", "HEAD"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "access: identical to HEAD (no identity gains or loses a capability)"
+
+
+def test_a_template_edit_names_every_cluster_and_role_it_reaches(git_project):
+    path = git_project / "policies/kv-read.hcl"
+    path.write_text(path.read_text().replace('capabilities = ["read"]', 'capabilities = ["read", "list"]'))
+    found = access_diff(Project(git_project), "HEAD")
+    # kv-read is every lab role's template: each one gains `list` on its cluster's data subtree.
+    reached = sorted(
+        f"{stack} {role['name']}"
+        for stack in ("lab-a", "lab-b")
+        for role in yaml.safe_load((git_project / f"stacks/Pulumi.{stack}.yaml").read_text())["config"][
+            "vaultfleet:roles"
+        ]
+        if "kv-read" in role.get("policies", [])
+    )
+    assert len(reached) >= 3
+    assert found.templates == {"policies/kv-read.hcl": reached}
+    gained = {(c.who.cluster, c.who.role, c.path, c.gained, c.lost) for c in found.changes}
+    assert gained == {
+        (r.split()[0], r.split()[1], f"kv/data/clusters/{r.split()[0]}/*", ("list",), ()) for r in reached
+    }
+    # Each names the policies that grant the path (kv-write grants it too to the deployers).
+    assert all(f"k8s-{c.who.cluster}-kv-read" in c.policies for c in found.changes)
+    markdown = runner.invoke(app, ["access", "--changed-since", "HEAD", "--format", "markdown"]).output
+    assert "`policies/kv-read.hcl` changed; it reaches " + ", ".join(f"`{r}`" for r in reached) in markdown
+    assert "| lab-a | `app/app` | app (`auth/k8s-lab-a`) | `kv/data/clusters/lab-a/*` | list |  |" in markdown
+
+
+def test_a_binding_widened_to_every_namespace_shows_as_gained_access(git_project):
+    edit_stack(git_project, "lab-a", lambda c: c["vaultfleet:roles"][0].update(namespaces=["*"]))
+    result = runner.invoke(app, ["access", "lab-a", "--changed-since", "HEAD", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["identical"] is False and found["templates"] == {}
+    by_namespace = {}
+    for change in found["changes"]:
+        by_namespace.setdefault(change["namespace"], []).append((change["path"], change["gained"], change["lost"]))
+    # The role's one namespace loses what it had only as far as the binding goes; every namespace gains it.
+    assert set(by_namespace) == {"app", "*"}
+    assert ("kv/data/clusters/lab-a/*", ["read"], []) in by_namespace["*"]
+    assert ("kv/data/clusters/lab-a/*", [], ["read"]) in by_namespace["app"]
+    text = runner.invoke(app, ["access", "lab-a", "--changed-since", "HEAD"]).output
+    assert "lab-a */app as role app (auth/k8s-lab-a)" in text and "+ read  kv/data/clusters/lab-a/*" in text
+
+
+def test_a_ref_that_is_not_a_commit_is_refused(git_project):
+    result = runner.invoke(app, ["access", "--changed-since", "no-such-ref"])
+    assert result.exit_code == 2 and "no such commit" in result.output, result.output
