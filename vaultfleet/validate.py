@@ -26,10 +26,11 @@ class Finding:
 
 
 def validate(
-    project: Project, names: list[str] | None = None
+    project: Project, names: list[str] | None = None, expectations: bool = False
 ) -> tuple[list[Finding], list[ClusterStack | SharedStack]]:
     """Findings for the named stack files (names or paths; all of stacks/ by default) and the
-    settings of each that has no error."""
+    settings of each that has no error; with `expectations`, the access expectations of those
+    stacks too (the `validate` command: a failing one must not stop `verify` checking it live)."""
     findings: list[Finding] = []
     stacks = []
     for stack_file in project.stacks(names):
@@ -38,7 +39,43 @@ def validate(
         if stack is not None:
             stacks.append(stack)
     findings += _lint_fleet(stacks)
+    if expectations:
+        findings += _expectations(project, stacks, every_stack=names is None)
     return findings, stacks
+
+
+def _expectations(project: Project, stacks, every_stack: bool) -> list[Finding]:
+    """access/*.yaml checked offline against the validated cluster stacks (vaultfleet/expectations.py):
+    a failing one is an error naming the policy rule that decides it."""
+    from vaultfleet.expectations import RoleAccess, check_offline
+    from vaultfleet.stackfile.expectations import load
+
+    located, problems = load(project)
+    out = [Finding("error", f, fld, msg) for f, fld, msg in problems]
+    clusters = {s.name: s for s in stacks if isinstance(s, ClusterStack)}
+    cache: dict[tuple[str, str], RoleAccess] = {}
+    for where in located:
+        e = where.expectation
+        stack = clusters.get(e.cluster)
+        if stack is None:
+            if every_stack:
+                out.append(
+                    Finding("error", where.file, f"{where.field}.cluster", f"no valid cluster stack '{e.cluster}'")
+                )
+            continue
+        role = next((r for r in stack.roles if r.name == e.role), None)
+        if role is None:
+            out.append(Finding("error", where.file, f"{where.field}.role", f"{e.cluster} has no role '{e.role}'"))
+            continue
+        access = cache.get((e.cluster, e.role)) or cache.setdefault(
+            (e.cluster, e.role), RoleAccess(stack, role, project.policy_dir)
+        )
+        outcome = check_offline(where, access)
+        if outcome.unchecked:
+            out.append(Finding("warning", where.file, where.field, str(outcome)))
+        elif not outcome.ok:
+            out.append(Finding("error", where.file, where.field, str(outcome)))
+    return out
 
 
 def check_stack(stack_file: StackFile) -> tuple[list[Finding], ClusterStack | SharedStack | None]:

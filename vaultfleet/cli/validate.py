@@ -25,7 +25,7 @@ def validate(
     """
     from vaultfleet.validate import validate as run
 
-    findings, checked = run(load_project(), stacks)
+    findings, checked = run(load_project(), stacks, expectations=True)
     errors = [f for f in findings if f.severity == "error"]
     if output == "json":
         print(json.dumps({"stacks": [s.name for s in checked], "findings": [f.to_json() for f in findings]}, indent=2))

@@ -16,11 +16,15 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Log in for real with a ServiceAccount token per role; name the cause and fix of any failure."""
+    from vaultfleet.stackfile.expectations import load
     from vaultfleet.verify.logins import verify as run
     from vaultfleet.verify.reviewer import reviewer_check
 
     project, settings = cluster_stack(stack, "verify a cluster stack")
-    checks = run(settings, project.policy_dir, settings.fleet.vault_address, only_role=role)
+    expectations, problems = load(project)
+    if problems:
+        fail("; ".join(f"{f}: {fld}: {msg}" for f, fld, msg in problems))
+    checks = run(settings, project.policy_dir, settings.fleet.vault_address, only_role=role, expectations=expectations)
     if role and not checks:
         fail(f"no role '{role}' in {stack}")
     # The whole stack (no --role): in reviewer-token mode, the stored token's health too.
@@ -41,6 +45,7 @@ def verify(
             if c.ok:
                 out.print(
                     f"[green]ok[/]   {stack}/{c.role}: {c.service_account} logged in, policies {c.policies}, {len(c.capabilities)} path(s) checked"
+                    + (f", {len(c.expectations)} expectation(s) hold" if c.expectations else "")
                 )
             else:
                 out.print(

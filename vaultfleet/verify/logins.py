@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vaultfleet.expectations import PROBE_NAME, RoleAccess, check_live, login_identity
 from vaultfleet.render.policy import cluster_policy_rules, for_service_account
+from vaultfleet.stackfile.expectations import Located
 from vaultfleet.stackfile.schema import ClusterStack
-
-PROBE_NAME = "vaultfleet-verify"
 
 # Vault's login error text -> (cause, fix). Checked in order; first match wins.
 CAUSES = [
@@ -101,6 +101,8 @@ class RoleCheck:
     service_account: str = ""
     policies: list[str] = field(default_factory=list)
     capabilities: dict[str, list[str]] = field(default_factory=dict)
+    expectations: list[str] = field(default_factory=list)
+    """Each access expectation of the role (access/*.yaml), checked with the login's token."""
     cause: str | None = None
     fix: str | None = None
 
@@ -111,8 +113,14 @@ def _probe_path(path: str) -> str:
 
 
 def verify(
-    stack: ClusterStack, policy_dir, vault_addr: str, kubeconfig: str | None = None, only_role: str | None = None
+    stack: ClusterStack,
+    policy_dir,
+    vault_addr: str,
+    kubeconfig: str | None = None,
+    only_role: str | None = None,
+    expectations: list[Located] = (),
 ) -> list[RoleCheck]:
+    """`expectations`: the stack's access expectations; each is checked with its role's token."""
     import hvac
     from kubernetes import client
 
@@ -125,8 +133,7 @@ def verify(
     for role in stack.roles:
         if only_role and role.name != only_role:
             continue
-        namespace = next((n for n in role.namespaces if n != "*"), PROBE_NAME)
-        account = next((s for s in role.service_accounts if s != "*"), PROBE_NAME)
+        namespace, account = login_identity(role)
         created = _ensure(core, client, namespace, account)
         check = RoleCheck(role=role.name, ok=False, service_account=f"{namespace}/{account}")
         try:
@@ -160,6 +167,7 @@ def verify(
                     check.capabilities[probe] = got
                     if not set(rule.capabilities) <= set(got) and "root" not in got:
                         wrong.append(f"{probe}: expected {sorted(rule.capabilities)}, got {got}")
+            failed = _expectations(vault, stack, role, policy_dir, expectations, check)
             vault.auth.token.revoke_self()
             if missing:
                 check.cause, check.fix = f"token lacks policies {sorted(missing)}", "run vaultfleet up for this stack"
@@ -168,12 +176,32 @@ def verify(
                     "capabilities differ from the policy: " + "; ".join(wrong),
                     "run vaultfleet up (policy drift)",
                 )
+            elif failed:
+                check.cause, check.fix = (
+                    "access expectations fail: " + "; ".join(failed),
+                    "change the policies or bindings, or the expectation in access/ (vaultfleet validate shows it offline)",
+                )
             else:
                 check.ok = True
         finally:
             _cleanup(core, client, created)
         results.append(check)
     return results
+
+
+def _expectations(
+    vault, stack: ClusterStack, role, policy_dir, expectations: list[Located], check: RoleCheck
+) -> list[str]:
+    """The role's expectations against `sys/capabilities-self` of its token; the failing ones."""
+    mine = [e for e in expectations if e.expectation.cluster == stack.name and e.expectation.role == role.name]
+    if not mine:
+        return []
+    access = RoleAccess(stack, role, policy_dir)
+    paths = sorted({e.expectation.path for e in mine})
+    answer = vault.adapter.post("/v1/sys/capabilities-self", json={"paths": paths})
+    outcomes = [check_live(e, access, answer.get(e.expectation.path, [])) for e in mine]
+    check.expectations = [f"{o.where.file} {o.where.field}: {o}" for o in outcomes]
+    return [f"{o.where.file} {o.where.field}: {o}" for o in outcomes if not o.ok]
 
 
 def _inspect(

@@ -1,0 +1,75 @@
+"""The access review on a real fleet (issue 28, docs/access-review.md): expectations that hold
+offline hold live; one that fails, fails offline (`validate`) and live (`verify`, a real login's
+`sys/capabilities-self`) with the same explanation; a template edit's preview names every role it
+reaches, in the markdown a pull request shows.
+
+One fleet for the module: the shared stack and lab-a, in a project copy that is a git repository
+(the access review compares against a revision).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.harness import REPO, copy_project, destroy_stacks, up_stacks
+from vaultfleet.cli import app
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
+runner = CliRunner()
+FAILING = {"cluster": "lab-a", "role": "app", "path": "kv/data/clusters/lab-a/config", "cannot": ["read"]}
+EXPLAINED = (
+    "FAIL: lab-a role app cannot read kv/data/clusters/lab-a/config: has read; "
+    'decided by k8s-lab-a-kv-read: path "kv/data/clusters/lab-a/*"'
+)
+
+
+def git(project, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def project(lab, lab_env, tmp_path_factory):
+    project = copy_project(tmp_path_factory.mktemp("access"))
+    (project / "stacks" / "Pulumi.lab-b.yaml").unlink()
+    # The repository's own expectations, those of the one cluster this fleet has.
+    fleet = yaml.safe_load((REPO / "access" / "lab.yaml").read_text())["expectations"]
+    (project / "access").mkdir()
+    (project / "access" / "lab.yaml").write_text(
+        yaml.safe_dump({"expectations": [e for e in fleet if e["cluster"] == "lab-a"]})
+    )
+    (project / ".gitignore").write_text(".venv\n")
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the fleet as applied")
+    up_stacks(project, lab_env, ["vault", "lab-a"])
+    yield project
+    destroy_stacks(project, lab_env, ["lab-a", "vault"])
+
+
+@pytest.mark.server
+def test_an_expectation_fails_offline_and_live_with_the_same_explanation(project):
+    # Control: the fleet's own expectations hold, offline and with each role's real login.
+    assert runner.invoke(app, ["validate"]).exit_code == 0
+    held = runner.invoke(app, ["verify", "lab-a"])
+    assert held.exit_code == 0, held.output
+    assert "expectation(s) hold" in held.output
+    extra = project / "access" / "review.yaml"
+    extra.write_text(yaml.safe_dump({"expectations": [FAILING]}))
+    try:
+        offline = runner.invoke(app, ["validate"])
+        assert offline.exit_code != 0
+        assert EXPLAINED in " ".join(offline.output.split()), offline.output
+        live = runner.invoke(app, ["verify", "lab-a", "--role", "app"])
+        assert live.exit_code == 1, live.output
+        assert EXPLAINED in " ".join(live.output.split()), live.output
+    finally:
+        extra.unlink()
