@@ -97,7 +97,7 @@ def diff(before: list[Grant], after: list[Grant]) -> list[Change]:
     old, new = _by_who(before), _by_who(after)
     changes = []
     for who in sorted(old.keys() | new.keys(), key=lambda w: (w.cluster, w.role, w.namespace, w.service_account)):
-        paths_old, paths_new = old.get(who, {}), new.get(who, {})
+        paths_old, paths_new = _held(old, who), _held(new, who)
         for path in sorted(paths_old.keys() | paths_new.keys()):
             caps_old, policies_old = paths_old.get(path, (set(), set()))
             caps_new, policies_new = paths_new.get(path, (set(), set()))
@@ -112,6 +112,23 @@ def diff(before: list[Grant], after: list[Grant]) -> list[Change]:
                     )
                 )
     return changes
+
+
+def _held(side: dict[Who, dict[str, tuple[set[str], set[str]]]], who: Who) -> dict[str, tuple[set[str], set[str]]]:
+    """What `who` holds on one side, through every binding of its role that takes it in: the
+    ServiceAccount app/app keeps what a binding widened to `*/app` grants (no loss shown), and
+    `*/app` itself holds only what a `*` binding grants."""
+    held: dict[str, tuple[set[str], set[str]]] = {}
+    for other, paths in side.items():
+        if (other.cluster, other.mount, other.role, other.login) != (who.cluster, who.mount, who.role, who.login):
+            continue
+        if other.namespace not in ("*", who.namespace) or other.service_account not in ("*", who.service_account):
+            continue
+        for path, (caps, policies) in paths.items():
+            mine = held.setdefault(path, (set(), set()))
+            mine[0].update(caps)
+            mine[1].update(policies)
+    return held
 
 
 def _by_who(rows: list[Grant]) -> dict[Who, dict[str, tuple[set[str], set[str]]]]:

@@ -73,3 +73,33 @@ def test_an_expectation_fails_offline_and_live_with_the_same_explanation(project
         assert EXPLAINED in " ".join(live.output.split()), live.output
     finally:
         extra.unlink()
+
+
+@pytest.mark.server
+def test_a_pull_requests_preview_names_every_role_a_template_edit_reaches(project):
+    # A pull request's change: kv-read also lists, and the app role's binding widens to every
+    # namespace. Its preview (engine run against the lab's Vault and cluster) carries the review.
+    template = project / "policies" / "kv-read.hcl"
+    stack_file = project / "stacks" / "Pulumi.lab-a.yaml"
+    before = template.read_text(), stack_file.read_text()
+    config = yaml.safe_load(before[1])
+    roles = config["config"]["vaultfleet:roles"]
+    reached = [r["name"] for r in roles if "kv-read" in r.get("policies", [])]
+    assert len(reached) >= 2
+    template.write_text(before[0].replace('capabilities = ["read"]', 'capabilities = ["read", "list"]'))
+    next(r for r in roles if r["name"] == "app")["namespaces"] = ["*"]
+    stack_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        result = runner.invoke(app, ["preview", "--changed-since", "HEAD", "--format", "markdown"])
+        assert result.exit_code == 0, result.output
+        markdown = result.output
+        print(markdown)  # docs/github-actions.md shows it as the pull request's comment
+        assert "| lab-a | ok |" in markdown  # the engine's part: the stack previewed
+        assert "`policies/kv-read.hcl` changed; it reaches " + ", ".join(f"`lab-a {r}`" for r in reached) in markdown
+        for role in reached:  # each gains `list` on its cluster's subtree
+            assert f"{role} (`auth/k8s-lab-a`) | `kv/data/clusters/lab-a/*` | list |" in markdown
+        # The widened binding: a ServiceAccount of any namespace now reads lab-a's secrets.
+        assert "| lab-a | `*/app` | app (`auth/k8s-lab-a`) | `kv/data/clusters/lab-a/*` | list, read |" in markdown
+    finally:
+        template.write_text(before[0])
+        stack_file.write_text(before[1])

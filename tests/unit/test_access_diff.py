@@ -57,10 +57,10 @@ def test_a_binding_widened_to_every_namespace_shows_as_gained_access(git_project
     by_namespace = {}
     for change in found["changes"]:
         by_namespace.setdefault(change["namespace"], []).append((change["path"], change["gained"], change["lost"]))
-    # The role's one namespace loses what it had only as far as the binding goes; every namespace gains it.
-    assert set(by_namespace) == {"app", "*"}
+    # Every namespace's `app` ServiceAccount gains what the role grants; the one bound before keeps
+    # it (the `*` binding takes it in), so no loss is shown for it.
+    assert set(by_namespace) == {"*"}
     assert ("kv/data/clusters/lab-a/*", ["read"], []) in by_namespace["*"]
-    assert ("kv/data/clusters/lab-a/*", [], ["read"]) in by_namespace["app"]
     text = runner.invoke(app, ["access", "lab-a", "--changed-since", "HEAD"]).output
     assert "lab-a */app as role app (auth/k8s-lab-a)" in text and "+ read  kv/data/clusters/lab-a/*" in text
 
@@ -68,3 +68,26 @@ def test_a_binding_widened_to_every_namespace_shows_as_gained_access(git_project
 def test_a_ref_that_is_not_a_commit_is_refused(git_project):
     result = runner.invoke(app, ["access", "--changed-since", "no-such-ref"])
     assert result.exit_code == 2 and "no such commit" in result.output, result.output
+
+
+def test_preview_changed_since_carries_the_access_review_in_every_format(git_project, monkeypatch):
+    # The engine runs are the lab's (tests/lab/test_access_review.py); here only what preview adds.
+    from vaultfleet.cli import fleet
+    from vaultfleet.fleet.runner import StackResult
+
+    monkeypatch.setattr(
+        fleet, "_run", lambda project, op, names, *a, **k: [StackResult(stack=n, operation=op, ok=True) for n in names]
+    )
+    edit_stack(git_project, "lab-a", lambda c: c["vaultfleet:roles"][0].update(namespaces=["*"]))
+    text = runner.invoke(app, ["preview", "--changed-since", "HEAD"]).output
+    assert "access since HEAD:" in text and "lab-a" in text and "+ " in text
+    markdown = runner.invoke(app, ["preview", "--changed-since", "HEAD", "--format", "markdown"]).output
+    assert "| stack | result |" in markdown and "### Access review (against `HEAD`)" in markdown
+    result = runner.invoke(app, ["preview", "--changed-since", "HEAD", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    stacks = {s["stack"]: s for s in json.loads(result.output)}  # still a list, one entry per stack
+    assert set(stacks) == {"lab-a", "vault"}  # the shared stack holds lab-a's applier policy
+    access = stacks["lab-a"]["access"]
+    assert access["since"] == "HEAD" and access["identical"] is False
+    assert {c["cluster"] for c in access["changes"]} == {"lab-a"}
+    assert any(c["namespace"] == "*" and c["gained"] for c in access["changes"])

@@ -84,8 +84,16 @@ def _run(project, operation: str, names: list[str], parallel: int, refresh: bool
         return run(project, names, operation, parallel, refresh, on_start=started, on_result=finished, full=full)
 
 
-def _finish(results, output: Format, expect_no_changes: bool = False) -> None:
-    print(summary(results, output))
+def _finish(results, output: Format, expect_no_changes: bool = False, access=None) -> None:
+    if access is None:
+        print(summary(results, output))
+    elif output == "json":  # still one entry per stack (CI reads `.[].stack`); each cluster's own changes
+        print(summary(results, output, {r.stack: {"access": _access_json(access, r.stack)} for r in results}))
+    else:
+        from vaultfleet.cli.access import diff_markdown, diff_text
+
+        review = diff_markdown(access) if output == "markdown" else diff_text(access)
+        print(summary(results, output) + "\n\n" + review)
     failed = [r.stack for r in results if not r.ok]
     if failed:
         err.print(f"[red]failed: {', '.join(failed)}[/]")
@@ -93,6 +101,16 @@ def _finish(results, output: Format, expect_no_changes: bool = False) -> None:
     if expect_no_changes and any(r.changed for r in results):
         err.print(f"[yellow]changes (drift) in: {', '.join(r.stack for r in results if r.changed)}[/]")
         raise typer.Exit(code=3)
+
+
+def _access_json(access, stack: str) -> dict:
+    changes = access.for_cluster(stack)
+    return {
+        "since": access.ref,
+        "identical": not changes,
+        "changes": [c.to_json() for c in changes],
+        "templates": {t: [r for r in reached if r.split()[0] == stack] for t, reached in access.templates.items()},
+    }
 
 
 def preview(
@@ -129,7 +147,23 @@ def preview(
         print(summary([], output))
         err.print("no stack affected")
         return
-    _finish(_run(project, "preview", names, parallel, refresh, full), output, expect_no_changes)
+    # Offline and before the engine: a REF whose files do not read still leaves the preview to run.
+    found = _access_review(project, changed_since, names) if changed_since is not None else None
+    _finish(_run(project, "preview", names, parallel, refresh, full), output, expect_no_changes, found)
+
+
+def _access_review(project, ref: str, names: list[str]):
+    """Who gains or loses which capability in the previewed stacks against REF
+    (docs/access-review.md); None, with the reason on stderr, when it cannot be worked out."""
+    import subprocess
+
+    from vaultfleet.access_diff import access_diff
+
+    try:
+        return access_diff(project, ref, names)
+    except (ValueError, subprocess.CalledProcessError) as exc:
+        err.print(f"[yellow]access review against {ref} skipped: {exc}[/]")
+        return None
 
 
 def up(

@@ -11,9 +11,10 @@ if TYPE_CHECKING:
 OPERATIONS = ("create", "update", "delete", "replace")
 
 
-def summary(results: list[StackResult], output: str) -> str:
+def summary(results: list[StackResult], output: str, extra: dict[str, dict] | None = None) -> str:
     """The results as `output` says: json (every field), markdown (a table for a pull request
-    comment, each failure's error folded) or text (a block per stack, drift marked as such)."""
+    comment, each failure's error folded) or text (a block per stack, drift marked as such).
+    `extra`: more JSON fields per stack name (preview's access review)."""
     if output == "json":
         return json.dumps(
             [
@@ -28,6 +29,7 @@ def summary(results: list[StackResult], output: str) -> str:
                     "recovered": r.recovered,
                     "unchanged": r.unchanged,
                     "seconds": r.seconds,
+                    **(extra or {}).get(r.stack, {}),
                 }
                 for r in results
             ],
