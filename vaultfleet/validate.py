@@ -39,9 +39,45 @@ def validate(
         if stack is not None:
             stacks.append(stack)
     findings += _lint_fleet(stacks)
+    if names is None:  # the whole fleet: only then are the mounts counted right
+        findings += _capacity(stacks)
     if expectations:
         findings += _expectations(project, stacks, every_stack=names is None)
     return findings, stacks
+
+
+# Vault keeps every auth mount of a server in one storage entry (the auth mount table), at most 1 MiB
+# on integrated storage by default: about 14,000 auth mounts (docs/internals/limits; Consul's
+# 512 KiB, half that). A fleet past half of it has room for one more growth spurt, not two: time to
+# raise max_entry_size or split the fleet over Vaults (docs/benchmarks.md, "What grows per cluster").
+AUTH_MOUNT_LIMIT = 14_000
+AUTH_MOUNT_WARN_SHARE = 0.5
+
+
+def _capacity(stacks) -> list[Finding]:
+    """A warning per Vault whose fleet's auth mounts (a mount per cluster, the pipeline's jwt
+    mount) pass AUTH_MOUNT_WARN_SHARE of the documented auth mount table limit."""
+    per_vault: dict[str, list[str]] = {}
+    for stack in stacks:
+        if isinstance(stack, ClusterStack):
+            per_vault.setdefault(stack.fleet.vault_address, []).append(stack.name)
+        elif isinstance(stack, SharedStack) and stack.pipeline is not None:
+            per_vault.setdefault(stack.fleet.vault_address, []).append(stack.name)
+    out = []
+    for address, owners in per_vault.items():
+        if len(owners) > AUTH_MOUNT_LIMIT * AUTH_MOUNT_WARN_SHARE:
+            out.append(
+                Finding(
+                    "warning",
+                    "Pulumi.yaml",
+                    "vaultfleet:vaultAddress",
+                    f"{address}: the fleet has {len(owners)} auth mounts on this Vault, past "
+                    f"{AUTH_MOUNT_WARN_SHARE:.0%} of the about {AUTH_MOUNT_LIMIT:,} its auth mount table holds "
+                    "(integrated storage's default 1 MiB entry; Consul: half): raise the storage's max_entry_size "
+                    "or split the fleet over Vaults",
+                )
+            )
+    return out
 
 
 def _expectations(project: Project, stacks, every_stack: bool) -> list[Finding]:
