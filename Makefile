@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv tools postgres haproxy demo lint test unit lab-up lab-down
+.PHONY: venv wheel tools postgres haproxy demo lint test unit lab-up lab-down
 
 venv: $(VENV)/.installed
 
@@ -15,6 +15,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
+
+# vaultfleet as a versioned package: the wheel a fleet repository installs (docs/fleet-repository.md):
+# the program, the CLI, the components and the fleet templates (policies, workflow); not the lab's
+# toolchain scripts (tools/) nor the tests. Built by pip with the setuptools pyproject.toml pins.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL := dist/vaultfleet-$(VERSION)-py3-none-any.whl
+
+wheel: venv
+	rm -f dist/vaultfleet-*.whl
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+	@echo "[wheel] $(WHEEL)"
 
 tools:
 	bash tools/build-all.sh
@@ -49,8 +60,10 @@ lint: venv
 # `make test LAB_SERVERS=openbao`: one server.
 LAB_SERVERS ?= openbao vault
 
-test: lint venv tools postgres haproxy
-	@bash tests/passes.sh $(LAB_SERVERS)
+# The unit tests check the wheel just built (tests/unit/test_init.py: its files, installed on its own
+# it runs `vaultfleet init`); the lab tests run a fleet `vaultfleet init` wrote.
+test: lint venv wheel tools postgres haproxy
+	@VAULTFLEET_WHEEL=$(CURDIR)/$(WHEEL) bash tests/passes.sh $(LAB_SERVERS)
 
 unit: venv
 	$(BIN)/python -m pytest -v tests/unit

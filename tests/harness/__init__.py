@@ -4,7 +4,7 @@ Import from here (`from tests.harness import Fleet, login`); the conftest.py fil
 hooks only. By concern:
 
 - `project`: the repository, project copies (stack files only, or runnable on the lab), stack-file
-  edits, the checkout's tracked changes.
+  edits, the checkout's tracked changes, the wheel (`built_wheel`, `install_wheel`).
 - `lab`: engine runs on the lab (`up_stacks`, `destroy_stacks`, `plain_stack_export`), Vault
   clients and tokens, `login` (kubernetes or jwt, a ServiceAccount's token or a given JWT), and
   `Fleet`, a project copy on the lab with its stacks, clients and database declaration.
@@ -30,9 +30,11 @@ from tests.harness.project import (
     REPO,
     STACK_FILES,
     add_team_role,
+    built_wheel,
     copy_project,
     copy_project_files,
     edit_stack,
+    install_wheel,
     tracked_changes,
     use_state_key,
 )
@@ -77,6 +79,7 @@ __all__ = [
     "accepted",
     "add_database",
     "add_team_role",
+    "built_wheel",
     "by_kind",
     "cluster",
     "cluster_values",
@@ -85,6 +88,7 @@ __all__ = [
     "copy_project_files",
     "destroy_stacks",
     "edit_stack",
+    "install_wheel",
     "enable_transit",
     "login",
     "plain_stack_export",

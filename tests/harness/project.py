@@ -86,3 +86,28 @@ def tracked_changes() -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout
 
     return git("status", "--porcelain=v1", "--untracked-files=no") + git("diff", "HEAD", "--binary")
+
+
+def built_wheel(out_dir: Path) -> Path:
+    """The vaultfleet wheel: `make test` builds it once (`make wheel`) and names it in
+    $VAULTFLEET_WHEEL; a run without it builds one into `out_dir` (`pip wheel`, a few seconds)."""
+    import os
+    import sys
+
+    if os.environ.get("VAULTFLEET_WHEEL"):
+        return Path(os.environ["VAULTFLEET_WHEEL"])
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out_dir), str(REPO)]
+    subprocess.run(pip, check=True, capture_output=True)
+    (found,) = Path(out_dir).glob("vaultfleet-*.whl")
+    return found
+
+
+def install_wheel(wheel: Path, target: Path) -> dict[str, str]:
+    """The wheel installed into `target` alone (its dependencies are this venv's), and the variables
+    that put it first on a Python's path: vaultfleet and the program then run from the wheel, not
+    from this checkout (the venv's editable install comes after `PYTHONPATH`)."""
+    import sys
+
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)]
+    subprocess.run(pip, check=True, capture_output=True)
+    return {"PYTHONPATH": str(target)}

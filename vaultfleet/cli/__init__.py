@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from vaultfleet.cli import access, adopt, consumers, fleet, lab, onboard, release, validate, verify
+from vaultfleet.cli import access, adopt, consumers, fleet, init, lab, onboard, release, validate, verify
 
 app = typer.Typer(
     help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(lab.app, name="lab")
 for command in (
+    init.init,
     validate.validate,
     onboard.onboard,
     adopt.adopt,

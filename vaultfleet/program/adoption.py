@@ -4,7 +4,7 @@ instead of created, under the URN the program gives it.
 The adopt command lists the objects it found (in Vault and in the cluster) in a JSON file named by
 $VAULTFLEET_ADOPT_IDS (fleet/engine.py ADOPT_IDS_ENV): `<type> <import id>` -> the inputs the import does not compare (the
 differences it showed and the admin accepted, and what Vault never returns, the reviewer JWT).
-__main__.py then registers `adopting_transform`, which sets Pulumi's `import` option on each
+The program (main.py) then registers `adopting_transform`, which sets Pulumi's `import` option on each
 resource found. The engine reads each object and refuses the run if any other input of the
 program differs from it: nothing is written then.
 """

@@ -30,7 +30,10 @@ CAPABILITIES = frozenset(
     {"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"}
 )
 
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
+# The packaged templates (in this checkout, a link to the repository's policies/; in an installed
+# wheel, its copy): the default of tests and benchmarks. The program and every command render from
+# their project's policies/ (`Project.policy_dir`), the copy a fleet repository owns.
+POLICY_DIR = Path(__file__).resolve().parents[1] / "templates" / "fleet" / "policies"
 
 # Vault keys an entity's aliases by mount accessor, not by mount path, and the accessor exists only
 # once the mount does (a Pulumi Output). Rendering keeps ${mount_accessor} as this placeholder;

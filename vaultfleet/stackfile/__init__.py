@@ -9,6 +9,7 @@ Light on imports: the CLI's fast path (`--help`, `validate`) starts here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import cached_property
 from pathlib import Path
@@ -28,10 +29,14 @@ PROGRAM_INPUTS: dict[str, str | None] = {
     "Pulumi.yaml": None,
     "__main__.py": None,
     "pyproject.toml": None,
+    "requirements.txt": None,
     "components": "*.py",
     "vaultfleet": "*.py",
     "policies": "*.hcl",
 }
+# A fleet repository (`vaultfleet init`) holds no program code: its program is the installed
+# package's, whose files count in its place (an upgrade changes every stack's inputs).
+_PACKAGES = ("components", "vaultfleet")
 
 
 def stack_file_name(stack: str) -> str:
@@ -118,6 +123,10 @@ class Project:
                 files.append(path)
             else:
                 files += sorted(p for p in path.rglob(pattern) if "__pycache__" not in p.parts)
+        for package in _PACKAGES:
+            if not (self.root / package).is_dir():
+                installed = Path(importlib.util.find_spec(package).origin).parent  # found, not imported
+                files += sorted(p for p in installed.rglob("*.py") if "__pycache__" not in p.parts)
         return files
 
     def touches_every_stack(self, relative: str) -> bool:

@@ -1,0 +1,77 @@
+"""A fleet repository made by `vaultfleet init`, run on the lab from the wheel (issue 30): init,
+onboard a cluster, `up` the shared stack and the cluster, a real login, a preview that finds nothing
+to change, destroy. The CLI and the Pulumi program both run from the wheel installed on its own
+(`install_wheel`: first on the path, before this checkout's editable install), on the fleet's own
+files; the program is the one `__main__.py` calls, the same few lines as this repository's.
+
+Marked `lab` only, not `server`: what this module adds to the lab tests is the package and the
+files init writes (the same on either server); the up and the login themselves are
+server-dependent, and test_project.py covers them on both servers with the same program. On
+lab-c, which no other module uses while this one runs (the modules run one after another; the two
+that use lab-c, test_auth_modes and test_crash, destroy what they made).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import REPO, built_wheel, destroy_stacks, install_wheel, login
+from vaultfleet.fleet.engine import pulumi_command
+
+pytestmark = [pytest.mark.lab]
+CLUSTER = "lab-c"
+
+
+def test_a_fleet_init_wrote_comes_up_from_the_wheel_and_logs_in(lab, lab_env, tmp_path):
+    env = {**lab_env, **install_wheel(built_wheel(tmp_path / "wheel"), tmp_path / "site")}
+
+    def vaultfleet(*args: str, cwd: Path) -> str:
+        code = (
+            "import sys, vaultfleet; print(vaultfleet.__file__, file=sys.stderr); from vaultfleet.cli import app; app()"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+        )
+        assert out.stderr.startswith(str(tmp_path / "site")), out.stderr  # the wheel's vaultfleet ran
+        assert out.returncode == 0, f"vaultfleet {' '.join(args)}: {out.stdout}\n{out.stderr}"
+        return out.stdout
+
+    fleet = tmp_path / "fleet"
+    vaultfleet("init", str(fleet), "--vault-address", lab.vault_addr, cwd=tmp_path)
+    # The fleet's virtualenv is this one (nothing installed): its SDKs and the wheel on PYTHONPATH.
+    (fleet / ".venv").symlink_to(REPO / ".venv")
+    vaultfleet("onboard", CLUSTER, "--context", CLUSTER, cwd=fleet)
+    try:
+        vaultfleet("up", "vault", CLUSTER, cwd=fleet)
+
+        # A real login at the cluster's mount, with the policy the fleet's own template rendered.
+        client = login(lab, CLUSTER)
+        assert "k8s-lab-c-kv-read" in client.auth.token.lookup_self()["data"]["policies"]
+
+        # The program the engine ran was the wheel's: the inputs digest it exported names the
+        # installed package's files, as the wheel's CLI computes it, not this checkout's.
+        outputs = pulumi_command().run(["stack", "output", "--json", "--stack", CLUSTER], str(fleet), env).stdout
+        digest = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from vaultfleet.fleet.inputs import inputs_fingerprint as f; from vaultfleet.stackfile import Project; "
+                f"print(f(Project('.').stack('{CLUSTER}')))",
+            ],
+            cwd=fleet,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert json.loads(outputs)["vaultfleet_inputs"] == digest
+
+        # Converged: a preview (with its refresh) finds nothing to change.
+        vaultfleet("preview", "vault", CLUSTER, "--expect-no-changes", cwd=fleet)
+    finally:
+        destroy_stacks(fleet, env, [CLUSTER, "vault"])
