@@ -11,16 +11,20 @@ if TYPE_CHECKING:
 
 
 def context_client(context: str, kubeconfig: str | None = None) -> client.ApiClient:
-    """A client for kube context `context`: of `kubeconfig`, else the first existing file of
-    $KUBECONFIG (or ~/.kube/config), resolved now: the kubernetes client reads $KUBECONFIG once, at
-    import, and kubectl reads it at each call."""
+    """A client for kube context `context`: of `kubeconfig`, else of the files $KUBECONFIG lists (or
+    ~/.kube/config), merged as kubectl merges them (the first file to name a context, cluster or
+    user wins; each may come from another file), resolved now: the kubernetes client reads
+    $KUBECONFIG once, at import, and kubectl reads it at each call. A user with `exec:` (EKS's
+    `aws eks get-token`, GKE's `gke-gcloud-auth-plugin`) runs its plugin here, through the client's
+    own ExecProvider."""
     from kubernetes import config
+    from kubernetes.config.kube_config import ENV_KUBECONFIG_PATH_SEPARATOR
 
     from vaultfleet.kubeconfig import kubeconfig_paths
 
     if kubeconfig is None:
-        paths = kubeconfig_paths()
-        kubeconfig = str(next((p for p in paths if p.exists()), paths[0]))
+        # The client's KubeConfigMerger splits the list and skips files that do not exist.
+        kubeconfig = ENV_KUBECONFIG_PATH_SEPARATOR.join(str(p) for p in kubeconfig_paths())
     return config.new_client_from_config(config_file=kubeconfig, context=context)
 
 

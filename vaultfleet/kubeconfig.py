@@ -28,6 +28,15 @@ def kubeconfig_paths() -> list[Path]:
     return [Path.home() / ".kube" / "config"]
 
 
+def provider_kubeconfig() -> str | None:
+    """The kubernetes provider's `kubeconfig` input. The provider takes it for one file's path or a
+    kubeconfig's contents, and its Python SDK passes $KUBECONFIG when it is not given: a list
+    (`a:b`) would then be parsed as contents and fail. So, for a list, "": the provider loads
+    $KUBECONFIG itself with client-go's loading rules, merged as kubectl does. For one file, None,
+    as before (the SDK passes its path): no change to a stack's provider."""
+    return "" if os.pathsep in os.environ.get("KUBECONFIG", "") else None
+
+
 def read_context(context: str, paths: list[Path] | None = None) -> ContextEndpoint:
     """Server URL and CA (PEM) of `context`, merging files as kubectl does (first one wins)."""
     paths = paths or kubeconfig_paths()

@@ -83,6 +83,15 @@ def test_a_reviewer_token_cluster_makes_its_reviewer_config_and_roles_and_no_mou
     assert vault_provider.inputs["address"] == "http://127.0.0.1:18200"
 
 
+@pytest.mark.parametrize(("kubeconfig", "given"), [("one-file", "one-file"), ("users.yaml:eks.yaml", "")])
+def test_the_kubernetes_provider_loads_a_kubeconfig_list_itself(fleet, monkeypatch, kubeconfig, given):
+    """One file: its path, as the SDK passes $KUBECONFIG. A list (issue 30): "", so the provider
+    loads $KUBECONFIG with client-go's rules instead of parsing `a:b` as a kubeconfig's contents."""
+    monkeypatch.setenv("KUBECONFIG", kubeconfig)
+    (kube_provider,) = run_program(fleet, "lab-a").of_type("pulumi:providers:kubernetes")
+    assert (kube_provider.inputs["context"], kube_provider.inputs.get("kubeconfig")) == ("lab-a", given)
+
+
 def test_a_client_jwt_cluster_binds_its_roles_accounts_and_stores_no_reviewer(fleet):
     edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:cluster"].update(authMode="client-jwt"))
     mocks = run_program(fleet, "lab-a")

@@ -19,7 +19,7 @@ from pulumi.runtime.config import get_config, is_config_secret
 
 from components import ClusterOnboarding, SharedVault
 from vaultfleet.fleet import inputs
-from vaultfleet.kubeconfig import KubeconfigError
+from vaultfleet.kubeconfig import KubeconfigError, provider_kubeconfig
 from vaultfleet.program.adoption import adopting_transform, existing_ids
 from vaultfleet.program.args import cluster_args, shared_args
 from vaultfleet.render.policy import PolicyError
@@ -73,7 +73,9 @@ def run() -> None:
             pulumi.export("database_mount", shared.database.mount_path)
             pulumi.export("database_roles", shared.database.role_names)
     else:
-        kube_provider = k8s.Provider("kubernetes", context=settings.cluster.kube_context)
+        kube_provider = k8s.Provider(
+            "kubernetes", context=settings.cluster.kube_context, kubeconfig=provider_kubeconfig()
+        )
         cluster = ClusterOnboarding(
             settings.name, args, opts=pulumi.ResourceOptions(providers=[vault_provider, kube_provider])
         )
