@@ -87,7 +87,7 @@ def main() -> None:
 
             # lab-b offboarded (untimed), then onboarded by the run the kill interrupts.
             (stacks / "Pulumi.lab-b.yaml").rename(held_back)
-            timed([CLI, "up", "vault"], env, project)
+            timed([CLI, "up", "vault", "--allow-dangerous", "vault"], env, project)  # lab-b's mount goes
             subprocess.run([CLI, "destroy", "lab-b", "--yes"], env=env, cwd=project, capture_output=True)
             held_back.rename(stacks / "Pulumi.lab-b.yaml")
             with ThreadPoolExecutor(1) as pool:

@@ -24,6 +24,13 @@ class KubernetesAuthMountArgs:
     make it, so no run of vaultfleet disables it and revokes what it issued)."""
 
 
+# Disabling or moving a mount revokes every token and lease it issued. `protect` stops a plain
+# `pulumi up` before a delete or replace of it (its preview fails); a new path is a replace rather
+# than the provider's in-place remount, which `protect` would let through (Vault revokes on a move
+# too). `vaultfleet up` lifts it for a run that names the stack: docs/dangerous-steps.md.
+PROTECTED_MOUNT = pulumi.ResourceOptions(protect=True, replace_on_changes=["path"])
+
+
 class KubernetesAuthMount(pulumi.ComponentResource):
     """`vault auth enable -path=<path> kubernetes`.
 
@@ -45,7 +52,9 @@ class KubernetesAuthMount(pulumi.ComponentResource):
             tune=vault.AuthBackendTuneArgs(max_lease_ttl=f"{args.max_lease_ttl_seconds}s")
             if args.max_lease_ttl_seconds
             else None,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
+            opts=pulumi.ResourceOptions.merge(
+                PROTECTED_MOUNT, pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete)
+            ),
         )
         self.path = backend.path
         self.accessor = backend.accessor

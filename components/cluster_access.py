@@ -81,13 +81,14 @@ class ClusterAccess(pulumi.ComponentResource):
         )
         if args.state_key:
             # Kept when the cluster leaves the fleet: its state's secrets stay readable. Not
-            # exportable, not deletable through Vault's API (deletion_allowed false).
+            # exportable, not deletable through Vault's API (deletion_allowed false). Protected too:
+            # the key leaves the stack (or is remade) only in a run that says so.
             vault.transit.SecretBackendKey(
                 f"{name}-state-key",
                 backend="transit",
                 name=args.state_key,
                 deletion_allowed=False,
-                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=True),
             )
         self.mount_path = mount.path
         self.mount_accessor = mount.accessor

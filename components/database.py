@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_vault as vault
 
+from components.auth_mount import PROTECTED_MOUNT
+
 
 @dataclass(frozen=True)
 class PostgresConnectionSpec:
@@ -68,7 +70,8 @@ class DatabaseEngine(pulumi.ComponentResource):
             path=args.mount_path,
             type="database",
             description="vaultfleet: dynamic database credentials for the fleet",
-            opts=pulumi.ResourceOptions(parent=self),
+            # Unmounting (or moving) it revokes every lease it issued: protected like an auth mount.
+            opts=pulumi.ResourceOptions.merge(PROTECTED_MOUNT, pulumi.ResourceOptions(parent=self)),
         )
         # Unmounting revokes every outstanding lease, through the connection that created it: when
         # the mount goes, its connections and roles go with it (Vault deletes them) instead of

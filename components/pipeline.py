@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_vault as vault
 
+from components.auth_mount import PROTECTED_MOUNT
+
 
 @dataclass(frozen=True)
 class PipelineIdentitySpec:
@@ -54,7 +56,7 @@ class PipelineIdentities(pulumi.ComponentResource):
             type="jwt",
             bound_issuer=args.issuer,
             description="vaultfleet: CI jobs log in with their OIDC token",
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions.merge(PROTECTED_MOUNT, pulumi.ResourceOptions(parent=self)),
             **keys,
         )
         roles = [

@@ -52,7 +52,10 @@ class SharedVault(pulumi.ComponentResource):
             type="kv",
             options={"version": "2"},
             description="vaultfleet: KV v2 shared by the fleet",
-            opts=child,
+            # Unmounting loses every secret: a plain `pulumi up` stops before a delete or replace. A
+            # new path stays the provider's remount (a replace would lose the data; the secrets move):
+            # `vaultfleet up` refuses that unless told (docs/dangerous-steps.md).
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
         self.clusters = {c.cluster: ClusterAccess(f"{name}-cluster-{c.cluster}", c, opts=child) for c in args.clusters}
         policies: list[pulumi.Resource] = list(self.clusters.values())

@@ -66,15 +66,17 @@ def use_lab_for_cli(monkeypatch, project: Path, lab_env: dict[str, str]) -> None
     monkeypatch.setenv("VAULTFLEET_PROJECT", str(project))
 
 
-def up_stacks(project: Path, env: dict[str, str], names: Iterable[str], parallel: int = 4) -> None:
+def up_stacks(
+    project: Path, env: dict[str, str], names: Iterable[str], parallel: int = 4, allow_dangerous: Iterable[str] = ()
+) -> None:
     """Setup: bring `names` up as `vaultfleet up` does (the shared stack first), asserting each did.
     Cheaper than the Automation API's `Stack.up()`, whose `stack select`, outputs and history
-    runs around the engine cost about 1.5 s per stack (vaultfleet/fleet/engine.py)."""
+    runs around the engine cost about 1.5 s per stack (vaultfleet/fleet/engine.py).
+    `allow_dangerous`: as `vaultfleet up --allow-dangerous` (an offboarding's shared stack)."""
     from vaultfleet.stackfile import Project
 
-    failed = {
-        r.stack: r.error for r in run(Project(project), list(names), "up", env=env, parallel=parallel) if not r.ok
-    }
+    results = run(Project(project), list(names), "up", env=env, parallel=parallel, allow_dangerous=set(allow_dangerous))
+    failed = {r.stack: r.error for r in results if not r.ok}
     assert not failed, f"setup could not bring up {failed}"
 
 

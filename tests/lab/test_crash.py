@@ -245,7 +245,7 @@ def test_up_killed_midway_is_healed_by_the_next_up(
     # The next case starts from nothing again.
     if stack == "vault":
         _add_cluster_c(project, present=False)  # the shared stack removes lab-c's mount and policies
-        removed = runner.invoke(app, ["up", "vault"])
+        removed = runner.invoke(app, ["up", "vault", "--allow-dangerous", "vault"])  # the mount's delete
         assert removed.exit_code == 0, removed.output
     else:
         destroyed = runner.invoke(app, ["destroy", "lab-a", "--yes"])

@@ -22,6 +22,8 @@ from tests.harness import Fleet, copy_project, destroy_stacks, plain_stack_expor
 from tests.lab import database as lab_db
 from tests.lab.database import CREATE, REVOKE, VAULT_DB_USER
 from tests.leaks import leaks
+from vaultfleet.fleet.runner import run
+from vaultfleet.stackfile import Project
 
 # Server-dependent, the whole module: the server's database secrets engine issues, renews and
 # revokes the PostgreSQL users, under its ACL policies and leases.
@@ -213,9 +215,10 @@ def test_7_second_up_and_preview_change_nothing(fleet):
 @pytest.mark.usefixtures("db_up")
 def test_8_destroy_revokes_outstanding_leases_and_removes_the_engine(fleet, outstanding):
     """Unmounting revokes the leases through the connection, so the connection must still be there."""
-    for name in ("lab-a", "vault"):
-        result = fleet.stacks[name].destroy(color="never")
-        assert result.summary.result == "succeeded"
+    # As `vaultfleet destroy lab-a vault` does (cluster first): a plain `pulumi destroy` of the shared
+    # stack stops at its protected mounts (docs/dangerous-steps.md).
+    results = run(Project(fleet.project), ["lab-a", "vault"], "destroy", env=fleet.env)
+    assert all(r.ok for r in results), [r.error for r in results]
     assert "database/" not in fleet.vault.sys.list_mounted_secrets_engines()["data"]
     assert "k8s-lab-a-db-creds" not in fleet.vault.sys.list_policies()["data"]["policies"]
     with fleet.superuser() as conn:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import REPO, Fleet, copy_project, destroy_stacks, plain_stack_export
+from tests.harness import REPO, Fleet, copy_project, destroy_stacks, plain_stack_export, up_stacks
 from tests.lab import k8s
 
 # `server` on every test but test_7: they write and read Vault objects through the provider, log in,
@@ -202,12 +202,13 @@ def test_7_invalid_stack_file_stops_preview_naming_file_and_field(fleet):
 @pytest.mark.server
 @pytest.mark.usefixtures("fleet_up")
 def test_8_offboarding_one_cluster_leaves_the_other_working(fleet):
-    # Offboarding: destroy the cluster's stack, remove its stack file, and the shared stack removes
-    # the cluster's mount, policies and applier policy.
+    # Offboarding (docs/dangerous-steps.md): destroy the cluster's stack, remove its stack file, and
+    # the shared stack removes the cluster's mount, policies and applier policy: a dangerous step
+    # (the mount's tokens are revoked), so `vaultfleet up vault --allow-dangerous vault`.
     result = fleet.stacks["lab-a"].destroy(color="never")
     assert result.summary.result == "succeeded"
     fleet.stack_file("lab-a").unlink()
-    fleet.up("vault")
+    up_stacks(fleet.project, fleet.env, ["vault"], allow_dangerous=["vault"])
     assert "k8s-lab-a/" not in fleet.vault.sys.list_auth_methods()["data"]
     assert "vaultfleet-apply-lab-a" not in fleet.vault.sys.list_policies()["data"]["policies"]
     policies = fleet.vault.sys.list_policies()["data"]["policies"]

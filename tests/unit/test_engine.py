@@ -31,8 +31,16 @@ def test_changed_steps_and_the_engines_counts_are_read():
             "name": "lab-a-roles-app",
             "drift": False,
             "diffs": [],
+            "danger": None,
         },
-        {"op": "delete", "type": "kubernetes:core/v1:ServiceAccount", "name": "sa", "drift": False, "diffs": []},
+        {
+            "op": "delete",
+            "type": "kubernetes:core/v1:ServiceAccount",
+            "name": "sa",
+            "drift": False,
+            "diffs": [],
+            "danger": None,
+        },
     ]
 
 

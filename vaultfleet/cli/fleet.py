@@ -30,6 +30,16 @@ RefreshOpt = Annotated[
 ChangedSinceOpt = Annotated[
     str | None, typer.Option("--changed-since", help="Only stacks a git diff from REF touches.")
 ]
+AllowDangerousOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-dangerous",
+        metavar="STACK",
+        help="Apply STACK's dangerous steps (a mount deleted, replaced or moved, a state key deleted or replaced: "
+        "what they issued is revoked, or their data lost) instead of refusing them; repeat for more stacks. "
+        "docs/dangerous-steps.md.",
+    ),
+]
 ShardOpt = Annotated[
     str | None,
     typer.Option(
@@ -57,7 +67,15 @@ def _select(
     return selection.stacks
 
 
-def _run(project, operation: str, names: list[str], parallel: int, refresh: bool = True, full: bool = False):
+def _run(
+    project,
+    operation: str,
+    names: list[str],
+    parallel: int,
+    refresh: bool = True,
+    full: bool = False,
+    allow_dangerous: list[str] | None = None,
+):
     from rich.live import Live
     from rich.table import Table
 
@@ -81,7 +99,17 @@ def _run(project, operation: str, names: list[str], parallel: int, refresh: bool
             status[r.stack] = f"[green]ok[/] {r.seconds}s" if r.ok else "[red]failed[/]"
             live.update(table())
 
-        return run(project, names, operation, parallel, refresh, on_start=started, on_result=finished, full=full)
+        return run(
+            project,
+            names,
+            operation,
+            parallel,
+            refresh,
+            on_start=started,
+            on_result=finished,
+            full=full,
+            allow_dangerous=allow_dangerous or (),
+        )
 
 
 def _finish(results, output: Format, expect_no_changes: bool = False, access=None) -> None:
@@ -173,17 +201,28 @@ def up(
     shard: ShardOpt = None,
     parallel: ParallelOpt = 4,
     refresh: RefreshOpt = True,
+    allow_dangerous: AllowDangerousOpt = None,
     output: Format = "text",
 ) -> None:
     """Apply stacks (shared stack first), putting back what changed out of band; continues past
-    failures, exit 1 if any failed."""
+    failures, exit 1 if any failed.
+
+    A stack whose plan has dangerous steps (a mount deleted, replaced or moved, a state key deleted
+    or replaced) is refused, nothing written, unless --allow-dangerous names it.
+    """
     project = load_project()
+    unknown = [s for s in allow_dangerous or () if s not in project.stack_names()]
+    if unknown:
+        fail(f"--allow-dangerous {', '.join(unknown)}: no such stack (known: {', '.join(project.stack_names())})")
     names = _select(project, stacks, all_, changed_since, shard)
+    idle = [s for s in allow_dangerous or () if s not in names]
+    if idle:
+        err.print(f"--allow-dangerous {', '.join(idle)}: not selected by this run, nothing to allow")
     if not names:
         print(summary([], output))
         err.print("no stack affected")
         return
-    _finish(_run(project, "up", names, parallel, refresh), output)
+    _finish(_run(project, "up", names, parallel, refresh, allow_dangerous=allow_dangerous), output)
 
 
 def destroy(
@@ -195,10 +234,20 @@ def destroy(
     refresh: RefreshOpt = True,
     output: Format = "text",
 ) -> None:
-    """Destroy stacks (shared stack last), continuing past failures; exit 1 if any failed."""
+    """Destroy stacks (shared stack last), continuing past failures; exit 1 if any failed.
+
+    Needs no --allow-dangerous: naming the stacks and confirming (or --yes) is the consent to lose
+    everything they hold, the program's `protect` included."""
     project = load_project()
     names = _select(project, stacks, all_, shard=shard)
-    if not yes and not typer.confirm(f"destroy {', '.join(names)}?"):
+    shared = [n for n in names if project.stack(n).is_shared]
+    warning = (
+        f" ({', '.join(shared)} holds every cluster's auth mount, the KV mount and the database engine: "
+        "every token and lease they issued is revoked, every KV secret lost)"
+        if shared
+        else ""
+    )
+    if not yes and not typer.confirm(f"destroy {', '.join(names)}?{warning}"):
         raise typer.Exit(code=1)
     _finish(_run(project, "destroy", names, parallel, refresh), output)
 

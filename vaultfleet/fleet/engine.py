@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vaultfleet.fleet import danger
 from vaultfleet.toolchain import find_tool, search_path
 
 if TYPE_CHECKING:
@@ -38,8 +39,13 @@ class EngineRun:
     changes: dict[str, int] = field(default_factory=dict)
     """Operation -> count, as the engine's summary reports them (create, update, delete, same...)."""
     steps: list[dict] = field(default_factory=list)
-    """One entry per resource that changes: op, type, name, and drift (its refresh found it changed
-    or gone out of band, so the step puts back what the stack file says)."""
+    """One entry per resource that changes: op, type, name, drift (its refresh found it changed
+    or gone out of band, so the step puts back what the stack file says), diffs, and danger (why
+    the step is dangerous, fleet/danger.py; None for the others)."""
+    dangerous: list[danger.DangerousStep] = field(default_factory=list)
+    """The dangerous steps, with their URNs."""
+    errors: list[tuple[str | None, str]] = field(default_factory=list)
+    """The run's error diagnostics: (URN of the resource, or None for the run's own), message."""
 
 
 class CommandError(Exception):
@@ -47,6 +53,9 @@ class CommandError(Exception):
 
     def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+        self.run: EngineRun | None = None
+        """What the failed operation's event log says (`run_operation`): a preview that `protect`
+        stopped still reports every step it planned."""
         super().__init__(f"\n code: {exit_code}\n stdout: {stdout}\n stderr: {stderr}")
 
 
@@ -155,15 +164,36 @@ def run_operation(
         command = [*args, "--non-interactive", "--color", "never", "--event-log", str(log)]
         if new:
             init()
+
+        def run() -> None:
+            try:
+                run_cli(command)
+            except CommandError as exc:
+                if "no stack named" not in str(exc):
+                    raise
+                init()
+                run_cli(command)
+
         try:
-            run_cli(command)
+            run()
         except CommandError as exc:
-            if "no stack named" not in str(exc):
-                raise
-            init()
-            run_cli(command)
-        events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return _read_events(events)
+            exc.run = _read_events(_events(log))  # a preview `protect` stopped still lists its plan
+            raise
+        return _read_events(_events(log))
+
+
+def _events(log: Path) -> list[dict]:
+    """The event log's events; none when the engine stopped before opening it, and without a last
+    line a killed engine cut short."""
+    if not log.exists():
+        return []
+    events = []
+    for line in log.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
 
 
 # A provider input that names where the caller's credentials are, not what the stack makes: the
@@ -188,16 +218,24 @@ def _read_events(events: list[dict]) -> EngineRun:
             and meta.get("diffs")
         ):
             caller_only += 1
+        diagnostic = event.get("diagnosticEvent") or {}
+        if diagnostic.get("severity") == "error":
+            result.errors.append((diagnostic.get("urn") or None, diagnostic.get("message", "")))
         if meta and meta.get("op") not in _QUIET_OPS and not meta.get("type", "").startswith("pulumi:"):
+            name, diffs = meta["urn"].rsplit("::", 1)[-1], _changed_properties(meta)
+            why = danger.reason(meta["op"], meta["type"], meta.get("old"), meta.get("new"), diffs)
             result.steps.append(
                 {
                     "op": meta["op"],
                     "type": meta["type"],
-                    "name": meta["urn"].rsplit("::", 1)[-1],
+                    "name": name,
                     "drift": meta["urn"] in drifted,
-                    "diffs": _changed_properties(meta),
+                    "diffs": diffs,
+                    "danger": why,
                 }
             )
+            if why:
+                result.dangerous.append(danger.DangerousStep(meta["urn"], meta["op"], meta["type"], name, why))
     if caller_only and result.changes.get("update", 0) >= caller_only:
         result.changes["update"] -= caller_only
         result.changes["same"] = result.changes.get("same", 0) + caller_only

@@ -28,6 +28,7 @@ def summary(results: list[StackResult], output: str, extra: dict[str, dict] | No
                     "error": r.error,
                     "recovered": r.recovered,
                     "unchanged": r.unchanged,
+                    "refused": r.refused,
                     "seconds": r.seconds,
                     **(extra or {}).get(r.stack, {}),
                 }
@@ -40,7 +41,9 @@ def summary(results: list[StackResult], output: str, extra: dict[str, dict] | No
         lines = ["| stack | result | " + " | ".join(ops) + " | what changes |", "|---|---|" + "---|" * (len(ops) + 1)]
         for r in results:
             what = "<br>".join(
-                f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`" + (" (drift)" if s.get("drift") else "")
+                f"`{s['op']}` {s['type'].split(':')[-1]} `{s['name']}`"
+                + (" (drift)" if s.get("drift") else "")
+                + (f" :warning: **dangerous**: {s['danger']}" if s.get("danger") else "")
                 for s in r.steps
             )
             what = what or ("unchanged since its last up (engine not run)" if r.unchanged else "-")
@@ -49,6 +52,7 @@ def summary(results: list[StackResult], output: str, extra: dict[str, dict] | No
                 f"| {r.stack} | {state} | " + " | ".join(str(r.changes.get(o, 0)) for o in ops) + f" | {what} |"
             )
         lines += [f"\n_{r.stack}: {r.recovered}_" for r in results if r.recovered]
+        lines += [f"\n:warning: **{r.stack}**: {_dangerous_note(r)}" for r in results if _dangerous_note(r)]
         failed = [r for r in results if not r.ok]
         for r in failed:
             lines += [
@@ -73,9 +77,27 @@ def summary(results: list[StackResult], output: str, extra: dict[str, dict] | No
         if r.unchanged:
             lines.append(f"    {r.unchanged}")
         lines += [
-            f"    {s['op']:<8} {s['type']}  {s['name']}" + ("  (drift: changed out of band)" if s.get("drift") else "")
+            f"    {s['op']:<8} {s['type']}  {s['name']}"
+            + ("  (drift: changed out of band)" if s.get("drift") else "")
+            + (f"  DANGEROUS: {s['danger']}" if s.get("danger") else "")
             for s in r.steps
         ]
+        if _dangerous_note(r):
+            lines.append(f"    {_dangerous_note(r)}")
         if r.error:
             lines += ["    " + ln for ln in r.error.splitlines()]
     return "\n".join(lines)
+
+
+def _dangerous_note(r: StackResult) -> str | None:
+    """What the stack's dangerous steps mean for its `up` (fleet/danger.py); None without any. A
+    refused `up` says it in its error."""
+    count = sum(1 for s in r.steps if s.get("danger"))
+    if not count or not r.ok:
+        return None
+    steps = f"{count} dangerous step{'s' if count > 1 else ''}"
+    if r.operation == "preview":
+        return f"{steps}: `vaultfleet up` refuses them unless run with `--allow-dangerous {r.stack}`"
+    if r.operation == "up":
+        return f"{steps} applied (--allow-dangerous {r.stack})"
+    return None

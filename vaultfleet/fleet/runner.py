@@ -2,16 +2,21 @@
 
 The shared stack goes first on up (cluster stacks may rely on its KV mount and policy) and last on
 destroy; previews all run at once. Stacks run concurrently, each in its own `pulumi` process.
+
+Dangerous steps (fleet/danger.py): `up` previews a stack whose state holds a mount or a state key
+first and refuses its dangerous steps unless the run allows that stack (--allow-dangerous); an
+allowed `up`, and a `destroy` (naming the stack to destroy is consent enough), lift the program's
+`protect` from the stack's guarded objects in the state for that one operation.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from vaultfleet.fleet import engine, skip
+from vaultfleet.fleet import danger, engine, skip
 from vaultfleet.fleet import recovery as recovery_mod
 from vaultfleet.fleet.errors import summarise
 from vaultfleet.fleet.health import RunChecks, unavailable_during_run, vault_problem
@@ -32,6 +37,8 @@ class StackResult:
     """What was healed from an interrupted earlier run (stale lock, pending operations), if anything."""
     unchanged: str | None = None
     """Set when a preview did not run the engine: why its result is known to be "no changes"."""
+    refused: list[dict] = field(default_factory=list)
+    """`up`: the dangerous steps it refused (the run did not allow the stack); nothing was written."""
     seconds: float = 0.0
 
     @property
@@ -53,10 +60,12 @@ def run_one(
     refresh: bool = True,
     full: bool = False,
     checks: RunChecks | None = None,
+    allow_dangerous: bool = False,
 ) -> StackResult:
     """One stack's operation. `refresh` (the default) reads Vault and the cluster first, so `up`
     puts back what was changed out of band and `preview` shows it; `checks`: the run's Vault
-    checks (token asked once per Vault, a short outage waited out once)."""
+    checks (token asked once per Vault, a short outage waited out once); `allow_dangerous`: `up`
+    applies the stack's dangerous steps instead of refusing them."""
     result = StackResult(stack=stack_name, operation=operation)
     started = time.monotonic()
     # The fleet's Vault address, when the stack file validates (else the engine names file and field).
@@ -75,13 +84,11 @@ def run_one(
             if known:
                 result.unchanged, result.changes = known
             else:
-                ran = engine.run_operation(
-                    project.root, stack_name, env, ["preview", _refresh_flag(refresh)], stack_file.secrets_provider
-                )
+                ran = _plan(project, stack_name, env, refresh)
                 result.changes, result.steps = ran.changes, ran.steps
         elif operation in ("up", "destroy"):
             skip.forget(project, stack_name, env)  # whatever happens next, the state will have changed
-            ran, recovery = _apply(project, stack_name, operation, env, refresh)
+            ran, recovery = _apply(project, stack_name, operation, env, refresh, allow_dangerous)
             result.recovered = recovery.describe() if recovery else None
             result.changes, result.steps = ran.changes, ran.steps
             if operation == "up":
@@ -97,6 +104,9 @@ def run_one(
         problem = vault_address and (vault_problem(vault_address) or unavailable_during_run(vault_address, str(exc)))
         if problem:
             result.error = f"{problem}\n{result.error}"
+    except danger.Refused as exc:
+        result.error = str(exc)
+        result.refused = [{"op": d.op, "type": d.type, "name": d.name, "danger": d.reason} for d in exc.steps]
     except (recovery_mod.StackLocked, recovery_mod.UnresolvedPendingCreate) as exc:
         result.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one stack's failure must not stop the fleet
@@ -115,8 +125,35 @@ class _NotRun(Exception):
     """The stack was not started (its Vault cannot serve it); nothing was changed."""
 
 
-def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str], refresh: bool):
-    """`up` or `destroy`, after healing what an interrupted earlier run left behind."""
+def _plan(project: Project, stack_name: str, env: dict[str, str], refresh: bool) -> engine.EngineRun:
+    """The stack's preview. A preview that `protect` alone stopped (the program protects what a
+    dangerous step would take) is a complete plan: returned with its dangerous steps marked."""
+    try:
+        return engine.run_operation(
+            project.root,
+            stack_name,
+            env,
+            ["preview", _refresh_flag(refresh)],
+            project.stack(stack_name).secrets_provider,
+        )
+    except engine.CommandError as exc:
+        if exc.run is None or not danger.stopped_only_by_protection(exc.run.dangerous, exc.run.errors):
+            raise
+        ran = exc.run
+        # The engine does not count a delete it refused: count the plan's steps instead.
+        for op in ("create", "update", "delete", "replace"):
+            planned = sum(1 for s in ran.steps if s["op"] == op)
+            if planned > ran.changes.get(op, 0):
+                ran.changes[op] = planned
+        return ran
+
+
+def _apply(
+    project: Project, stack_name: str, operation: str, env: dict[str, str], refresh: bool, allow_dangerous: bool
+):
+    """`up` or `destroy`, after healing what an interrupted earlier run left behind; an `up` of a
+    stack that holds what a dangerous step could take is previewed first, and refused (danger.Refused,
+    nothing written) when it has dangerous steps the run does not allow."""
     recovery = recovery_mod.Recovery()
     # Before anything reads the stack: a kill may have broken its checkpoint's metadata.
     recovery.repaired_files += recovery_mod.repair_file_backend(
@@ -124,11 +161,16 @@ def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str
     )
     run_cli = engine.cli(project.root, stack_name, env)
     args = [operation, "--yes", "--skip-preview", _refresh_flag(refresh)]
+    exported: list[dict] = []
+
+    def export() -> dict:
+        exported.append(recovery_mod.plain_export(run_cli))
+        return exported[-1]
 
     def heal() -> bool:
         """Settle what an interrupted run left; False when the stack does not exist yet."""
         try:
-            recovery_mod.settle_pending(lambda: recovery_mod.plain_export(run_cli), run_cli, recovery)
+            recovery_mod.settle_pending(export, run_cli, recovery)
         except engine.CommandError as exc:
             if "no stack named" not in str(exc):  # a stack not created yet has nothing to heal
                 raise
@@ -136,14 +178,46 @@ def _apply(project: Project, stack_name: str, operation: str, env: dict[str, str
         return True
 
     exists = _retry_if_stale_lock(run_cli, recovery, heal)
-    ran = _retry_if_stale_lock(
-        run_cli,
-        recovery,
-        lambda: engine.run_operation(
+    state = (export() if recovery.adopted else exported[-1]) if exists else None
+    unprotect: list[str] = []
+    if operation == "destroy" or allow_dangerous:
+        # The run names the stack: consent to what its dangerous steps take. The program protects
+        # again whatever a successful `up` keeps; a failed operation, _protect_again.
+        unprotect = danger.protected(state)
+    elif danger.guarded(state):
+        plan = _retry_if_stale_lock(run_cli, recovery, lambda: _plan(project, stack_name, env, refresh))
+        if plan.dangerous:
+            raise danger.Refused(stack_name, plan.dangerous)
+
+    def operate() -> engine.EngineRun:
+        return engine.run_operation(
             project.root, stack_name, env, args, project.stack(stack_name).secrets_provider, new=not exists
-        ),
-    )
+        )
+
+    if unprotect:  # state only: lifts the program's `protect` for this one operation
+        _retry_if_stale_lock(run_cli, recovery, lambda: run_cli(["state", "unprotect", *unprotect, "--yes"]))
+    try:
+        ran = _retry_if_stale_lock(run_cli, recovery, operate)
+    except BaseException:
+        _protect_again(run_cli, unprotect)
+        raise
     return ran, recovery
+
+
+def _protect_again(run_cli, urns: list[str]) -> None:
+    """After a failed operation, protect again what it left in the state, so no later plain
+    `pulumi up` finds it unprotected (a successful `up` protects it again itself: the program
+    registers it so)."""
+    if not urns:
+        return
+    try:
+        deployment = recovery_mod.plain_export(run_cli).get("deployment") or {}
+        left = {r["urn"] for r in deployment.get("resources") or []}
+        again = [urn for urn in urns if urn in left]
+        if again:
+            run_cli(["state", "protect", *again, "--yes"])
+    except engine.CommandError:
+        pass  # the failure being reported matters more; the next `vaultfleet up` previews first anyway
 
 
 def _retry_if_stale_lock(run_cli, recovery: recovery_mod.Recovery, operation):
@@ -166,7 +240,10 @@ def run(
     on_result: Callable[[StackResult], None] | None = None,
     on_start: Callable[[str], None] | None = None,
     full: bool = False,
+    allow_dangerous: Collection[str] = (),
 ) -> list[StackResult]:
+    """`operation` over `stacks`; `allow_dangerous`: the stacks whose dangerous steps `up` applies
+    (the others' are refused, fleet/danger.py)."""
     env = env or engine.engine_env()
     shared, clusters = ordered(project, stacks)
     if operation == "preview":
@@ -182,7 +259,7 @@ def run(
     def one(name: str) -> StackResult:
         if on_start:
             on_start(name)
-        r = run_one(project, name, operation, env, refresh, full, checks)
+        r = run_one(project, name, operation, env, refresh, full, checks, allow_dangerous=name in allow_dangerous)
         if on_result:
             on_result(r)
         return r
