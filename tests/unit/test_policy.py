@@ -1,5 +1,6 @@
 """Policy templates render per cluster and are checked before anything reaches Vault."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,20 @@ def test_namespace_template_gives_each_namespace_its_own_subtree():
         for_service_account(data.path, "*", "app") == "kv/data/clusters/lab-a/namespaces/<service_account_namespace>/*"
     )
     assert data.capabilities == ("read",)
+
+
+@pytest.mark.parametrize(
+    ("block", "refusal"),
+    [
+        # The servers add the shorthand's capabilities to the rule's: a grant the review would miss.
+        ('capabilities = ["read"]\n  policy = "write"', "the old `policy = ...` shorthand"),
+        ('capabilities = ["read"]\n  capabilities = ["list"]', "must be a non-empty list of names"),
+        ('capabilities = ["read"]\n  grants = "all"', "unknown keys ['grants']"),
+    ],
+)
+def test_a_rule_grants_only_what_its_capabilities_say(block, refusal):
+    with pytest.raises(PolicyError, match=re.escape(refusal)):
+        parse_rules(f'path "kv/data/x/*" {{\n  {block}\n}}\n', "kv-audit.hcl")
+    # Control: what only narrows the capabilities is kept.
+    body = 'path "kv/data/x/*" {\n  capabilities = ["read"]\n  allowed_parameters = { "version" = [] }\n}\n'
+    assert parse_rules(body, "kv-audit.hcl")[0].capabilities == ("read",)

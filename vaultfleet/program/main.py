@@ -30,6 +30,7 @@ def run() -> None:
     """The program for the engine's current stack, in the project of the working directory."""
     stack_file = Project(Path(".")).stack(pulumi.get_stack())
     try:
+        stack_file.project.check_layout()  # before reading stacks/: the engine may read elsewhere
         # Every key Pulumi.yaml and the stack file set, unknown ones included (the schema names them),
         # as the engine holds them (Pulumi's config store): secrets decrypted, objects and lists as JSON.
         keys = [f"{schema.NAMESPACE}:{key}" for key in stack_file.values]

@@ -177,6 +177,22 @@ def _hcl_parser() -> HclParser:
     return HclParser()
 
 
+# Path-block keys that only narrow what the capabilities grant (parameters, wrapping, MFA):
+# vaultfleet's view of a rule is its capabilities, and these cannot add to them.
+RESTRICTING_KEYS = frozenset(
+    {
+        "comment",
+        "allowed_parameters",
+        "denied_parameters",
+        "required_parameters",
+        "min_wrapping_ttl",
+        "max_wrapping_ttl",
+        "mfa_methods",
+        "control_group",
+    }
+)
+
+
 def parse_rules(body: str, source: str, capabilities_only: bool = False) -> list[PathRule]:
     """Parse a policy body as Vault does (HCL), checking paths and capabilities.
 
@@ -205,8 +221,15 @@ def parse_rules(body: str, source: str, capabilities_only: bool = False) -> list
                 source, f'path "{path}": `*` is a glob only at the end of a path (use `+` for one segment)'
             )
         caps = block.get("capabilities") if isinstance(block, dict) else None
-        if not caps or not isinstance(caps, list):
-            raise PolicyError(source, f'path "{path}": `capabilities` must be a non-empty list')
+        if not caps or not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+            raise PolicyError(source, f'path "{path}": `capabilities` must be a non-empty list of names')
+        if "policy" in block:
+            # The servers still add the old shorthand's capabilities (`policy = "write"`) to the
+            # rule's: a grant that `capabilities`, and so the access review, would not show.
+            raise PolicyError(source, f'path "{path}": the old `policy = ...` shorthand; list `capabilities` instead')
+        unknown = sorted(set(block) - RESTRICTING_KEYS - {"capabilities"})
+        if unknown:
+            raise PolicyError(source, f'path "{path}": unknown keys {unknown}')
         bad = sorted(set(caps) - CAPABILITIES)
         if bad:
             raise PolicyError(source, f'path "{path}": unknown capabilities {bad} (known: {sorted(CAPABILITIES)})')

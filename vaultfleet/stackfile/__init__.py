@@ -78,6 +78,17 @@ class Project:
     def name(self) -> str:
         return self.document.get("name", "")
 
+    def check_layout(self) -> None:
+        """ConfigError unless the engine reads the stack files vaultfleet reads: stacks/. Another
+        stackConfigDir (unset: the project's root) would run values no check, review or selection saw."""
+        from vaultfleet.stackfile.errors import ConfigError
+
+        where = self.document.get("stackConfigDir")
+        if where != "stacks":
+            raise ConfigError(
+                [("Pulumi.yaml", "stackConfigDir", f"must be `stacks` (vaultfleet reads stacks/), not {where!r}")]
+            )
+
     @cached_property
     def defaults(self) -> dict[str, Any]:
         """The fleet-wide `vaultfleet:` values of Pulumi.yaml (keys without the namespace)."""
@@ -211,6 +222,7 @@ class StackFile:
         """The typed settings; raises StackFileError or ConfigError (file, field, message)."""
         from vaultfleet.stackfile.schema import parse
 
+        self.project.check_layout()
         return parse(self.values, self.name, self.shown, secrets_provider=self.secrets_provider)
 
     def valid_settings(self) -> ClusterStack | SharedStack | None:
