@@ -8,11 +8,12 @@ role it reaches, and a binding widened to `*` shows as the access the new bindin
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vaultfleet.access import UNMANAGED, Grant, grants
@@ -56,16 +57,31 @@ class Change:
         }
 
 
+@dataclass(frozen=True)
+class TrustChange:
+    """A change in whom a mount believes at login (its API server, CA, issuer, audience, auth mode;
+    the pipeline's issuer, audience and keys): who can log in changes, whatever the policies say."""
+
+    stack: str
+    field: str
+    before: str
+    after: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class AccessDiff:
     ref: str
     changes: list[Change]
     templates: dict[str, list[str]]
     """Each policy template file that changed -> every `cluster role` it reaches now or reached."""
+    trust: list[TrustChange] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return not self.changes
+        return not self.changes and not self.trust and not self.templates
 
     def for_cluster(self, cluster: str) -> list[Change]:
         return [c for c in self.changes if c.who.cluster == cluster]
@@ -76,6 +92,7 @@ class AccessDiff:
             "identical": self.identical,
             "changes": [c.to_json() for c in self.changes],
             "templates": self.templates,
+            "trust": [t.to_json() for t in self.trust],
         }
 
 
@@ -88,7 +105,51 @@ def access_diff(project: Project, ref: str, stacks: list[str] | None = None) -> 
         before = _grants(was, stacks)
         changed = _changed_templates(was, project)
         reached = _reached(changed, [*_clusters(was, stacks), *_clusters(project, stacks)])
-    return AccessDiff(ref, diff(before, _grants(project, stacks)), reached)
+        trust = trust_changes(_anchors(was, stacks), _anchors(project, stacks))
+    return AccessDiff(ref, diff(before, _grants(project, stacks)), reached, trust)
+
+
+def _anchors(project: Project, names: list[str] | None) -> dict[tuple[str, str], str]:
+    """(stack, field) -> what a login is checked against, per stack file that validates."""
+    found: dict[tuple[str, str], str] = {}
+    for stack_file in project.stacks():
+        if names is not None and stack_file.name not in names:
+            continue
+        settings = stack_file.valid_settings()
+        if isinstance(settings, ClusterStack):
+            c = settings.cluster
+            found |= {
+                (settings.name, "authMode"): c.auth_mode,
+                (settings.name, "apiHost"): c.api_host or "(from the kube context)",
+                (settings.name, "caCert"): _fingerprint(c.ca_cert) if c.ca_cert else "(from the kube context)",
+                (settings.name, "issuer"): c.issuer or "(not checked)",
+            }
+            for role in settings.roles:
+                found[(settings.name, f"roles[{role.name}].audience")] = role.audience or "(any)"
+        elif settings is not None and getattr(settings, "pipeline", None) is not None:
+            pipeline = settings.pipeline
+            found |= {
+                (settings.name, "pipeline.issuer"): pipeline.issuer,
+                (settings.name, "pipeline.audience"): pipeline.audience,
+                (settings.name, "pipeline.publicKeys"): ", ".join(_fingerprint(k) for k in pipeline.public_keys)
+                or "(from the issuer's JWKS)",
+            }
+    return found
+
+
+def _fingerprint(pem: str) -> str:
+    return "sha256:" + hashlib.sha256(pem.strip().encode()).hexdigest()[:16]
+
+
+def trust_changes(before: dict[tuple[str, str], str], after: dict[tuple[str, str], str]) -> list[TrustChange]:
+    """What changed in whom a login is checked against, for stacks on both sides (a new or removed
+    stack shows in its grants)."""
+    stacks = {stack for stack, _ in before} & {stack for stack, _ in after}
+    return [
+        TrustChange(stack, name, before.get((stack, name), "(none)"), after.get((stack, name), "(none)"))
+        for stack, name in sorted(before.keys() | after.keys())
+        if stack in stacks and before.get((stack, name)) != after.get((stack, name))
+    ]
 
 
 def diff(before: list[Grant], after: list[Grant]) -> list[Change]:
@@ -179,8 +240,12 @@ def _clusters(project: Project, names: list[str] | None) -> list[ClusterStack]:
 
 
 def _changed_templates(before: Project, after: Project) -> set[str]:
+    """Changed policy files, relative to policies/: the templates (`kv-read.hcl`) and the fleet's own
+    policies (`fleet/vaultfleet-previewer.hcl`, held by tokens rather than by roles)."""
+
     def bodies(project: Project) -> dict[str, str]:
-        return {p.stem: p.read_text() for p in project.policy_dir.glob("*.hcl")}
+        files = [*project.policy_dir.glob("*.hcl"), *project.policy_dir.glob("fleet/*.hcl")]
+        return {p.relative_to(project.policy_dir).as_posix(): p.read_text() for p in files}
 
     old, new = bodies(before), bodies(after)
     return {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
@@ -189,8 +254,11 @@ def _changed_templates(before: Project, after: Project) -> set[str]:
 def _reached(templates: set[str], clusters: list[ClusterStack]) -> dict[str, list[str]]:
     """Each changed template -> every `cluster role` that renders it, before or after the change."""
     reached: dict[str, set[str]] = {name: set() for name in templates}
+    for name in templates:
+        if name.startswith("fleet/"):  # a fleet policy: tokens hold it by name
+            reached[name].add(f"every token holding {name.removeprefix('fleet/').removesuffix('.hcl')}")
     for stack in clusters:
         for role in stack.roles:
-            for template in set(role.policies) & templates:
+            for template in {f"{p}.hcl" for p in role.policies} & templates:
                 reached[template].add(f"{stack.name} {role.name}")
-    return {f"policies/{name}.hcl": sorted(reached[name]) for name in sorted(templates)}
+    return {f"policies/{name}": sorted(reached[name]) for name in sorted(templates)}

@@ -91,3 +91,34 @@ def test_preview_changed_since_carries_the_access_review_in_every_format(git_pro
     assert access["since"] == "HEAD" and access["identical"] is False
     assert {c["cluster"] for c in access["changes"]} == {"lab-a"}
     assert any(c["namespace"] == "*" and c["gained"] for c in access["changes"])
+
+
+def test_a_change_in_whom_a_login_trusts_is_never_identical(git_project):
+    # Pointed at another API server and with the audience check dropped, the role's policies are
+    # the same, yet anyone that server vouches for logs in.
+    def repoint(config):
+        config["vaultfleet:cluster"]["apiHost"] = "https://kube.attacker.example:6443"
+        config["vaultfleet:roles"][0].pop("audience")
+
+    edit_stack(git_project, "lab-a", repoint)
+    found = access_diff(Project(git_project), "HEAD")
+    assert not found.identical and found.changes == []
+    assert {(t.stack, t.field, t.after) for t in found.trust} == {
+        ("lab-a", "apiHost", "https://kube.attacker.example:6443"),
+        ("lab-a", "roles[app].audience", "(any)"),
+    }
+    markdown = runner.invoke(app, ["access", "--changed-since", "HEAD", "--format", "markdown"]).output
+    assert "**Login trust changed**" in markdown
+    assert "| lab-a | `apiHost` | `(from the kube context)` | `https://kube.attacker.example:6443` |" in markdown
+
+
+def test_an_edit_of_a_fleet_policy_names_the_tokens_that_hold_it(git_project):
+    path = git_project / "policies/fleet/vaultfleet-previewer.hcl"
+    path.write_text(path.read_text() + '\npath "kv/*" {\n  capabilities = ["read", "list"]\n}\n')
+    found = access_diff(Project(git_project), "HEAD")
+    assert not found.identical
+    assert found.templates == {"policies/fleet/vaultfleet-previewer.hcl": ["every token holding vaultfleet-previewer"]}
+    text = runner.invoke(app, ["access", "--changed-since", "HEAD"]).output
+    assert (
+        "policies/fleet/vaultfleet-previewer.hcl changed; it reaches every token holding vaultfleet-previewer" in text
+    )

@@ -94,6 +94,8 @@ def diff_text(found) -> str:
     if found.identical:
         return f"access: identical to {found.ref} (no identity gains or loses a capability)"
     lines = [f"access since {found.ref}:"]
+    for t in found.trust:
+        lines.append(f"  ! login trust of {t.stack} changed: {t.field} {t.before} -> {t.after}")
     for template, reached in found.templates.items():
         lines.append(f"  {template} changed; it reaches {', '.join(reached) or 'no role'}")
     for who, changes in _by_who(found.changes):
@@ -112,8 +114,20 @@ def diff_markdown(found) -> str:
     if found.identical:
         return f"**Access review:** identical to `{found.ref}`: no identity gains or loses a capability."
     lines = [f"### Access review (against `{found.ref}`)", ""]
+    if found.trust:
+        lines += [
+            ":warning: **Login trust changed**: who can log in at these mounts changes, whatever the policies say.",
+            "",
+            "| stack | field | before | after |",
+            "|---|---|---|---|",
+            *(f"| {t.stack} | `{t.field}` | `{t.before}` | `{t.after}` |" for t in found.trust),
+            "",
+        ]
     for template, reached in found.templates.items():
         lines.append(f"- `{template}` changed; it reaches {', '.join(f'`{r}`' for r in reached) or 'no role'}")
+    if not found.changes:
+        lines += ["", "No identity gains or loses a capability."]
+        return "\n".join(lines)
     lines += [
         "",
         "| cluster | ServiceAccount | role (mount) | path | gained | lost | policies |",

@@ -133,11 +133,15 @@ def _finish(results, output: Format, expect_no_changes: bool = False, access=Non
 
 def _access_json(access, stack: str) -> dict:
     changes = access.for_cluster(stack)
+    trust = [t.to_json() for t in access.trust if t.stack == stack]
+    templates = {t: [r for r in reached if r.split()[0] == stack] for t, reached in access.templates.items()}
+    templates = {t: reached for t, reached in templates.items() if reached}
     return {
         "since": access.ref,
-        "identical": not changes,
+        "identical": not changes and not trust and not templates,
         "changes": [c.to_json() for c in changes],
-        "templates": {t: [r for r in reached if r.split()[0] == stack] for t, reached in access.templates.items()},
+        "templates": templates,
+        "trust": trust,
     }
 
 
