@@ -62,13 +62,29 @@ class RoleAccess:
             if name in bodies
         }
         self.unmanaged = list(role.existing_policies)
-        namespace, account = login_identity(role)
-        self.identity = acl.alias_metadata(
+        self.role = role
+        self.login = login_identity(role)
+
+    def decide(self, path: str, who: tuple[str, str] | None = None) -> acl.Decision:
+        """The path's decision for the login of ServiceAccount `who` (namespace, name); default
+        the one `verify` logs in with."""
+        namespace, account = who or self.login
+        identity = acl.alias_metadata(
             EXAMPLE_ACCESSOR, {"service_account_namespace": namespace, "service_account_name": account}
         )
+        return acl.capabilities(self.policies, path, identity)
 
-    def decide(self, path: str) -> acl.Decision:
-        return acl.capabilities(self.policies, path, self.identity)
+    def everyone(self, path: str) -> list[tuple[str, str]]:
+        """Every ServiceAccount the role takes in, as far as a policy can tell them apart: each bound
+        pair, and for a `*` binding every name the path itself holds (a templated segment grants a
+        path only for a namespace or ServiceAccount named like one of its segments), login first."""
+        segments = [s for s in path.split("/") if s]
+
+        def names(bound: list[str]) -> list[str]:
+            return [PROBE_NAME, *segments] if "*" in bound else list(bound)
+
+        pairs = [(n, a) for n in names(self.role.namespaces) for a in names(self.role.service_accounts)]
+        return [self.login, *(p for p in dict.fromkeys(pairs) if p != self.login)]
 
 
 def holds(located: Located, capabilities: Iterable[str]) -> bool:
@@ -86,14 +102,24 @@ def explain(decision: acl.Decision) -> str:
 
 
 def check_offline(located: Located, access: RoleAccess) -> Outcome:
-    decision = access.decide(located.expectation.path)
+    """`can` for the login's ServiceAccount (what verify checks live too); `cannot` for every one the
+    role takes in: a templated path can grant one bound ServiceAccount what it denies another."""
+    path = located.expectation.path
+    decision, who = access.decide(path), ""
     got = tuple(c for c in decision.capabilities if c != "deny")
     ok = holds(located, got)
+    if ok and located.expectation.cannot:
+        for pair in access.everyone(path)[1:]:
+            other = access.decide(path, pair)
+            caps = tuple(c for c in other.capabilities if c != "deny")
+            if not holds(located, caps) and set(located.expectation.cannot) & set(caps):
+                decision, got, ok, who = other, caps, False, f" (as {pair[0]}/{pair[1]}, whom the role takes in)"
+                break
     unchecked = ""
     if access.unmanaged and (located.expectation.cannot or not ok):
         # What a body in Vault grants could break a `cannot`, or satisfy a `can`.
         unchecked = f"the role also has {', '.join(access.unmanaged)}, whose bodies are Vault's: verify checks it live"
-    return Outcome(located, ok, got, explain(decision), unchecked)
+    return Outcome(located, ok, got, explain(decision) + who, unchecked)
 
 
 def check_live(located: Located, access: RoleAccess, capabilities: list[str]) -> Outcome:

@@ -98,3 +98,32 @@ def test_a_templated_path_is_filled_in_for_the_roles_login(project):
         {"cluster": "lab-a", "role": "app", "path": other, "cannot": ["read"]},
     )
     assert findings(project) == []
+
+
+def test_a_cannot_holds_for_every_serviceaccount_the_role_takes_in(fleet):
+    # A template keyed by the login's namespace, bound to every namespace: a namespace named like
+    # another cluster reads that cluster's secrets. The login's own namespace (`app`) cannot.
+    (fleet / "policies" / "kv-team.hcl").write_text(
+        'path "${kv_mount}/data/clusters/'
+        '{{identity.entity.aliases.${mount_accessor}.metadata.service_account_namespace}}/*" {\n'
+        '  capabilities = ["read"]\n}\n'
+    )
+
+    def team(config):
+        config["vaultfleet:policies"] = ["kv-read", "kv-write", "kv-team"]
+        config["vaultfleet:roles"].append(
+            {
+                "name": "team",
+                "serviceAccounts": ["app"],
+                "namespaces": ["*"],
+                "policies": ["kv-team"],
+                "audience": "vault",
+            }
+        )
+
+    edit_stack(fleet, "lab-a", team)
+    expect(fleet, {"cluster": "lab-a", "role": "team", "path": "kv/data/clusters/lab-b/config", "cannot": ["read"]})
+    (error,) = findings(fleet)
+    assert error.severity == "error", error
+    assert error.message.startswith("FAIL: lab-a role team cannot read kv/data/clusters/lab-b/config: has read;")
+    assert error.message.endswith("(as lab-b/app, whom the role takes in)")
