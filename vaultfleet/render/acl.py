@@ -31,7 +31,7 @@ from typing import Any
 
 from hcl.lexer import Lexer
 
-from vaultfleet.render.policy import CAPABILITIES, PathRule, PolicyError, _hcl_parser
+from vaultfleet.render.policy import CAPABILITIES, RESTRICTING_KEYS, PathRule, PolicyError, _hcl_parser
 
 # vaultfleet's check knows Vault's capabilities; OpenBao 2.x adds `scan`. A server refuses, at write,
 # a policy with one it does not know (Vault 1.14.1 knows neither subscribe, recover nor scan).
@@ -46,23 +46,7 @@ _SHORTHAND = {
 
 # What a path block may hold on either server (policy.go `parsePaths`, CheckHCLKeys); the others
 # only restrict requests (parameters, wrapping, MFA, pagination), never sys/capabilities' answer.
-_PATH_KEYS = frozenset(
-    {
-        "comment",
-        "policy",
-        "capabilities",
-        "allowed_parameters",
-        "denied_parameters",
-        "required_parameters",
-        "min_wrapping_ttl",
-        "max_wrapping_ttl",
-        "mfa_methods",
-        "control_group",
-        "pagination_limit",
-        "list_scan_response_keys_filter_path",
-        "subscribe_event_types",
-    }
-)
+_PATH_KEYS = RESTRICTING_KEYS | {"capabilities", "policy"}
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,9 @@ RESTRICTING_KEYS = frozenset(
         "max_wrapping_ttl",
         "mfa_methods",
         "control_group",
+        "pagination_limit",  # OpenBao's
+        "list_scan_response_keys_filter_path",
+        "subscribe_event_types",
     }
 )
 
