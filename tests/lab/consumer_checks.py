@@ -8,48 +8,16 @@ import json
 import time
 
 import hvac
-import pytest
-import yaml
 from kubernetes import client
 
 from tests.lab import k8s
 from vaultfleet.lab import controllers as lab_controllers
 from vaultfleet.lab import processes
-from vaultfleet.toolchain import tools_bin_dir
 
-
-def install(api: client.ApiClient, wanted: dict[str, list[str]], timeout: float = 60) -> list[str]:
-    """Install CRDs as tools/fetch-crds.sh cached them ({project: [plural, ...]}); return their names."""
-    extensions = client.ApiextensionsV1Api(api)
-    names = []
-    for project_name, plurals in wanted.items():
-        directory = tools_bin_dir().parent / "crds" / project_name
-        if not (directory / ".complete").exists():
-            pytest.fail(f"no CRDs in {directory}: run tools/fetch-crds.sh (make tools does)")
-        for plural in plurals:
-            (path,) = directory.glob(f"*_{plural}.yaml")  # one per plural in each project
-            crd = yaml.safe_load(path.read_text())
-            try:
-                extensions.create_custom_resource_definition(crd, _preload_content=False)
-            except client.ApiException as exc:
-                if exc.status != 409:
-                    raise
-            names.append(crd["metadata"]["name"])
-    deadline = time.monotonic() + timeout
-    for name in names:
-        while not _established(extensions, name):
-            assert time.monotonic() < deadline, f"CRD {name} not established"
-            time.sleep(0.2)
-    return names
-
-
-def all_crds() -> dict[str, list[str]]:
-    """Every CRD tools/fetch-crds.sh cached, by project: what the real controllers watch."""
-    root = tools_bin_dir().parent / "crds"
-    return {
-        project: sorted(p.stem.split("_", 1)[1] for p in (root / project).glob("*_*.yaml"))
-        for project in ("external-secrets", "vault-secrets-operator")
-    }
+# The CRDs as `vaultfleet lab controllers` installs them; when tools/fetch-crds.sh has not run, they
+# raise MissingTool, which says `make tools`.
+install = lab_controllers.install_crds
+all_crds = lab_controllers.all_crds
 
 
 def remove(api: client.ApiClient, names: list[str], timeout: float = 60) -> None:
@@ -59,9 +27,12 @@ def remove(api: client.ApiClient, names: list[str], timeout: float = 60) -> None
     with 409, then disappears under the objects created after it.
     """
     extensions = client.ApiextensionsV1Api(api)
-    for name in names:
-        extensions.delete_custom_resource_definition(name)
     deadline = time.monotonic() + timeout
+    for name in names:
+        # One deleted before the apiserver serves its objects stays for minutes: its finalizer's
+        # list fails ("storage is (re)initializing") and backs off. A CRD installed seconds ago is.
+        processes.wait_until(lambda name=name: _served(api, extensions, name), timeout, f"CRD {name} served")
+        extensions.delete_custom_resource_definition(name)
     for name in names:
         while True:
             try:
@@ -74,9 +45,15 @@ def remove(api: client.ApiClient, names: list[str], timeout: float = 60) -> None
             time.sleep(0.2)
 
 
-def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
-    status = json.loads(extensions.read_custom_resource_definition(name, _preload_content=False).data)["status"]
-    return any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions", []))
+def _served(api: client.ApiClient, extensions: client.ApiextensionsV1Api, name: str) -> bool:
+    """The apiserver lists the CRD's objects (an error, such as 429 while its storage initialises, raises)."""
+    spec = extensions.read_custom_resource_definition(name).spec
+    version = next(v.name for v in spec.versions if v.storage)
+    # From the watch cache (resourceVersion 0), as the finalizer lists; namespaced or not, cluster-wide.
+    client.CustomObjectsApi(api).list_cluster_custom_object(
+        spec.group, version, spec.names.plural, limit=1, resource_version="0"
+    )
+    return True
 
 
 def create_strict(api: client.ApiClient, document: dict) -> dict:

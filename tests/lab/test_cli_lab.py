@@ -1,4 +1,5 @@
-"""The fleet CLI on the lab: onboard -> up -> verify, verify's failure causes, GitOps preview, access.
+"""The fleet CLI on the lab: onboard -> up -> verify, verify's failure causes, GitOps preview, access,
+and `lab controllers` running external-secrets on what `consumers` prints.
 
 Runs after test_project.py (alphabetical order is file order here: test_cli_lab < test_project,
 so this module uses its own stacks' lifecycle and destroys what it creates).
@@ -6,7 +7,9 @@ so this module uses its own stacks' lifecycle and destroys what it creates).
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import subprocess
 
 import pytest
@@ -14,13 +17,17 @@ from kubernetes import client
 from typer.testing import CliRunner
 
 from tests.harness import copy_project, destroy_stacks, edit_stack, root_client, vault_token
-from tests.lab import k8s
+from tests.lab import consumer_checks, k8s
 from vaultfleet.cli import app
+from vaultfleet.lab import processes
+from vaultfleet.lab.record import LabState
+from vaultfleet.toolchain import find_tool
 
 # `server` per test: onboard/up/verify log in and write Vault objects, the breakages and drift are
 # Vault writes, access is checked against the server's sys/capabilities (server-dependent); the two
 # preview tests only decide from git and the last up's fingerprint which stacks the engine previews,
-# without a refresh (server-independent).
+# without a refresh (server-independent); `lab controllers` starts and stops a controller, whose sync
+# is external-secrets' and the kube-apiserver's doing (server-independent).
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
 
@@ -245,6 +252,55 @@ def test_5_access_agrees_with_vault_capabilities(project, lab):
                 probe = g["path"].replace("*", "probe")
                 answer = root.adapter.post("/v1/sys/capabilities", json={"token": token, "paths": [probe]})
                 assert sorted(answer[probe]) == sorted(g["capabilities"]), (g, answer[probe])
+
+
+@pytest.mark.usefixtures("fleet_up")
+def test_5b_lab_controllers_runs_external_secrets_that_syncs_what_consumers_prints(lab):
+    # docs/consumers.md's walkthrough: `lab controllers`, then `consumers | kubectl apply -f -`.
+    api = k8s.api_client(str(lab.kubeconfig), "lab-a")
+    extensions = client.ApiextensionsV1Api(api)
+    before = {crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
+    name = "external-secrets-lab-a"
+    result = cli("lab", "controllers", "lab-a", "--kind", "eso")
+    try:
+        assert result.exit_code == 0, result.output
+        assert re.search(rf"external-secrets for lab-a: started, pid \d+, log \S+/{name}\.log", result.stdout)
+        assert any(p.name == name for p in LabState.load().processes)  # so `lab down` stops it
+        again = cli("lab", "controllers", "lab-a", "--kind", "eso")
+        assert again.exit_code == 0, again.output
+        assert "external-secrets for lab-a: already running" in again.stdout
+        assert [p.name for p in LabState.load().processes].count(name) == 1
+
+        k8s.ensure_service_account(api, "app", "app")  # the workload's: role app binds app/app
+        root_client(lab).secrets.kv.v2.create_or_update_secret(
+            "clusters/lab-a/config", secret={"greeting": "synced"}, mount_point="kv"
+        )
+        printed = cli("consumers", "lab-a", "--kind", "eso", "--role", "app")
+        assert printed.exit_code == 0, printed.output
+        kubectl = [find_tool("kubectl"), "--context", "lab-a"]
+        subprocess.run([*kubectl, "apply", "-f", "-"], input=printed.stdout, text=True, check=True)
+
+        core = client.CoreV1Api(api)
+        secret = processes.wait_until(lambda: core.read_namespaced_secret("config", "app"), 60, "Secret app/config")
+        assert base64.b64decode(secret.data["greeting"]).decode() == "synced"
+    finally:
+        stopped = cli("lab", "controllers", "lab-a", "--kind", "eso", "--stop")
+        # What it installed goes (the CRDs, their objects with them), and what the test made.
+        after = {crd.metadata.name for crd in extensions.list_custom_resource_definition().items}
+        consumer_checks.remove(api, sorted(after - before))
+        core = client.CoreV1Api(api)
+        for delete, made in (
+            (core.delete_namespaced_secret, "config"),
+            (core.delete_namespaced_service_account, "app"),
+        ):
+            try:
+                delete(made, "app")
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+    assert stopped.exit_code == 0, stopped.output
+    assert re.search(rf"{name}: stopped \(pid \d+\)", stopped.stdout)
+    assert not any(p.name == name for p in LabState.load().processes)
 
 
 @pytest.mark.server

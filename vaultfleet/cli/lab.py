@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from enum import StrEnum
 from typing import Annotated, Literal
 
 import typer
@@ -158,6 +159,65 @@ def env(
     print(f'export VAULT_TOKEN="$(cat {shlex.quote(str(state.token_file))})"')
     if state.postgres is not None:  # psql and friends: PGHOST/PGPORT/PGUSER come from state.env()
         print(f'export PGPASSWORD="$(cat {shlex.quote(state.postgres.password_file)})"')
+
+
+class ControllerKind(StrEnum):
+    """The `--kind` of `vaultfleet consumers` whose output a controller reads."""
+
+    eso = "eso"
+    vso = "vso"
+    injector = "injector"
+
+
+@app.command()
+def controllers(
+    cluster: Annotated[str, typer.Argument(help="Lab cluster to run them against (lab-a, lab-b, ...).")],
+    kinds: Annotated[
+        list[ControllerKind] | None,
+        typer.Option(
+            "--kind",
+            help="eso (external-secrets), vso (Vault Secrets Operator) or injector (Vault agent injector); "
+            "repeat for several. Default: all three.",
+            show_default=False,
+        ),
+    ] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop them instead (the CRDs and objects stay).")] = False,
+) -> None:
+    """Run the secret consumers' controllers against a lab cluster, as the lab tests do: their CRDs
+    installed, each a lab process (`lab down` stops it). Starts only those not running already."""
+    from vaultfleet.lab import controllers as lab_controllers
+    from vaultfleet.lab.record import LabError, LabState
+    from vaultfleet.toolchain import MissingTool
+
+    state = LabState.load()
+    if state is None:
+        err.print("[red]error[/]: no lab running: start one with `vaultfleet lab up`", highlight=False)
+        raise typer.Exit(code=1)
+    found = next((c for c in state.clusters if c.name == cluster), None)
+    if found is None:
+        names = ", ".join(c.name for c in state.clusters)
+        err.print(f"[red]error[/]: the lab has no cluster {cluster!r} (it has {names})", highlight=False)
+        raise typer.Exit(code=2)
+    # In the order of the CLI's help, without repeats.
+    wanted = [lab_controllers.BY_CONSUMER_KIND[k.value] for k in ControllerKind if k in (kinds or ControllerKind)]
+    if stop:
+        stopped = lab_controllers.stop(state, found, wanted)
+        for proc in stopped:
+            out.print(f"{proc.name}: stopped (pid {proc.pid})")
+        if not stopped:
+            out.print(f"none of {', '.join(wanted)} was running for {cluster}")
+        return
+    try:
+        started = lab_controllers.start(state, found, wanted, echo=lambda m: err.print(f"[dim]lab:[/] {m}"))
+    except (LabError, MissingTool) as exc:
+        err.print(f"[red]lab controllers failed, nothing was started:[/] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    except (RuntimeError, TimeoutError) as exc:
+        err.print(f"[red]lab controllers failed:[/] {exc}", highlight=False)
+        raise typer.Exit(code=1) from None
+    for kind, proc, now in started:
+        what = "started" if now else "already running"
+        out.print(f"{kind} for {cluster}: {what}, pid {proc.pid}, log {proc.log}", highlight=False)
 
 
 def _yes(flag: bool) -> str:
