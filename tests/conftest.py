@@ -4,9 +4,17 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from tests.harness.project import tracked_changes
+
+# urllib's default opener reads the proxy variables once, at its first request, and keeps them;
+# NO_PROXY it reads at every request. Built here, before any fixture sets the lab's closed proxy
+# (lab_env's HTTP_PROXY), so a module run alone on a running lab does not keep that proxy after its
+# fixture has unset NO_PROXY (its teardown then found every Vault "unreachable").
+urllib.request.install_opener(urllib.request.build_opener())
 
 
 @pytest.fixture(scope="session", autouse=True)
