@@ -118,8 +118,10 @@ class DatabaseEngine(pulumi.ComponentResource):
                 "password": pulumi.Output.secret(spec.password),
             },
             # The provider reads the whole block back into state: keep it encrypted there even if
-            # the provider's schema did not mark the password sensitive.
+            # the provider's schema did not mark the password sensitive. Protected: deleting it
+            # leaves its leases unrevocable (vaultfleet/fleet/danger.py); a delete of the whole
+            # engine skips it (deleted_with).
             opts=pulumi.ResourceOptions.merge(
-                self._inside_mount, pulumi.ResourceOptions(additional_secret_outputs=["postgresql"])
+                self._inside_mount, pulumi.ResourceOptions(additional_secret_outputs=["postgresql"], protect=True)
             ),
         )

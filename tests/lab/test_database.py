@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from tests.harness import Fleet, copy_project, destroy_stacks, plain_stack_export
+from tests.harness import Fleet, copy_project, destroy_stacks, edit_stack, plain_stack_export
 from tests.lab import database as lab_db
 from tests.lab.database import CREATE, REVOKE, VAULT_DB_USER
 from tests.leaks import leaks
@@ -210,6 +210,36 @@ def test_7_second_up_and_preview_change_nothing(fleet):
         assert set(result.summary.resource_changes) == {"same"}, (name, result.summary.resource_changes)
         preview = fleet.stacks[name].preview(color="never", refresh=True)
         assert set(preview.change_summary) == {"same"}, (name, preview.change_summary)
+
+
+@pytest.mark.usefixtures("db_up")
+def test_7b_renaming_the_connection_is_refused_and_leaves_it_in_vault(fleet, outstanding):
+    """A connection's delete is dangerous (the leases of its roles could no longer be revoked): the
+    shared stack's `up` refuses it, naming the connection, and writes nothing. test_7's up of the
+    same stack is the positive control; test_8 revokes `outstanding` through the connection kept."""
+    shared_file = fleet.project / "stacks" / "Pulumi.vault.yaml"
+    before = shared_file.read_text()
+
+    def rename(config: dict) -> None:
+        database = config["vaultfleet:database"]
+        database["connections"][0]["name"] = "lab-pg-2"
+        for role in database["roles"]:
+            role["connection"] = "lab-pg-2"
+
+    edit_stack(fleet.project, "vault", rename)
+    try:
+        (result,) = run(Project(fleet.project), ["vault"], "up", env=fleet.env)
+    finally:
+        shared_file.write_text(before)
+    assert not result.ok and result.error.startswith("refused: stack vault"), result.error
+    # Another name is another resource: the old connection's delete (and the new one's create).
+    assert (
+        "delete vault:database/secretBackendConnection:SecretBackendConnection fleet-database-connection-lab-pg: "
+        "deletes database connection database/config/lab-pg: the leases its roles issued can no longer be revoked"
+    ) in result.error, result.error
+    assert fleet.vault.read("database/config/lab-pg")["data"]["plugin_name"] == "postgresql-database-plugin"
+    assert fleet.vault.read("database/config/lab-pg-2") is None
+    assert fleet.vault.read("database/roles/reporting")["data"]["db_name"] == "lab-pg"
 
 
 @pytest.mark.usefixtures("db_up")

@@ -20,6 +20,8 @@ AUTH = "vault:index/authBackend:AuthBackend"
 JWT = "vault:jwt/authBackend:AuthBackend"
 MOUNT = "vault:index/mount:Mount"
 KEY = "vault:transit/secretBackendKey:SecretBackendKey"
+CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
+DB_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
 PREFIX = "urn:pulumi:vault::vaultfleet::vaultfleet:vault:SharedVault$vaultfleet:vault:ClusterAccess"
 MOUNT_URN = f"{PREFIX}$vaultfleet:vault:KubernetesAuthMount${AUTH}::fleet-cluster-lab-a-auth-backend"
 
@@ -104,6 +106,23 @@ STATE_KEY = state({"backend": "transit", "name": "vaultfleet-state-lab-a", "dele
         ),
         (
             "delete",
+            CONNECTION,
+            state({"backend": "database", "name": "app"}),
+            None,
+            [],
+            "deletes database connection database/config/app: the leases its roles issued can no longer be "
+            "revoked (Vault revokes through it): their database users stay",
+        ),
+        (
+            "replace",
+            CONNECTION,
+            state({"backend": "database", "name": "app"}),
+            state({"backend": "database", "name": "app2"}),
+            ["name"],
+            "replaces database connection database/config/app (the old one is removed): the leases",
+        ),
+        (
+            "delete",
             AUTH,
             state({"path": "kubernetes", "type": "kubernetes"}, retain=True),  # an adopted mount
             None,
@@ -132,10 +151,24 @@ def test_a_delete_replace_or_remount_of_a_guarded_object_is_dangerous_and_says_w
         ("delete", "vault:index/policy:Policy", state({"name": "k8s-lab-a-kv-read"}), None, []),
         ("replace", "vault:kubernetes/authBackendRole:AuthBackendRole", state({"backend": "k8s-lab-a"}), None, []),
         ("delete", "kubernetes:core/v1:ServiceAccount", state({}), None, []),
+        # A role's delete is not: its leases still revoke without it (checked on OpenBao 2.4).
+        ("delete", DB_ROLE, state({"backend": "database", "name": "app-ro"}), None, []),
+        ("update", CONNECTION, state({"backend": "database"}), state({"backend": "database"}), ["allowedRoles"]),
     ],
 )
 def test_other_steps_are_not_dangerous(op, type_, old, new, diffs):
     assert danger.reason(op, type_, old, new, diffs) is None
+
+
+def test_a_connection_that_goes_with_its_engine_is_marked_as_going_with_it():
+    connection = state({"backend": "database", "name": "app"})
+    steps = [{"op": "delete", "type": MOUNT, "old": DB}, {"op": "delete", "type": CONNECTION, "old": connection}]
+    leaving = danger.leaving_mounts(steps)
+    assert leaving == {"database"}
+    why = danger.reason("delete", CONNECTION, connection, None, [], leaving)
+    assert why == "goes with database secrets engine database, which is removed"
+    other = state({"backend": "database-2", "name": "app"})  # another engine's stays dangerous on its own
+    assert "can no longer be revoked" in danger.reason("delete", CONNECTION, other, None, [], leaving)
 
 
 def pre(op: str, type_: str, urn: str, old=None, new=None, diffs=()) -> dict:
@@ -370,3 +403,4 @@ def test_up_refuses_an_allow_dangerous_stack_that_does_not_exist(project):
     assert result.exit_code == 2, result.output
     assert "--allow-dangerous lab-c: no such stack" in result.output
     assert "lab-a" in result.output and "vault" in result.output  # the known ones are listed
+

@@ -5,7 +5,10 @@ mount (an update of its path: Vault moves it, and revokes what it issued):
 - an auth mount (a cluster's, the pipeline's jwt mount): every token and lease it issued is revoked;
 - the KV mount (every secret in it is lost; a remount moves them, and every reader's path breaks) or
   the database secrets engine (every lease it issued is revoked, its database users dropped);
-- a cluster's Transit state key (that cluster stack's state secrets are encrypted under it).
+- a cluster's Transit state key (that cluster stack's state secrets are encrypted under it);
+- a database connection (its roles' leases can no longer be revoked: Vault's revocation needs the
+  connection, so their database users stay, and the engine itself can no longer be unmounted;
+  checked on OpenBao 2.4). A role's delete is not: its leases still revoke.
 An object kept in Vault when it leaves the stack (retainOnDelete: an adopted mount, a state key)
 loses nothing, but leaves vaultfleet's hands: still dangerous (and protected), the reason says so.
 
@@ -25,7 +28,8 @@ from typing import Any
 AUTH_MOUNTS = frozenset({"vault:index/authBackend:AuthBackend", "vault:jwt/authBackend:AuthBackend"})
 SECRETS_MOUNT = "vault:index/mount:Mount"
 STATE_KEY = "vault:transit/secretBackendKey:SecretBackendKey"
-GUARDED_TYPES = AUTH_MOUNTS | {SECRETS_MOUNT, STATE_KEY}
+DATABASE_CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
+GUARDED_TYPES = AUTH_MOUNTS | {SECRETS_MOUNT, STATE_KEY, DATABASE_CONNECTION}
 MOUNTS = AUTH_MOUNTS | {SECRETS_MOUNT}
 
 # What the engine says when `protect` stopped a step (3.184: "unable to replace resource ... as it
@@ -51,14 +55,23 @@ class DangerousStep:
 
 
 def reason(
-    op: str, type_: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, diffs: Iterable[str]
+    op: str,
+    type_: str,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    diffs: Iterable[str],
+    leaving_mounts: frozenset[str] = frozenset(),
 ) -> str | None:
     """Why a step is dangerous, or None. `old` and `new` are the engine's states of the step (its
-    event's metadata: `inputs`, `retainOnDelete`), `diffs` the inputs it changes."""
+    event's metadata: `inputs`, `retainOnDelete`), `diffs` the inputs it changes, `leaving_mounts`
+    the paths of the mounts the same plan deletes or replaces (`leaving_mounts`)."""
     if type_ not in GUARDED_TYPES:
         return None
     before = dict((old or {}).get("inputs") or {})
     after = dict((new or {}).get("inputs") or {})
+    if type_ == DATABASE_CONNECTION and op == "delete" and before.get("backend") in leaving_mounts:
+        # Vault removes it with its engine, after revoking the engine's leases through it (deleted_with).
+        return f"goes with database secrets engine {before.get('backend')}, which is removed"
     what, loss = _what_and_loss(type_, before or after)
     if op == "update":
         if type_ not in MOUNTS or "path" not in set(diffs):
@@ -77,10 +90,25 @@ def reason(
     return f"replaces {what}{f' with {moved}' if moved else ''} (the old one is removed): {loss}"
 
 
+def leaving_mounts(steps: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The paths of the mounts a plan deletes or replaces, from its steps' metadata (op, type, old)."""
+    return frozenset(
+        str(((m.get("old") or {}).get("inputs") or {}).get("path"))
+        for m in steps
+        if m.get("type") in MOUNTS and m.get("op") in ("delete", "replace")
+    )
+
+
 def _what_and_loss(type_: str, inputs: Mapping[str, Any]) -> tuple[str, str]:
     path = inputs.get("path")
     if type_ in AUTH_MOUNTS:
         return f"auth mount {path}", "every token and lease it issued is revoked"
+    if type_ == DATABASE_CONNECTION:
+        return (
+            f"database connection {inputs.get('backend')}/config/{inputs.get('name')}",
+            "the leases its roles issued can no longer be revoked (Vault revokes through it): their "
+            "database users stay, and the engine cannot be unmounted until they are force-revoked",
+        )
     if type_ == STATE_KEY:
         return (
             f"Transit state key {inputs.get('backend')}/keys/{inputs.get('name')}",

@@ -205,6 +205,7 @@ _CALLER_ONLY_PROVIDER_INPUTS = {"kubeconfig"}
 def _read_events(events: list[dict]) -> EngineRun:
     result = EngineRun()
     drifted = _drifted(events)
+    leaving = danger.leaving_mounts((e.get("resourcePreEvent") or {}).get("metadata") or {} for e in events)
     caller_only = 0
     for event in events:
         if "summaryEvent" in event:
@@ -223,7 +224,7 @@ def _read_events(events: list[dict]) -> EngineRun:
             result.errors.append((diagnostic.get("urn") or None, diagnostic.get("message", "")))
         if meta and meta.get("op") not in _QUIET_OPS and not meta.get("type", "").startswith("pulumi:"):
             name, diffs = meta["urn"].rsplit("::", 1)[-1], _changed_properties(meta)
-            why = danger.reason(meta["op"], meta["type"], meta.get("old"), meta.get("new"), diffs)
+            why = danger.reason(meta["op"], meta["type"], meta.get("old"), meta.get("new"), diffs, leaving)
             result.steps.append(
                 {
                     "op": meta["op"],
