@@ -3,7 +3,10 @@ git revision (what is applied: the pipeline applies the default branch) against 
 per cluster, mount, role and bound ServiceAccount, path by path.
 
 A reviewer approves this, not resource diffs: a one-line template edit shows once per cluster and
-role it reaches, and a binding widened to `*` shows as the access the new binding gains.
+role it reaches, and a binding widened to `*` shows as the access the new binding gains. What a
+path's read hands out can change with no capability changing: a database role's statements, its
+connection (what its users may do in the database), its TTLs; those are listed per credentials
+path with the roles that may read it (`credentials`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from pathlib import Path
 
 from vaultfleet.access import UNMANAGED, Grant, grants
 from vaultfleet.fleet.changes import commit
+from vaultfleet.render import acl
 from vaultfleet.stackfile import Project
-from vaultfleet.stackfile.schema import ClusterStack
+from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,24 @@ class TrustChange:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CredentialChange:
+    """A change in what reading a database credentials path hands out: the role's statements, TTLs
+    or connection (its URL and user; a password change is not access), or the role added or gone."""
+
+    stack: str
+    path: str
+    """<databaseMount>/creds/<role>."""
+    field: str
+    before: str
+    after: str
+    readers: tuple[str, ...]
+    """`cluster role` of every role whose policies grant read on the path, before or after."""
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "readers": list(self.readers)}
+
+
 @dataclass
 class AccessDiff:
     ref: str
@@ -78,10 +100,11 @@ class AccessDiff:
     templates: dict[str, list[str]]
     """Each policy template file that changed -> every `cluster role` it reaches now or reached."""
     trust: list[TrustChange] = field(default_factory=list)
+    credentials: list[CredentialChange] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return not self.changes and not self.trust and not self.templates
+        return not self.changes and not self.trust and not self.templates and not self.credentials
 
     def for_cluster(self, cluster: str) -> list[Change]:
         return [c for c in self.changes if c.who.cluster == cluster]
@@ -93,6 +116,7 @@ class AccessDiff:
             "changes": [c.to_json() for c in self.changes],
             "templates": self.templates,
             "trust": [t.to_json() for t in self.trust],
+            "credentials": [c.to_json() for c in self.credentials],
         }
 
 
@@ -106,7 +130,75 @@ def access_diff(project: Project, ref: str, stacks: list[str] | None = None) -> 
         changed = _changed_templates(was, project)
         reached = _reached(changed, [*_clusters(was, stacks), *_clusters(project, stacks)])
         trust = trust_changes(_anchors(was, stacks), _anchors(project, stacks))
-    return AccessDiff(ref, diff(before, _grants(project, stacks)), reached, trust)
+        after = _grants(project, stacks)
+        issued_before, issued_after = _credentials(was, stacks), _credentials(project, stacks)
+        # Who reads a path is worked out only when something it hands out changed.
+        rows = _grants(was, None) + _grants(project, None) if issued_before != issued_after else []
+        credentials = credential_changes(issued_before, issued_after, rows)
+    return AccessDiff(ref, diff(before, after), reached, trust, credentials)
+
+
+def _credentials(project: Project, names: list[str] | None) -> dict[tuple[str, str], dict[str, str]]:
+    """(shared stack, creds path) -> what reading it hands out, field by field, per shared stack file
+    that validates and declares a database."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for stack_file in project.shared_stacks():
+        settings = stack_file.valid_settings()
+        if not isinstance(settings, SharedStack) or settings.database is None:
+            continue
+        if names is not None and settings.name not in names:
+            continue
+        connections = {c.name: c for c in settings.database.connections}
+        for role in settings.database.roles:
+            connection = connections.get(role.connection)
+            found[(settings.name, f"{settings.fleet.database_mount}/creds/{role.name}")] = {
+                "connection": role.connection,
+                "connectionUrl": connection.connection_url if connection else "(none)",
+                "username": connection.username if connection else "(none)",
+                "creationStatements": " ".join(role.creation_statements),
+                "revocationStatements": " ".join(role.revocation_statements) or "(the plugin's default)",
+                "defaultTtl": f"{role.default_ttl}s",
+                "maxTtl": f"{role.max_ttl}s",
+            }
+    return found
+
+
+def credential_changes(
+    before: dict[tuple[str, str], dict[str, str]], after: dict[tuple[str, str], dict[str, str]], rows: list[Grant]
+) -> list[CredentialChange]:
+    """Field by field, for each credentials path on either side; a path on one side only is one line
+    (`role` added or removed)."""
+    found = []
+    for stack, path in sorted(before.keys() | after.keys()):
+        old, new = before.get((stack, path)), after.get((stack, path))
+        readers = _readers(path, rows)
+        if old is None or new is None:
+            state = ("(none)", "added") if old is None else ("declared", "(removed)")
+            found.append(CredentialChange(stack, path, "role", *state, readers))
+            continue
+        for name in old:
+            if old[name] != new[name]:
+                found.append(CredentialChange(stack, path, name, old[name], new[name], readers))
+    return found
+
+
+def _readers(path: str, rows: list[Grant]) -> tuple[str, ...]:
+    """`cluster role` of each role whose policies, merged as Vault merges them, grant read on `path`."""
+    held: dict[tuple[str, str], dict[str, dict[str, tuple[str, ...]]]] = defaultdict(lambda: defaultdict(dict))
+    for g in rows:
+        if g.path != UNMANAGED.path:
+            held[(g.cluster, g.role)][g.policy][g.path] = g.capabilities
+    readers = set()
+    for (cluster, role), policies in held.items():
+        bodies = {
+            name: "\n".join(
+                f'path "{rule}" {{ capabilities = {list(caps)!r} }}'.replace("'", '"') for rule, caps in rules.items()
+            )
+            for name, rules in policies.items()
+        }
+        if "read" in acl.capabilities(bodies, path).capabilities:
+            readers.add(f"{cluster} {role}")
+    return tuple(sorted(readers))
 
 
 def _anchors(project: Project, names: list[str] | None) -> dict[tuple[str, str], str]:

@@ -4,11 +4,12 @@ files and policies at a git revision (`vaultfleet access --changed-since`, docs/
 from __future__ import annotations
 
 import json
+import subprocess
 
 import yaml
 from typer.testing import CliRunner
 
-from tests.harness import edit_stack
+from tests.harness import add_database, edit_stack
 from vaultfleet.access_diff import access_diff
 from vaultfleet.cli import app
 from vaultfleet.stackfile import Project
@@ -122,3 +123,32 @@ def test_an_edit_of_a_fleet_policy_names_the_tokens_that_hold_it(git_project):
     assert (
         "policies/fleet/vaultfleet-previewer.hcl changed; it reaches every token holding vaultfleet-previewer" in text
     )
+
+
+def test_a_database_role_handing_out_more_names_its_path_and_who_reads_it(git_project):
+    # The grants stay the same (lab-a's orders reads database/creds/app-readonly before and after),
+    # but the users the role creates may now change every table.
+    add_database(git_project)
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "database"],
+        cwd=git_project,
+        check=True,
+    )
+    assert access_diff(Project(git_project), "HEAD").identical  # control: the same files
+    grant_all = 'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{{name}}";'
+    edit_stack(
+        git_project,
+        "vault",
+        lambda c: c["vaultfleet:database"]["roles"][1]["creationStatements"].append(grant_all),
+    )
+    found = access_diff(Project(git_project), "HEAD")
+    assert not found.identical and found.changes == [] and found.trust == []
+    (change,) = found.credentials
+    assert (change.stack, change.path, change.field) == ("vault", "database/creds/app-readonly", "creationStatements")
+    assert change.after.endswith(grant_all) and grant_all not in change.before
+    assert change.readers == ("lab-a orders",)  # not lab-a's app or deployer: no db-creds
+    markdown = runner.invoke(app, ["access", "--changed-since", "HEAD", "--format", "markdown"]).output
+    assert "**Database credentials changed**" in markdown
+    assert "| `database/creds/app-readonly` | `creationStatements` |" in markdown and "`lab-a orders` |" in markdown
+    text = runner.invoke(app, ["access", "--changed-since", "HEAD"]).output
+    assert "! database/creds/app-readonly (vault) hands out other credentials: creationStatements" in text

@@ -98,6 +98,11 @@ def diff_text(found) -> str:
         lines.append(f"  ! login trust of {t.stack} changed: {t.field} {t.before} -> {t.after}")
     for template, reached in found.templates.items():
         lines.append(f"  {template} changed; it reaches {', '.join(reached) or 'no role'}")
+    for c in found.credentials:
+        lines.append(
+            f"  ! {c.path} ({c.stack}) hands out other credentials: {c.field} {c.before!r} -> {c.after!r}; "
+            f"read by {', '.join(c.readers) or 'no role'}"
+        )
     for who, changes in _by_who(found.changes):
         lines.append(f"  {who}")
         for c in changes:
@@ -125,6 +130,20 @@ def diff_markdown(found) -> str:
         ]
     for template, reached in found.templates.items():
         lines.append(f"- `{template}` changed; it reaches {', '.join(f'`{r}`' for r in reached) or 'no role'}")
+    if found.credentials:
+        lines += [
+            "",
+            ":warning: **Database credentials changed**: reading the same path hands out other credentials.",
+            "",
+            "| path | field | before | after | read by |",
+            "|---|---|---|---|---|",
+            *(
+                f"| `{c.path}` | `{c.field}` | `{c.before}` | `{c.after}` | "
+                f"{', '.join(f'`{r}`' for r in c.readers) or 'no role'} |"
+                for c in found.credentials
+            ),
+            "",
+        ]
     if not found.changes:
         lines += ["", "No identity gains or loses a capability."]
         return "\n".join(lines)

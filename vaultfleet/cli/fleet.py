@@ -134,14 +134,16 @@ def _finish(results, output: Format, expect_no_changes: bool = False, access=Non
 def _access_json(access, stack: str) -> dict:
     changes = access.for_cluster(stack)
     trust = [t.to_json() for t in access.trust if t.stack == stack]
+    credentials = [c.to_json() for c in access.credentials if c.stack == stack]
     templates = {t: [r for r in reached if r.split()[0] == stack] for t, reached in access.templates.items()}
     templates = {t: reached for t, reached in templates.items() if reached}
     return {
         "since": access.ref,
-        "identical": not changes and not trust and not templates,
+        "identical": not changes and not trust and not templates and not credentials,
         "changes": [c.to_json() for c in changes],
         "templates": templates,
         "trust": trust,
+        "credentials": credentials,
     }
 
 
@@ -208,8 +210,8 @@ def up(
     allow_dangerous: AllowDangerousOpt = None,
     output: Format = "text",
 ) -> None:
-    """Apply stacks (shared stack first), putting back what changed out of band; continues past
-    failures, exit 1 if any failed.
+    """Apply stacks (shared stack first), putting back what changed out of band; a failed cluster
+    stack does not stop the others, a failed or refused shared stack does; exit 1 if any failed.
 
     A stack whose plan has dangerous steps (a mount deleted, replaced or moved, a state key deleted
     or replaced) is refused, nothing written, unless --allow-dangerous names it.
@@ -238,7 +240,7 @@ def destroy(
     refresh: RefreshOpt = True,
     output: Format = "text",
 ) -> None:
-    """Destroy stacks (shared stack last), continuing past failures; exit 1 if any failed.
+    """Destroy stacks (shared stack last, only if every cluster stack went); exit 1 if any failed.
 
     Needs no --allow-dangerous: naming the stacks and confirming (or --yes) is the consent to lose
     everything they hold, the program's `protect` included."""
