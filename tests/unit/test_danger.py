@@ -404,3 +404,30 @@ def test_up_refuses_an_allow_dangerous_stack_that_does_not_exist(project):
     assert "--allow-dangerous lab-c: no such stack" in result.output
     assert "lab-a" in result.output and "vault" in result.output  # the known ones are listed
 
+
+@pytest.mark.parametrize(("operation", "first", "then"), [("up", "vault", "lab-a"), ("destroy", "lab-a", "vault")])
+def test_a_stack_waits_for_the_group_before_it_and_is_not_run_when_that_failed(
+    monkeypatch, project, operation, first, then
+):
+    started = []
+
+    def fake_run_one(project, name, op, env, refresh, full, checks, allow_dangerous=False):
+        started.append(name)
+        error = "Vault at https://vault:8200 was unavailable during the run\nmore" if name in failing else None
+        return StackResult(stack=name, operation=op, ok=name not in failing, error=error)
+
+    monkeypatch.setattr(runner, "run_one", fake_run_one)
+    failing: set[str] = set()
+    ok = runner.run(Project(project), ["vault", "lab-a"], operation, env={"VAULT_TOKEN": "x"})
+    assert started == [first, then] and all(r.ok for r in ok)  # control: both run, in order
+
+    started.clear()
+    failing.add(first)
+    results = {
+        r.stack: r for r in runner.run(Project(project), ["vault", "lab-a"], operation, env={"VAULT_TOKEN": "x"})
+    }
+    assert started == [first]
+    assert not results[then].ok and results[then].error == (
+        f"not run: waits for {first}, which failed: Vault at https://vault:8200 was unavailable during the run; "
+        "nothing was changed"
+    )

@@ -267,6 +267,31 @@ def run(
     for group in groups:
         if not group:
             continue
+        # `up`: the cluster stacks wait for the shared stack, which writes what they may write (their
+        # applier policies) and what they write under (their mounts). `destroy`: the shared stack
+        # waits for its clusters, whose objects its mounts' removal would take out from under them.
+        stopped = [r for r in results if not r.ok]
+        if stopped:
+            results += [_waited(name, operation, stopped, on_result) for name in group]
+            continue
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             results += list(pool.map(one, group))
     return results
+
+
+def _waited(
+    name: str, operation: str, stopped: list[StackResult], on_result: Callable[[StackResult], None] | None
+) -> StackResult:
+    """A stack not started because a stack it waits for failed or was refused; nothing was changed."""
+    causes = "; ".join(f"{r.stack}, which {_first_line(r.error)}" for r in stopped)
+    result = StackResult(stack=name, operation=operation, error=f"not run: waits for {causes}; nothing was changed")
+    if on_result:
+        on_result(result)
+    return result
+
+
+def _first_line(error: str | None) -> str:
+    line = (error or "failed").splitlines()[0]
+    if line.startswith("not run: "):
+        return f"was {line}"
+    return line if line.startswith(("refused", "failed")) else f"failed: {line}"
