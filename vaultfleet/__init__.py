@@ -14,4 +14,4 @@ Where code lives (one rule, followed by every command):
 - `lab/` is a dev tool: nothing outside `lab/`, `demo.py` and `cli/lab.py` imports it.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

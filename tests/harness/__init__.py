@@ -26,6 +26,7 @@ from tests.harness.lab import (
     vault_token,
 )
 from tests.harness.project import (
+    PREVIOUS_RELEASE,
     PROGRAM_FILES,
     REPO,
     STACK_FILES,
@@ -35,8 +36,10 @@ from tests.harness.project import (
     copy_project_files,
     edit_stack,
     install_wheel,
+    previous_release_wheel,
     tracked_changes,
     use_state_key,
+    wheel_cli,
 )
 from tests.harness.unit import (
     DB_URL,
@@ -67,6 +70,7 @@ __all__ = [
     "FLEET",
     "LAB_CLUSTERS",
     "LoginLoop",
+    "PREVIOUS_RELEASE",
     "PROGRAM_FILES",
     "REPO",
     "REVIEWER_JWT",
@@ -92,6 +96,7 @@ __all__ = [
     "enable_transit",
     "login",
     "plain_stack_export",
+    "previous_release_wheel",
     "problems",
     "refused",
     "role",
@@ -104,4 +109,5 @@ __all__ = [
     "use_lab_for_cli",
     "use_state_key",
     "vault_token",
+    "wheel_cli",
 ]

@@ -111,3 +111,42 @@ def install_wheel(wheel: Path, target: Path) -> dict[str, str]:
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)]
     subprocess.run(pip, check=True, capture_output=True)
     return {"PYTHONPATH": str(target)}
+
+
+# The release the upgrade test starts from (tests/lab/test_upgrade.py): tag v0.1.0. Its commit, not
+# the tag, so a clone without tags has it too. Move it to the newest tag when tagging a release.
+PREVIOUS_RELEASE = ("0.1.0", "aeb4a2a476042f0db0a2e87ac0e7cabbb8f5f524")
+
+
+def previous_release_wheel(out_dir: Path) -> Path:
+    """The wheel of PREVIOUS_RELEASE, built from its commit's files (`git archive`, then `pip wheel`
+    as `make wheel` builds it): what a fleet pinned before upgrading."""
+    import sys
+
+    version, commit = PREVIOUS_RELEASE
+    source = out_dir / f"vaultfleet-{version}-source"
+    source.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True, capture_output=True)
+    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out_dir), str(source)]
+    subprocess.run(pip, check=True, capture_output=True)
+    return out_dir / f"vaultfleet-{version}-py3-none-any.whl"
+
+
+def wheel_cli(env: dict[str, str], site: Path) -> Callable[..., str]:
+    """`vaultfleet ARGS` run from the wheel installed in `site` (`install_wheel`'s env): a function
+    of (*args, cwd) that returns stdout and fails the test, with the output, on a non-zero exit."""
+    import sys
+
+    # The path of the module that ran, on stderr: proof the wheel's vaultfleet ran, not the checkout's.
+    code = "import sys, vaultfleet; print(vaultfleet.__file__, file=sys.stderr); from vaultfleet.cli import app; app()"
+
+    def vaultfleet(*args: str, cwd: Path) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+        )
+        assert out.stderr.startswith(str(site)), out.stderr
+        assert out.returncode == 0, f"vaultfleet {' '.join(args)}: {out.stdout}\n{out.stderr}"
+        return out.stdout
+
+    return vaultfleet

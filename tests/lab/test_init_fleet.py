@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO, built_wheel, destroy_stacks, install_wheel, login
+from tests.harness import REPO, built_wheel, destroy_stacks, install_wheel, login, wheel_cli
 from vaultfleet.fleet.engine import pulumi_command
 
 pytestmark = [pytest.mark.lab]
@@ -29,17 +28,7 @@ CLUSTER = "lab-c"
 
 def test_a_fleet_init_wrote_comes_up_from_the_wheel_and_logs_in(lab, lab_env, tmp_path):
     env = {**lab_env, **install_wheel(built_wheel(tmp_path / "wheel"), tmp_path / "site")}
-
-    def vaultfleet(*args: str, cwd: Path) -> str:
-        code = (
-            "import sys, vaultfleet; print(vaultfleet.__file__, file=sys.stderr); from vaultfleet.cli import app; app()"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-        )
-        assert out.stderr.startswith(str(tmp_path / "site")), out.stderr  # the wheel's vaultfleet ran
-        assert out.returncode == 0, f"vaultfleet {' '.join(args)}: {out.stdout}\n{out.stderr}"
-        return out.stdout
+    vaultfleet = wheel_cli(env, tmp_path / "site")  # the wheel's vaultfleet runs, not this checkout's
 
     fleet = tmp_path / "fleet"
     vaultfleet("init", str(fleet), "--vault-address", lab.vault_addr, cwd=tmp_path)
