@@ -79,9 +79,15 @@ def pipeline_grants(stack: SharedStack, policy_dir: Path, clusters: list[Cluster
     pipeline = stack.pipeline
     if pipeline is None:
         return []
-    rules = {
-        "vaultfleet-previewer": [(r.path, r.capabilities) for r in parse_rules(render_previewer(stack, policy_dir), "")]
-    }
+    # Rendered as the program renders it (program/args.py shared_args): with each cluster's state
+    # key and mount, which add rules of their own.
+    previewer = render_previewer(
+        stack,
+        policy_dir,
+        state_keys=[c.state_key for c in clusters if c.state_key],
+        cluster_mounts=[c.mount_path for c in clusters],
+    )
+    rules = {"vaultfleet-previewer": [(r.path, r.capabilities) for r in parse_rules(previewer, "")]}
     for cluster in clusters:
         rules[applier_policy_name(cluster.name)] = [(path, tuple(caps)) for path, caps in applier_paths(cluster)]
     names = [c.name for c in clusters]

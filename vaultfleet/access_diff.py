@@ -12,6 +12,8 @@ path with the roles that may read it (`credentials`).
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -22,7 +24,7 @@ from pathlib import Path
 from vaultfleet.access import UNMANAGED, Grant, grants
 from vaultfleet.fleet.changes import commit
 from vaultfleet.render import acl
-from vaultfleet.stackfile import Project
+from vaultfleet.stackfile import ConfigError, Project, StackFileError
 from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
@@ -101,10 +103,13 @@ class AccessDiff:
     """Each policy template file that changed -> every `cluster role` it reaches now or reached."""
     trust: list[TrustChange] = field(default_factory=list)
     credentials: list[CredentialChange] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+    """Stack files of either side that do not validate ("REF: file: why"): what they grant is not in
+    the review, so it is incomplete and never identical."""
 
     @property
     def identical(self) -> bool:
-        return not self.changes and not self.trust and not self.templates and not self.credentials
+        return not (self.changes or self.trust or self.templates or self.credentials or self.unread)
 
     def for_cluster(self, cluster: str) -> list[Change]:
         return [c for c in self.changes if c.who.cluster == cluster]
@@ -117,6 +122,7 @@ class AccessDiff:
             "templates": self.templates,
             "trust": [t.to_json() for t in self.trust],
             "credentials": [c.to_json() for c in self.credentials],
+            "unread": self.unread,
         }
 
 
@@ -132,10 +138,26 @@ def access_diff(project: Project, ref: str, stacks: list[str] | None = None) -> 
         trust = trust_changes(_anchors(was, stacks), _anchors(project, stacks))
         after = _grants(project, stacks)
         issued_before, issued_after = _credentials(was, stacks), _credentials(project, stacks)
-        # Who reads a path is worked out only when something it hands out changed.
-        rows = _grants(was, None) + _grants(project, None) if issued_before != issued_after else []
-        credentials = credential_changes(issued_before, issued_after, rows)
-    return AccessDiff(ref, diff(before, after), reached, trust, credentials)
+        # Who reads a path is worked out only when something it hands out changed, on each side
+        # with that side's policies (a deny dropped by the same change counts on its own side).
+        sides = [_grants(was, None), _grants(project, None)] if issued_before != issued_after else []
+        credentials = credential_changes(issued_before, issued_after, sides)
+        unread = [f"{ref}: {problem}" for problem in _unread(was)] + _unread(project)
+    return AccessDiff(ref, diff(before, after), reached, trust, credentials, unread)
+
+
+def _unread(project: Project) -> list[str]:
+    """Each stack file that does not validate, with why (the first problem): the review skips it."""
+    found = []
+    for stack_file in project.stacks():
+        try:
+            _ = stack_file.settings
+        except StackFileError as exc:
+            found.append(str(exc))
+        except ConfigError as exc:
+            file, key, message = exc.problems[0]
+            found.append(f"{Path(file).name}: {key}: {message}")
+    return found
 
 
 def _credentials(project: Project, names: list[str] | None) -> dict[tuple[str, str], dict[str, str]]:
@@ -155,8 +177,10 @@ def _credentials(project: Project, names: list[str] | None) -> dict[tuple[str, s
                 "connection": role.connection,
                 "connectionUrl": connection.connection_url if connection else "(none)",
                 "username": connection.username if connection else "(none)",
-                "creationStatements": " ".join(role.creation_statements),
-                "revocationStatements": " ".join(role.revocation_statements) or "(the plugin's default)",
+                # As lists, each statement whole (JSON): joined text would hide a statement split
+                # in two, and a placeholder for "none" could be written as a statement.
+                "creationStatements": json.dumps(role.creation_statements),
+                "revocationStatements": json.dumps(role.revocation_statements),
                 "defaultTtl": f"{role.default_ttl}s",
                 "maxTtl": f"{role.max_ttl}s",
             }
@@ -164,14 +188,16 @@ def _credentials(project: Project, names: list[str] | None) -> dict[tuple[str, s
 
 
 def credential_changes(
-    before: dict[tuple[str, str], dict[str, str]], after: dict[tuple[str, str], dict[str, str]], rows: list[Grant]
+    before: dict[tuple[str, str], dict[str, str]],
+    after: dict[tuple[str, str], dict[str, str]],
+    sides: list[list[Grant]],
 ) -> list[CredentialChange]:
     """Field by field, for each credentials path on either side; a path on one side only is one line
-    (`role` added or removed)."""
+    (`role` added or removed). `sides`: the grants before and after, each side's readers its own."""
     found = []
     for stack, path in sorted(before.keys() | after.keys()):
         old, new = before.get((stack, path)), after.get((stack, path))
-        readers = _readers(path, rows)
+        readers = tuple(sorted(set().union(*(_readers(path, rows) for rows in sides))))
         if old is None or new is None:
             state = ("(none)", "added") if old is None else ("declared", "(removed)")
             found.append(CredentialChange(stack, path, "role", *state, readers))
@@ -182,23 +208,32 @@ def credential_changes(
     return found
 
 
-def _readers(path: str, rows: list[Grant]) -> tuple[str, ...]:
-    """`cluster role` of each role whose policies, merged as Vault merges them, grant read on `path`."""
+def _readers(path: str, rows: list[Grant]) -> set[str]:
+    """`cluster role` of each role whose policies, merged as Vault merges them, grant read on `path`;
+    a path segment only the login fills in (a `*` binding's namespace) is taken as any (`+`), and a
+    role with a policy whose body is not vaultfleet's is named as one to check in Vault."""
     held: dict[tuple[str, str], dict[str, dict[str, tuple[str, ...]]]] = defaultdict(lambda: defaultdict(dict))
+    unmanaged = set()
     for g in rows:
-        if g.path != UNMANAGED.path:
-            held[(g.cluster, g.role)][g.policy][g.path] = g.capabilities
+        if g.path == UNMANAGED.path:
+            unmanaged.add(f"{g.cluster} {g.role} (existingPolicies: check in Vault)")
+        else:
+            held[(g.cluster, g.role)][g.policy][_LOGIN_FILLED.sub("+", g.path)] = g.capabilities
     readers = set()
     for (cluster, role), policies in held.items():
         bodies = {
             name: "\n".join(
-                f'path "{rule}" {{ capabilities = {list(caps)!r} }}'.replace("'", '"') for rule, caps in rules.items()
+                f'path "{rule}" {{ capabilities = {json.dumps(list(caps))} }}' for rule, caps in rules.items()
             )
             for name, rules in policies.items()
         }
         if "read" in acl.capabilities(bodies, path).capabilities:
             readers.add(f"{cluster} {role}")
-    return tuple(sorted(readers))
+    return readers | unmanaged
+
+
+# A path segment holding a <placeholder> (access.for_service_account): what only the login decides.
+_LOGIN_FILLED = re.compile(r"[^/]*<[a-z_]+>[^/]*")
 
 
 def _anchors(project: Project, names: list[str] | None) -> dict[tuple[str, str], str]:
@@ -212,6 +247,8 @@ def _anchors(project: Project, names: list[str] | None) -> dict[tuple[str, str],
             c = settings.cluster
             found |= {
                 (settings.name, "authMode"): c.auth_mode,
+                # Where apiHost and caCert come from when the file does not set them.
+                (settings.name, "kubeContext"): c.kube_context,
                 (settings.name, "apiHost"): c.api_host or "(from the kube context)",
                 (settings.name, "caCert"): _fingerprint(c.ca_cert) if c.ca_cert else "(from the kube context)",
                 (settings.name, "issuer"): c.issuer or "(not checked)",

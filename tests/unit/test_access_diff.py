@@ -125,15 +125,20 @@ def test_an_edit_of_a_fleet_policy_names_the_tokens_that_hold_it(git_project):
     )
 
 
+def _commit(project) -> None:
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "base"],
+        cwd=project,
+        check=True,
+    )
+
+
 def test_a_database_role_handing_out_more_names_its_path_and_who_reads_it(git_project):
     # The grants stay the same (lab-a's orders reads database/creds/app-readonly before and after),
     # but the users the role creates may now change every table.
     add_database(git_project)
-    subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "database"],
-        cwd=git_project,
-        check=True,
-    )
+    _commit(git_project)
     assert access_diff(Project(git_project), "HEAD").identical  # control: the same files
     grant_all = 'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{{name}}";'
     edit_stack(
@@ -145,10 +150,114 @@ def test_a_database_role_handing_out_more_names_its_path_and_who_reads_it(git_pr
     assert not found.identical and found.changes == [] and found.trust == []
     (change,) = found.credentials
     assert (change.stack, change.path, change.field) == ("vault", "database/creds/app-readonly", "creationStatements")
-    assert change.after.endswith(grant_all) and grant_all not in change.before
+    assert json.loads(change.after)[-1] == grant_all and grant_all not in change.before
     assert change.readers == ("lab-a orders",)  # not lab-a's app or deployer: no db-creds
     markdown = runner.invoke(app, ["access", "--changed-since", "HEAD", "--format", "markdown"]).output
     assert "**Database credentials changed**" in markdown
     assert "| `database/creds/app-readonly` | `creationStatements` |" in markdown and "`lab-a orders` |" in markdown
     text = runner.invoke(app, ["access", "--changed-since", "HEAD"]).output
     assert "! database/creds/app-readonly (vault) hands out other credentials: creationStatements" in text
+
+
+def _database_role(project, index: int, **changes) -> None:
+    edit_stack(project, "vault", lambda c: c["vaultfleet:database"]["roles"][index].update(changes))
+
+
+def test_statements_compare_whole_a_split_statement_or_a_placeholder_is_a_change(git_project):
+    # Found by an attack review: statements compared as joined text, with a placeholder for none.
+    add_database(git_project)
+    _database_role(
+        git_project, 1, creationStatements=["CREATE ROLE \"{{name}}\" PASSWORD '{{password}}'; -- GRANT ALL"]
+    )
+    _commit(git_project)
+    _database_role(
+        git_project, 1, creationStatements=["CREATE ROLE \"{{name}}\" PASSWORD '{{password}}'; --", "GRANT ALL"]
+    )
+    _database_role(git_project, 0, revocationStatements=["(the plugin's default)"])
+    found = access_diff(Project(git_project), "HEAD")
+    assert {(c.path, c.field) for c in found.credentials} == {
+        ("database/creds/app-readonly", "creationStatements"),
+        ("database/creds/reporting", "revocationStatements"),
+    }
+    assert not found.identical
+
+
+def test_readers_are_each_sides_own_and_take_in_what_only_the_login_decides(git_project):
+    add_database(git_project)
+
+    def roles(config):
+        # lab-b: a `*`-bound role reading the creds path named after its namespace; an unmanaged one.
+        config["vaultfleet:roles"].append(
+            {
+                "name": "team",
+                "serviceAccounts": ["app"],
+                "namespaces": ["*"],
+                "policies": ["db-ns"],
+                "audience": "vault",
+            }
+        )
+        config["vaultfleet:roles"].append(
+            {"name": "legacy", "serviceAccounts": ["old"], "namespaces": ["old"], "existingPolicies": ["team-db"]}
+        )
+        config["vaultfleet:policies"] = [*config.get("vaultfleet:policies", ["kv-read", "kv-write"]), "db-ns"]
+
+    (git_project / "policies/db-ns.hcl").write_text(
+        'path "${database_mount}/creds/{{identity.entity.aliases.${mount_accessor}.metadata.service_account_namespace}}" {\n'
+        '  capabilities = ["read"]\n}\n'
+    )
+    edit_stack(git_project, "lab-b", roles)
+    _commit(git_project)
+    # A new role readable by namespace: the `*`-bound team reads it from a namespace named `payments`.
+    edit_stack(
+        git_project,
+        "vault",
+        lambda c: c["vaultfleet:database"]["roles"].append(
+            {
+                "name": "payments",
+                "connection": "shop-db",
+                "creationStatements": ["CREATE ROLE \"{{name}}\" SUPERUSER PASSWORD '{{password}}';"],
+            }
+        ),
+    )
+    found = access_diff(Project(git_project), "HEAD")
+    (change,) = found.credentials
+    assert (change.path, change.field, change.after) == ("database/creds/payments", "role", "added")
+    assert change.readers == ("lab-b legacy (existingPolicies: check in Vault)", "lab-b team")
+
+
+def test_another_kube_context_is_a_login_trust_change(git_project):
+    # Found by an attack review: with apiHost and caCert unset, the context names the API server
+    # whose tokens the mount accepts; both sides read "(from the kube context)".
+    edit_stack(git_project, "lab-a", lambda c: c["vaultfleet:cluster"].update(kubeContext="lab-b"))
+    found = access_diff(Project(git_project), "HEAD")
+    assert not found.identical
+    assert {(t.stack, t.field, t.before, t.after) for t in found.trust} == {("lab-a", "kubeContext", "lab-a", "lab-b")}
+
+
+def test_a_stack_file_that_does_not_validate_makes_the_review_incomplete(git_project):
+    # Found by an attack review: an encrypted `vaultfleet:database` is read by the engine, but the
+    # review cannot read it and used to leave it out without a word.
+    edit_stack(git_project, "vault", lambda c: c.update({"vaultfleet:database": {"secure": "v1:abc"}}))
+    found = access_diff(Project(git_project), "HEAD")
+    assert not found.identical and len(found.unread) == 1
+    assert found.unread[0].startswith("Pulumi.vault.yaml: vaultfleet:database"), found.unread
+    text = runner.invoke(app, ["access", "lab-a", "--changed-since", "HEAD"]).output
+    assert "! incomplete: not in the review, the stack file does not validate: Pulumi.vault.yaml" in text
+
+
+def test_a_fleet_policy_edit_shows_in_the_shared_stacks_preview_json(git_project, monkeypatch):
+    from vaultfleet.cli import fleet
+    from vaultfleet.fleet.runner import StackResult
+
+    monkeypatch.setattr(
+        fleet, "_run", lambda project, op, names, *a, **k: [StackResult(stack=n, operation=op, ok=True) for n in names]
+    )
+    path = git_project / "policies/fleet/vaultfleet-previewer.hcl"
+    path.write_text(path.read_text() + '\npath "database/creds/*" {\n  capabilities = ["read"]\n}\n')
+    result = runner.invoke(app, ["preview", "--changed-since", "HEAD", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    entry = {s["stack"]: s for s in json.loads(result.output)}["vault"]
+    assert entry["access"]["identical"] is False
+    assert entry["access"]["templates"] == {
+        "policies/fleet/vaultfleet-previewer.hcl": ["every token holding vaultfleet-previewer"]
+    }

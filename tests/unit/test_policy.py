@@ -101,6 +101,11 @@ def write(tmp_path: Path, text: str) -> Path:
         ("# nothing here\n", "no `path` block"),
         ('path "${nope}/x" { capabilities = ["read"] }', "unknown or malformed placeholder"),
         ('key "x" { capabilities = ["read"] }', "unknown top-level block"),
+        # The servers merge both blocks' capabilities; pyhcl would keep the last: refused, not shrunk.
+        (
+            'path "x/*" { capabilities = ["create", "update"] }\npath "x/*" { capabilities = ["read"] }',
+            '"x/*" declared more than once',
+        ),
     ],
 )
 def test_bad_templates_are_rejected_naming_the_file(tmp_path, text, fragment):

@@ -94,6 +94,8 @@ def diff_text(found) -> str:
     if found.identical:
         return f"access: identical to {found.ref} (no identity gains or loses a capability)"
     lines = [f"access since {found.ref}:"]
+    for problem in found.unread:
+        lines.append(f"  ! incomplete: not in the review, the stack file does not validate: {problem}")
     for t in found.trust:
         lines.append(f"  ! login trust of {t.stack} changed: {t.field} {t.before} -> {t.after}")
     for template, reached in found.templates.items():
@@ -119,6 +121,13 @@ def diff_markdown(found) -> str:
     if found.identical:
         return f"**Access review:** identical to `{found.ref}`: no identity gains or loses a capability."
     lines = [f"### Access review (against `{found.ref}`)", ""]
+    if found.unread:
+        lines += [
+            ":warning: **Incomplete**: these stack files do not validate, so what they grant is not below.",
+            "",
+            *(f"- {problem}" for problem in found.unread),
+            "",
+        ]
     if found.trust:
         lines += [
             ":warning: **Login trust changed**: who can log in at these mounts changes, whatever the policies say.",

@@ -112,11 +112,12 @@ def _run(
         )
 
 
-def _finish(results, output: Format, expect_no_changes: bool = False, access=None) -> None:
+def _finish(results, output: Format, expect_no_changes: bool = False, access=None, shared=()) -> None:
     if access is None:
         print(summary(results, output))
     elif output == "json":  # still one entry per stack (CI reads `.[].stack`); each cluster's own changes
-        print(summary(results, output, {r.stack: {"access": _access_json(access, r.stack)} for r in results}))
+        extra = {r.stack: {"access": _access_json(access, r.stack, r.stack in shared)} for r in results}
+        print(summary(results, output, extra))
     else:
         from vaultfleet.cli.access import diff_markdown, diff_text
 
@@ -131,19 +132,24 @@ def _finish(results, output: Format, expect_no_changes: bool = False, access=Non
         raise typer.Exit(code=3)
 
 
-def _access_json(access, stack: str) -> dict:
+def _access_json(access, stack: str, shared: bool) -> dict:
     changes = access.for_cluster(stack)
     trust = [t.to_json() for t in access.trust if t.stack == stack]
     credentials = [c.to_json() for c in access.credentials if c.stack == stack]
-    templates = {t: [r for r in reached if r.split()[0] == stack] for t, reached in access.templates.items()}
+    # A fleet policy (held by tokens, not by a cluster's roles) shows in the shared stack's entry.
+    templates = {
+        t: [r for r in reached if r.split()[0] == stack or (shared and r.startswith("every token holding"))]
+        for t, reached in access.templates.items()
+    }
     templates = {t: reached for t, reached in templates.items() if reached}
     return {
         "since": access.ref,
-        "identical": not changes and not trust and not templates and not credentials,
+        "identical": not (changes or trust or templates or credentials or access.unread),
         "changes": [c.to_json() for c in changes],
         "templates": templates,
         "trust": trust,
         "credentials": credentials,
+        "unread": access.unread,
     }
 
 
@@ -183,7 +189,8 @@ def preview(
         return
     # Offline and before the engine: a REF whose files do not read still leaves the preview to run.
     found = _access_review(project, changed_since, names) if changed_since is not None else None
-    _finish(_run(project, "preview", names, parallel, refresh, full), output, expect_no_changes, found)
+    shared = [n for n in names if project.stack(n).is_shared]
+    _finish(_run(project, "preview", names, parallel, refresh, full), output, expect_no_changes, found, shared)
 
 
 def _access_review(project, ref: str, names: list[str]):

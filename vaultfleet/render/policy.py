@@ -212,8 +212,16 @@ def parse_rules(body: str, source: str, capabilities_only: bool = False) -> list
     paths = document.get("path")
     if not paths:
         raise PolicyError(source, "no `path` block: the policy would grant nothing")
-    if isinstance(paths, list):  # pyhcl yields a list when the same path appears twice
-        raise PolicyError(source, "a path is declared more than once")
+    from vaultfleet.render.acl import _top_level_paths  # acl builds on this module
+
+    # pyhcl merges a repeated path's blocks key by key (the later capabilities win), where the
+    # servers merge both blocks' capabilities: what is rendered and reviewed would be less than
+    # what is granted. One block per path.
+    keys, _ = _top_level_paths(body)
+    repeated = sorted({k for k in keys if k is not None and keys.count(k) > 1})
+    if isinstance(paths, list) or repeated:
+        named = ", ".join(f'"{k}"' for k in repeated) or "a path"
+        raise PolicyError(source, f"{named} declared more than once: merge the blocks into one")
     rules = []
     for path, block in paths.items():
         if not path.strip():
