@@ -122,6 +122,15 @@ STATE_KEY = state({"backend": "transit", "name": "vaultfleet-state-lab-a", "dele
             "replaces database connection database/config/app (the old one is removed): the leases",
         ),
         (
+            "update",
+            DB_ROLE,
+            state({"backend": "database", "name": "reporting", "dbName": "shop-db"}),
+            state({"backend": "database", "name": "reporting", "dbName": "other"}),
+            ["dbName"],
+            "moves database role database/roles/reporting from connection shop-db to other: the leases it issued "
+            "before revoke through the new one",
+        ),
+        (
             "delete",
             AUTH,
             state({"path": "kubernetes", "type": "kubernetes"}, retain=True),  # an adopted mount
@@ -154,6 +163,8 @@ def test_a_delete_replace_or_remount_of_a_guarded_object_is_dangerous_and_says_w
         # A role's delete is not: its leases still revoke without it (checked on OpenBao 2.4).
         ("delete", DB_ROLE, state({"backend": "database", "name": "app-ro"}), None, []),
         ("update", CONNECTION, state({"backend": "database"}), state({"backend": "database"}), ["allowedRoles"]),
+        ("update", DB_ROLE, state({"backend": "database", "dbName": "a"}), None, ["creationStatements"]),
+        ("replace", DB_ROLE, state({"backend": "database", "dbName": "a"}), None, ["name"]),
     ],
 )
 def test_other_steps_are_not_dangerous(op, type_, old, new, diffs):
@@ -169,6 +180,9 @@ def test_a_connection_that_goes_with_its_engine_is_marked_as_going_with_it():
     assert why == "goes with database secrets engine database, which is removed"
     other = state({"backend": "database-2", "name": "app"})  # another engine's stays dangerous on its own
     assert "can no longer be revoked" in danger.reason("delete", CONNECTION, other, None, [], leaving)
+    # An auth mount at the engine's path does not take the connection with it (an attack review's find).
+    auth_named_database = [{"op": "delete", "type": AUTH, "old": state({"path": "database", "type": "kubernetes"})}]
+    assert danger.leaving_mounts(auth_named_database) == frozenset()
 
 
 def pre(op: str, type_: str, urn: str, old=None, new=None, diffs=()) -> dict:

@@ -8,7 +8,9 @@ mount (an update of its path: Vault moves it, and revokes what it issued):
 - a cluster's Transit state key (that cluster stack's state secrets are encrypted under it);
 - a database connection (its roles' leases can no longer be revoked: Vault's revocation needs the
   connection, so their database users stay, and the engine itself can no longer be unmounted;
-  checked on OpenBao 2.4). A role's delete is not: its leases still revoke.
+  checked on OpenBao 2.4). A role's delete is not: its leases still revoke;
+- a database role moved to another connection (an update of its dbName): Vault revokes a lease
+  through the role's connection as it is at revocation, so the users the old connection made stay.
 An object kept in Vault when it leaves the stack (retainOnDelete: an adopted mount, a state key)
 loses nothing, but leaves vaultfleet's hands: still dangerous (and protected), the reason says so.
 
@@ -29,7 +31,8 @@ AUTH_MOUNTS = frozenset({"vault:index/authBackend:AuthBackend", "vault:jwt/authB
 SECRETS_MOUNT = "vault:index/mount:Mount"
 STATE_KEY = "vault:transit/secretBackendKey:SecretBackendKey"
 DATABASE_CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
-GUARDED_TYPES = AUTH_MOUNTS | {SECRETS_MOUNT, STATE_KEY, DATABASE_CONNECTION}
+DATABASE_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
+GUARDED_TYPES = AUTH_MOUNTS | {SECRETS_MOUNT, STATE_KEY, DATABASE_CONNECTION, DATABASE_ROLE}
 MOUNTS = AUTH_MOUNTS | {SECRETS_MOUNT}
 
 # What the engine says when `protect` stopped a step (3.184: "unable to replace resource ... as it
@@ -69,6 +72,16 @@ def reason(
         return None
     before = dict((old or {}).get("inputs") or {})
     after = dict((new or {}).get("inputs") or {})
+    if type_ == DATABASE_ROLE:
+        # Vault revokes a lease through its role's connection as it is then (secret_creds.go: the
+        # role's DBName while the role exists): moved, the users the old one made stay.
+        if op != "update" or "dbName" not in set(diffs):
+            return None
+        return (
+            f"moves database role {before.get('backend')}/roles/{before.get('name')} from connection "
+            f"{before.get('dbName')} to {after.get('dbName')}: the leases it issued before revoke through the "
+            f"new one, and the users the old one made stay in their database"
+        )
     if type_ == DATABASE_CONNECTION and op == "delete" and before.get("backend") in leaving_mounts:
         # Vault removes it with its engine, after revoking the engine's leases through it (deleted_with).
         return f"goes with database secrets engine {before.get('backend')}, which is removed"
@@ -91,12 +104,14 @@ def reason(
 
 
 def leaving_mounts(steps: Iterable[Mapping[str, Any]]) -> frozenset[str]:
-    """The paths of the mounts a plan deletes or replaces, from its steps' metadata (op, type, old)."""
-    return frozenset(
-        str(((m.get("old") or {}).get("inputs") or {}).get("path"))
-        for m in steps
-        if m.get("type") in MOUNTS and m.get("op") in ("delete", "replace")
-    )
+    """The paths of the database secrets engines a plan deletes or replaces, from its steps'
+    metadata (op, type, old). Only those: an auth mount may be named like the engine."""
+    found = set()
+    for m in steps:
+        inputs = (m.get("old") or {}).get("inputs") or {}
+        if m.get("type") == SECRETS_MOUNT and inputs.get("type") == "database" and m.get("op") in ("delete", "replace"):
+            found.add(str(inputs.get("path")))
+    return frozenset(found)
 
 
 def _what_and_loss(type_: str, inputs: Mapping[str, Any]) -> tuple[str, str]:
