@@ -194,6 +194,17 @@ def _database_role_findings(stacks) -> list[Finding]:
 def _lint_fleet(stacks) -> list[Finding]:
     out = _database_role_findings(stacks)
     shared = next((s for s in stacks if isinstance(s, SharedStack)), None)
+    # Each would write the fleet's KV mount, every cluster's mount and applier policy: over each other.
+    out += [
+        Finding(
+            "error",
+            stack_file_name(extra.name),
+            "vaultfleet:kind",
+            f"a second shared stack (the first: {stack_file_name(shared.name)}): a fleet has one",
+        )
+        for extra in stacks
+        if isinstance(extra, SharedStack) and extra is not shared
+    ]
     clusters = [s for s in stacks if isinstance(s, ClusterStack)]
     out += [Finding("error", file, field, message) for file, field, message in fleet_conflicts(clusters, shared)]
     reviewers: dict[tuple[str, str, str], str] = {}

@@ -39,6 +39,20 @@ def test_validate_error_names_file_and_field_and_exits_2(project):
     } in findings
 
 
+def test_validate_refuses_a_second_shared_stack(project):
+    # Both would write the fleet's KV mount and every cluster's mount and applier policy.
+    shared = project / "stacks/Pulumi.vault.yaml"
+    (project / "stacks/Pulumi.vault2.yaml").write_text(shared.read_text())
+    result = runner.invoke(app, ["validate", "--format", "json"])
+    assert result.exit_code == 2, result.output
+    assert {
+        "severity": "error",
+        "file": "stacks/Pulumi.vault2.yaml",
+        "field": "vaultfleet:kind",
+        "message": "a second shared stack (the first: stacks/Pulumi.vault.yaml): a fleet has one",
+    } in json.loads(result.stdout)["findings"]
+
+
 def test_validate_warnings_fail_only_with_strict(project):
     edit_stack(project, "lab-a", lambda c: c["vaultfleet:roles"][0].pop("audience"))
     assert runner.invoke(app, ["validate"]).exit_code == 0
