@@ -95,6 +95,15 @@ def undo_floor(state, name: str, context: str) -> None:
         vault.sys.delete_policy(f"k8s-{name}-{template}")
 
 
+def offboard(project, env, name: str) -> None:
+    """Untimed: the cluster stack destroyed and removed (its file too), then its mount, policies and
+    applier policy out of the shared stack, which protects the mount: `up vault --allow-dangerous
+    vault`, as docs/dangerous-steps.md offboards. Otherwise the next round's `up vault` would stop at
+    the protected mount of this round's cluster."""
+    remove_stacks(project, env, [name])
+    timed([CLI, "up", "vault", "--allow-dangerous", "vault"], env, project)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -112,7 +121,7 @@ def main() -> None:
                 name = f"new-{run_id}-{r}"
                 write_cluster_stack(project, name, context)
                 ups.append(measured([CLI, "up", "vault", name], env, project))
-                remove_stacks(project, env, [name])
+                offboard(project, env, name)
                 name = f"plain-{run_id}-{r}"
                 write_cluster_stack(project, name, context)
                 steps = [
@@ -121,7 +130,7 @@ def main() -> None:
                     measured(["pulumi", "up", "-s", name, *apply], env, project),
                 ]
                 plains.append((sum(w for w, _ in steps), sum(c for _, c in steps)))
-                remove_stacks(project, env, [name])
+                offboard(project, env, name)
                 floors.append(floor(state, f"floor-{run_id}-{r}", context))
                 undo_floor(state, f"floor-{run_id}-{r}", context)
         finally:

@@ -15,8 +15,9 @@ K8S_PROVIDER_MOD=github.com/pulumi/pulumi-kubernetes/provider/v4
 K8S_PROVIDER_PSEUDO=v4.0.0-20260115033456-f47bc2d6f199
 K8S_SDK_MOD=github.com/pulumi/pulumi-kubernetes/sdk/v4   # go.mod: replace sdk/v4 => ../sdk
 
-# pulumi-vault 7.8.0: the Python SDK pulumi-vault==7.8.0 asks for plugin 7.8.0. 7.8.0 is the newest
-# SDK that accepts pulumi==3.184.0 (the newest engine the proxy serves whole; 7.9.0+ need >=3.231).
+# pulumi-vault 7.8.0: the Python SDK pulumi-vault==7.8.0 asks for plugin 7.8.0. It was chosen as the
+# newest SDK that accepts pulumi==3.184.0 (7.9.0+ need >=3.231); it accepts >=3.165,<4, so the
+# current pins (SDK 3.272, engine 3.276) keep it.
 # The upstream provider module (pulumi-vault/provider/v7) is not served by the module proxy at any
 # release, so tools/pulumi-vault-bridge/ is our own wrapper around pulumi-terraform-bridge and the
 # Terraform provider; its type tokens are read from the 7.8.0 wheel and checked against the schema

@@ -20,6 +20,11 @@ _GENERIC = (
     "destroy failed",
     "refresh failed",
 )
+# The program's traceback when the engine stopped it after another resource failed (engine 3.276 with
+# SDK 3.272: the resource monitor shuts down while the program still registers, and the program is
+# interrupted): it says nothing about the cause, which is in that resource's own diagnostics.
+_TRACEBACK = "Traceback (most recent call last):"
+_STOPPED_BY_ENGINE = ("KeyboardInterrupt", "Resource monitor has terminated", "StatusCode.UNAVAILABLE")
 
 
 def summarise(text: str, limit: int = 12) -> str:
@@ -50,7 +55,7 @@ def _block_lines(header: str | None, block: list[str]) -> list[str]:
         return []
     if header.startswith("pulumi:pulumi:Stack"):
         # The program's own errors (e.g. "stacks/Pulumi.x.yaml: vaultfleet:roles[0].ttl: ...").
-        kept = [_NOISE.sub("", ln.removeprefix("error:").strip()) for ln in messages]
+        kept = [_NOISE.sub("", ln.removeprefix("error:").strip()) for ln in _without_engine_stop(messages)]
         return [ln for ln in kept if ln and not ln.startswith(_GENERIC)]
     first = next(ln for ln in messages if ln.startswith("error:"))
     parts = [_NOISE.sub("", first.removeprefix("error:").strip())]
@@ -63,6 +68,24 @@ def _block_lines(header: str | None, block: list[str]) -> list[str]:
         if part and part not in seen:
             seen.append(part)
     return [f"{header}: {' '.join(seen)}"]
+
+
+def _without_engine_stop(messages: list[str]) -> list[str]:
+    """The lines without each traceback (to the next error: line) that shows the engine stopping the
+    program; a traceback of the program's own failure stays."""
+    kept: list[str] = []
+    traceback: list[str] = []
+    for ln in [*messages, "error:"]:
+        if ln == _TRACEBACK and not traceback:
+            traceback = [ln]
+        elif traceback and not ln.startswith("error:"):
+            traceback.append(ln)
+        else:
+            if not any(mark in t for t in traceback for mark in _STOPPED_BY_ENGINE):
+                kept += traceback
+            traceback = []
+            kept.append(ln)
+    return kept[:-1]
 
 
 def _fallback(text: str, limit: int) -> str:
