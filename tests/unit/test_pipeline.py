@@ -125,20 +125,22 @@ class TestPipelineIdentities(ComponentTest):
         return vault.pipeline.role_names.apply(check)
 
 
-def test_access_shows_each_pipeline_identitys_grants(project):
+def _pipeline_access_rows(project) -> list[dict]:
+    """`vaultfleet access vault --format json` with the shared stack declaring PIPELINE."""
     import json
 
-    import yaml
     from typer.testing import CliRunner
 
+    from tests.harness import edit_stack
     from vaultfleet.cli import app
 
     pin_endpoints(project)
-    path = project / "stacks/Pulumi.vault.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["config"]["vaultfleet:pipeline"] = PIPELINE
-    path.write_text(yaml.safe_dump(doc))
-    rows = json.loads(CliRunner().invoke(app, ["access", "vault", "--format", "json"]).stdout)
+    edit_stack(project, "vault", lambda c: c.update({"vaultfleet:pipeline": PIPELINE}))
+    return json.loads(CliRunner().invoke(app, ["access", "vault", "--format", "json"]).stdout)
+
+
+def test_access_shows_each_pipeline_identitys_grants(project):
+    rows = _pipeline_access_rows(project)
     previewer = [r for r in rows if r["role"] == "previewer"]
     assert previewer and all(set(r["capabilities"]) <= {"read", "list"} for r in previewer)
     assert {r["service_account"] for r in previewer} == {"repository=acme/fleet"}
@@ -160,20 +162,9 @@ def test_access_shows_each_pipeline_identitys_grants(project):
 def test_access_renders_the_previewer_as_the_program_does_with_each_clusters_mount(project):
     # Found by an attack review: access rendered the previewer without the clusters' mounts and
     # state keys, so a mount outside the prefix gave the previewer reads the review did not show.
-    import json
-
-    import yaml
-    from typer.testing import CliRunner
-
     from tests.harness import edit_stack
-    from vaultfleet.cli import app
 
-    pin_endpoints(project)
-    path = project / "stacks/Pulumi.vault.yaml"
-    doc = yaml.safe_load(path.read_text())
-    doc["config"]["vaultfleet:pipeline"] = PIPELINE
-    path.write_text(yaml.safe_dump(doc))
     edit_stack(project, "lab-b", lambda c: c["vaultfleet:cluster"].update(mountPath="kubernetes"))
-    rows = json.loads(CliRunner().invoke(app, ["access", "vault", "--format", "json"]).stdout)
+    rows = _pipeline_access_rows(project)
     previewer_paths = {r["path"] for r in rows if r["role"] == "previewer"}
     assert any(p.startswith("auth/kubernetes/") for p in previewer_paths), sorted(previewer_paths)
