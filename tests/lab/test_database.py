@@ -215,8 +215,11 @@ def test_7_second_up_and_preview_change_nothing(fleet):
 @pytest.mark.usefixtures("db_up")
 def test_7b_renaming_the_connection_is_refused_and_leaves_it_in_vault(fleet, outstanding):
     """A connection's delete is dangerous (the leases of its roles could no longer be revoked): the
-    shared stack's `up` refuses it, naming the connection, and writes nothing. test_7's up of the
-    same stack is the positive control; test_8 revokes `outstanding` through the connection kept."""
+    shared stack's `up` refuses it, naming the connection, and writes nothing. Positive control
+    first: the same caller's `up` of the same stack, unchanged, goes through; test_8 revokes
+    `outstanding` through the connection kept."""
+    (control,) = run(Project(fleet.project), ["vault"], "up", env=fleet.env)
+    assert control.ok and not control.refused, control.error
     shared_file = fleet.project / "stacks" / "Pulumi.vault.yaml"
     before = shared_file.read_text()
 
