@@ -32,9 +32,13 @@ class ClusterAccessArgs:
     """The mount's tuned max TTL: caps every token the mount issues (renewals included), including
     the TTLs the applier policy cannot pin; None leaves Vault's system default."""
     state_key: str | None = None
+    """Name of the Transit key (mount `transit/`) for the cluster stack's state; None: none is made."""
     retain_mount: bool = False
     """Leave the mount in Vault when the cluster leaves the stack (an adopted cluster's)."""
-    """Name of the Transit key (mount `transit/`) for the cluster stack's state; None: none is made."""
+    preview_grants_name: str = ""
+    preview_grants: str = ""
+    """HCL of what a preview reads of this cluster beyond the fleet's previewer policy (per-cluster
+    layout: its mount, its state key); empty: no such policy is written."""
 
 
 class ClusterAccess(pulumi.ComponentResource):
@@ -79,6 +83,14 @@ class ClusterAccess(pulumi.ComponentResource):
             policy=args.applier_policy,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[mount]),
         )
+        if args.preview_grants:
+            # After the mount, as the applier policy: no read grant for a mount that was not made.
+            vault.Policy(
+                f"{name}-preview",
+                name=args.preview_grants_name,
+                policy=args.preview_grants,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[mount]),
+            )
         if args.state_key:
             # Kept when the cluster leaves the fleet: its state's secrets stay readable. Not
             # exportable, not deletable through Vault's API (deletion_allowed false). Protected too:

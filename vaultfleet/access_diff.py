@@ -132,24 +132,41 @@ def access_diff(project: Project, ref: str, stacks: list[str] | None = None) -> 
     revision = commit(project.root, ref)
     with tempfile.TemporaryDirectory(prefix="vaultfleet-access-") as tmp:
         was = _export(project, revision, Path(tmp))
-        before = _grants(was, stacks)
         changed = _changed_templates(was, project)
+        # The pipeline's applier holds every cluster's applier policy: when neither the shared stack
+        # file nor a fleet policy changed, the rows of clusters outside `stacks` are the same on both
+        # sides, so only the selected clusters' are worked out (a review of one changed file does not
+        # read the whole fleet).
+        whole_fleet = (
+            stacks is None
+            or any(name.startswith("fleet/") for name in changed)
+            or _shared_texts(was) != _shared_texts(project)
+        )
+        before = _grants(was, stacks, whole_fleet)
         reached = _reached(changed, [*_clusters(was, stacks), *_clusters(project, stacks)])
         trust = trust_changes(_anchors(was, stacks), _anchors(project, stacks))
-        after = _grants(project, stacks)
+        after = _grants(project, stacks, whole_fleet)
         issued_before, issued_after = _credentials(was, stacks), _credentials(project, stacks)
         # Who reads a path is worked out only when something it hands out changed, on each side
         # with that side's policies (a deny dropped by the same change counts on its own side).
         sides = [_grants(was, None), _grants(project, None)] if issued_before != issued_after else []
         credentials = credential_changes(issued_before, issued_after, sides)
-        unread = [f"{ref}: {problem}" for problem in _unread(was)] + _unread(project)
+        unread = [f"{ref}: {problem}" for problem in _unread(was, stacks)] + _unread(project, stacks)
     return AccessDiff(ref, diff(before, after), reached, trust, credentials, unread)
 
 
-def _unread(project: Project) -> list[str]:
-    """Each stack file that does not validate, with why (the first problem): the review skips it."""
+def _shared_texts(project: Project) -> dict[str, str]:
+    return {s.name: s.text for s in project.shared_stacks()}
+
+
+def _unread(project: Project, names: list[str] | None = None) -> list[str]:
+    """Each stack file among `names` (default: all) and the shared stack's that does not validate,
+    with why (the first problem): the review skips it."""
     found = []
+    shared = {s.name for s in project.shared_stacks()} if names is not None else set()
     for stack_file in project.stacks():
+        if names is not None and stack_file.name not in names and stack_file.name not in shared:
+            continue
         try:
             _ = stack_file.settings
         except StackFileError as exc:
@@ -336,11 +353,16 @@ def _by_who(rows: list[Grant]) -> dict[Who, dict[str, tuple[set[str], set[str]]]
     return found
 
 
-def _grants(project: Project, names: list[str] | None) -> list[Grant]:
+def _grants(project: Project, names: list[str] | None, whole_fleet: bool = True) -> list[Grant]:
+    """The rows of the named stacks; a shared stack's (the pipeline's applier) over every cluster of
+    the fleet, or with `whole_fleet` False over the named clusters only."""
     stacks = [s for s in project.stacks() if names is None or s.name in names]
-    loaded = [s.valid_settings() for s in stacks]
-    fleet = [s for s in (f.valid_settings() for f in project.stacks() if not f.is_shared) if s is not None]
-    return grants([s for s in loaded if s is not None], project.policy_dir, fleet)
+    loaded = [s for s in (f.valid_settings() for f in stacks) if s is not None]
+    if not any(isinstance(s, SharedStack) for s in loaded):
+        return grants(loaded, project.policy_dir)
+    pool = project.stacks() if whole_fleet else stacks
+    fleet = [s for s in (f.valid_settings() for f in pool if not f.is_shared) if isinstance(s, ClusterStack)]
+    return grants(loaded, project.policy_dir, fleet)
 
 
 def _export(project: Project, revision: str, into: Path) -> Project:

@@ -7,6 +7,8 @@ applier policy, the Transit state key, the reviewer in the cluster all stay as t
   and everything under it leave its state, in one `stack import` of the edited deployment; other
   resources' dependencies on them are dropped. Its next `up` then only updates fleet-wide objects
   that listed the cluster (the pipeline's applier role, the previewer policy).
+- Per-cluster layout (docs/fleet-layout.md): the same objects are the whole state of the cluster's
+  access stack vault.<cluster>, which is removed from the backend (`stack rm --force`).
 - The cluster's stack is removed from the backend (`stack rm --force`: state only, no destroy).
 - The stack file is deleted, so no later run makes the cluster again: commit its deletion.
 
@@ -53,15 +55,29 @@ def release(project: Project, name: str, echo: Callable[[str], None] = lambda _:
     if stack_file.is_shared:
         raise ReleaseError(f"{name} is the shared stack: release releases one cluster")
     env = engine.engine_env()
-    shared_clis = [engine.cli(project.root, s.name, _env_for(s, env)) for s in project.shared_stacks()]
-    cluster_cli = engine.cli(project.root, name, _env_for(stack_file, env))
+    shared_clis = [engine.cli(project.root, s.name, env_for(s, env)) for s in project.shared_stacks()]
+    cluster_cli = engine.cli(project.root, name, env_for(stack_file, env))
+    access = project.access_stack_names([name])
+    access_clis = [engine.cli(project.root, a, env_for(stack_file, env)) for a in access]
     # Read every state first: a refusal changes nothing anywhere.
-    shared_states = [_state(run_cli, "the shared stack", "vaultfleet up <shared stack>") for run_cli in shared_clis]
-    cluster_state = _state(cluster_cli, f"stack {name}", f"vaultfleet up {name}")
+    shared_states = [state_of(run_cli, "the shared stack", "vaultfleet up <shared stack>") for run_cli in shared_clis]
+    access_states = [
+        state_of(run_cli, f"stack {a}", f"vaultfleet up {a}") for a, run_cli in zip(access, access_clis, strict=True)
+    ]
+    cluster_state = state_of(cluster_cli, f"stack {name}", f"vaultfleet up {name}")
     done = Released(name)
     for run_cli, state in zip(shared_clis, shared_states, strict=True):
         if state is not None:
             done.shared_urns += _release_from_shared(run_cli, state, name, echo)
+    for a, run_cli, state in zip(access, access_clis, access_states, strict=True):
+        if state is None:
+            echo(f"stack {a}: not in the backend")
+            continue
+        # Its whole state is the cluster's access: the stack goes, its objects stay in Vault.
+        resources = state.get("deployment", {}).get("resources") or []
+        done.shared_urns += [r["urn"] for r in resources if not r.get("type", "").startswith("pulumi:")]
+        run_cli(["stack", "rm", "--force", "--yes", "--preserve-config"])
+        echo(f"stack {a}: removed from the backend, its {_count(state)} resources left as they are")
     if cluster_state is None:
         echo(f"stack {name}: not in the backend")
     else:
@@ -76,12 +92,12 @@ def release(project: Project, name: str, echo: Callable[[str], None] = lambda _:
     return done
 
 
-def _env_for(stack_file, env: dict[str, str]) -> dict[str, str]:
+def env_for(stack_file, env: dict[str, str]) -> dict[str, str]:
     """The environment the stack's state needs (a Transit secrets provider reads Vault)."""
     return engine.state_key_env(env, stack_file.secrets_provider, stack_file.values.get("vaultAddress"))
 
 
-def _state(run_cli, which: str, settle: str) -> dict[str, Any] | None:
+def state_of(run_cli, which: str, settle: str) -> dict[str, Any] | None:
     """The stack's exported state (secrets as ciphertext); None for a stack not in the backend."""
     try:
         deployment = plain_export(run_cli)

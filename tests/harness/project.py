@@ -46,6 +46,14 @@ def copy_project(parent: Path, vault_address: str | None = None) -> Path:
     return dest
 
 
+def set_cluster_access(project: Path, layout: str) -> None:
+    """Pulumi.yaml's vaultfleet:clusterAccess (docs/fleet-layout.md): `shared` or `per-cluster`."""
+    path = project / "Pulumi.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["config"]["vaultfleet:clusterAccess"] = {"type": "string", "value": layout}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
 def edit_stack(project: Path, stack: str, change: Callable[[dict], object]) -> None:
     """Apply `change` to the `config:` mapping of stacks/Pulumi.<stack>.yaml, in place."""
     path = project / "stacks" / f"Pulumi.{stack}.yaml"

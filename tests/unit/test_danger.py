@@ -327,7 +327,7 @@ class FakeStack:
             return engine.CommandOutput(json.dumps({"deployment": {"resources": self.resources}}), "")
         return engine.CommandOutput("", "")
 
-    def run_operation(self, root, stack, env, args, secrets_provider=None, new=False):
+    def run_operation(self, root, stack, env, args, secrets_provider=None, new=False, config_args=None):
         self.calls.append(args[:1])
         if args[0] == "preview":
             if isinstance(self.preview, Exception):

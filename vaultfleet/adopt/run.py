@@ -105,7 +105,9 @@ def adopt(
         return adoption  # shown to the admin; nothing written
     with open(stack_file.path, "x") as out:  # exclusive: never overwrites
         out.write(text)
-    stacks = [s.name for s in project.shared_stacks()] + [cluster]
+    # Per-cluster layout: the cluster's access stack imports its mount and policies (under the same
+    # names as the shared stack's subtree), the shared stack only lists the new cluster's name.
+    stacks = [s.name for s in project.shared_stacks()] + project.access_stack_names([cluster]) + [cluster]
     with tempfile.TemporaryDirectory(prefix="vaultfleet-adopt-") as tmp:
         ids = os.path.join(tmp, "found.json")
         with open(ids, "w") as out:
@@ -142,7 +144,8 @@ def _only_the_cluster_changes(
     outside = []
     for result in planned:
         for step in result.steps:
-            # The cluster's stack is new: all of it is the cluster's. In the shared stack, its subtree.
+            # The cluster's stack is new: all of it is the cluster's. In the shared stack (or the
+            # cluster's access stack), its subtree.
             name = step["name"]
             own = result.stack == cluster or name == subtree or name.startswith(f"{subtree}-")
             if own and step["op"] in ("import", "create"):

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from vaultfleet.cli import access, adopt, consumers, fleet, init, lab, onboard, release, validate, verify
+from vaultfleet.cli import access, adopt, consumers, fleet, init, lab, migrate, onboard, release, validate, verify
 
 app = typer.Typer(
     help="Onboard a fleet of Kubernetes clusters to one Vault, declaratively, on Pulumi.",
@@ -47,6 +47,7 @@ for command in (
     fleet.up,
     fleet.destroy,
     release.release,
+    migrate.migrate,
     fleet.matrix,
     verify.verify,
     access.access,

@@ -224,9 +224,9 @@ def up(
     or replaced) is refused, nothing written, unless --allow-dangerous names it.
     """
     project = load_project()
-    unknown = [s for s in allow_dangerous or () if s not in project.stack_names()]
+    unknown = [s for s in allow_dangerous or () if not project.knows(s)]
     if unknown:
-        fail(f"--allow-dangerous {', '.join(unknown)}: no such stack (known: {', '.join(project.stack_names())})")
+        fail(f"--allow-dangerous {', '.join(unknown)}: no such stack (known: {', '.join(project.all_stack_names())})")
     names = _select(project, stacks, all_, changed_since, shard)
     idle = [s for s in allow_dangerous or () if s not in names]
     if idle:

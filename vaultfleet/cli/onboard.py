@@ -24,10 +24,16 @@ def onboard(
     from vaultfleet.onboard import OnboardError
     from vaultfleet.onboard import onboard as run
 
+    project = load_project()
     try:
-        path = run(load_project(), name, context, host, namespace)
+        path = run(project, name, context, host, namespace)
     except (OnboardError, KubeconfigError) as exc:
         err.print(f"[red]onboard failed, nothing written:[/] {exc}", highlight=False)
         raise typer.Exit(code=2) from None
+    if project.per_cluster:
+        # The privileged stacks first: the shared one names the cluster in the pipeline's identities,
+        # the cluster's access stack makes its mount, policies and applier policy.
+        out.print(f"wrote {path}; next: vaultfleet up vault vault.{name} {name}  (the privileged stacks first)")
+        return
     # The shared stack first: it makes the new cluster's mount, policies and applier policy.
     out.print(f"wrote {path}; next: vaultfleet up vault {name}  (the shared stack makes its mount and policies)")

@@ -1,5 +1,6 @@
 """Which stacks a git diff touches: their own stack file, or anything every stack's program reads;
-and the shared stack whenever any stack file changed."""
+and the shared stack whenever any stack file changed (per-cluster layout: whenever one was added or
+removed, and a cluster's access stack with its cluster's file)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ def changed_since(project: Project, ref: str) -> list[str]:
     root = project.root
     revision = commit(root, ref)
     diff = subprocess.run(
-        ["git", "diff", "--name-only", revision, "--", "."], cwd=root, capture_output=True, text=True, check=False
+        ["git", "diff", "--name-status", "--no-renames", revision, "--", "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if diff.returncode != 0:
         raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
@@ -25,17 +30,33 @@ def changed_since(project: Project, ref: str) -> list[str]:
     top = Path(
         subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True).stdout.strip()
     )
-    files = [str((top / f).relative_to(root)) for f in diff.stdout.split() if (top / f).is_relative_to(root)]
-    files += untracked.split()
+    changed = {}  # project-relative path -> git's status letter (A added, D deleted, M modified...)
+    for line in diff.stdout.splitlines():
+        status, _, name = line.partition("\t")
+        if name and (top / name).is_relative_to(root):
+            changed[str((top / name).relative_to(root))] = status[:1]
+    changed |= {name: "A" for name in untracked.split()}
     stacks = set(project.stack_names())
-    if any(project.touches_every_stack(f) for f in files):
-        return sorted(stacks)
-    touched = {Path(f).name[len("Pulumi.") : -len(".yaml")] for f in files if f.startswith("stacks/Pulumi.")}
-    if touched:
-        # Any stack file counts for the shared stack: it writes each cluster's mount, policies and
-        # applier policy from the cluster's file (and removes a deleted file's).
-        touched |= {s.name for s in project.shared_stacks()}
-    return sorted(touched & stacks)
+    if any(project.touches_every_stack(f) for f in changed):
+        return project.all_stack_names()
+    touched = {
+        Path(f).name[len("Pulumi.") : -len(".yaml")]: how
+        for f, how in changed.items()
+        if f.startswith("stacks/Pulumi.")
+    }
+    if not touched:
+        return []
+    selected = set(touched) & stacks
+    if project.per_cluster:
+        # The shared stack names every cluster (its pipeline identities' policies): it runs when a
+        # file comes or goes. A cluster's own file runs its access stack and its stack.
+        shared = {s.name for s in project.stacks(sorted(selected)) if s.is_shared} if selected else set()
+        if any(how in ("A", "D") for how in touched.values()):
+            shared |= {s.name for s in project.shared_stacks()}
+        return sorted(shared | set(project.access_stack_names(sorted(selected - shared))) | selected)
+    # Any stack file counts for the shared stack: it writes each cluster's mount, policies and
+    # applier policy from the cluster's file (and removes a deleted file's).
+    return sorted(selected | {s.name for s in project.shared_stacks()})
 
 
 def commit(root: Path, ref: str) -> str:

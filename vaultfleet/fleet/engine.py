@@ -146,22 +146,31 @@ def run_operation(
     args: list[str],
     secrets_provider: str | None = None,
     new: bool = False,
+    config_args: list[str] | None = None,
 ) -> EngineRun:
     """Run `pulumi ARGS` (preview, up, destroy) on the stack, creating the stack when it is new
     (with the stack file's `secretsprovider`: `stack init` does not read it from the file).
-    `new`: the caller knows the stack does not exist yet, so it is created first."""
+    `new`: the caller knows the stack does not exist yet, so it is created first. `config_args`:
+    `--config-file <its cluster's file>` for an access stack (StackFile.config_file_args)."""
     run_cli = cli(project, stack, {**env, "PULUMI_DEBUG_COMMANDS": "true"})  # enables --event-log
 
     def init() -> None:  # a new cluster's first preview or up
+        # `stack init` writes the new stack's own file (its salt or data key); an access stack reads
+        # its cluster's file instead, so that one goes again: onboarding stays one file.
+        written = project / "stacks" / f"Pulumi.{stack}.yaml"
+        left_alone = not config_args or written.exists()
         try:
             run_cli(["stack", "init", *(["--secrets-provider", secrets_provider] if secrets_provider else [])])
         except CommandError as exc:
             if "already exists" not in str(exc):  # another runner, or a retry, created it first
                 raise
+        finally:
+            if not left_alone:
+                written.unlink(missing_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="vaultfleet-") as tmp:
         log = Path(tmp) / "events.jsonl"
-        command = [*args, "--non-interactive", "--color", "never", "--event-log", str(log)]
+        command = [*args, *(config_args or []), "--non-interactive", "--color", "never", "--event-log", str(log)]
         if new:
             init()
 

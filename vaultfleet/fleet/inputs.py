@@ -24,8 +24,19 @@ def inputs_fingerprint(stack: StackFile) -> str:
         digest.update(data)
 
     root = stack.project.root
-    # The shared stack reads every stack file (each cluster's mount, policies, applier policy).
-    read = stack.project.stacks() if stack.is_shared else [stack]
+    project = stack.project
+    # The shared stack reads every stack file (each cluster's mount, policies, applier policy);
+    # in the per-cluster layout only the names of the files, and an access stack its cluster's file
+    # and those of the clusters whose names could collide with it.
+    read = project.stacks() if stack.is_shared and not project.per_cluster else [stack]
+    if stack.is_access and (settings := stack.valid_settings()) is not None:
+        from vaultfleet.stackfile.fleet import neighbour_names
+        from vaultfleet.stackfile.schema import ClusterStack
+
+        neighbours = neighbour_names(settings, project.stack_names()) if isinstance(settings, ClusterStack) else []
+        read += [project.stack(n) for n in neighbours]
+    if stack.is_shared and project.per_cluster:
+        add("stack files", "\n".join(project.stack_names()).encode())
     for path in [*stack.project.program_files(), *(s.path for s in read)]:
         label = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         add(label, path.read_bytes() if path.exists() else b"(missing)")

@@ -1,7 +1,8 @@
 """Run preview / up / destroy over many stacks, in parallel, each through the pinned engine.
 
-The shared stack goes first on up (cluster stacks may rely on its KV mount and policy) and last on
-destroy; previews all run at once. Stacks run concurrently, each in its own `pulumi` process.
+The shared stack goes first on up (cluster stacks may rely on its KV mount and policy), then the
+access stacks of the per-cluster layout (each cluster's mount and applier policy), then the cluster
+stacks; destroy runs in the reverse order; previews all run at once. Stacks run concurrently, each in its own `pulumi` process.
 
 Dangerous steps (fleet/danger.py): `up` previews a stack whose state holds a mount or a state key
 first and refuses its dangerous steps unless the run allows that stack (--allow-dangerous); an
@@ -20,7 +21,7 @@ from vaultfleet.fleet import danger, engine, skip
 from vaultfleet.fleet import recovery as recovery_mod
 from vaultfleet.fleet.errors import summarise
 from vaultfleet.fleet.health import RunChecks, unavailable_during_run, vault_problem
-from vaultfleet.stackfile import Project
+from vaultfleet.stackfile import Project, access_stack_name
 
 
 @dataclass
@@ -46,10 +47,12 @@ class StackResult:
         return any(count for op, count in self.changes.items() if op != "same")
 
 
-def ordered(project: Project, stacks: list[str]) -> tuple[list[str], list[str]]:
-    """(shared stacks, cluster stacks); callers run the first group before (or, destroy, after)."""
+def stages(project: Project, stacks: list[str]) -> list[list[str]]:
+    """[shared stacks, access stacks, cluster stacks]: the order of an `up` (a destroy's is the
+    reverse). Each cluster's privileged writes come before the stacks that rely on them."""
     shared = [s for s in stacks if project.stack(s).is_shared]
-    return shared, [s for s in stacks if s not in shared]
+    access = [s for s in stacks if project.stack(s).is_access]
+    return [shared, access, [s for s in stacks if s not in shared and s not in access]]
 
 
 def run_one(
@@ -135,6 +138,7 @@ def _plan(project: Project, stack_name: str, env: dict[str, str], refresh: bool)
             env,
             ["preview", _refresh_flag(refresh)],
             project.stack(stack_name).secrets_provider,
+            config_args=project.stack(stack_name).config_file_args,
         )
     except engine.CommandError as exc:
         if exc.run is None or not danger.stopped_only_by_protection(exc.run.dangerous, exc.run.errors):
@@ -190,8 +194,15 @@ def _apply(
             raise danger.Refused(stack_name, plan.dangerous)
 
     def operate() -> engine.EngineRun:
+        stack_file = project.stack(stack_name)
         return engine.run_operation(
-            project.root, stack_name, env, args, project.stack(stack_name).secrets_provider, new=not exists
+            project.root,
+            stack_name,
+            env,
+            args,
+            stack_file.secrets_provider,
+            new=not exists,
+            config_args=stack_file.config_file_args,
         )
 
     if unprotect:  # state only: lifts the program's `protect` for this one operation
@@ -245,11 +256,11 @@ def run(
     """`operation` over `stacks`; `allow_dangerous`: the stacks whose dangerous steps `up` applies
     (the others' are refused, fleet/danger.py)."""
     env = env or engine.engine_env()
-    shared, clusters = ordered(project, stacks)
+    in_order = stages(project, stacks)
     if operation == "preview":
-        groups = [shared + clusters]  # a preview changes nothing: no order to keep, all at once
+        groups = [[s for group in in_order for s in group]]  # a preview changes nothing: all at once
     else:
-        groups = [clusters, shared] if operation == "destroy" else [shared, clusters]
+        groups = in_order[::-1] if operation == "destroy" else in_order
     results: list[StackResult] = []
     addresses = {s.fleet.vault_address for name in stacks if (s := project.stack(name).valid_settings())}
     # One authenticated check per Vault the stacks use: a token Vault no longer accepts fails every
@@ -267,16 +278,26 @@ def run(
     for group in groups:
         if not group:
             continue
-        # `up`: the cluster stacks wait for the shared stack, which writes what they may write (their
-        # applier policies) and what they write under (their mounts). `destroy`: the shared stack
-        # waits for its clusters, whose objects its mounts' removal would take out from under them.
+        # `up`: the cluster stacks wait for the privileged stacks (shared, then per-cluster access),
+        # which write what they may write (their applier policies) and what they write under (their
+        # mounts). `destroy`: the privileged stacks wait for the clusters, whose objects their mounts'
+        # removal would take out from under them.
         stopped = [r for r in results if not r.ok]
-        if stopped:
-            results += [_waited(name, operation, stopped, on_result) for name in group]
-            continue
+        waiting = {name: blockers for name in group if (blockers := _waits_for(project, name, operation, stopped))}
+        results += [_waited(name, operation, blockers, on_result) for name, blockers in waiting.items()]
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            results += list(pool.map(one, group))
+            results += list(pool.map(one, [name for name in group if name not in waiting]))
     return results
+
+
+def _waits_for(project: Project, name: str, operation: str, stopped: list[StackResult]) -> list[StackResult]:
+    """The failed or refused stacks of earlier stages that `name` depends on: on `up`, every shared
+    stack's, and a cluster stack its own access stack's; on `destroy`, an access stack its cluster's,
+    and the shared stack every one's."""
+    stack = project.stack(name)
+    if operation == "destroy":
+        return [r for r in stopped if stack.is_shared or (stack.is_access and r.stack == stack.file_stack)]
+    return [r for r in stopped if project.stack(r.stack).is_shared or r.stack == access_stack_name(name)]
 
 
 def _waited(

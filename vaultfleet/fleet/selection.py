@@ -39,17 +39,16 @@ def select(
 
 
 def _named(project: Project, stacks: list[str] | None, all_: bool, ref: str | None) -> list[str]:
-    known = project.stack_names()
     if ref:
         try:
             return changed_since(project, ref)
         except ValueError as exc:
             raise SelectionError(str(exc)) from None
     if all_:
-        return known
+        return project.all_stack_names()
     if not stacks:
         raise SelectionError("name stacks, or use --all / --changed-since")
-    unknown = [s for s in stacks if s not in known]
+    unknown = [s for s in stacks if not project.knows(s)]
     if unknown:
-        raise SelectionError(f"no stack file for {', '.join(unknown)} (known: {', '.join(known)})")
+        raise SelectionError(f"no stack file for {', '.join(unknown)} (known: {', '.join(project.all_stack_names())})")
     return stacks

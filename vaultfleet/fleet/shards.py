@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from vaultfleet.stackfile import access_cluster
+
 _SHARD = re.compile(r"^([1-9][0-9]*)/([1-9][0-9]*)$")
 MAX_SHARDS = 256
 
@@ -33,8 +35,10 @@ class Shard:
         return f"{self.index}/{self.count}"
 
     def of(self, clusters: list[str]) -> list[str]:
-        """This shard's share of the cluster stacks."""
-        return sorted(clusters)[self.index - 1 :: self.count]
+        """This shard's share of the cluster stacks. A cluster's access stack (vault.<cluster>)
+        goes with its cluster stack: the runner runs it first."""
+        keys = sorted({access_cluster(name) or name for name in clusters})[self.index - 1 :: self.count]
+        return sorted(name for name in clusters if (access_cluster(name) or name) in keys)
 
 
 def matrix(shared: list[str], clusters: list[str], count: int) -> dict:

@@ -18,9 +18,9 @@ from vaultfleet.program.managed import managed_objects
 from vaultfleet.render import jwt_roles, policy
 from vaultfleet.render.applier import applier_policy_name, render_applier
 from vaultfleet.render.endpoint import cluster_endpoint
-from vaultfleet.stackfile import Project
-from vaultfleet.stackfile.fleet import fleet_conflicts
-from vaultfleet.stackfile.pipeline import identity_policies
+from vaultfleet.stackfile import Project, stack_file_name
+from vaultfleet.stackfile.fleet import fleet_conflicts, neighbour_names
+from vaultfleet.stackfile.pipeline import identity_policies, preview_grants_name
 from vaultfleet.stackfile.schema import ClusterStack, ConfigError, SharedStack
 
 
@@ -86,7 +86,17 @@ def _jwt_issuer(stack: ClusterStack) -> tuple[str, list[str]] | None:
 
 def shared_args(stack: SharedStack, project: Project) -> SharedVaultArgs:
     """The shared stack's Args: what the fleet shares, and for every cluster stack file in stacks/
-    its mount, policies and applier policy (a cluster stack file that does not validate stops it)."""
+    its mount, policies and applier policy (a cluster stack file that does not validate stops it).
+    Per-cluster layout: what the fleet shares only, each cluster by its name alone (its access stack
+    writes the rest), so the run reads no cluster's file."""
+    if project.per_cluster:
+        names = [n for n in project.stack_names() if n != stack.name]
+        return SharedVaultArgs(
+            kv_mount=stack.fleet.kv_mount,
+            previewer_policy=policy.render_previewer(stack, project.policy_dir),
+            database=database_args(stack),
+            pipeline=pipeline_args(stack, names, per_cluster=True),
+        )
     clusters = fleet_clusters(project)
     conflicts = fleet_conflicts(clusters, stack)
     if conflicts:
@@ -117,6 +127,39 @@ def fleet_clusters(project: Project) -> list[ClusterStack]:
     return clusters
 
 
+def access_args(stack: ClusterStack, project: Project) -> ClusterAccessArgs:
+    """Per-cluster layout: the Args of the cluster's access stack (vault.<cluster>), from its file,
+    with what a preview reads of it (its mount by path, its state key) in a policy of its own. The
+    conflicts a single file cannot see are checked against the stack files whose names could
+    collide with this one's (access_neighbours), not the whole fleet."""
+    conflicts = [
+        problem
+        for problem in fleet_conflicts([stack, *access_neighbours(stack, project)], None)
+        if problem[0] == stack_file_name(stack.name)
+    ]
+    if conflicts:
+        raise ConfigError(conflicts)
+    args = cluster_access_args(stack, project.policy_dir)
+    args.preview_grants_name = preview_grants_name(stack.name)
+    args.preview_grants = policy.previewer_grants(
+        [stack.mount_path],
+        [stack.state_key] if stack.state_key else [],
+        heading="The cluster's mount, read by path (whatever its prefix): config and roles.",
+    )
+    return args
+
+
+def access_neighbours(stack: ClusterStack, project: Project) -> list[ClusterStack]:
+    """The other cluster stacks whose names could collide with this one's (neighbour_names), read
+    from their files (a file that does not validate stops the run, naming it); usually none."""
+    found = []
+    for name in neighbour_names(stack, project.stack_names()):
+        settings = project.stack(name).settings  # StackFileError/ConfigError name the file and field
+        if isinstance(settings, ClusterStack):
+            found.append(settings)
+    return found
+
+
 def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessArgs:
     host, ca = cluster_endpoint(stack)
     return ClusterAccessArgs(
@@ -133,7 +176,7 @@ def cluster_access_args(stack: ClusterStack, policy_dir: Path) -> ClusterAccessA
     )
 
 
-def pipeline_args(stack: SharedStack, clusters: list[str]) -> PipelineIdentitiesArgs | None:
+def pipeline_args(stack: SharedStack, clusters: list[str], per_cluster: bool = False) -> PipelineIdentitiesArgs | None:
     pipeline = stack.pipeline
     if pipeline is None:
         return None
@@ -144,8 +187,12 @@ def pipeline_args(stack: SharedStack, clusters: list[str]) -> PipelineIdentities
         public_keys=list(pipeline.public_keys),
         ttl_seconds=pipeline.ttl,
         identities=[
-            PipelineIdentitySpec("previewer", dict(pipeline.previewer), identity_policies("previewer", clusters)),
-            PipelineIdentitySpec("applier", dict(pipeline.applier), identity_policies("applier", clusters)),
+            PipelineIdentitySpec(
+                "previewer", dict(pipeline.previewer), identity_policies("previewer", clusters, per_cluster)
+            ),
+            PipelineIdentitySpec(
+                "applier", dict(pipeline.applier), identity_policies("applier", clusters, per_cluster)
+            ),
         ],
     )
 

@@ -17,13 +17,33 @@ import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 from pulumi.runtime.config import get_config, is_config_secret
 
-from components import ClusterOnboarding, SharedVault
+from components import ClusterAccess, ClusterOnboarding, SharedVault
 from vaultfleet.fleet import inputs
 from vaultfleet.kubeconfig import KubeconfigError, provider_kubeconfig
 from vaultfleet.program.adoption import adopting_transform, existing_ids
-from vaultfleet.program.args import cluster_args, shared_args
+from vaultfleet.program.args import access_args, cluster_args, shared_args
 from vaultfleet.render.policy import PolicyError
 from vaultfleet.stackfile import Project, schema
+
+
+def check_access_stack(stack_file, settings) -> None:
+    """ConfigError unless an access stack (vault.<cluster>) stands for a cluster stack file of a
+    fleet in the per-cluster layout."""
+    if not stack_file.project.per_cluster:
+        raise schema.ConfigError(
+            [
+                (
+                    "Pulumi.yaml",
+                    f"{schema.NAMESPACE}:clusterAccess",
+                    f"stack {stack_file.name}: the shared stack writes each cluster's access in this fleet "
+                    "(`shared`); access stacks are the per-cluster layout's",
+                )
+            ]
+        )
+    if settings.kind != "cluster":
+        raise schema.ConfigError(
+            [(stack_file.shown, f"{schema.NAMESPACE}:kind", f"stack {stack_file.name}: not a cluster's stack file")]
+        )
 
 
 def run() -> None:
@@ -31,19 +51,28 @@ def run() -> None:
     stack_file = Project(Path(".")).stack(pulumi.get_stack())
     try:
         stack_file.project.check_layout()  # before reading stacks/: the engine may read elsewhere
+        stack_file.check_fleet_only_keys()
         # Every key Pulumi.yaml and the stack file set, unknown ones included (the schema names them),
         # as the engine holds them (Pulumi's config store): secrets decrypted, objects and lists as JSON.
         keys = [f"{schema.NAMESPACE}:{key}" for key in stack_file.values]
         settings = schema.parse(
             schema.decode_engine_config({key: get_config(key) for key in keys if get_config(key) is not None}),
-            stack_file.name,
+            stack_file.file_stack,
             stack_file.shown,
             # Which keys the engine holds as secrets: a database password must be one of them.
             secret_keys=schema.decode_secret_keys([key for key in keys if is_config_secret(key)]),
+            # The Transit key of the stack's state, which an access stack makes.
+            secrets_provider=stack_file.secrets_provider,
         )
+        if stack_file.is_access:
+            check_access_stack(stack_file, settings)
         if settings.kind == "shared":
-            # The privileged stage: every cluster's mount, policies and applier policy, from their files.
+            # The privileged stage: what the fleet shares (shared layout: and every cluster's mount,
+            # policies and applier policy, from their files).
             args = shared_args(settings, stack_file.project)
+        elif stack_file.is_access:
+            # The privileged stage of one cluster (per-cluster layout): its mount, policies, applier policy.
+            args = access_args(settings, stack_file.project)
         else:
             # The project's own templates (a fleet repository's policies/), as the shared stack's.
             args = cluster_args(settings, stack_file.project.policy_dir)
@@ -65,7 +94,16 @@ def run() -> None:
     # needs no auth/token/create.
     vault_provider = vault.Provider("vault", address=settings.fleet.vault_address, skip_child_token=True)
 
-    if settings.kind == "shared":
+    if stack_file.is_access:
+        # Named as in the shared stack (fleet-cluster-<cluster>, at the root, the provider `vault`):
+        # `vaultfleet migrate` moves a cluster's objects here from the shared stack's state unchanged.
+        access = ClusterAccess(
+            f"fleet-cluster-{settings.name}", args, opts=pulumi.ResourceOptions(providers=[vault_provider])
+        )
+        pulumi.export("mount_path", access.mount_path)
+        pulumi.export("mount_accessor", access.mount_accessor)
+        pulumi.export("applier_policy", access.applier_policy)
+    elif settings.kind == "shared":
         shared = SharedVault("fleet", args, opts=pulumi.ResourceOptions(providers=[vault_provider]))
         pulumi.export("kv_mount", shared.kv_mount)
         pulumi.export("cluster_mounts", {name: c.mount_path for name, c in shared.clusters.items()})

@@ -288,8 +288,6 @@ def render_previewer(
     state. Never the shared stack's key (its state holds the database passwords) and never encrypt.
     `cluster_mounts`: the clusters' auth mounts; the template reads those under the fleet's prefix,
     and one outside it (cluster.mountPath, an adopted cluster's) is added by name."""
-    from vaultfleet.stackfile.pipeline import TRANSIT_MOUNT
-
     variables = {
         "mount_prefix": stack.fleet.mount_prefix,
         "database_mount": stack.fleet.database_mount,
@@ -297,11 +295,26 @@ def render_previewer(
     }
     body = render("fleet/vaultfleet-previewer", variables, policy_dir)
     own = sorted(m for m in set(cluster_mounts) if not m.startswith(f"{stack.fleet.mount_prefix}-"))
-    if own:
+    return body + previewer_grants(own, state_keys)
+
+
+def previewer_grants(
+    mounts: Sequence[str],
+    state_keys: Sequence[str],
+    heading: str = "Cluster mounts outside the fleet's prefix (cluster.mountPath): config and roles.",
+) -> str:
+    """What a preview reads beyond the fleet's previewer template: auth mounts it names by path (one
+    outside the fleet's prefix), and cluster stacks' state keys. In the per-cluster layout each
+    access stack writes its cluster's as `vaultfleet-preview-<cluster>`; else they end the
+    vaultfleet-previewer policy."""
+    from vaultfleet.stackfile.pipeline import TRANSIT_MOUNT
+
+    body = ""
+    if mounts:
         # Exactly what a preview reads of a cluster mount (its config and roles), nothing else under
         # the path: a mountPath naming another method's mount (approle, userpass) opens no more.
-        body += "\n# Cluster mounts outside the fleet's prefix (cluster.mountPath): config and roles.\n"
-        for mount in own:
+        body += f"\n# {heading}\n"
+        for mount in sorted(set(mounts)):
             body += f'\npath "auth/{mount}/config" {{\n  capabilities = ["read"]\n}}\n'
             body += f'\npath "auth/{mount}/role" {{\n  capabilities = ["list"]\n}}\n'
             body += f'\npath "auth/{mount}/role/*" {{\n  capabilities = ["read", "list"]\n}}\n'

@@ -44,12 +44,37 @@ def stack_file_name(stack: str) -> str:
     return f"stacks/Pulumi.{stack}.yaml"
 
 
+# Fleet-wide (Pulumi.yaml only): where each cluster's access (its auth mount, policy bodies, applier
+# policy, state key) is written. `shared`: by the shared stack, which then reads every stack file
+# and grows with the fleet. `per-cluster`: by the cluster's own privileged stack `vault.<cluster>`,
+# run by the admin stage from the cluster's stack file, so a one-cluster change runs nothing that
+# grows with the fleet (docs/fleet-layout.md).
+CLUSTER_ACCESS_KEY = "clusterAccess"
+CLUSTER_ACCESS_LAYOUTS = ("shared", "per-cluster")
+# A stack file's name is a DNS label (no dot), so no file is ever named like an access stack.
+ACCESS_PREFIX = "vault."
+
+
+def access_stack_name(cluster: str) -> str:
+    """The privileged stack that writes `cluster`'s access in the per-cluster layout."""
+    return f"{ACCESS_PREFIX}{cluster}"
+
+
+def access_cluster(stack: str) -> str | None:
+    """The cluster an access stack name (vault.<cluster>) stands for; None for any other name."""
+    return (
+        stack[len(ACCESS_PREFIX) :]
+        if stack.startswith(ACCESS_PREFIX) and "." not in stack[len(ACCESS_PREFIX) :]
+        else None
+    )
+
+
 class Project:
     """The directory holding Pulumi.yaml, with stacks/ and policies/."""
 
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
-        self._stacks: dict[Path, StackFile] = {}
+        self._stacks: dict[Path | tuple[Path, str], StackFile] = {}
 
     @classmethod
     def find(cls) -> Project:
@@ -106,11 +131,55 @@ class Project:
         return values
 
     def stack_names(self) -> list[str]:
+        """The stacks that have a stack file of their own (never an access stack: see all_stack_names)."""
         return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml"))
 
+    @property
+    def cluster_access(self) -> str:
+        """`shared` or `per-cluster` (Pulumi.yaml's vaultfleet:clusterAccess; `shared` when unset).
+        An unknown value is reported by the schema (StackFile.settings), and counts as `shared` here."""
+        value = self.defaults.get(CLUSTER_ACCESS_KEY, "shared")
+        return value if value in CLUSTER_ACCESS_LAYOUTS else "shared"
+
+    @property
+    def per_cluster(self) -> bool:
+        return self.cluster_access == "per-cluster"
+
+    def access_stack_names(self, names: list[str] | None = None) -> list[str]:
+        """The access stacks (vault.<cluster>) of the named stack files (every file when none are
+        named) in the per-cluster layout: one per cluster stack file; none in the shared layout."""
+        if not self.per_cluster:
+            return []
+        return [
+            access_stack_name(n)
+            for n in (self.stack_names() if names is None else names)
+            if not self.stack(n).is_shared
+        ]
+
+    def knows(self, name: str) -> bool:
+        """Whether `name` is a stack of the fleet: one with a stack file, or (per-cluster layout) the
+        access stack of a cluster's file."""
+        cluster = access_cluster(name)
+        if cluster is None:
+            return (self.stacks_dir / f"Pulumi.{name}.yaml").is_file()
+        return self.per_cluster and self.knows(cluster) and not self.stack(cluster).is_shared
+
+    def all_stack_names(self) -> list[str]:
+        """Every stack of the fleet: one per stack file, and in the per-cluster layout each cluster's
+        access stack."""
+        return sorted(self.stack_names() + self.access_stack_names())
+
     def stack(self, name_or_path: str) -> StackFile:
-        """The stack file of a stack name, or the file at a path ending in .yaml/.yml; read once."""
+        """The stack file of a stack name (an access stack's is its cluster's file), or the file at
+        a path ending in .yaml/.yml; read once."""
         path = Path(name_or_path)
+        cluster = access_cluster(name_or_path)
+        if cluster is not None:
+            path = self.stacks_dir / f"Pulumi.{cluster}.yaml"
+            key = (path.resolve(), name_or_path)
+            if key not in self._stacks:
+                self._stacks[key] = StackFile(self, path, stack_name=name_or_path)
+            return self._stacks[key]
         if path.suffix not in (".yaml", ".yml"):
             path = self.stacks_dir / f"Pulumi.{name_or_path}.yaml"
         key = path.resolve()
@@ -156,12 +225,26 @@ class StackFileError(ValueError):
 class StackFile:
     """One stack file: read once, parsed into typed settings once."""
 
-    def __init__(self, project: Project, path: Path, text: str | None = None):
-        """`text`: the file's content when it is not (yet) on disk, e.g. one `onboard` is about to write."""
+    def __init__(self, project: Project, path: Path, text: str | None = None, stack_name: str | None = None):
+        """`text`: the file's content when it is not (yet) on disk, e.g. one `onboard` is about to write.
+        `stack_name`: the engine's stack when it is not the file's own (an access stack, vault.<cluster>)."""
         self.project = project
         self.path = path if path.is_absolute() else project.root / path
-        self.name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+        self.file_stack = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+        """The stack the file is named for (the cluster, for an access stack)."""
+        self.name = stack_name or self.file_stack
         self._text = text
+
+    @property
+    def is_access(self) -> bool:
+        """The privileged stack vault.<cluster>, which writes the cluster's access from its file."""
+        return self.name != self.file_stack
+
+    @property
+    def config_file_args(self) -> list[str]:
+        """What the engine needs to read this stack's config: an access stack has no stack file of
+        its own (onboarding stays one file) and reads its cluster's."""
+        return ["--config-file", str(self.path)] if self.is_access else []
 
     @property
     def shown(self) -> str:
@@ -173,12 +256,18 @@ class StackFile:
         )
 
     @cached_property
+    def text(self) -> str:
+        """The file's text; StackFileError when it is missing."""
+        try:
+            return self._text if self._text is not None else self.path.read_text()
+        except FileNotFoundError:
+            raise StackFileError(self.shown, "no such stack file") from None
+
+    @cached_property
     def document(self) -> dict[str, Any]:
         """The YAML document; StackFileError when it is missing or not YAML."""
         try:
-            return yaml.safe_load(self._text if self._text is not None else self.path.read_text()) or {}
-        except FileNotFoundError:
-            raise StackFileError(self.shown, "no such stack file") from None
+            return yaml.safe_load(self.text) or {}
         except yaml.YAMLError as exc:
             raise StackFileError(self.shown, f"not valid YAML: {exc}") from None
 
@@ -203,7 +292,11 @@ class StackFile:
     @property
     def is_shared(self) -> bool:
         """`vaultfleet:kind: shared`; False for a file that does not read (validate names it)."""
+        if self.is_access:
+            return False
         try:
+            if "shared" not in self.text:  # most files, unparsed: a fleet of 1,000 is asked which one is
+                return False
             return self.config.get(f"{NAMESPACE}:kind") == "shared"
         except StackFileError:
             return False
@@ -223,7 +316,22 @@ class StackFile:
         from vaultfleet.stackfile.schema import parse
 
         self.project.check_layout()
-        return parse(self.values, self.name, self.shown, secrets_provider=self.secrets_provider)
+        self.check_fleet_only_keys()
+        return parse(self.values, self.file_stack, self.shown, secrets_provider=self.secrets_provider)
+
+    def check_fleet_only_keys(self) -> None:
+        """ConfigError when the file sets a key only Pulumi.yaml may set: the layout every stack
+        and the CLI must agree on without reading each other's files."""
+        if f"{NAMESPACE}:{CLUSTER_ACCESS_KEY}" in self.config:
+            raise ConfigError(
+                [
+                    (
+                        self.shown,
+                        f"{NAMESPACE}:{CLUSTER_ACCESS_KEY}",
+                        "fleet-wide: set it in Pulumi.yaml, where every stack and vaultfleet read it",
+                    )
+                ]
+            )
 
     def valid_settings(self) -> ClusterStack | SharedStack | None:
         """The settings, or None when the file does not validate (the caller leaves the error to others)."""
@@ -233,4 +341,16 @@ class StackFile:
             return None
 
 
-__all__ = ["NAMESPACE", "PROGRAM_INPUTS", "ConfigError", "Project", "StackFile", "StackFileError", "stack_file_name"]
+__all__ = [
+    "ACCESS_PREFIX",
+    "CLUSTER_ACCESS_KEY",
+    "NAMESPACE",
+    "PROGRAM_INPUTS",
+    "ConfigError",
+    "Project",
+    "StackFile",
+    "StackFileError",
+    "access_cluster",
+    "access_stack_name",
+    "stack_file_name",
+]

@@ -77,3 +77,12 @@ def _existing_policies(clusters: list[ClusterStack], shared: SharedStack | None)
                         )
                     )
     return problems
+
+
+def neighbour_names(stack: ClusterStack, names: Iterable[str]) -> list[str]:
+    """Of `names` (stack names), those whose cluster could collide with `stack` on a policy name or
+    mount: a fleet name is `<prefix>-<cluster>[-<template>]`, so only a cluster whose name appears
+    between dashes in one of this stack's names can (an access stack checks those, not the fleet)."""
+    own = [stack.mount_path, *(stack.policy_name(t) for t in stack.policies)]
+    own += [name for role in stack.roles for name in role.existing_policies]
+    return [n for n in names if n != stack.name and any(f"-{n}-" in f"-{text}-" for text in own)]

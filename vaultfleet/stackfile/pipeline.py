@@ -59,11 +59,23 @@ def state_key_name(stack: str) -> str:
     return f"vaultfleet-{stack}"
 
 
-def identity_policies(identity: str, clusters: list[str]) -> list[str]:
-    """The policies an identity's Vault token gets (the shared stack writes them all): the previewer
-    reads; the applier holds each cluster's applier policy, which pins what it may write there."""
+PREVIEWER_POLICY = "vaultfleet-previewer"
+PREVIEW_GRANTS_PREFIX = "vaultfleet-preview-"
+
+
+def preview_grants_name(cluster: str) -> str:
+    """Per-cluster layout: the policy `vault.<cluster>` writes with what a preview reads of that
+    cluster beyond the previewer policy (its mount by path, its state key)."""
+    return f"{PREVIEW_GRANTS_PREFIX}{cluster}"
+
+
+def identity_policies(identity: str, clusters: list[str], per_cluster: bool = False) -> list[str]:
+    """The policies an identity's Vault token gets: the previewer reads (and, per-cluster layout,
+    each cluster's preview grants); the applier holds each cluster's applier policy, which pins what
+    it may write there. The names follow from the clusters' names alone, so the shared stack lists
+    them without reading any cluster's file."""
     if identity == "previewer":
-        return ["vaultfleet-previewer"]
+        return [PREVIEWER_POLICY] + (sorted(preview_grants_name(c) for c in clusters) if per_cluster else [])
     return sorted(applier_policy_name(c) for c in clusters)
 
 

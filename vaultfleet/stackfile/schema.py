@@ -157,6 +157,10 @@ class Fleet(Model):
     kv_mount: MountPath = "kv"
     database_mount: MountPath = "database"
     """Path of the database secrets engine: the shared stack mounts it, cluster policies point at it."""
+    cluster_access: Literal["shared", "per-cluster"] = "shared"
+    """Where each cluster's mount, policy bodies and applier policy are written: by the shared stack
+    (`shared`), or by the cluster's own privileged stack vault.<cluster> (`per-cluster`). Pulumi.yaml
+    only (stackfile.CLUSTER_ACCESS_KEY)."""
 
     @field_validator("database_mount")
     @classmethod
@@ -316,7 +320,7 @@ class SharedStack(Model):
 
 
 # Keys a stack file may set under `vaultfleet:` (camelCase, as written in the files).
-_FLEET_KEYS = {"vaultAddress", "mountPrefix", "kvMount", "databaseMount", "allowInsecureHttp"}
+_FLEET_KEYS = {"vaultAddress", "mountPrefix", "kvMount", "databaseMount", "allowInsecureHttp", "clusterAccess"}
 _CLUSTER_KEYS = {"cluster", "roles", "policies", "databaseRoles"}
 _SHARED_KEYS = {"database", "pipeline"}
 _KNOWN_KEYS = _FLEET_KEYS | _CLUSTER_KEYS | _SHARED_KEYS | {"kind"}

@@ -1,0 +1,187 @@
+"""The per-cluster layout (docs/fleet-layout.md): each cluster's access in its own privileged stack
+vault.<cluster>, so a one-cluster change runs nothing that grows with the fleet. The program under
+Pulumi's mocks, selection, stages and shards, the preview skip's inputs; the lab runs the same
+against real servers (tests/lab/test_layout.py)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.harness import Mocks, copy_project_files, edit_stack, set_cluster_access
+from tests.unit.test_pipeline import PIPELINE, pin_endpoints
+from tests.unit.test_program import run_program
+from vaultfleet.fleet import runner
+from vaultfleet.fleet.changes import changed_since
+from vaultfleet.fleet.inputs import inputs_fingerprint
+from vaultfleet.fleet.shards import Shard
+from vaultfleet.stackfile import Project
+
+ACCESS_TYPES = {"vault:index/authBackend:AuthBackend", "vault:index/policy:Policy"}
+
+
+@pytest.fixture()
+def fleet(tmp_path, monkeypatch):
+    """The project copy of test_program's `fleet`, in the per-cluster layout."""
+    root = copy_project_files(tmp_path, program=True)
+    pin_endpoints(root)
+    set_cluster_access(root, "per-cluster")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    return root
+
+
+def git(root, *args):
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=root, check=True, capture_output=True
+    )
+
+
+def test_an_access_stack_writes_its_clusters_mount_policies_applier_and_preview_grants(fleet):
+    mocks = run_program(fleet, "vault.lab-a")
+    (mount,) = mocks.of_type("vault:index/authBackend:AuthBackend")
+    assert mount.inputs["path"] == "k8s-lab-a"
+    policies = {p.inputs["name"]: p.inputs["policy"] for p in mocks.of_type("vault:index/policy:Policy")}
+    assert set(policies) == {
+        "k8s-lab-a-kv-read",
+        "k8s-lab-a-kv-write",
+        "vaultfleet-apply-lab-a",
+        "vaultfleet-preview-lab-a",
+    }
+    assert 'path "auth/k8s-lab-a/role/*"' in policies["vaultfleet-preview-lab-a"]
+    # Named as in the shared stack's subtree, at the root: `vaultfleet migrate` moves state unchanged.
+    (access,) = [r for r in mocks.resources if r.typ == "vaultfleet:vault:ClusterAccess"]
+    assert access.name == "fleet-cluster-lab-a"
+    # Nothing of another cluster, nothing in the cluster.
+    assert not [r for r in mocks.resources if "lab-b" in r.name]
+    assert not mocks.of_type("pulumi:providers:kubernetes")
+
+
+def test_the_shared_stack_names_each_cluster_and_reads_no_clusters_file(fleet):
+    # A cluster file that does not validate would stop the shared layout's shared stack; here the
+    # shared stack does not read it.
+    edit_stack(fleet, "lab-b", lambda c: c["vaultfleet:roles"][0].update(audiences="vault"))
+    edit_stack(fleet, "vault", lambda c: c.update({"vaultfleet:pipeline": PIPELINE}))
+    mocks = run_program(fleet, "vault")
+    assert not mocks.of_type("vault:index/authBackend:AuthBackend")
+    assert {p.inputs["name"] for p in mocks.of_type("vault:index/policy:Policy")} == {"vaultfleet-previewer"}
+    roles = {r.inputs["roleName"]: r.inputs for r in mocks.of_type("vault:jwt/authBackendRole:AuthBackendRole")}
+    assert roles["applier"]["tokenPolicies"] == ["vaultfleet-apply-lab-a", "vaultfleet-apply-lab-b"]
+    assert roles["previewer"]["tokenPolicies"] == [
+        "vaultfleet-previewer",
+        "vaultfleet-preview-lab-a",
+        "vaultfleet-preview-lab-b",
+    ]
+
+
+def test_an_access_stack_in_the_shared_layout_or_of_the_shared_file_is_refused(fleet):
+    mocks = Mocks()
+    with pytest.raises(Exception, match=r"not a cluster's stack file"):
+        run_program(fleet, "vault.vault", mocks)
+    set_cluster_access(fleet, "shared")
+    with pytest.raises(Exception, match=r"Pulumi.yaml: vaultfleet:clusterAccess: stack vault.lab-a: the shared stack"):
+        run_program(fleet, "vault.lab-a", mocks)
+    assert mocks.resources == []
+
+
+def test_a_stack_file_may_not_set_the_layout(fleet):
+    edit_stack(fleet, "lab-a", lambda c: c.update({"vaultfleet:clusterAccess": "shared"}))
+    mocks = Mocks()
+    with pytest.raises(Exception, match=r"stacks/Pulumi.lab-a.yaml: vaultfleet:clusterAccess: fleet-wide"):
+        run_program(fleet, "lab-a", mocks)
+    assert mocks.resources == []
+
+
+def test_an_access_stack_refuses_a_mount_its_neighbour_uses_before_registering_anything(fleet):
+    # lab-b's file claims lab-a's mount: its applier policy would pin writes to lab-a's roles.
+    edit_stack(fleet, "lab-b", lambda c: c["vaultfleet:cluster"].update(mountPath="k8s-lab-a"))
+    mocks = Mocks()
+    with pytest.raises(Exception) as refused:
+        run_program(fleet, "vault.lab-b", mocks)
+    assert (
+        "stacks/Pulumi.lab-b.yaml: vaultfleet:cluster.mountPath: mount path 'k8s-lab-a' is also used by stack 'lab-a'"
+        in str(refused.value)
+    )
+    assert mocks.resources == []
+
+
+def test_names_stages_and_shards_keep_a_clusters_access_stack_with_it(fleet):
+    project = Project(fleet)
+    assert project.all_stack_names() == ["lab-a", "lab-b", "vault", "vault.lab-a", "vault.lab-b"]
+    assert project.knows("vault.lab-a") and not project.knows("vault.vault") and not project.knows("vault.nope")
+    assert project.stack("vault.lab-a").config_file_args == ["--config-file", str(fleet / "stacks/Pulumi.lab-a.yaml")]
+    assert runner.stages(project, project.all_stack_names()) == [
+        ["vault"],
+        ["vault.lab-a", "vault.lab-b"],
+        ["lab-a", "lab-b"],
+    ]
+    names = [f"c{i:03d}" for i in range(10)]
+    each = [Shard(i, 3).of([*names, *(f"vault.{n}" for n in names)]) for i in (1, 2, 3)]
+    for shard in each:
+        assert {f"vault.{n}" for n in shard if "." not in n} == {n for n in shard if "." in n}
+    set_cluster_access(fleet, "shared")
+    assert Project(fleet).all_stack_names() == ["lab-a", "lab-b", "vault"]
+
+
+def test_changed_since_runs_a_clusters_access_stack_and_the_shared_one_only_when_a_file_comes_or_goes(fleet):
+    git(fleet, "init", "-q")
+    git(fleet, "add", "-A")
+    git(fleet, "commit", "-q", "-m", "fleet")
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:roles"][0].update(ttl="2h"))
+    assert changed_since(Project(fleet), "HEAD") == ["lab-a", "vault.lab-a"]
+    shutil.copy(fleet / "stacks/Pulumi.lab-b.yaml", fleet / "stacks/Pulumi.lab-c.yaml")
+    assert changed_since(Project(fleet), "HEAD") == ["lab-a", "lab-c", "vault", "vault.lab-a", "vault.lab-c"]
+    git(fleet, "add", "-A")
+    git(fleet, "commit", "-q", "-m", "lab-c")
+    (fleet / "stacks/Pulumi.lab-c.yaml").unlink()
+    assert changed_since(Project(fleet), "HEAD") == ["vault"]
+    git(fleet, "checkout", "-q", "--", "stacks/Pulumi.lab-c.yaml")
+    edit_stack(fleet, "vault", lambda c: c.update({"vaultfleet:kvMount": "kv2"}))
+    assert changed_since(Project(fleet), "HEAD") == ["vault"]
+
+
+def test_the_shared_stacks_inputs_are_the_names_of_the_cluster_files_not_their_content(fleet):
+    project = Project(fleet)
+    before = inputs_fingerprint(project.stack("vault"))
+    access = inputs_fingerprint(project.stack("vault.lab-a"))
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:roles"][0].update(ttl="2h"))
+    assert inputs_fingerprint(Project(fleet).stack("vault")) == before
+    assert inputs_fingerprint(Project(fleet).stack("vault.lab-a")) != access
+    shutil.copy(fleet / "stacks/Pulumi.lab-b.yaml", fleet / "stacks/Pulumi.lab-c.yaml")
+    assert inputs_fingerprint(Project(fleet).stack("vault")) != before
+
+
+def test_an_access_stack_is_created_without_a_stack_file_of_its_own(monkeypatch, fleet):
+    from vaultfleet.fleet import engine
+
+    ran = []
+
+    def run_cli(args):
+        ran.append(args[0])
+        if args[:2] == ["stack", "init"]:
+            (fleet / "stacks/Pulumi.vault.lab-a.yaml").write_text("encryptionsalt: x\n")  # as the engine does
+        elif "--event-log" in args:
+            assert args[args.index("--config-file") + 1].endswith("stacks/Pulumi.lab-a.yaml")
+            (fleet / args[args.index("--event-log") + 1]).write_text("")
+
+    monkeypatch.setattr(engine, "cli", lambda *a: run_cli)
+    engine.run_operation(
+        fleet,
+        "vault.lab-a",
+        {},
+        ["up"],
+        new=True,
+        config_args=["--config-file", str(fleet / "stacks/Pulumi.lab-a.yaml")],
+    )
+    assert ran == ["stack", "up"]
+    assert not (fleet / "stacks/Pulumi.vault.lab-a.yaml").exists()
+
+
+def test_migrate_refuses_until_pulumi_yaml_names_the_layout(fleet):
+    from vaultfleet.migrate import MigrateError, migrate
+
+    set_cluster_access(fleet, "shared")
+    with pytest.raises(MigrateError, match="set `vaultfleet:clusterAccess: per-cluster` first"):
+        migrate(Project(fleet))
