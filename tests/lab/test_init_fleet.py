@@ -36,7 +36,8 @@ def test_a_fleet_init_wrote_comes_up_from_the_wheel_and_logs_in(lab, lab_env, tm
     (fleet / ".venv").symlink_to(REPO / ".venv")
     vaultfleet("onboard", CLUSTER, "--context", CLUSTER, cwd=fleet)
     try:
-        vaultfleet("up", "vault", CLUSTER, cwd=fleet)
+        # A new fleet is in the per-cluster layout: the cluster's access stack writes its mount.
+        vaultfleet("up", "vault", f"vault.{CLUSTER}", CLUSTER, cwd=fleet)
 
         # A real login at the cluster's mount, with the policy the fleet's own template rendered.
         client = login(lab, CLUSTER)
@@ -61,6 +62,6 @@ def test_a_fleet_init_wrote_comes_up_from_the_wheel_and_logs_in(lab, lab_env, tm
         assert json.loads(outputs)["vaultfleet_inputs"] == digest
 
         # Converged: a preview (with its refresh) finds nothing to change.
-        vaultfleet("preview", "vault", CLUSTER, "--expect-no-changes", cwd=fleet)
+        vaultfleet("preview", "vault", f"vault.{CLUSTER}", CLUSTER, "--expect-no-changes", cwd=fleet)
     finally:
-        destroy_stacks(fleet, env, [CLUSTER, "vault"])
+        destroy_stacks(fleet, env, [CLUSTER, f"vault.{CLUSTER}", "vault"])

@@ -83,9 +83,10 @@ def test_the_written_project_validates(fleet, monkeypatch):
 
 
 def test_the_program_runs_in_the_fleet_repository_on_its_own_policies(fleet, monkeypatch, tmp_path):
-    """The fleet's __main__.py (a call into the installed package) under Pulumi's mocks: the shared
-    stack and one cluster stack register what they do in this repository, rendering the fleet's own
-    policies/ (a template only the fleet has, here), never the package's."""
+    """The fleet's __main__.py (a call into the installed package) under Pulumi's mocks: the cluster's
+    access stack (a new fleet is in the per-cluster layout) and its cluster stack register what they
+    do in this repository, rendering the fleet's own policies/ (a template only the fleet has,
+    here), never the package's."""
     from tests.unit.test_program import run_program, types
 
     (fleet / "policies/team.hcl").write_text(
@@ -100,7 +101,8 @@ def test_the_program_runs_in_the_fleet_repository_on_its_own_policies(fleet, mon
     monkeypatch.chdir(fleet)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
 
-    shared = run_program(fleet, "vault")
+    assert not run_program(fleet, "vault").of_type("vault:index/authBackend:AuthBackend")
+    shared = run_program(fleet, "vault.lab-a")
     assert [r.inputs["path"] for r in shared.of_type("vault:index/authBackend:AuthBackend")] == ["k8s-lab-a"]
     bodies = {r.inputs["name"]: r.inputs["policy"] for r in shared.of_type("vault:index/policy:Policy")}
     assert 'path "kv/data/team/lab-a/*"' in bodies["k8s-lab-a-team"]
@@ -145,12 +147,20 @@ def test_this_repository_runs_the_template_program_and_policies():
 
 
 def test_the_template_pulumi_yaml_declares_what_this_repository_declares():
-    """Runtime, options and every config key's declaration alike; only the Vault address differs."""
+    """Runtime, options and every config key's declaration alike; only the Vault address and the
+    layout differ: a new fleet starts per-cluster, this repository's lab fleet stays in the shared
+    layout most lab modules exercise (tests/lab/test_layout.py runs the other)."""
     mine = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
     template = yaml.safe_load(render("https://vault.example.com")["Pulumi.yaml"])
+    assert (
+        mine["config"]["vaultfleet:clusterAccess"]["value"],
+        template["config"]["vaultfleet:clusterAccess"]["value"],
+    ) == ("shared", "per-cluster")
     for doc in (mine, template):
         doc.pop("description")
         doc["config"]["vaultfleet:vaultAddress"].pop("value")
+        doc["config"]["vaultfleet:clusterAccess"].pop("value")
+        doc["config"]["vaultfleet:clusterAccess"].pop("description")
     assert template == mine
 
 
