@@ -185,3 +185,18 @@ def test_migrate_refuses_until_pulumi_yaml_names_the_layout(fleet):
     set_cluster_access(fleet, "shared")
     with pytest.raises(MigrateError, match="set `vaultfleet:clusterAccess: per-cluster` first"):
         migrate(Project(fleet))
+
+
+def test_shards_and_the_matrix_leave_the_access_stacks_to_the_admins_job(fleet):
+    from typer.testing import CliRunner
+
+    from vaultfleet.cli import app
+    from vaultfleet.fleet.selection import select
+
+    project = Project(fleet)
+    # A shard runs with the cluster applier's token, which may not write an access stack's objects.
+    chosen = select(project, None, True, shard="1/1")
+    assert (chosen.stacks, chosen.left_out_shared) == (["lab-a", "lab-b"], ["vault", "vault.lab-a", "vault.lab-b"])
+    result = CliRunner().invoke(app, ["matrix", "--all", "--shards", "2"], env={"VAULTFLEET_PROJECT": str(fleet)})
+    assert result.exit_code == 0, result.output
+    assert '"shared": ["vault", "vault.lab-a", "vault.lab-b"]' in result.stdout

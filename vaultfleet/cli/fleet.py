@@ -61,9 +61,9 @@ def _select(
     except SelectionError as exc:
         fail(str(exc))
     if selection.left_out_shared:
-        err.print(
-            f"shard {shard.strip()}: the shared stack {', '.join(selection.left_out_shared)} is in no shard; run it first, once"
-        )
+        left = selection.left_out_shared
+        what = f"the shared stack {left[0]}" if len(left) == 1 else f"the privileged stacks {', '.join(left)}"
+        err.print(f"shard {shard.strip()}: {what} {'is' if len(left) == 1 else 'are'} in no shard; run it first, once")
     return selection.stacks
 
 
@@ -278,5 +278,6 @@ def matrix(
     if not (all_ or changed_since):
         fail("use --all or --changed-since")
     names = _select(project, None, all_, changed_since)
-    shared = [n for n in names if project.stack(n).is_shared]
+    # The privileged stacks (the per-cluster layout's access stacks too) run in the admin's job.
+    shared = [n for n in names if project.stack(n).is_shared or project.stack(n).is_access]
     print(json.dumps(build(shared, [n for n in names if n not in shared], shards)))

@@ -17,7 +17,8 @@ class SelectionError(ValueError):
 class Selection:
     stacks: list[str]
     left_out_shared: list[str] = field(default_factory=list)
-    """The shared stack a shard leaves out: it is in no shard and runs first, once."""
+    """The privileged stacks a shard leaves out (the shared stack, and the per-cluster layout's
+    access stacks): they are in no shard and run first, once, with the admin's token."""
 
 
 def select(
@@ -34,8 +35,9 @@ def select(
         part = Shard.parse(shard)
     except ValueError as exc:
         raise SelectionError(str(exc)) from None
-    shared = [n for n in names if project.stack(n).is_shared]
-    return Selection(part.of([n for n in names if n not in shared]), shared)
+    # A shard runs with the cluster applier's token: the privileged stacks are the admin job's.
+    privileged = [n for n in names if project.stack(n).is_shared or project.stack(n).is_access]
+    return Selection(part.of([n for n in names if n not in privileged]), privileged)
 
 
 def _named(project: Project, stacks: list[str] | None, all_: bool, ref: str | None) -> list[str]:

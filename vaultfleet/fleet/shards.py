@@ -35,8 +35,8 @@ class Shard:
         return f"{self.index}/{self.count}"
 
     def of(self, clusters: list[str]) -> list[str]:
-        """This shard's share of the cluster stacks. A cluster's access stack (vault.<cluster>)
-        goes with its cluster stack: the runner runs it first."""
+        """This shard's share of the cluster stacks. An access stack (vault.<cluster>) among them
+        is counted with its cluster's stack, so both land in one shard."""
         keys = sorted({access_cluster(name) or name for name in clusters})[self.index - 1 :: self.count]
         return sorted(name for name in clusters if (access_cluster(name) or name) in keys)
 
