@@ -5,6 +5,7 @@ The "before" is made here without vaultfleet's code: a `vault-auth` ServiceAccou
 with a token Secret and a ClusterRoleBinding of its own name, `vault auth enable -path=lab-e
 kubernetes`, its config, hand-named policies (one with a `+` segment, one with a `deny`), a role
 binding every namespace and one bound by name, alias_name_source left as it is.
+Adopted in the shared layout, released, then adopted again in the per-cluster layout.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from kubernetes import client
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from tests.harness import LoginLoop, copy_project, destroy_stacks, plain_stack_export, root_client, up_stacks
+from tests.harness import (
+    LoginLoop,
+    copy_project,
+    destroy_stacks,
+    plain_stack_export,
+    root_client,
+    set_cluster_access,
+    up_stacks,
+)
 from tests.lab import database as lab_db
 from tests.lab import k8s
 from vaultfleet.cli import app
@@ -28,6 +37,7 @@ from vaultfleet.cli import app
 pytestmark = [pytest.mark.lab, pytest.mark.server, pytest.mark.usefixtures("lab_cli")]
 runner = CliRunner()
 CLUSTER = MOUNT = "lab-e"
+ACCESS = f"vault.{CLUSTER}"  # its access stack once the fleet is in the per-cluster layout
 DB_MOUNT, DB_ROLE = "database", "readonly"  # `vault secrets enable database`, as the walkthroughs do
 POLICIES = {
     "team-read": 'path "kv/data/teams/+/config" {\n  capabilities = ["read"]\n}\n',
@@ -144,7 +154,7 @@ def project(lab, lab_env, tmp_path_factory):
         yield project
     finally:
         try:
-            destroy_stacks(project, lab_env, [CLUSTER, "vault"])
+            destroy_stacks(project, lab_env, [CLUSTER, ACCESS, "vault"])
         finally:
             unwire(lab)  # what a release left behind, or a failed adopt
             lab_db.drop(lab.postgres)
@@ -199,8 +209,12 @@ def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, la
         assert not (project / "stacks" / f"Pulumi.{CLUSTER}.yaml").exists()
         assert vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"] == accessor
         assert before.lookup_token()["data"]["accessor"] == token_accessor
+        # Adopted again in the per-cluster layout (docs/fleet-layout.md): its mount and policies go
+        # to its access stack vault.lab-e this time, the rest as before.
+        set_cluster_access(project, "per-cluster")
         readopted = adopt("--accept")
         assert readopted.exit_code == 0, readopted.output
+        assert runner.invoke(app, ["preview", "vault", ACCESS, CLUSTER, "--expect-no-changes"]).exit_code == 0
         # The same file but Pulumi's own line: `stack init` salts a new stack's passphrase anew.
         assert without_salt((project / "stacks" / f"Pulumi.{CLUSTER}.yaml").read_text()) == without_salt(stack_file)
 
@@ -211,7 +225,7 @@ def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, la
             {"name": "batch", "serviceAccounts": ["batch"], "namespaces": ["batch"], "existingPolicies": ["team-read"]}
         )
         path.write_text(yaml.safe_dump(document, sort_keys=False))
-        up = runner.invoke(app, ["up", "vault", CLUSTER])
+        up = runner.invoke(app, ["up", "vault", ACCESS, CLUSTER])
         assert up.exit_code == 0, up.output
         assert vault.read(f"auth/{MOUNT}/role/batch")["data"]["token_policies"] == ["team-read"]
         time.sleep(2)  # a last login or two after the final up
@@ -223,7 +237,7 @@ def test_adopt_without_one_failed_login_then_release_and_adopt_again(project, la
     assert jwt.split(".")[0] not in state and not re.search(r"eyJ[\w-]+\.eyJ[\w-]+\.", state)
     # vaultfleet did not make the mount: destroying both stacks leaves it, and the token issued
     # before adoption, as they were (its roles go with the cluster's stack).
-    destroyed = runner.invoke(app, ["destroy", CLUSTER, "vault", "--yes"])
+    destroyed = runner.invoke(app, ["destroy", CLUSTER, ACCESS, "vault", "--yes"])
     assert destroyed.exit_code == 0, destroyed.output
     assert vault.sys.list_auth_methods()["data"][f"{MOUNT}/"]["accessor"] == accessor
     assert before.lookup_token()["data"]["accessor"] == token_accessor

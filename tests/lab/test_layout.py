@@ -11,6 +11,8 @@ shared stack, the new access stack, the new cluster stack) and a workload logs i
 test_3 tries the identities the split must keep apart: the cluster's applier (its stage's token)
 brings its own cluster stack up but cannot write its access stack's objects, alone or by running
 the access stack; the previewer reads an access stack through its preview grants but writes nothing.
+test_4 releases a cluster: both its stacks leave the backend, nothing in Vault changes (test_adopt
+adopts a cluster into the per-cluster layout).
 
 Marked `server`: the issue asks for the migration on both servers, and what the state move and the
 new program leave in Vault (an accessor, a token) is the server's. On lab-d, lab-e and lab-f, which
@@ -53,7 +55,15 @@ def project(lab, lab_env, tmp_path_factory):
     for path in (project / "stacks").glob("Pulumi.lab-*.yaml"):
         path.unlink()  # lab-a and lab-b are other modules'
     yield project
-    destroy_stacks(project, lab_env, STACKS)
+    try:
+        destroy_stacks(project, lab_env, STACKS)
+    finally:
+        # A released cluster's objects stay in Vault (test_4).
+        root = root_client(lab)
+        mounts = root.sys.list_auth_methods()["data"]
+        for cluster in [*CLUSTERS, NEW]:
+            if f"k8s-{cluster}/" in mounts:
+                root.sys.disable_auth_method(f"k8s-{cluster}")
 
 
 def cli(*args: str) -> str:
@@ -153,3 +163,51 @@ def test_3_the_applier_cannot_write_its_access_stacks_objects_and_the_previewer_
             )
         )
     assert 'path "auth/k8s-lab-d/role/*"' in root.sys.read_policy("vaultfleet-preview-lab-d")["data"]["rules"]
+
+
+def test_4_a_release_takes_both_stacks_out_of_the_backend_and_nothing_out_of_vault(project, lab, lab_env):
+    root = root_client(lab)
+    accessor = root.sys.list_auth_methods()["data"]["k8s-lab-e/"]["accessor"]
+    workload = login(lab, "lab-e")
+    try:
+        _released(project, lab, lab_env, root, accessor, workload)
+    finally:
+        _unwire_released(lab, root)
+
+
+def _released(project, lab, lab_env, root, accessor, workload) -> None:
+    from pulumi import automation as auto
+
+    from vaultfleet.fleet.engine import pulumi_command
+
+    released = cli("release", "lab-e", "--yes")
+    assert "its stack removed" in released
+    workspace = auto.LocalWorkspace(work_dir=str(project), env_vars=lab_env, pulumi_command=pulumi_command())
+    assert not {"lab-e", "vault.lab-e"} & {s.name for s in workspace.list_stacks()}
+    assert not (project / "stacks/Pulumi.lab-e.yaml").exists()
+    assert root.sys.list_auth_methods()["data"]["k8s-lab-e/"]["accessor"] == accessor
+    workload.auth.token.lookup_self()
+
+
+def _unwire_released(lab, root) -> None:
+    """What the release left of lab-e, which later modules onboard again: its reviewer objects in
+    the cluster, its policies (its mount goes in the module's teardown)."""
+    from kubernetes import client
+
+    from tests.lab import k8s
+
+    api = k8s.api_client(str(lab.kubeconfig), "lab-e")
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    for delete in (
+        lambda: rbac.delete_cluster_role_binding("vault-auth-kube-system-auth-delegator"),
+        lambda: core.delete_namespaced_secret("vault-auth-token", "kube-system"),
+        lambda: core.delete_namespaced_service_account("vault-auth", "kube-system"),
+    ):
+        try:
+            delete()
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    for name in root.sys.list_policies()["data"]["policies"]:
+        if name.startswith(("k8s-lab-e-", "vaultfleet-apply-lab-e", "vaultfleet-preview-lab-e")):
+            root.sys.delete_policy(name)
