@@ -254,12 +254,19 @@ def destroy(
     project = load_project()
     names = _select(project, stacks, all_, shard=shard)
     shared = [n for n in names if project.stack(n).is_shared]
+    access = [n for n in names if project.stack(n).is_access]
+    held = (
+        "the KV mount and the database engine"
+        if project.per_cluster
+        else "every cluster's auth mount, the KV mount and the database engine"
+    )
     warning = (
-        f" ({', '.join(shared)} holds every cluster's auth mount, the KV mount and the database engine: "
-        "every token and lease they issued is revoked, every KV secret lost)"
+        f" ({', '.join(shared)} holds {held}: every token and lease they issued is revoked, every KV secret lost)"
         if shared
         else ""
     )
+    if access:
+        warning += f" ({', '.join(access)}: each a cluster's auth mount; every token it issued is revoked)"
     if not yes and not typer.confirm(f"destroy {', '.join(names)}?{warning}"):
         raise typer.Exit(code=1)
     _finish(_run(project, "destroy", names, parallel, refresh), output)
