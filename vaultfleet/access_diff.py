@@ -24,7 +24,7 @@ from pathlib import Path
 from vaultfleet.access import UNMANAGED, Grant, grants
 from vaultfleet.fleet.changes import commit
 from vaultfleet.render import acl
-from vaultfleet.stackfile import ConfigError, Project, StackFileError
+from vaultfleet.stackfile import ConfigError, Project, StackFileError, access_cluster
 from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
@@ -128,31 +128,47 @@ class AccessDiff:
 
 def access_diff(project: Project, ref: str, stacks: list[str] | None = None) -> AccessDiff:
     """The access the working tree grants against the access `ref` granted, for `stacks` (default
-    all; a shared stack stands for the pipeline's identities)."""
+    all; a shared stack stands for the pipeline's identities, and so, in the per-cluster layout,
+    does an access stack vault.<cluster> for that cluster's share of them)."""
     revision = commit(project.root, ref)
     with tempfile.TemporaryDirectory(prefix="vaultfleet-access-") as tmp:
         was = _export(project, revision, Path(tmp))
         changed = _changed_templates(was, project)
-        # The pipeline's applier holds every cluster's applier policy: when neither the shared stack
-        # file nor a fleet policy changed, the rows of clusters outside `stacks` are the same on both
-        # sides, so only the selected clusters' are worked out (a review of one changed file does not
-        # read the whole fleet).
+        if stacks is not None and any(access_cluster(name) for name in stacks):
+            stacks = sorted({*stacks, *(s.name for s in [*was.shared_stacks(), *project.shared_stacks()])})
+        # The pipeline's applier holds every cluster's applier policy. When neither the shared stack
+        # file nor a fleet policy changed, a cluster's rows differ between the sides only if its file
+        # did: the review works out the selected clusters' and the changed files' (a review of one
+        # changed file does not read the whole fleet).
         whole_fleet = (
             stacks is None
             or any(name.startswith("fleet/") for name in changed)
             or _shared_texts(was) != _shared_texts(project)
         )
-        before = _grants(was, stacks, whole_fleet)
+        pool = None if whole_fleet else sorted({*(stacks or []), *_changed_files(was, project)})
+        before = _grants(was, stacks, pool)
         reached = _reached(changed, [*_clusters(was, stacks), *_clusters(project, stacks)])
         trust = trust_changes(_anchors(was, stacks), _anchors(project, stacks))
-        after = _grants(project, stacks, whole_fleet)
+        after = _grants(project, stacks, pool)
         issued_before, issued_after = _credentials(was, stacks), _credentials(project, stacks)
         # Who reads a path is worked out only when something it hands out changed, on each side
         # with that side's policies (a deny dropped by the same change counts on its own side).
         sides = [_grants(was, None), _grants(project, None)] if issued_before != issued_after else []
         credentials = credential_changes(issued_before, issued_after, sides)
-        unread = [f"{ref}: {problem}" for problem in _unread(was, stacks)] + _unread(project, stacks)
+        unread = [f"{ref}: {problem}" for problem in _unread(was, pool)] + _unread(project, pool)
     return AccessDiff(ref, diff(before, after), reached, trust, credentials, unread)
+
+
+def _changed_files(before: Project, after: Project) -> set[str]:
+    """Stack names whose file differs between the sides, or is on one side only (texts compared,
+    nothing parsed)."""
+    names = set(before.stack_names()) | set(after.stack_names())
+
+    def text(project: Project, name: str) -> str | None:
+        path = project.stacks_dir / f"Pulumi.{name}.yaml"
+        return path.read_text() if path.exists() else None
+
+    return {name for name in names if text(before, name) != text(after, name)}
 
 
 def _shared_texts(project: Project) -> dict[str, str]:
@@ -160,8 +176,9 @@ def _shared_texts(project: Project) -> dict[str, str]:
 
 
 def _unread(project: Project, names: list[str] | None = None) -> list[str]:
-    """Each stack file among `names` (default: all) and the shared stack's that does not validate,
-    with why (the first problem): the review skips it."""
+    """Each stack file among `names` (default: all: the review's selection and the files the change
+    touched) and the shared stack's that does not validate, with why (the first problem): the review
+    skips it."""
     found = []
     shared = {s.name for s in project.shared_stacks()} if names is not None else set()
     for stack_file in project.stacks():
@@ -353,14 +370,15 @@ def _by_who(rows: list[Grant]) -> dict[Who, dict[str, tuple[set[str], set[str]]]
     return found
 
 
-def _grants(project: Project, names: list[str] | None, whole_fleet: bool = True) -> list[Grant]:
-    """The rows of the named stacks; a shared stack's (the pipeline's applier) over every cluster of
-    the fleet, or with `whole_fleet` False over the named clusters only."""
+def _grants(project: Project, names: list[str] | None, pool: list[str] | None = None) -> list[Grant]:
+    """The rows of the named stacks; a shared stack's (the pipeline's identities) over every cluster
+    of the fleet, or over the clusters `pool` names."""
     stacks = [s for s in project.stacks() if names is None or s.name in names]
     loaded = [s for s in (f.valid_settings() for f in stacks) if s is not None]
     if not any(isinstance(s, SharedStack) for s in loaded):
         return grants(loaded, project.policy_dir)
-    pool = project.stacks() if whole_fleet else stacks
+    known = set(project.stack_names())
+    pool = project.stacks() if pool is None else [project.stack(n) for n in pool if n in known]
     fleet = [s for s in (f.valid_settings() for f in pool if not f.is_shared) if isinstance(s, ClusterStack)]
     return grants(loaded, project.policy_dir, fleet)
 

@@ -41,6 +41,10 @@ def validate(
     findings += _lint_fleet(stacks)
     if names is None:  # the whole fleet: only then are the mounts counted right
         findings += _capacity(stacks)
+        findings += [
+            Finding("error", shown, "-", "not a stack name (a DNS label, no dot): no stack reads this file")
+            for shown in project.misnamed_stack_files()
+        ]
     if expectations:
         findings += _expectations(project, stacks, every_stack=names is None)
     return findings, stacks

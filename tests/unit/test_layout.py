@@ -200,3 +200,114 @@ def test_shards_and_the_matrix_leave_the_access_stacks_to_the_admins_job(fleet):
     result = CliRunner().invoke(app, ["matrix", "--all", "--shards", "2"], env={"VAULTFLEET_PROJECT": str(fleet)})
     assert result.exit_code == 0, result.output
     assert '"shared": ["vault", "vault.lab-a", "vault.lab-b"]' in result.stdout
+
+
+# Found by the attack review of the layout (a helper with no access to these tests).
+
+
+@pytest.mark.parametrize("prefix", ["vaultfleet", "vaultfleet-preview"])
+def test_a_mount_prefix_that_would_name_vaultfleets_own_policies_is_refused(fleet, prefix):
+    # mountPrefix `vaultfleet` and cluster `preview` render `vaultfleet-preview-<template>`: the
+    # preview grants the pipeline's previewer holds for a cluster named like the template.
+    from vaultfleet.validate import validate
+
+    edit_stack(fleet, "lab-b", lambda c: c.update({"vaultfleet:mountPrefix": prefix}))
+    set_cluster_access(fleet, "shared")  # the schema's check, in either layout
+    findings, _ = validate(Project(fleet))
+    assert [(f.file, f.field) for f in findings if f.severity == "error"] == [
+        ("stacks/Pulumi.lab-b.yaml", "vaultfleet:mountPrefix")
+    ]
+    assert "vaultfleet's own policies" in findings[0].message
+
+
+@pytest.mark.parametrize(("key", "value"), [("mountPrefix", "team"), ("vaultAddress", "https://vault.evil.example")])
+def test_per_cluster_a_stack_file_may_not_set_the_prefix_or_the_vault_address(fleet, key, value):
+    # The prefix: an access stack checks names against the fleet's one prefix without reading other
+    # files. The address: the admin's token runs the access stack, and goes where it points.
+    edit_stack(fleet, "lab-a", lambda c: c.update({f"vaultfleet:{key}": value}))
+    mocks = Mocks()
+    with pytest.raises(Exception, match=rf"stacks/Pulumi.lab-a.yaml: vaultfleet:{key}: fleet-wide"):
+        run_program(fleet, "vault.lab-a", mocks)
+    assert mocks.resources == []
+    assert Project(fleet).stack("vault.lab-a").valid_settings() is None  # so no token check goes there
+
+
+def test_the_access_review_of_an_access_stack_shows_the_pipeline_appliers_gain(fleet):
+    from vaultfleet.access_diff import access_diff
+
+    edit_stack(fleet, "vault", lambda c: c.update({"vaultfleet:pipeline": PIPELINE}))
+    git(fleet, "init", "-q")
+    git(fleet, "add", "-A")
+    git(fleet, "commit", "-q", "-m", "fleet")
+    new_role = {"name": "ops", "serviceAccounts": ["ops"], "namespaces": ["ops"], "policies": ["kv-read"]}
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:roles"].append(new_role))
+    for stacks in (["lab-a", "vault.lab-a"], ["vault"]):
+        found = access_diff(Project(fleet), "HEAD", stacks)
+        applier = [c for c in found.changes if c.who.role == "applier"]
+        assert applier and any("auth/k8s-lab-a/role/ops" in str(c) for c in applier), (stacks, found.changes)
+
+
+def test_a_shared_file_spelling_its_kind_with_an_escape_is_still_the_shared_stack(fleet):
+    (fleet / "stacks/Pulumi.vault.yaml").write_text('config:\n  vaultfleet:kind: "\\x73hared"\n')
+    assert "shared" not in (fleet / "stacks/Pulumi.vault.yaml").read_text()
+    assert Project(fleet).stack("vault").is_shared
+
+
+def test_a_file_named_like_an_access_stack_is_no_stack_and_validate_names_it(fleet):
+    from vaultfleet.validate import validate
+
+    shutil.copy(fleet / "stacks/Pulumi.lab-a.yaml", fleet / "stacks/Pulumi.vault.lab-a.yaml")
+    project = Project(fleet)
+    assert project.stack_names() == ["lab-a", "lab-b", "vault"]
+    assert project.all_stack_names() == ["lab-a", "lab-b", "vault", "vault.lab-a", "vault.lab-b"]
+    findings, _ = validate(project)
+    assert [(f.file, f.message) for f in findings if f.severity == "error"] == [
+        ("stacks/Pulumi.vault.lab-a.yaml", "not a stack name (a DNS label, no dot): no stack reads this file")
+    ]
+
+
+def test_a_neighbour_that_does_not_validate_does_not_stop_an_access_stack(fleet):
+    # A file named `kv` is a neighbour of every cluster with a kv-* template.
+    shutil.copy(fleet / "stacks/Pulumi.lab-b.yaml", fleet / "stacks/Pulumi.kv.yaml")
+    edit_stack(fleet, "kv", lambda c: c["vaultfleet:roles"][0].update(audiences="x"))
+    assert run_program(fleet, "vault.lab-a").of_type("vault:index/authBackend:AuthBackend")
+
+
+def test_deleting_a_file_whose_stacks_are_still_in_the_backend_fails_the_run(fleet, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vaultfleet.cli import app
+    from vaultfleet.fleet import engine
+
+    git(fleet, "init", "-q")
+    git(fleet, "add", "-A")
+    git(fleet, "commit", "-q", "-m", "fleet")
+    (fleet / "stacks/Pulumi.lab-b.yaml").unlink()
+    listed = '[{"name": "vault"}, {"name": "vault.lab-b"}, {"name": "lab-a"}]'
+    monkeypatch.setattr(engine, "run_pulumi", lambda args, *a: engine.CommandOutput(listed, ""))
+    monkeypatch.setattr("vaultfleet.cli.fleet._run", lambda project, op, names, *a, **k: [])
+    result = CliRunner().invoke(
+        app, ["up", "--changed-since", "HEAD", "--format", "json"], env={"VAULTFLEET_PROJECT": str(fleet)}
+    )
+    assert result.exit_code == 1, result.output
+    (entry,) = __import__("json").loads(result.stdout)
+    assert entry["stack"] == "vault.lab-b"
+    assert "stacks/Pulumi.lab-b.yaml is deleted but stack vault.lab-b is still in the backend" in entry["error"]
+
+
+def test_the_engine_reads_an_access_stacks_config_from_its_clusters_file_in_every_command_that_reads_config():
+    from vaultfleet.fleet import engine
+
+    ran = []
+    engine_run = engine.run_pulumi
+    try:
+        engine.run_pulumi = lambda args, *a: ran.append(args)
+        run_cli = engine.cli("/p", "vault.x", {}, ["--config-file", "stacks/Pulumi.x.yaml"])
+        run_cli(["refresh", "--yes"])
+        run_cli(["stack", "export"])
+    finally:
+        engine.run_pulumi = engine_run
+    assert ran == [
+        ["refresh", "--yes", "--config-file", "stacks/Pulumi.x.yaml", "--stack", "vault.x"],
+        ["stack", "export", "--stack", "vault.x"],
+    ]

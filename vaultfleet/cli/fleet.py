@@ -183,14 +183,51 @@ def preview(
     """
     project = load_project()
     names = _select(project, stacks, all_, changed_since, shard)
-    if not names:
+    behind = _left_behind(project, changed_since, "preview")
+    if not names and not behind:
         print(summary([], output))
         err.print("no stack affected")
         return
     # Offline and before the engine: a REF whose files do not read still leaves the preview to run.
-    found = _access_review(project, changed_since, names) if changed_since is not None else None
+    found = _access_review(project, changed_since, names) if changed_since is not None and names else None
     shared = [n for n in names if project.stack(n).is_shared]
-    _finish(_run(project, "preview", names, parallel, refresh, full), output, expect_no_changes, found, shared)
+    results = behind + _run(project, "preview", names, parallel, refresh, full)
+    _finish(results, output, expect_no_changes, found, shared)
+
+
+def _left_behind(project, ref: str | None, operation: str) -> list:
+    """Per-cluster layout: a failed result for each stack whose cluster's file the change deletes
+    while the stack is still in the backend. Its access stack cannot run without the file, so the
+    mount, policies and applier policy would stay in Vault with nothing left to manage them."""
+    if ref is None or not project.per_cluster:
+        return []
+    from vaultfleet.fleet import engine
+    from vaultfleet.fleet.changes import deleted_since
+    from vaultfleet.fleet.runner import StackResult
+
+    deleted = [name for name in deleted_since(project, ref) if name not in project.stack_names()]
+    if not deleted:
+        return []
+    try:
+        listed = json.loads(engine.run_pulumi(["stack", "ls", "--json"], project.root, engine.engine_env()).stdout)
+        existing = {entry["name"].rsplit("/", 1)[-1] for entry in listed}
+    except (engine.CommandError, ValueError) as exc:
+        existing, why = None, str(exc).strip().splitlines()[-1:]
+        err.print(f"[yellow]could not list the backend's stacks: {why}[/]")
+    found = []
+    for name in deleted:
+        for stack in (f"vault.{name}", name):
+            if existing is None or stack in existing:
+                found.append(
+                    StackResult(
+                        stack=stack,
+                        operation=operation,
+                        error=f"not run: stacks/Pulumi.{name}.yaml is deleted but stack {stack} is still in the "
+                        f"backend (its cluster's mount and policies stay in Vault, unmanaged): restore the file, "
+                        f"offboard with `vaultfleet destroy {name} vault.{name}`, then delete it (docs/fleet-layout.md)",
+                    )
+                )
+    return found
 
 
 def _access_review(project, ref: str, names: list[str]):
@@ -231,11 +268,12 @@ def up(
     idle = [s for s in allow_dangerous or () if s not in names]
     if idle:
         err.print(f"--allow-dangerous {', '.join(idle)}: not selected by this run, nothing to allow")
-    if not names:
+    behind = _left_behind(project, changed_since, "up")
+    if not names and not behind:
         print(summary([], output))
         err.print("no stack affected")
         return
-    _finish(_run(project, "up", names, parallel, refresh, allow_dangerous=allow_dangerous), output)
+    _finish(behind + _run(project, "up", names, parallel, refresh, allow_dangerous=allow_dangerous), output)
 
 
 def destroy(

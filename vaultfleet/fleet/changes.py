@@ -12,30 +12,7 @@ from vaultfleet.stackfile import Project
 
 def changed_since(project: Project, ref: str) -> list[str]:
     """Stacks affected by the git diff from `ref` to the working tree (untracked files included)."""
-    root = project.root
-    revision = commit(root, ref)
-    diff = subprocess.run(
-        ["git", "diff", "--name-status", "--no-renames", revision, "--", "."],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if diff.returncode != 0:
-        raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
-    untracked = subprocess.run(
-        ["git", "ls-files", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=False
-    ).stdout
-    # git prints paths relative to the repository root; make them relative to the project.
-    top = Path(
-        subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True).stdout.strip()
-    )
-    changed = {}  # project-relative path -> git's status letter (A added, D deleted, M modified...)
-    for line in diff.stdout.splitlines():
-        status, _, name = line.partition("\t")
-        if name and (top / name).is_relative_to(root):
-            changed[str((top / name).relative_to(root))] = status[:1]
-    changed |= {name: "A" for name in untracked.split()}
+    changed = _changed_files(project, ref)
     stacks = set(project.stack_names())
     if any(project.touches_every_stack(f) for f in changed):
         return project.all_stack_names()
@@ -57,6 +34,45 @@ def changed_since(project: Project, ref: str) -> list[str]:
     # Any stack file counts for the shared stack: it writes each cluster's mount, policies and
     # applier policy from the cluster's file (and removes a deleted file's).
     return sorted(selected | {s.name for s in project.shared_stacks()})
+
+
+def deleted_since(project: Project, ref: str) -> list[str]:
+    """The stacks whose file the diff from `ref` deletes."""
+    return sorted(
+        Path(f).name[len("Pulumi.") : -len(".yaml")]
+        for f, how in _changed_files(project, ref).items()
+        if how == "D" and f.startswith("stacks/Pulumi.") and f.endswith(".yaml")
+    )
+
+
+def _changed_files(project: Project, ref: str) -> dict[str, str]:
+    """Project-relative path -> git's status letter (A added, D deleted, M modified, ...), untracked
+    files as added."""
+    root = project.root
+    revision = commit(root, ref)
+    diff = subprocess.run(
+        ["git", "diff", "--name-status", "--no-renames", revision, "--", "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if diff.returncode != 0:
+        raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=False
+    ).stdout
+    # git prints paths relative to the repository root; make them relative to the project.
+    top = Path(
+        subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True).stdout.strip()
+    )
+    changed = {}
+    for line in diff.stdout.splitlines():
+        status, _, name = line.partition("\t")
+        if name and (top / name).is_relative_to(root):
+            changed[str((top / name).relative_to(root))] = status[:1]
+    changed |= {name: "A" for name in untracked.split()}
+    return changed
 
 
 def commit(root: Path, ref: str) -> str:

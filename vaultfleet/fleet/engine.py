@@ -130,11 +130,19 @@ def select_stack(name: str, work_dir: Path, env: dict[str, str]) -> auto.Stack:
     )
 
 
-def cli(project: Path, stack: str, env: dict[str, str]) -> Callable[[list[str]], object]:
-    """`pulumi ARGS --stack STACK` in the project, with the fleet's environment; raises CommandError."""
+# The commands that run the program or read the stack's config: an access stack's is its cluster's file.
+_READS_CONFIG = {"preview", "up", "destroy", "refresh", "import"}
+
+
+def cli(
+    project: Path, stack: str, env: dict[str, str], config_args: list[str] | None = None
+) -> Callable[[list[str]], object]:
+    """`pulumi ARGS --stack STACK` in the project, with the fleet's environment; raises CommandError.
+    `config_args` (StackFile.config_file_args) go to the commands that read the stack's config."""
 
     def run_cli(args: list[str]) -> CommandOutput:
-        return run_pulumi([*args, "--stack", stack], project, env)
+        extra = (config_args or []) if args and args[0] in _READS_CONFIG and "--config-file" not in args else []
+        return run_pulumi([*args, *extra, "--stack", stack], project, env)
 
     return run_cli
 

@@ -163,7 +163,7 @@ def _apply(
     recovery.repaired_files += recovery_mod.repair_file_backend(
         engine.backend_url(project.root, env), project.name, stack_name
     )
-    run_cli = engine.cli(project.root, stack_name, env)
+    run_cli = engine.cli(project.root, stack_name, env, project.stack(stack_name).config_file_args)
     args = [operation, "--yes", "--skip-preview", _refresh_flag(refresh)]
     exported: list[dict] = []
 

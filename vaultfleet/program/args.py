@@ -151,10 +151,12 @@ def access_args(stack: ClusterStack, project: Project) -> ClusterAccessArgs:
 
 def access_neighbours(stack: ClusterStack, project: Project) -> list[ClusterStack]:
     """The other cluster stacks whose names could collide with this one's (neighbour_names), read
-    from their files (a file that does not validate stops the run, naming it); usually none."""
+    from their files; usually none. One that does not validate is left out: its own access stack
+    stops before writing anything, so it holds no name to collide with (and a file named `kv` that
+    does not validate cannot stop every other cluster's run)."""
     found = []
     for name in neighbour_names(stack, project.stack_names()):
-        settings = project.stack(name).settings  # StackFileError/ConfigError name the file and field
+        settings = project.stack(name).valid_settings()
         if isinstance(settings, ClusterStack):
             found.append(settings)
     return found

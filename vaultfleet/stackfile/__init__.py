@@ -51,6 +51,8 @@ def stack_file_name(stack: str) -> str:
 # grows with the fleet (docs/fleet-layout.md).
 CLUSTER_ACCESS_KEY = "clusterAccess"
 CLUSTER_ACCESS_LAYOUTS = ("shared", "per-cluster")
+# Keys a stack file may not set in the per-cluster layout (StackFile.check_fleet_only_keys).
+PER_CLUSTER_FLEET_KEYS = ["mountPrefix", "vaultAddress"]
 # A stack file's name is a DNS label (no dot), so no file is ever named like an access stack.
 ACCESS_PREFIX = "vault."
 
@@ -131,8 +133,17 @@ class Project:
         return values
 
     def stack_names(self) -> list[str]:
-        """The stacks that have a stack file of their own (never an access stack: see all_stack_names)."""
-        return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml"))
+        """The stacks that have a stack file of their own (never an access stack: see all_stack_names).
+        A file whose name has a dot is none (stack names are DNS labels; `validate` names it)."""
+        return sorted(name for name in self._file_names() if "." not in name)
+
+    def misnamed_stack_files(self) -> list[str]:
+        """stacks/Pulumi.<name>.yaml files whose <name> has a dot: no stack reads them, and one named
+        like an access stack (vault.<cluster>) would look like its file."""
+        return sorted(stack_file_name(name) for name in self._file_names() if "." in name)
+
+    def _file_names(self) -> list[str]:
+        return [p.name[len("Pulumi.") : -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml")]
 
     @property
     def cluster_access(self) -> str:
@@ -295,7 +306,9 @@ class StackFile:
         if self.is_access:
             return False
         try:
-            if "shared" not in self.text:  # most files, unparsed: a fleet of 1,000 is asked which one is
+            # Most files, unparsed (a fleet of 1,000 is asked which one is): without the word, and
+            # without a backslash (a YAML escape could spell it), no value can be `shared`.
+            if "shared" not in self.text and "\\" not in self.text:
                 return False
             return self.config.get(f"{NAMESPACE}:kind") == "shared"
         except StackFileError:
@@ -321,17 +334,23 @@ class StackFile:
 
     def check_fleet_only_keys(self) -> None:
         """ConfigError when the file sets a key only Pulumi.yaml may set: the layout every stack
-        and the CLI must agree on without reading each other's files."""
-        if f"{NAMESPACE}:{CLUSTER_ACCESS_KEY}" in self.config:
-            raise ConfigError(
-                [
-                    (
-                        self.shown,
-                        f"{NAMESPACE}:{CLUSTER_ACCESS_KEY}",
-                        "fleet-wide: set it in Pulumi.yaml, where every stack and vaultfleet read it",
-                    )
-                ]
+        and the CLI must agree on without reading each other's files; in the per-cluster layout also
+        the mount prefix (every cluster's policy names are then `<Pulumi.yaml's prefix>-<cluster>-...`,
+        so an access stack checks a name against the fleet's without reading other files) and the
+        Vault address (the admin's token runs the access stack: it goes to the fleet's Vault only)."""
+        fleet_only = [CLUSTER_ACCESS_KEY] + (PER_CLUSTER_FLEET_KEYS if self.project.per_cluster else [])
+        problems = [
+            (
+                self.shown,
+                f"{NAMESPACE}:{key}",
+                "fleet-wide: set it in Pulumi.yaml, where every stack and vaultfleet read it"
+                + (" (the per-cluster layout)" if key != CLUSTER_ACCESS_KEY else ""),
             )
+            for key in fleet_only
+            if f"{NAMESPACE}:{key}" in self.config
+        ]
+        if problems:
+            raise ConfigError(problems)
 
     def valid_settings(self) -> ClusterStack | SharedStack | None:
         """The settings, or None when the file does not validate (the caller leaves the error to others)."""
@@ -345,6 +364,7 @@ __all__ = [
     "ACCESS_PREFIX",
     "CLUSTER_ACCESS_KEY",
     "NAMESPACE",
+    "PER_CLUSTER_FLEET_KEYS",
     "PROGRAM_INPUTS",
     "ConfigError",
     "Project",

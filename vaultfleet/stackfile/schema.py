@@ -162,6 +162,16 @@ class Fleet(Model):
     (`shared`), or by the cluster's own privileged stack vault.<cluster> (`per-cluster`). Pulumi.yaml
     only (stackfile.CLUSTER_ACCESS_KEY)."""
 
+    @field_validator("mount_prefix")
+    @classmethod
+    def _not_vaultfleets(cls, value: str) -> str:
+        # vaultfleet's own policies are vaultfleet-apply-<cluster>, vaultfleet-preview-<cluster> and
+        # vaultfleet-previewer, held by the pipeline's identities: a cluster's policy bodies
+        # (<mountPrefix>-<cluster>-<template>) must never be written under one of those names.
+        if value == "vaultfleet" or value.startswith("vaultfleet-"):
+            raise ValueError("may not be vaultfleet or start with vaultfleet-: vaultfleet's own policies are named so")
+        return value
+
     @field_validator("database_mount")
     @classmethod
     def _mounts_apart(cls, value: str, info: ValidationInfo) -> str:
