@@ -74,7 +74,13 @@ class ClusterAccess(pulumi.ComponentResource):
             else body
             for policy_name, body in args.policies.items()
         }
-        policies = ClusterPolicies(f"{name}-policies", ClusterPoliciesArgs(bodies), opts=child)
+        # After the mount, every body: a mount that cannot be made (its path another's) writes no
+        # policy either, so a name another cluster left in Vault is not overwritten by a failed run.
+        policies = ClusterPolicies(
+            f"{name}-policies",
+            ClusterPoliciesArgs(bodies),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[mount]),
+        )
         # After the mount: a mount that cannot be made (its path taken) never leaves an applier
         # policy pinning writes under that path.
         applier = vault.Policy(

@@ -46,6 +46,16 @@ def migrate(project: Project, echo: Callable[[str], None] = lambda _: None) -> M
     shared = project.shared_stacks()
     if len(shared) != 1:
         raise MigrateError(f"the fleet needs exactly one shared stack file to migrate from, found {len(shared)}")
+    from vaultfleet.validate import validate
+
+    # Every file as the per-cluster layout reads it (no cluster's own Vault address or prefix): the
+    # admin's token then goes to the fleet's Vault only.
+    errors = [f for f in validate(project)[0] if f.severity == "error"]
+    if errors:
+        raise MigrateError(
+            "the fleet does not validate in the per-cluster layout; fix it first:\n  "
+            + "\n  ".join(f"{f.file}: {f.field}: {f.message}" for f in errors)
+        )
     source = shared[0]
     env = engine.engine_env()
     source_env = env_for(source, env)
@@ -66,12 +76,19 @@ def migrate(project: Project, echo: Callable[[str], None] = lambda _: None) -> M
         access = access_stack_name(cluster)
         access_env = {**source_env, **env_for(stack_file, env)}
         target = state_of(engine.cli(project.root, access, access_env), f"stack {access}", f"vaultfleet up {access}")
-        held = {r["urn"].rsplit("::", 1)[-1] for r in (target or {}).get("deployment", {}).get("resources") or []}
+        resources = (target or {}).get("deployment", {}).get("resources") or []
+        if target is not None and not [r for r in resources if r.get("custom") and r.get("id")]:
+            # An `up vault.X` run before the migration: its create of the mount failed (the path is
+            # the shared stack's), leaving components only. Nothing to keep: the stack is made anew.
+            engine.cli(project.root, access, access_env)(["stack", "rm", "--force", "--yes", "--preserve-config"])
+            target = None
+        held = {r["urn"].rsplit("::", 1)[-1] for r in resources if target is not None}
         both = sorted(held & {urn.rsplit("::", 1)[-1] for urn in urns})
         if both:
             raise MigrateError(
-                f"{cluster}: both {source.name} and {access} hold {', '.join(both)} (a move cut short?): "
-                f"compare `pulumi stack export` of both, and `pulumi state delete` the copy in {source.name}"
+                f"{cluster}: both {source.name} and {access} hold {', '.join(both)} (a move cut short, or objects "
+                f"made by `up {access}` before migrating): compare `pulumi stack export` of both; keep the copy "
+                "with the object IDs Vault has, `pulumi state delete` the other"
             )
         if target is None:
             _create(project, access, stack_file.secrets_provider, access_env)

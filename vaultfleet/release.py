@@ -93,8 +93,11 @@ def release(project: Project, name: str, echo: Callable[[str], None] = lambda _:
 
 
 def env_for(stack_file, env: dict[str, str]) -> dict[str, str]:
-    """The environment the stack's state needs (a Transit secrets provider reads Vault)."""
-    return engine.state_key_env(env, stack_file.secrets_provider, stack_file.values.get("vaultAddress"))
+    """The environment the stack's state needs (a Transit secrets provider reads Vault, with the
+    caller's token): the Vault address of the file as validated, else the fleet's (Pulumi.yaml)."""
+    settings = stack_file.valid_settings()
+    address = settings.fleet.vault_address if settings else stack_file.project.defaults.get("vaultAddress")
+    return engine.state_key_env(env, stack_file.secrets_provider, address)
 
 
 def state_of(run_cli, which: str, settle: str) -> dict[str, Any] | None:

@@ -45,6 +45,10 @@ def validate(
             Finding("error", shown, "-", "not a stack name (a DNS label, no dot): no stack reads this file")
             for shown in project.misnamed_stack_files()
         ]
+        findings += [
+            Finding("error", shown, "-", "a symbolic link: a change to the file it points at selects no stack")
+            for shown in project.misplaced_stack_files()
+        ]
     if expectations:
         findings += _expectations(project, stacks, every_stack=names is None)
     return findings, stacks

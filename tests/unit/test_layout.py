@@ -220,7 +220,15 @@ def test_a_mount_prefix_that_would_name_vaultfleets_own_policies_is_refused(flee
     assert "vaultfleet's own policies" in findings[0].message
 
 
-@pytest.mark.parametrize(("key", "value"), [("mountPrefix", "team"), ("vaultAddress", "https://vault.evil.example")])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("mountPrefix", "team"),
+        ("vaultAddress", "https://vault.evil.example"),
+        ("databaseMount", "aws"),
+        ("kvMount", "kv2"),
+    ],
+)
 def test_per_cluster_a_stack_file_may_not_set_the_prefix_or_the_vault_address(fleet, key, value):
     # The prefix: an access stack checks names against the fleet's one prefix without reading other
     # files. The address: the admin's token runs the access stack, and goes where it points.
@@ -310,4 +318,92 @@ def test_the_engine_reads_an_access_stacks_config_from_its_clusters_file_in_ever
     assert ran == [
         ["refresh", "--yes", "--config-file", "stacks/Pulumi.x.yaml", "--stack", "vault.x"],
         ["stack", "export", "--stack", "vault.x"],
+    ]
+
+
+# Found by the second attack review.
+
+
+@pytest.mark.parametrize("key", ["vaultfleet:config:vaultAddress", "vaultAddress", ":vaultAddress"])
+def test_a_config_key_pulumi_would_read_as_another_is_refused_before_anything_is_registered(fleet, key):
+    # Pulumi takes `vaultfleet:config:vaultAddress` (its legacy form) as `vaultfleet:vaultAddress`:
+    # the admin's token would go where the file says, past the fleet-only check.
+    edit_stack(fleet, "lab-a", lambda c: c.update({key: "https://vault.evil.example"}))
+    mocks = Mocks()
+    with pytest.raises(Exception, match=r"a config key is `<namespace>:<name>` \(one colon\)"):
+        run_program(fleet, "vault.lab-a", mocks)
+    assert mocks.resources == []
+
+
+def test_an_access_stack_whose_file_does_not_validate_is_not_started(fleet, monkeypatch):
+    from vaultfleet.fleet import engine
+
+    monkeypatch.setattr(engine, "run_operation", lambda *a, **k: pytest.fail("the engine ran"))
+    edit_stack(fleet, "lab-a", lambda c: c.update({"vaultfleet:config:vaultAddress": "https://vault.evil.example"}))
+    (result,) = runner.run(Project(fleet), ["vault.lab-a"], "up", env={"VAULT_TOKEN": "admin"})
+    assert not result.ok and result.error.startswith("not run: stacks/Pulumi.lab-a.yaml does not validate")
+
+
+def test_release_and_migrate_send_the_callers_token_to_the_fleets_vault_only(fleet):
+    from vaultfleet.release import env_for
+
+    edit_stack(fleet, "lab-a", lambda c: c.update({"vaultfleet:vaultAddress": "https://vault.evil.example"}))
+    path = fleet / "stacks/Pulumi.lab-a.yaml"
+    path.write_text("secretsprovider: hashivault://vaultfleet-lab-a\n" + path.read_text())
+    env = env_for(Project(fleet).stack("lab-a"), {"VAULT_TOKEN": "admin"})
+    assert (env["VAULT_SERVER_URL"], env["VAULT_SERVER_TOKEN"]) == ("http://127.0.0.1:18200", "admin")
+
+
+def test_migrate_refuses_a_fleet_that_does_not_validate_in_the_new_layout(fleet):
+    from vaultfleet.migrate import MigrateError, migrate
+
+    edit_stack(fleet, "lab-a", lambda c: c.update({"vaultfleet:mountPrefix": "team"}))
+    with pytest.raises(MigrateError, match=r"stacks/Pulumi.lab-a.yaml: vaultfleet:mountPrefix: fleet-wide"):
+        migrate(Project(fleet))
+
+
+def test_matrix_stops_the_pipeline_when_a_deleted_files_stacks_are_still_in_the_backend(fleet, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vaultfleet.cli import app
+    from vaultfleet.fleet import engine
+
+    git(fleet, "init", "-q")
+    git(fleet, "add", "-A")
+    git(fleet, "commit", "-q", "-m", "fleet")
+    (fleet / "stacks/Pulumi.lab-b.yaml").unlink()
+    listed = '[{"name": "vault"}, {"name": "lab-b"}]'
+    monkeypatch.setattr(engine, "run_pulumi", lambda args, *a: engine.CommandOutput(listed, ""))
+    result = CliRunner().invoke(
+        app, ["matrix", "--changed-since", "HEAD", "--shards", "1"], env={"VAULTFLEET_PROJECT": str(fleet)}
+    )
+    assert result.exit_code == 1 and "stack lab-b is still in the backend" in result.output, result.output
+
+
+def test_an_access_stack_refuses_the_pipelines_mount(fleet):
+    edit_stack(fleet, "vault", lambda c: c.update({"vaultfleet:pipeline": PIPELINE}))
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:cluster"].update(mountPath="ci"))
+    mocks = Mocks()
+    with pytest.raises(Exception, match=r"mount path 'ci' is also used by the shared stack's pipeline"):
+        run_program(fleet, "vault.lab-a", mocks)
+    assert mocks.resources == []
+
+
+def test_a_stack_files_top_level_keys_are_config_and_the_secrets_settings_only(fleet):
+    path = fleet / "stacks/Pulumi.lab-a.yaml"
+    path.write_text("environment:\n  - fleet/overrides\n" + path.read_text())
+    with pytest.raises(Exception, match=r"stacks/Pulumi.lab-a.yaml: environment: not a stack-file key"):
+        run_program(fleet, "vault.lab-a")
+
+
+def test_a_symlinked_stack_file_is_no_stack_and_validate_names_it(fleet, tmp_path):
+    from vaultfleet.validate import validate
+
+    (tmp_path / "elsewhere.yaml").write_text((fleet / "stacks/Pulumi.lab-b.yaml").read_text())
+    (fleet / "stacks/Pulumi.lab-x.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    project = Project(fleet)
+    assert "lab-x" not in project.stack_names()
+    errors = [(f.file, f.message) for f in validate(project)[0] if f.severity == "error"]
+    assert errors == [
+        ("stacks/Pulumi.lab-x.yaml", "a symbolic link: a change to the file it points at selects no stack")
     ]

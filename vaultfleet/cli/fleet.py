@@ -323,6 +323,11 @@ def matrix(
     if not (all_ or changed_since):
         fail("use --all or --changed-since")
     names = _select(project, None, all_, changed_since)
+    behind = _left_behind(project, changed_since, "up")
+    if behind:  # the jobs would run without the deleted file's stacks: stop the pipeline here
+        for r in behind:
+            err.print(f"[red]{r.stack}: {r.error}[/]", highlight=False)
+        raise typer.Exit(code=1)
     # The privileged stacks (the per-cluster layout's access stacks too) run in the admin's job.
     shared = [n for n in names if project.stack(n).is_shared or project.stack(n).is_access]
     print(json.dumps(build(shared, [n for n in names if n not in shared], shards)))

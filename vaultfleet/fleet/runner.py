@@ -77,6 +77,11 @@ def run_one(
     vault_address = settings.fleet.vault_address if settings else None
     env = engine.state_key_env(env, stack_file.secrets_provider, vault_address)
     try:
+        if stack_file.is_access and settings is None:
+            # The admin's token runs it: never with a file vaultfleet has not read as the engine would.
+            raise _NotRun(
+                f"{stack_file.shown} does not validate (`vaultfleet validate {stack_file.file_stack}` says why)"
+            )
         problem = vault_address and (checks or RunChecks({vault_address}, env.get("VAULT_TOKEN"))).before_stack(
             vault_address
         )

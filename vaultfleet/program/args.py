@@ -132,9 +132,10 @@ def access_args(stack: ClusterStack, project: Project) -> ClusterAccessArgs:
     with what a preview reads of it (its mount by path, its state key) in a policy of its own. The
     conflicts a single file cannot see are checked against the stack files whose names could
     collide with this one's (access_neighbours), not the whole fleet."""
+    shared = next((s for f in project.shared_stacks() if isinstance(s := f.valid_settings(), SharedStack)), None)
     conflicts = [
         problem
-        for problem in fleet_conflicts([stack, *access_neighbours(stack, project)], None)
+        for problem in fleet_conflicts([stack, *access_neighbours(stack, project)], shared)
         if problem[0] == stack_file_name(stack.name)
     ]
     if conflicts:

@@ -51,8 +51,11 @@ def stack_file_name(stack: str) -> str:
 # grows with the fleet (docs/fleet-layout.md).
 CLUSTER_ACCESS_KEY = "clusterAccess"
 CLUSTER_ACCESS_LAYOUTS = ("shared", "per-cluster")
-# Keys a stack file may not set in the per-cluster layout (StackFile.check_fleet_only_keys).
-PER_CLUSTER_FLEET_KEYS = ["mountPrefix", "vaultAddress"]
+# Keys a stack file may not set in the per-cluster layout (StackFile.check_fleet_only_keys): the
+# fleet's prefix, Vault and mounts, which the access stacks (run with the admin's token) use.
+PER_CLUSTER_FLEET_KEYS = ["mountPrefix", "vaultAddress", "kvMount", "databaseMount"]
+# The top-level keys of a stack file: its config and Pulumi's secrets settings.
+STACK_FILE_KEYS = {"config", "secretsprovider", "encryptionsalt", "encryptedkey"}
 # A stack file's name is a DNS label (no dot), so no file is ever named like an access stack.
 ACCESS_PREFIX = "vault."
 
@@ -142,8 +145,18 @@ class Project:
         like an access stack (vault.<cluster>) would look like its file."""
         return sorted(stack_file_name(name) for name in self._file_names() if "." in name)
 
+    def misplaced_stack_files(self) -> list[str]:
+        """stacks/Pulumi.<name>.yaml entries that are symbolic links: a change to the file they
+        point at would select no stack, so they are no stack."""
+        return sorted(stack_file_name(p.name[len("Pulumi.") : -len(".yaml")]) for p in self._links())
+
+    def _links(self) -> list[Path]:
+        return [p for p in self.stacks_dir.glob("Pulumi.*.yaml") if p.is_symlink()]
+
     def _file_names(self) -> list[str]:
-        return [p.name[len("Pulumi.") : -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml")]
+        return [
+            p.name[len("Pulumi.") : -len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml") if not p.is_symlink()
+        ]
 
     @property
     def cluster_access(self) -> str:
@@ -339,7 +352,24 @@ class StackFile:
         so an access stack checks a name against the fleet's without reading other files) and the
         Vault address (the admin's token runs the access stack: it goes to the fleet's Vault only)."""
         fleet_only = [CLUSTER_ACCESS_KEY] + (PER_CLUSTER_FLEET_KEYS if self.project.per_cluster else [])
+        # What the engine would read under another spelling than vaultfleet reads: Pulumi takes
+        # `ns:config:name` as `ns:name` (its legacy form), so every key is `<namespace>:<name>`.
         problems = [
+            (
+                self.shown,
+                str(key),
+                "a config key is `<namespace>:<name>` (one colon): Pulumi would read this one as another key",
+            )
+            for key in self.config
+            if not isinstance(key, str) or key.count(":") != 1 or not all(key.split(":"))
+        ]
+        # Top-level keys the engine acts on beyond these (an `environment:` import) are no stack file's.
+        problems += [
+            (self.shown, str(key), f"not a stack-file key (allowed: {', '.join(sorted(STACK_FILE_KEYS))})")
+            for key in self.document
+            if key not in STACK_FILE_KEYS
+        ]
+        problems += [
             (
                 self.shown,
                 f"{NAMESPACE}:{key}",
