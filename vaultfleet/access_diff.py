@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vaultfleet.access import UNMANAGED, Grant, grants
-from vaultfleet.fleet.changes import commit
+from vaultfleet.fleet.changes import changed_files, commit
 from vaultfleet.render import acl
-from vaultfleet.stackfile import ConfigError, Project, StackFileError, access_cluster
+from vaultfleet.stackfile import ConfigError, Project, StackFileError, access_cluster, stack_file_name
 from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
@@ -131,48 +131,50 @@ def access_diff(project: Project, ref: str, stacks: list[str] | None = None) -> 
     all; a shared stack stands for the pipeline's identities, and so, in the per-cluster layout,
     does an access stack vault.<cluster> for that cluster's share of them)."""
     revision = commit(project.root, ref)
+    touched = changed_files(project, ref)
+    changed_stacks = {
+        Path(path).name[len("Pulumi.") : -len(".yaml")]
+        for path in touched
+        if path.startswith("stacks/Pulumi.") and path.endswith(".yaml")
+    }
+    shared_now = {s.name for s in project.shared_stacks()}
+    if stacks is not None and any(access_cluster(name) for name in stacks):
+        stacks = sorted({*stacks, *shared_now})
+    # The pipeline's applier holds every cluster's applier policy. Unless the shared stack's file,
+    # a fleet policy or Pulumi.yaml changed, or a file went, a cluster's rows differ between the
+    # sides only if its own file did: the review reads the selected and the changed files, on both
+    # sides (a review of one changed file does not read the whole fleet).
+    whole_fleet = (
+        stacks is None
+        or any(path.startswith("policies/fleet/") or path == "Pulumi.yaml" for path in touched)
+        or bool(changed_stacks - (set(project.stack_names()) - shared_now))
+    )
+    pool = None if whole_fleet else sorted({*(stacks or []), *changed_stacks})
+    # Of the old side, only those files (the rest are as they are now); added ones are not there.
+    files = set(project.stack_names()) | changed_stacks
+    added = {n for n in changed_stacks if touched.get(stack_file_name(n)) == "A"}
+    exported = None if pool is None else sorted(({*pool, *shared_now} & files) - added)
     with tempfile.TemporaryDirectory(prefix="vaultfleet-access-") as tmp:
-        was = _export(project, revision, Path(tmp))
+        was = _export(project, revision, Path(tmp), exported)
         changed = _changed_templates(was, project)
-        if stacks is not None and any(access_cluster(name) for name in stacks):
-            stacks = sorted({*stacks, *(s.name for s in [*was.shared_stacks(), *project.shared_stacks()])})
-        # The pipeline's applier holds every cluster's applier policy. When neither the shared stack
-        # file nor a fleet policy changed, a cluster's rows differ between the sides only if its file
-        # did: the review works out the selected clusters' and the changed files' (a review of one
-        # changed file does not read the whole fleet).
-        whole_fleet = (
-            stacks is None
-            or any(name.startswith("fleet/") for name in changed)
-            or _shared_texts(was) != _shared_texts(project)
-        )
-        pool = None if whole_fleet else sorted({*(stacks or []), *_changed_files(was, project)})
         before = _grants(was, stacks, pool)
         reached = _reached(changed, [*_clusters(was, stacks), *_clusters(project, stacks)])
         trust = trust_changes(_anchors(was, stacks), _anchors(project, stacks))
         after = _grants(project, stacks, pool)
         issued_before, issued_after = _credentials(was, stacks), _credentials(project, stacks)
-        # Who reads a path is worked out only when something it hands out changed, on each side
-        # with that side's policies (a deny dropped by the same change counts on its own side).
+        # Who reads a path is worked out only when something it hands out changed (the shared
+        # stack's file did: the whole fleet is read), on each side with that side's policies (a deny
+        # dropped by the same change counts on its own side).
         sides = [_grants(was, None), _grants(project, None)] if issued_before != issued_after else []
         credentials = credential_changes(issued_before, issued_after, sides)
         unread = [f"{ref}: {problem}" for problem in _unread(was, pool)] + _unread(project, pool)
     return AccessDiff(ref, diff(before, after), reached, trust, credentials, unread)
 
 
-def _changed_files(before: Project, after: Project) -> set[str]:
-    """Stack names whose file differs between the sides, or is on one side only (texts compared,
-    nothing parsed)."""
-    names = set(before.stack_names()) | set(after.stack_names())
-
-    def text(project: Project, name: str) -> str | None:
-        path = project.stacks_dir / f"Pulumi.{name}.yaml"
-        return path.read_text() if path.exists() else None
-
-    return {name for name in names if text(before, name) != text(after, name)}
-
-
-def _shared_texts(project: Project) -> dict[str, str]:
-    return {s.name: s.text for s in project.shared_stacks()}
+def _files(project: Project, names: list[str] | None):
+    """The stack files of `names` that exist (every one when None), without touching the others."""
+    wanted = None if names is None else set(names)
+    return [project.stack(n) for n in project.stack_names() if wanted is None or n in wanted]
 
 
 def _unread(project: Project, names: list[str] | None = None) -> list[str]:
@@ -180,10 +182,8 @@ def _unread(project: Project, names: list[str] | None = None) -> list[str]:
     touched) and the shared stack's that does not validate, with why (the first problem): the review
     skips it."""
     found = []
-    shared = {s.name for s in project.shared_stacks()} if names is not None else set()
-    for stack_file in project.stacks():
-        if names is not None and stack_file.name not in names and stack_file.name not in shared:
-            continue
+    shared = [s.name for s in project.shared_stacks()]
+    for stack_file in _files(project, None if names is None else [*names, *shared]):
         try:
             _ = stack_file.settings
         except StackFileError as exc:
@@ -273,9 +273,7 @@ _LOGIN_FILLED = re.compile(r"[^/]*<[a-z_]+>[^/]*")
 def _anchors(project: Project, names: list[str] | None) -> dict[tuple[str, str], str]:
     """(stack, field) -> what a login is checked against, per stack file that validates."""
     found: dict[tuple[str, str], str] = {}
-    for stack_file in project.stacks():
-        if names is not None and stack_file.name not in names:
-            continue
+    for stack_file in _files(project, names):
         settings = stack_file.valid_settings()
         if isinstance(settings, ClusterStack):
             c = settings.cluster
@@ -373,18 +371,18 @@ def _by_who(rows: list[Grant]) -> dict[Who, dict[str, tuple[set[str], set[str]]]
 def _grants(project: Project, names: list[str] | None, pool: list[str] | None = None) -> list[Grant]:
     """The rows of the named stacks; a shared stack's (the pipeline's identities) over every cluster
     of the fleet, or over the clusters `pool` names."""
-    stacks = [s for s in project.stacks() if names is None or s.name in names]
+    stacks = _files(project, names)
     loaded = [s for s in (f.valid_settings() for f in stacks) if s is not None]
     if not any(isinstance(s, SharedStack) for s in loaded):
         return grants(loaded, project.policy_dir)
-    known = set(project.stack_names())
-    pool = project.stacks() if pool is None else [project.stack(n) for n in pool if n in known]
+    pool = _files(project, pool)
     fleet = [s for s in (f.valid_settings() for f in pool if not f.is_shared) if isinstance(s, ClusterStack)]
     return grants(loaded, project.policy_dir, fleet)
 
 
-def _export(project: Project, revision: str, into: Path) -> Project:
-    """The project as it is at `revision`: Pulumi.yaml, stacks/ and policies/ out of git, nothing else."""
+def _export(project: Project, revision: str, into: Path, stacks: list[str] | None = None) -> Project:
+    """The project as it is at `revision`: Pulumi.yaml, policies/ and stacks/ (only the files of
+    `stacks` when named) out of git, nothing else."""
     top = subprocess.run(
         ["git", "rev-parse", "--show-toplevel"], cwd=project.root, capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -392,7 +390,18 @@ def _export(project: Project, revision: str, into: Path) -> Project:
     tree = f"{revision}:{prefix}" if prefix != "." else revision
     archive = into / "tree.tar"
     subprocess.run(
-        ["git", "archive", "--format=tar", "-o", str(archive), tree, "--", "Pulumi.yaml", "stacks", "policies"],
+        [
+            "git",
+            "archive",
+            "--format=tar",
+            "-o",
+            str(archive),
+            tree,
+            "--",
+            "Pulumi.yaml",
+            "policies",
+            *(["stacks"] if stacks is None else [stack_file_name(n) for n in stacks]),
+        ],
         cwd=project.root,
         check=True,
         capture_output=True,
@@ -404,7 +413,7 @@ def _export(project: Project, revision: str, into: Path) -> Project:
 
 
 def _clusters(project: Project, names: list[str] | None) -> list[ClusterStack]:
-    found = [s.valid_settings() for s in project.stacks() if names is None or s.name in names]
+    found = [s.valid_settings() for s in _files(project, names)]
     return [s for s in found if isinstance(s, ClusterStack)]
 
 

@@ -12,7 +12,7 @@ from vaultfleet.stackfile import Project
 
 def changed_since(project: Project, ref: str) -> list[str]:
     """Stacks affected by the git diff from `ref` to the working tree (untracked files included)."""
-    changed = _changed_files(project, ref)
+    changed = changed_files(project, ref)
     stacks = set(project.stack_names())
     if any(project.touches_every_stack(f) for f in changed):
         return project.all_stack_names()
@@ -40,12 +40,12 @@ def deleted_since(project: Project, ref: str) -> list[str]:
     """The stacks whose file the diff from `ref` deletes."""
     return sorted(
         Path(f).name[len("Pulumi.") : -len(".yaml")]
-        for f, how in _changed_files(project, ref).items()
+        for f, how in changed_files(project, ref).items()
         if how == "D" and f.startswith("stacks/Pulumi.") and f.endswith(".yaml")
     )
 
 
-def _changed_files(project: Project, ref: str) -> dict[str, str]:
+def changed_files(project: Project, ref: str) -> dict[str, str]:
     """Project-relative path -> git's status letter (A added, D deleted, M modified, ...), untracked
     files as added."""
     root = project.root
