@@ -87,6 +87,25 @@ def add_team_role(config: dict, **extra) -> None:
     )
 
 
+def git(project: Path, *args: str) -> None:
+    """`git ARGS` in a project copy, as the tests' author (no git identity needed on the machine)."""
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+
+
+def commit_all(project: Path, message: str) -> None:
+    """Everything in the project copy committed, the repository made first if it has none: what
+    `--changed-since HEAD` then compares with."""
+    if not (project / ".git").exists():
+        git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "--allow-empty", "-m", message)
+
+
 def tracked_changes() -> str:
     """What `git` sees changed in the repository's tracked files: names and content."""
 

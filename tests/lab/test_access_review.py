@@ -9,13 +9,11 @@ One fleet for the module: the shared stack and lab-a, in a project copy that is 
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.harness import REPO, copy_project, destroy_stacks, up_stacks
+from tests.harness import REPO, commit_all, copy_project, destroy_stacks, up_stacks
 from vaultfleet.cli import app
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_cli")]
@@ -25,15 +23,6 @@ EXPLAINED = (
     "FAIL: lab-a role app cannot read kv/data/clusters/lab-a/config: has read; "
     'decided by k8s-lab-a-kv-read: path "kv/data/clusters/lab-a/*"'
 )
-
-
-def git(project, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +36,7 @@ def project(lab, lab_env, tmp_path_factory):
         yaml.safe_dump({"expectations": [e for e in fleet if e["cluster"] == "lab-a"]})
     )
     (project / ".gitignore").write_text(".venv\n")
-    git(project, "init", "-q")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "the fleet as applied")
+    commit_all(project, "the fleet as applied")
     up_stacks(project, lab_env, ["vault", "lab-a"])
     yield project
     destroy_stacks(project, lab_env, ["lab-a", "vault"])

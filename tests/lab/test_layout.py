@@ -22,13 +22,13 @@ no other module uses while this one runs; the module destroys what it made.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import hvac
 import pytest
 from typer.testing import CliRunner
 
 from tests.harness import (
+    commit_all,
     copy_project,
     destroy_stacks,
     edit_stack,
@@ -73,15 +73,6 @@ def cli(*args: str) -> str:
     return result.stdout
 
 
-def git(project, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
-
-
 def changes(results) -> dict[str, list[tuple[str, str]]]:
     return {r.stack: sorted((s["op"], s["name"]) for s in r.steps) for r in results}
 
@@ -116,9 +107,7 @@ def test_1_a_shared_layout_fleet_migrates_with_no_change_in_vault(project, lab, 
 
 
 def test_2_onboarding_runs_the_shared_stack_the_new_access_stack_and_the_cluster(project, lab):
-    git(project, "init", "-q")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "fleet")
+    commit_all(project, "fleet")
     cli("onboard", NEW, "--context", NEW)
     out = cli("up", "--changed-since", "HEAD", "--format", "json")
     assert sorted(r["stack"] for r in json.loads(out)) == ["lab-f", "vault", "vault.lab-f"]

@@ -5,12 +5,12 @@ against real servers (tests/lab/test_layout.py)."""
 
 from __future__ import annotations
 
+import json
 import shutil
-import subprocess
 
 import pytest
 
-from tests.harness import Mocks, copy_project_files, edit_stack, set_cluster_access
+from tests.harness import Mocks, commit_all, copy_project_files, edit_stack, git, set_cluster_access
 from tests.unit.test_pipeline import PIPELINE, pin_endpoints
 from tests.unit.test_program import run_program
 from vaultfleet.fleet import runner
@@ -31,12 +31,6 @@ def fleet(tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     return root
-
-
-def git(root, *args):
-    subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=root, check=True, capture_output=True
-    )
 
 
 def test_an_access_stack_writes_its_clusters_mount_policies_applier_and_preview_grants(fleet):
@@ -126,15 +120,12 @@ def test_names_stages_and_shards_keep_a_clusters_access_stack_with_it(fleet):
 
 
 def test_changed_since_runs_a_clusters_access_stack_and_the_shared_one_only_when_a_file_comes_or_goes(fleet):
-    git(fleet, "init", "-q")
-    git(fleet, "add", "-A")
-    git(fleet, "commit", "-q", "-m", "fleet")
+    commit_all(fleet, "fleet")
     edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:roles"][0].update(ttl="2h"))
     assert changed_since(Project(fleet), "HEAD") == ["lab-a", "vault.lab-a"]
     shutil.copy(fleet / "stacks/Pulumi.lab-b.yaml", fleet / "stacks/Pulumi.lab-c.yaml")
     assert changed_since(Project(fleet), "HEAD") == ["lab-a", "lab-c", "vault", "vault.lab-a", "vault.lab-c"]
-    git(fleet, "add", "-A")
-    git(fleet, "commit", "-q", "-m", "lab-c")
+    commit_all(fleet, "lab-c")
     (fleet / "stacks/Pulumi.lab-c.yaml").unlink()
     assert changed_since(Project(fleet), "HEAD") == ["vault"]
     git(fleet, "checkout", "-q", "--", "stacks/Pulumi.lab-c.yaml")
@@ -244,9 +235,7 @@ def test_the_access_review_of_an_access_stack_shows_the_pipeline_appliers_gain(f
     from vaultfleet.access_diff import access_diff
 
     edit_stack(fleet, "vault", lambda c: c.update({"vaultfleet:pipeline": PIPELINE}))
-    git(fleet, "init", "-q")
-    git(fleet, "add", "-A")
-    git(fleet, "commit", "-q", "-m", "fleet")
+    commit_all(fleet, "fleet")
     new_role = {"name": "ops", "serviceAccounts": ["ops"], "namespaces": ["ops"], "policies": ["kv-read"]}
     edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:roles"].append(new_role))
     for stacks in (["lab-a", "vault.lab-a"], ["vault"]):
@@ -281,24 +270,28 @@ def test_a_neighbour_that_does_not_validate_does_not_stop_an_access_stack(fleet)
     assert run_program(fleet, "vault.lab-a").of_type("vault:index/authBackend:AuthBackend")
 
 
+def lab_b_deleted(fleet, monkeypatch, backend: list[str]) -> None:
+    """lab-b's file deleted since HEAD, with `backend` the stacks `pulumi stack ls` lists."""
+    from vaultfleet.fleet import engine
+
+    commit_all(fleet, "fleet")
+    (fleet / "stacks/Pulumi.lab-b.yaml").unlink()
+    listed = json.dumps([{"name": name} for name in backend])
+    monkeypatch.setattr(engine, "run_pulumi", lambda args, *a: engine.CommandOutput(listed, ""))
+
+
 def test_deleting_a_file_whose_stacks_are_still_in_the_backend_fails_the_run(fleet, monkeypatch):
     from typer.testing import CliRunner
 
     from vaultfleet.cli import app
-    from vaultfleet.fleet import engine
 
-    git(fleet, "init", "-q")
-    git(fleet, "add", "-A")
-    git(fleet, "commit", "-q", "-m", "fleet")
-    (fleet / "stacks/Pulumi.lab-b.yaml").unlink()
-    listed = '[{"name": "vault"}, {"name": "vault.lab-b"}, {"name": "lab-a"}]'
-    monkeypatch.setattr(engine, "run_pulumi", lambda args, *a: engine.CommandOutput(listed, ""))
+    lab_b_deleted(fleet, monkeypatch, ["vault", "vault.lab-b", "lab-a"])
     monkeypatch.setattr("vaultfleet.cli.fleet._run", lambda project, op, names, *a, **k: [])
     result = CliRunner().invoke(
         app, ["up", "--changed-since", "HEAD", "--format", "json"], env={"VAULTFLEET_PROJECT": str(fleet)}
     )
     assert result.exit_code == 1, result.output
-    (entry,) = __import__("json").loads(result.stdout)
+    (entry,) = json.loads(result.stdout)
     assert entry["stack"] == "vault.lab-b"
     assert "stacks/Pulumi.lab-b.yaml is deleted but stack vault.lab-b is still in the backend" in entry["error"]
 
@@ -366,14 +359,8 @@ def test_matrix_stops_the_pipeline_when_a_deleted_files_stacks_are_still_in_the_
     from typer.testing import CliRunner
 
     from vaultfleet.cli import app
-    from vaultfleet.fleet import engine
 
-    git(fleet, "init", "-q")
-    git(fleet, "add", "-A")
-    git(fleet, "commit", "-q", "-m", "fleet")
-    (fleet / "stacks/Pulumi.lab-b.yaml").unlink()
-    listed = '[{"name": "vault"}, {"name": "lab-b"}]'
-    monkeypatch.setattr(engine, "run_pulumi", lambda args, *a: engine.CommandOutput(listed, ""))
+    lab_b_deleted(fleet, monkeypatch, ["vault", "lab-b"])
     result = CliRunner().invoke(
         app, ["matrix", "--changed-since", "HEAD", "--shards", "1"], env={"VAULTFLEET_PROJECT": str(fleet)}
     )
