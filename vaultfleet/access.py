@@ -6,8 +6,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vaultfleet.render.policy import cluster_policy_rules, for_service_account, parse_rules, render_previewer
-from vaultfleet.stackfile.pipeline import identity_policies
+from vaultfleet.render.policy import (
+    cluster_policy_rules,
+    for_service_account,
+    parse_rules,
+    previewer_grants,
+    render_previewer,
+)
+from vaultfleet.stackfile.pipeline import identity_policies, preview_grants_name
 from vaultfleet.stackfile.schema import ClusterStack, SharedStack
 
 
@@ -79,23 +85,28 @@ def pipeline_grants(stack: SharedStack, policy_dir: Path, clusters: list[Cluster
     pipeline = stack.pipeline
     if pipeline is None:
         return []
-    # Rendered as the program renders it (program/args.py shared_args): with each cluster's state
-    # key and mount, which add rules of their own.
+    # Rendered as the program renders them (program/args.py): in the shared layout each cluster's
+    # state key and mount end the previewer policy; per-cluster, each is its cluster's own policy
+    # vaultfleet-preview-<cluster> (access_args), which the previewer holds too.
+    per_cluster = stack.fleet.cluster_access == "per-cluster"
     previewer = render_previewer(
         stack,
         policy_dir,
-        state_keys=[c.state_key for c in clusters if c.state_key],
-        cluster_mounts=[c.mount_path for c in clusters],
+        state_keys=[] if per_cluster else [c.state_key for c in clusters if c.state_key],
+        cluster_mounts=[] if per_cluster else [c.mount_path for c in clusters],
     )
     rules = {"vaultfleet-previewer": [(r.path, r.capabilities) for r in parse_rules(previewer, "")]}
     for cluster in clusters:
         rules[applier_policy_name(cluster.name)] = [(path, tuple(caps)) for path, caps in applier_paths(cluster)]
+        if per_cluster:
+            grants = previewer_grants([cluster.mount_path], [cluster.state_key] if cluster.state_key else [])
+            rules[preview_grants_name(cluster.name)] = [(r.path, r.capabilities) for r in parse_rules(grants, "")]
     names = [c.name for c in clusters]
     rows = []
     for identity, claims in (("previewer", pipeline.previewer), ("applier", pipeline.applier)):
         who = ",".join(f"{k}={v}" for k, v in sorted(claims.items()))
-        for policy in identity_policies(identity, names):
-            for path, caps in rules[policy]:
+        for policy in identity_policies(identity, names, per_cluster):
+            for path, caps in rules.get(policy, []):
                 rows.append(
                     Grant(stack.name, pipeline.mount, "ci", who, identity, policy, path, tuple(caps), "pipeline")
                 )

@@ -168,6 +168,13 @@ def access_diff(project: Project, ref: str, stacks: list[str] | None = None) -> 
         sides = [_grants(was, None), _grants(project, None)] if issued_before != issued_after else []
         credentials = credential_changes(issued_before, issued_after, sides)
         unread = [f"{ref}: {problem}" for problem in _unread(was, pool)] + _unread(project, pool)
+    # Both sides are worked out with this checkout's code: a change to the program itself (not to
+    # the fleet's data) is not in the review, so it is never "identical".
+    unread += [
+        f"{path}: the program changed; the review works out both sides with this checkout's code"
+        for path in sorted(touched)
+        if project.touches_every_stack(path) and path != "Pulumi.yaml" and not path.startswith("policies/")
+    ]
     return AccessDiff(ref, diff(before, after), reached, trust, credentials, unread)
 
 

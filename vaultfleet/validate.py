@@ -49,9 +49,32 @@ def validate(
             Finding("error", shown, "-", "a symbolic link: a change to the file it points at selects no stack")
             for shown in project.misplaced_stack_files()
         ]
+        findings += _project_files(project)
     if expectations:
         findings += _expectations(project, stacks, every_stack=names is None)
     return findings, stacks
+
+
+def _project_files(project: Project) -> list[Finding]:
+    """Files the engine would read in place of the reviewed ones: a second Pulumi project file (the
+    engine takes Pulumi.json before Pulumi.yaml), and symbolic links among the policy templates (a
+    change to what one points at selects and reviews nothing)."""
+    found = [
+        Finding("error", p.name, "-", "a second Pulumi project file: the engine could read it in place of Pulumi.yaml")
+        for p in sorted(project.root.glob("Pulumi.*"))
+        if p.name in ("Pulumi.json", "Pulumi.yml")
+    ]
+    found += [
+        Finding(
+            "error",
+            str(p.relative_to(project.root)),
+            "-",
+            "a symbolic link: a change to the file it points at is not reviewed",
+        )
+        for p in sorted(project.policy_dir.rglob("*"))
+        if p.is_symlink()
+    ]
+    return found
 
 
 # Vault keeps every auth mount of a server in one storage entry (the auth mount table), at most 1 MiB

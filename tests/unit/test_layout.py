@@ -394,3 +394,73 @@ def test_a_symlinked_stack_file_is_no_stack_and_validate_names_it(fleet, tmp_pat
     assert errors == [
         ("stacks/Pulumi.lab-x.yaml", "a symbolic link: a change to the file it points at selects no stack")
     ]
+
+
+# Found by the third attack review.
+
+
+def test_a_root_python_module_or_pulumi_file_touches_every_stack_and_validate_refuses_a_second_project_file(fleet):
+    from vaultfleet.validate import validate
+
+    commit_all(fleet, "fleet")
+    project = Project(fleet)
+    before = inputs_fingerprint(project.stack("vault.lab-a"))
+    (fleet / "yaml.py").write_text("")  # `import yaml` in the program would load it
+    assert changed_since(Project(fleet), "HEAD") == Project(fleet).all_stack_names()
+    assert inputs_fingerprint(Project(fleet).stack("vault.lab-a")) != before
+    (fleet / "Pulumi.json").write_text('{"name": "vaultfleet"}')
+    errors = [(f.file, f.message) for f in validate(Project(fleet))[0] if f.severity == "error"]
+    assert errors == [("Pulumi.json", "a second Pulumi project file: the engine could read it in place of Pulumi.yaml")]
+
+
+def test_a_program_change_makes_the_access_review_incomplete(fleet):
+    from vaultfleet.access_diff import access_diff
+
+    commit_all(fleet, "fleet")
+    (fleet / "vaultfleet/render/applier.py").write_text((fleet / "vaultfleet/render/applier.py").read_text() + "\n")
+    found = access_diff(Project(fleet), "HEAD", Project(fleet).all_stack_names())
+    assert not found.identical
+    assert found.unread == [
+        "vaultfleet/render/applier.py: the program changed; the review works out both sides with this checkout's code"
+    ]
+
+
+def test_a_review_that_cannot_be_worked_out_says_so_in_the_output(fleet, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vaultfleet.cli import app
+
+    commit_all(fleet, "fleet")
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:roles"][0].update(ttl="2h"))
+    monkeypatch.setattr("vaultfleet.access_diff.access_diff", lambda *a: (_ for _ in ()).throw(OSError("gone")))
+    monkeypatch.setattr("vaultfleet.cli.fleet._run", lambda project, op, names, *a, **k: [])
+    result = CliRunner().invoke(app, ["preview", "--changed-since", "HEAD"], env={"VAULTFLEET_PROJECT": str(fleet)})
+    assert "the access review could not be worked out: gone" in result.stdout, result.output
+
+
+def test_a_symlinked_policy_template_is_refused(fleet, tmp_path):
+    from vaultfleet.validate import validate
+
+    (tmp_path / "kv-read.hcl").write_text((fleet / "policies/kv-read.hcl").read_text())
+    (fleet / "policies/kv-read.hcl").unlink()
+    (fleet / "policies/kv-read.hcl").symlink_to(tmp_path / "kv-read.hcl")
+    errors = [(f.file, f.message) for f in validate(Project(fleet))[0] if f.severity == "error"]
+    assert ("policies/kv-read.hcl", "a symbolic link: a change to the file it points at is not reviewed") in errors
+
+
+def test_a_state_key_scheme_in_another_case_is_still_checked(fleet):
+    path = fleet / "stacks/Pulumi.lab-a.yaml"
+    path.write_text("secretsprovider: HashiVault://vaultfleet-lab-b\n" + path.read_text().split("encryptionsalt")[0])
+    with pytest.raises(Exception, match=r"secretsprovider: 'HashiVault://vaultfleet-lab-b'"):
+        _ = Project(fleet).stack("lab-a").settings
+
+
+def test_the_access_review_names_the_preview_grants_as_the_program_writes_them(fleet):
+    from vaultfleet.access import pipeline_grants
+
+    edit_stack(fleet, "vault", lambda c: c.update({"vaultfleet:pipeline": PIPELINE}))
+    edit_stack(fleet, "lab-a", lambda c: c["vaultfleet:cluster"].update(mountPath="legacy-a"))
+    project = Project(fleet)
+    rows = pipeline_grants(project.stack("vault").settings, project.policy_dir, [project.stack("lab-a").settings])
+    legacy = {(r.policy, r.path) for r in rows if r.role == "previewer" and "legacy-a" in r.path}
+    assert legacy and {policy for policy, _ in legacy} == {"vaultfleet-preview-lab-a"}

@@ -234,14 +234,16 @@ def _access_review(project, ref: str, names: list[str]):
     """Who gains or loses which capability in the previewed stacks against REF
     (docs/access-review.md); None, with the reason on stderr, when it cannot be worked out."""
     import subprocess
+    import tarfile
 
-    from vaultfleet.access_diff import access_diff
+    from vaultfleet.access_diff import AccessDiff, access_diff
 
     try:
         return access_diff(project, ref, names)
-    except (ValueError, subprocess.CalledProcessError) as exc:
-        err.print(f"[yellow]access review against {ref} skipped: {exc}[/]")
-        return None
+    except (ValueError, OSError, tarfile.TarError, subprocess.CalledProcessError) as exc:
+        # In the output itself (the pull request's comment), never identical: the reviewer sees it.
+        err.print(f"[yellow]access review against {ref} not worked out: {exc}[/]")
+        return AccessDiff(ref, [], {}, [], [], [f"the access review could not be worked out: {exc}"])
 
 
 def up(

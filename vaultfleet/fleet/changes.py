@@ -51,7 +51,7 @@ def changed_files(project: Project, ref: str) -> dict[str, str]:
     root = project.root
     revision = commit(root, ref)
     diff = subprocess.run(
-        ["git", "diff", "--name-status", "--no-renames", revision, "--", "."],
+        ["git", "diff", "--name-status", "--no-renames", "-z", revision, "--", "."],
         cwd=root,
         capture_output=True,
         text=True,
@@ -60,18 +60,23 @@ def changed_files(project: Project, ref: str) -> dict[str, str]:
     if diff.returncode != 0:
         raise ValueError(f"git diff {ref} failed: {diff.stderr.strip()}")
     untracked = subprocess.run(
-        ["git", "ls-files", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=False
+        ["git", "ls-files", "-z", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     # git prints paths relative to the repository root; make them relative to the project.
     top = Path(
         subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True).stdout.strip()
     )
     changed = {}
-    for line in diff.stdout.splitlines():
-        status, _, name = line.partition("\t")
+    # -z: paths as they are (git quotes a name with non-ASCII bytes otherwise); status, path, ...
+    fields = diff.stdout.split("\0")
+    for status, name in zip(fields[::2], fields[1::2], strict=False):
         if name and (top / name).is_relative_to(root):
             changed[str((top / name).relative_to(root))] = status[:1]
-    changed |= {name: "A" for name in untracked.split()}
+    changed |= {name: "A" for name in untracked.split("\0") if name}
     return changed
 
 

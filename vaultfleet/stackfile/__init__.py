@@ -192,7 +192,7 @@ class Project:
         access stack of a cluster's file."""
         cluster = access_cluster(name)
         if cluster is None:
-            return (self.stacks_dir / f"Pulumi.{name}.yaml").is_file()
+            return name in self.stack_names()  # no dotted name, no symbolic link
         return self.per_cluster and self.knows(cluster) and not self.stack(cluster).is_shared
 
     def all_stack_names(self) -> list[str]:
@@ -240,6 +240,14 @@ class Project:
                 files.append(path)
             else:
                 files += sorted(p for p in path.rglob(pattern) if "__pycache__" not in p.parts)
+        # Whatever else `import` could find first on the program's path (a root-level module or
+        # package), and a second Pulumi project file.
+        known = set(files)
+        files += sorted(
+            p
+            for p in [*self.root.glob("*.py"), *self.root.glob("*/__init__.py"), *self.root.glob("Pulumi.*")]
+            if p not in known and p.name != "Pulumi.yaml" and (p.suffix == ".py" or p.suffix in (".json", ".yml"))
+        )
         for package in _PACKAGES:
             if not (self.root / package).is_dir():
                 installed = Path(importlib.util.find_spec(package).origin).parent  # found, not imported
@@ -247,8 +255,16 @@ class Project:
         return files
 
     def touches_every_stack(self, relative: str) -> bool:
-        """Whether a change to this project-relative path can change any stack's program."""
-        return any(relative == name or relative.startswith(f"{name}/") for name in PROGRAM_INPUTS)
+        """Whether a change to this project-relative path can change any stack's program: the
+        program's inputs, any Python file (the language host puts the project first on sys.path,
+        so a `yaml.py` beside __main__.py is what `import yaml` loads) and any Pulumi project file
+        (a Pulumi.json would be read before Pulumi.yaml)."""
+        top = relative.split("/", 1)[0]
+        return (
+            any(relative == name or relative.startswith(f"{name}/") for name in PROGRAM_INPUTS)
+            or relative.endswith((".py", ".pth"))
+            or (top == relative and top.startswith("Pulumi.") and top.endswith((".json", ".yml", ".yaml")))
+        )
 
 
 class StackFileError(ValueError):

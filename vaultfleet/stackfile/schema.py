@@ -389,7 +389,8 @@ def parse(
                 ]
             )
         document.update({k: values[k] for k in _CLUSTER_KEYS if k in values})
-        if secrets_provider and secrets_provider.startswith(HASHIVAULT):
+        # Case-insensitive: the engine reads `HashiVault://` as hashivault:// too.
+        if secrets_provider and secrets_provider.lower().startswith(HASHIVAULT):
             document["stateKey"] = _state_key(secrets_provider, stack, source)
         model = ClusterStack
     try:
@@ -403,8 +404,8 @@ def parse(
 def _state_key(secrets_provider: str, stack: str, source: str) -> str:
     """The Transit key a cluster stack names: only its own, the one the shared stack makes and
     grants to this cluster's applier alone."""
-    key = secrets_provider.removeprefix(HASHIVAULT)
-    if key != state_key_name(stack):
+    key = secrets_provider[len(HASHIVAULT) :]
+    if not secrets_provider.startswith(HASHIVAULT) or key != state_key_name(stack):
         raise ConfigError(
             [
                 (
